@@ -1,0 +1,45 @@
+"""Devices with their live values, units, quality and age."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.context import ApiContext
+from facility.model import now_ns
+from facility.store.live import shown_quality
+
+
+def router(ctx: ApiContext) -> APIRouter:
+    r = APIRouter(tags=["devices"])
+
+    @r.get("/devices")
+    async def devices() -> list[dict[str, Any]]:
+        now = now_ns()
+        out = []
+        for device in ctx.site.devices:
+            profile = ctx.site.profile_of(device)
+            latest = ctx.live.of(device.id)
+            points = {}
+            for name, spec in profile.points.items():
+                reading = latest.get(name)
+                points[name] = {
+                    "unit": spec.unit,
+                    "label": spec.label,
+                    "value": reading.value if reading else None,
+                    "quality": shown_quality(reading, device.interval, now).value if reading else "no_data",
+                    "age_s": round((now - reading.ts) / 1e9, 3) if reading else None,
+                }
+            out.append(
+                {
+                    "id": device.id,
+                    "name": device.name,
+                    "type": device.type,
+                    "location": device.location.model_dump(),
+                    "points": points,
+                }
+            )
+        return out
+
+    return r

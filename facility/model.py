@@ -1,0 +1,55 @@
+"""The data every part exchanges: readings with quality, priorities and alarm states."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+Value = float | int | bool | str | None
+
+
+class Quality(StrEnum):
+    """How far a value can be trusted; shown next to every value, never hidden."""
+
+    GOOD = "good"
+    STALE = "stale"  # no fresh value within a multiple of the expected interval
+    NO_COMM = "no_comm"  # the device stopped answering
+    BAD = "bad"  # the device answered with a value that means "not available" or garbage
+
+
+@dataclass(slots=True, frozen=True)
+class Reading:
+    """One point's value at a time. `ts` is UTC nanoseconds."""
+
+    device: str
+    point: str
+    value: Value
+    quality: Quality
+    ts: int
+
+
+class Priority(StrEnum):
+    EMERGENCY = "emergency"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class AlarmState(StrEnum):
+    """ISA-18.2 states of an alarm that has been raised."""
+
+    UNACKNOWLEDGED = "unacknowledged"  # active, not yet acknowledged
+    ACKNOWLEDGED = "acknowledged"  # active, acknowledged
+    RTN_UNACKNOWLEDGED = "rtn_unacknowledged"  # returned to normal, never acknowledged
+    NORMAL = "normal"  # returned to normal and acknowledged: closed
+
+    @staticmethod
+    def of(active: bool, acknowledged: bool) -> AlarmState:
+        if active:
+            return AlarmState.ACKNOWLEDGED if acknowledged else AlarmState.UNACKNOWLEDGED
+        return AlarmState.NORMAL if acknowledged else AlarmState.RTN_UNACKNOWLEDGED
+
+
+def now_ns() -> int:
+    return time.time_ns()

@@ -1,0 +1,110 @@
+"""One MQTT client for the whole project: paho-mqtt, joined to asyncio.
+
+paho runs its network loop in its own thread (which also reconnects and, through on_connect,
+resubscribes). Incoming messages are queued and handed to the event loop in batches: one
+loop wake-up per burst instead of one per message, which keeps the ingest hot path cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, bytes]
+MessageHandler = Callable[[list[Message]], None]
+
+
+class MqttError(RuntimeError):
+    pass
+
+
+class MqttClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str = "",
+        subscriptions: Sequence[tuple[str, int]] = (),
+        on_messages: MessageHandler | None = None,
+        will: tuple[str, bytes, int, bool] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self._subscriptions = list(subscriptions)
+        self._on_messages = on_messages
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if username:
+            self._client.username_pw_set(username, password)
+        if will:
+            topic, payload, qos, retain = will
+            self._client.will_set(topic, payload, qos, retain)
+        self._client.on_connect = self._connected
+        self._client.on_disconnect = self._disconnected
+        self._client.on_message = self._received
+        self._pending: deque[Message] = deque()
+        self._drain_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._up = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
+    async def start(self, timeout: float = 10.0) -> None:
+        """Connect and wait for the broker's acknowledgement (paho keeps retrying meanwhile)."""
+        self._loop = asyncio.get_running_loop()
+        self._client.connect_async(self.host, self.port, keepalive=30)
+        self._client.loop_start()
+        try:
+            await asyncio.wait_for(self._up.wait(), timeout)
+        except TimeoutError:
+            await self.stop()
+            raise MqttError(f"no MQTT broker answered at {self.host}:{self.port} within {timeout:g}s") from None
+
+    async def stop(self) -> None:
+        self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # paho's thread from here on.
+
+    def _connected(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason)
+            return
+        for topic, qos in self._subscriptions:
+            client.subscribe(topic, qos)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._up.set)
+
+    def _disconnected(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.value != 0:
+            log.warning("MQTT connection to %s:%s lost (%s); reconnecting", self.host, self.port, reason)
+
+    def _received(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
+        self._pending.append((message.topic, message.payload))
+        if not self._drain_scheduled and self._loop is not None:
+            self._drain_scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    # The event loop from here on.
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        pending = self._pending
+        batch = [pending.popleft() for _ in range(len(pending))]
+        if batch and self._on_messages is not None:
+            self._on_messages(batch)

@@ -1,0 +1,159 @@
+"""Wires the parts into one asyncio process: `facility run` and `facility demo`.
+
+The runtime is the one place that knows every package; the packages themselves only know
+`facility` (and `api` calls `rules` for lifecycle actions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import APIRouter
+from sqlalchemy.engine import make_url
+
+from api.app import create_app
+from api.auth import TokenAuth
+from api.context import ApiContext
+from facility.aio import cancel_all
+from facility.broker import EmbeddedBroker
+from facility.bus import Bus
+from facility.netutil import free_port
+from facility.site import Site
+from facility.store.live import LiveValues
+from facility.store.ops import OpsStore
+from facility.store.telemetry import SqliteTelemetry
+from gateway.service import Gateway
+from gateway.writer import TelemetryWriter
+from rules.service import RulesService
+from simulators.control import control_router
+from simulators.host import SimulatorHost
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Options:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tokens: dict[str, str] | None = None  # token -> user name
+    simulate: bool = False  # run the site's simulators in-process and serve /sim
+    embedded_broker: bool = False
+    data_dir: Path | None = None  # overrides the site's store paths
+
+
+def ops_url(site: Site, data_dir: Path | None) -> str:
+    """The ops store URL with a relative SQLite path resolved against the site (or data dir)."""
+    if data_dir is not None:
+        return f"sqlite+aiosqlite:///{data_dir / 'ops.db'}"
+    url = make_url(site.stores.ops)
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        return url.set(database=str(site.path(url.database))).render_as_string(hide_password=False)
+    return site.stores.ops
+
+
+def with_local_endpoints(site: Site, broker_url: str) -> Site:
+    """The site with every Modbus endpoint moved to a free local port and MQTT on `broker_url`.
+
+    The demo runs its own plant, so it must never collide with services already on the machine.
+    """
+    moved: dict[tuple[str, int], int] = {}
+    devices = []
+    for device in site.devices:
+        if device.modbus:
+            key = (device.modbus.host, device.modbus.port)
+            port = moved.setdefault(key, free_port())
+            binding = device.modbus.model_copy(update={"host": "127.0.0.1", "port": port})
+            device = device.model_copy(update={"modbus": binding})
+        devices.append(device)
+    broker = site.broker.model_copy(update={"url": broker_url, "username": None, "password": None})
+    return site.model_copy(update={"devices": devices, "broker": broker})
+
+
+async def serve(site: Site, options: Options, on_ready: Callable[[str, Site], None]) -> None:
+    """Run until SIGINT/SIGTERM (uvicorn's handlers), then stop every part in reverse order."""
+    async with AsyncExitStack() as stack:
+        if options.embedded_broker:
+            broker = EmbeddedBroker()
+            await broker.start()
+            stack.push_async_callback(broker.stop)
+            site = with_local_endpoints(site, broker.url)
+
+        bus = Bus()
+        live = LiveValues()
+        bus.on_readings(live.update)
+
+        telemetry_path = options.data_dir / "telemetry.db" if options.data_dir else site.path(site.stores.telemetry)
+        telemetry = SqliteTelemetry(telemetry_path)
+        stack.callback(telemetry.close)
+        writer = TelemetryWriter(telemetry)
+        bus.on_readings(writer.add)
+
+        ops = OpsStore(ops_url(site, options.data_dir))
+        await ops.start()
+        stack.push_async_callback(ops.close)
+
+        rules = RulesService(site, bus, ops)
+        await rules.start()
+        stack.push_async_callback(rules.stop)
+
+        extra: dict[str, APIRouter] = {}
+        if options.simulate:
+            sims = SimulatorHost(site)
+            await sims.start()
+            stack.push_async_callback(sims.stop)
+            extra["/sim"] = control_router(sims)
+
+        gateway = Gateway(site, bus)
+        await gateway.start()
+        stack.push_async_callback(gateway.stop)
+
+        writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
+        stack.push_async_callback(cancel_all, [writer_task])
+
+        ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms)
+        app = create_app(ctx, TokenAuth(options.tokens or {}), extra)
+        config = uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
+            lifespan="off",
+        )
+        server = uvicorn.Server(config)
+        watcher = asyncio.create_task(_announce(server, site, on_ready))
+        try:
+            await server.serve()
+        finally:
+            await cancel_all([watcher])
+        if not server.started:
+            raise RuntimeError(f"the API could not listen on {options.host}:{options.port}")
+
+
+async def _announce(server: uvicorn.Server, site: Site, on_ready: Callable[[str, Site], None]) -> None:
+    while not server.started:
+        await asyncio.sleep(0.05)
+    host, port = server.servers[0].sockets[0].getsockname()[:2]
+    on_ready(f"http://{host}:{port}", site)
+
+
+async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
+    """The site's simulators alone, with their control API under /sim, until SIGINT/SIGTERM."""
+    from fastapi import Depends, FastAPI
+
+    sims = SimulatorHost(site)
+    await sims.start()
+    try:
+        app = FastAPI(title="Facility simulators")
+        app.include_router(control_router(sims), prefix="/sim", dependencies=[Depends(TokenAuth({token: "sim"}))])
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        await uvicorn.Server(config).serve()
+    finally:
+        await sims.stop()

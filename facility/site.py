@@ -1,0 +1,182 @@
+"""The site file: one estate's devices, broker, stores and rules, validated on load.
+
+Relative paths in the file are relative to the file itself, so a site folder can be moved whole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from facility.duration import Duration
+from facility.profile import BUILTIN_DIR, Profile, load_profiles
+from facility.yamlfile import ConfigError, load_yaml, validate
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Location(_Strict):
+    building: str = ""
+    floor: str = ""
+    room: str = ""
+
+
+class ModbusBinding(_Strict):
+    """A device read over Modbus TCP: endpoint and unit id."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=0, le=65535)
+    unit: int = Field(default=1, ge=0, le=247)
+    interval: Duration = 1.0
+    timeout: Duration = 1.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class MqttBinding(_Strict):
+    """A device publishing JSON on a topic."""
+
+    topic: str
+    interval: Duration = 5.0  # expected publishing interval; values older than 3x are stale
+    qos: int = Field(default=1, ge=0, le=2)
+
+    @field_validator("topic")
+    @classmethod
+    def _no_wildcards(cls, topic: str) -> str:
+        if "+" in topic or "#" in topic:
+            raise ValueError("a device's topic names that device alone: no wildcards")
+        return topic
+
+
+class Device(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    type: str = ""  # defaults to the profile's type
+    profile: str
+    location: Location = Location()
+    tags: list[str] = Field(default_factory=list)
+    modbus: ModbusBinding | None = None
+    mqtt: MqttBinding | None = None
+
+    @model_validator(mode="after")
+    def _one_binding(self) -> Device:
+        if (self.modbus is None) == (self.mqtt is None):
+            raise ValueError("a device has exactly one binding: `modbus` or `mqtt`")
+        return self
+
+    @property
+    def interval(self) -> float:
+        binding = self.modbus or self.mqtt
+        assert binding is not None
+        return binding.interval
+
+
+class Broker(_Strict):
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("expected mqtt://HOST[:PORT]")
+        return url
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+
+class Stores(_Strict):
+    telemetry: str = "var/telemetry.db"  # SQLite file
+    ops: str = "sqlite+aiosqlite:///var/ops.db"  # SQLAlchemy URL
+
+
+class SiteInfo(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    timezone: str = "UTC"
+
+
+class Site(_Strict):
+    site: SiteInfo
+    broker: Broker = Broker()
+    stores: Stores = Stores()
+    profiles: list[str] = Field(default_factory=list)  # extra profile folders
+    rules: list[str] = Field(default_factory=list)  # rule files or folders
+    use_rule_library: bool = True
+    devices: list[Device]
+
+    # Filled by load_site, not by the file.
+    _base_dir: Path = PrivateAttr(default=Path("."))
+    _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Site:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} appears twice")
+            seen.add(device.id)
+        return self
+
+    def path(self, relative: str) -> Path:
+        """A path from the site file, resolved against the site's folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else self._base_dir / p
+
+    def device(self, device_id: str) -> Device:
+        for device in self.devices:
+            if device.id == device_id:
+                return device
+        raise KeyError(device_id)
+
+    def profile_of(self, device: Device) -> Profile:
+        return self._profiles[device.profile]
+
+
+def load_site(path: Path) -> Site:
+    """Load and validate a site file and the profiles its devices name."""
+    doc = load_yaml(path)
+    site = validate(Site, doc)
+    base = path.resolve().parent
+    dirs = [BUILTIN_DIR] + [base / d for d in site.profiles]
+    profiles = load_profiles(dirs)
+    problems = []
+    devices = []
+    for i, device in enumerate(site.devices):
+        profile = profiles.get(device.profile)
+        if profile is None:
+            known = ", ".join(sorted(profiles))
+            message = f"no profile {device.profile!r} (known: {known})"
+            problems.append(doc.problem(("devices", i, "profile"), message))
+            continue
+        wanted: Literal["modbus", "mqtt"] = "modbus" if device.modbus else "mqtt"
+        if profile.protocol != wanted:
+            problems.append(
+                doc.problem(
+                    ("devices", i, wanted),
+                    f"profile {device.profile!r} is read over {profile.protocol}, not {wanted}",
+                )
+            )
+        devices.append(device if device.type else device.model_copy(update={"type": profile.type}))
+    if problems:
+        raise ConfigError(problems)
+    loaded = site.model_copy(update={"devices": devices})  # private attributes survive copies
+    loaded._base_dir, loaded._profiles = base, profiles
+    return loaded

@@ -1,0 +1,33 @@
+"""The latest reading of every point, in memory, for the desk's live view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from facility.model import Quality, Reading
+
+STALE_AFTER_INTERVALS = 3  # a value older than this many expected intervals is shown as stale
+
+
+class LiveValues:
+    def __init__(self) -> None:
+        self._latest: dict[str, dict[str, Reading]] = {}
+
+    def update(self, readings: Sequence[Reading]) -> None:
+        latest = self._latest
+        for reading in readings:
+            points = latest.get(reading.device)
+            if points is None:
+                points = latest[reading.device] = {}
+            points[reading.point] = reading
+
+    def of(self, device: str) -> dict[str, Reading]:
+        return dict(self._latest.get(device, {}))
+
+
+def shown_quality(reading: Reading, interval_s: float, now_ns: int) -> Quality:
+    """The quality to show now: a good value that has not been refreshed in time is stale."""
+    if reading.quality is Quality.GOOD:
+        if now_ns - reading.ts > STALE_AFTER_INTERVALS * interval_s * 1e9:
+            return Quality.STALE
+    return reading.quality

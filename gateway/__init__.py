@@ -1,0 +1,1 @@
+"""The gateway: reads devices over Modbus and MQTT into readings with quality."""

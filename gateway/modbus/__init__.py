@@ -1,0 +1,1 @@
+"""Modbus ingest: request planning, one poller per bus, decoding through facility.codec."""

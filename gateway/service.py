@@ -1,0 +1,56 @@
+"""Starts and stops the gateway's parts for one site."""
+
+from __future__ import annotations
+
+import asyncio
+
+from facility.aio import cancel_all
+from facility.bus import Bus
+from facility.model import Reading
+from facility.mqtt import MqttClient
+from facility.profile import Profile
+from facility.site import Device, Site
+from gateway.modbus.poller import BusPoller
+from gateway.mqtt import MqttIngest
+
+
+class Gateway:
+    def __init__(self, site: Site, bus: Bus) -> None:
+        self._site = site
+        self._bus = bus
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mqtt: MqttClient | None = None
+        self.ingest = MqttIngest(site, self._publish)
+
+    def _publish(self, readings: list[Reading]) -> None:
+        self._bus.publish_readings(readings)
+
+    def _status(self, device: str, online: bool) -> None:
+        self._bus.publish_event("device", {"device": device, "online": online})
+
+    async def start(self) -> None:
+        if self.ingest.subscriptions:
+            broker = self._site.broker
+            self._mqtt = MqttClient(
+                broker.host,
+                broker.port,
+                client_id=f"facility-gateway-{self._site.site.id}",
+                subscriptions=self.ingest.subscriptions,
+                on_messages=self.ingest.handle,
+                username=broker.username,
+                password=broker.password,
+            )
+            await self._mqtt.start()
+        buses: dict[tuple[str, int], list[tuple[Device, Profile]]] = {}
+        for device in self._site.devices:
+            if device.modbus:
+                key = (device.modbus.host, device.modbus.port)
+                buses.setdefault(key, []).append((device, self._site.profile_of(device)))
+        for (host, port), members in buses.items():
+            poller = BusPoller(host, port, members, self._publish, self._status)
+            self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {host}:{port}"))
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        if self._mqtt is not None:
+            await self._mqtt.stop()

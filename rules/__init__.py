@@ -1,0 +1,1 @@
+"""Rules: YAML rule files compiled into conditions that raise alarms."""

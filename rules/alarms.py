@@ -1,0 +1,90 @@
+"""Turns condition changes into alarms in the ops store, and carries out operator actions.
+
+Changes are queued without bound and written in order by one task, so the engine never waits on
+the database and no change is dropped. Every stored change is announced on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from facility.bus import Bus
+from facility.model import now_ns
+from facility.site import Site
+from facility.store.ops import NewAlarm, OpsStore
+from rules.engine import Change
+from rules.ruleset import render
+
+log = logging.getLogger(__name__)
+
+
+class AlarmService:
+    def __init__(self, site: Site, store: OpsStore, bus: Bus) -> None:
+        self._site = site
+        self._store = store
+        self._bus = bus
+        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+
+    def condition_changed(self, change: Change) -> None:
+        self._changes.put_nowait(change)
+
+    async def run(self) -> None:
+        while True:
+            change = await self._changes.get()
+            try:
+                await self._apply(change)
+            except Exception:
+                # The store is unreachable or refused: keep the change and try again shortly.
+                log.exception("could not record alarm change for %s on %s", change.rule.id, change.device)
+                await asyncio.sleep(1.0)
+                self._changes.put_nowait(change)
+
+    async def drain(self) -> None:
+        """Apply every queued change (used at shutdown)."""
+        while not self._changes.empty():
+            await self._apply(self._changes.get_nowait())
+
+    async def _apply(self, change: Change) -> None:
+        if change.active:
+            alarm, changed = await self._store.raise_alarm(self._new_alarm(change))
+            if not changed:
+                return
+        else:
+            found = await self._store.return_to_normal(change.rule.id, change.device, change.ts)
+            if found is None:
+                return
+            alarm = found
+        self._announce(alarm)
+
+    async def acknowledge(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
+        alarm = await self._store.acknowledge(alarm_id, user, source, now_ns())
+        if alarm is not None:
+            self._announce(alarm)
+        return alarm
+
+    def _announce(self, alarm: dict[str, Any]) -> None:
+        self._bus.publish_event("alarm", alarm)
+
+    def _new_alarm(self, change: Change) -> NewAlarm:
+        spec = change.rule.spec
+        device = self._site.device(change.device)
+        values = {
+            "device": device.id,
+            "device_name": device.name or device.id,
+            "building": device.location.building,
+            "location_floor": device.location.floor,
+            "room": device.location.room,
+            **change.values,  # point names win over location names
+        }
+        message = render(spec.message.en, values) if spec.message else ""
+        return NewAlarm(
+            rule_id=spec.id,
+            device_id=device.id,
+            priority=spec.priority.value,
+            title_zh=render(spec.title.zh, values),
+            title_en=render(spec.title.en, values),
+            message=message,
+            ts=change.ts,
+        )
