@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -24,7 +23,7 @@ class EmbeddedBroker:
     def __init__(self) -> None:
         self.port = free_port(HOST)
         self.kind = "mosquitto" if shutil.which("mosquitto") else "amqtt"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: asyncio.subprocess.Process | None = None
         self._amqtt: object | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -37,10 +36,12 @@ class EmbeddedBroker:
             self._dir = tempfile.TemporaryDirectory(prefix="facility-broker-")
             conf = Path(self._dir.name) / "mosquitto.conf"
             conf.write_text(f"listener {self.port} {HOST}\nallow_anonymous true\npersistence false\n")
-            self._process = subprocess.Popen(
-                [shutil.which("mosquitto") or "mosquitto", "-c", str(conf)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            self._process = await asyncio.create_subprocess_exec(
+                shutil.which("mosquitto") or "mosquitto",
+                "-c",
+                str(conf),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
             )
         else:
             from amqtt.broker import Broker
@@ -59,7 +60,7 @@ class EmbeddedBroker:
     async def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
-            await asyncio.to_thread(self._process.wait, 10)
+            await asyncio.wait_for(self._process.wait(), 10)
         if self._amqtt is not None:
             await self._amqtt.shutdown()  # type: ignore[attr-defined]
         if self._dir is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -150,10 +151,8 @@ def sim_run(
     loaded = _load(site)
     token = token or secrets.token_urlsafe(16)
     typer.echo(f"Control API: http://{host}:{port}/sim/devices  token: {token}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_simulators(loaded, host, port, token))
-    except KeyboardInterrupt:
-        pass
 
 
 SimUrl = Annotated[

@@ -32,7 +32,8 @@ def _raw(field: ModbusField, regs: Sequence[int]) -> float | int:
         words = [_swap(w) for w in words]
     data = b"".join(w.to_bytes(2, "big") for w in words)
     kind = "uint16" if field.type == "bool" else field.type
-    return struct.unpack(_STRUCT[kind], data)[0]  # type: ignore[no-any-return]
+    value: float | int = struct.unpack(_STRUCT[kind], data)[0]
+    return value
 
 
 def decode(field: ModbusField, regs: Sequence[int]) -> Value:

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes]
+Message = tuple[str, bytes | bytearray]
 MessageHandler = Callable[[list[Message]], None]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -71,12 +72,18 @@ def with_local_endpoints(site: Site, broker_url: str) -> Site:
             binding = device.modbus.model_copy(update={"host": "127.0.0.1", "port": port})
             device = device.model_copy(update={"modbus": binding})
         devices.append(device)
-    broker = site.broker.model_copy(update={"url": broker_url, "username": None, "password": None})
+    broker = site.broker.model_copy(update={"url": broker_url, "username": None, "password_env": None})
     return site.model_copy(update={"devices": devices, "broker": broker})
 
 
-async def serve(site: Site, options: Options, on_ready: Callable[[str, Site], None]) -> None:
-    """Run until SIGINT/SIGTERM (uvicorn's handlers), then stop every part in reverse order."""
+async def serve(
+    site: Site,
+    options: Options,
+    on_ready: Callable[[str, Site], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM (uvicorn's handlers) or `stop` is set, then stop every part in
+    reverse order of starting."""
     async with AsyncExitStack() as stack:
         if options.embedded_broker:
             broker = EmbeddedBroker()
@@ -127,21 +134,33 @@ async def serve(site: Site, options: Options, on_ready: Callable[[str, Site], No
             timeout_graceful_shutdown=3,
             lifespan="off",
         )
-        server = uvicorn.Server(config)
-        watcher = asyncio.create_task(_announce(server, site, on_ready))
+        server = _Server(config, lambda url: on_ready(url, site))
+        helpers = [asyncio.create_task(_stop_when(stop, server))] if stop is not None else []
         try:
             await server.serve()
         finally:
-            await cancel_all([watcher])
+            await cancel_all(helpers)
         if not server.started:
             raise RuntimeError(f"the API could not listen on {options.host}:{options.port}")
 
 
-async def _announce(server: uvicorn.Server, site: Site, on_ready: Callable[[str, Site], None]) -> None:
-    while not server.started:
-        await asyncio.sleep(0.05)
-    host, port = server.servers[0].sockets[0].getsockname()[:2]
-    on_ready(f"http://{host}:{port}", site)
+async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:
+    await stop.wait()
+    server.should_exit = True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling its URL once it listens (the port may have been 0)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[str], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            host, port = self.servers[0].sockets[0].getsockname()[:2]
+            self._on_started(f"http://{host}:{port}")
 
 
 async def run_simulators(site: Site, host: str, port: int, token: str) -> None:

@@ -5,6 +5,7 @@ Relative paths in the file are relative to the file itself, so a site folder can
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -83,7 +84,12 @@ class Device(_Strict):
 class Broker(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
-    password: str | None = Field(default=None, repr=False)
+    password_env: str | None = None  # name of the environment variable holding the password
+
+    @property
+    def password(self) -> str | None:
+        """Read from the environment at connect time, so that no secret sits in a site file."""
+        return os.environ.get(self.password_env) if self.password_env else None
 
     @field_validator("url")
     @classmethod

@@ -51,11 +51,11 @@ def _construct(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node)
             if key in out:
-                raise ConfigError([Problem(file, key_node.start_mark.line + 1, _field(loc + (key,)), "duplicate key")])
-            out[key] = _construct(loader, value_node, loc + (key,), lines, file)
+                raise ConfigError([Problem(file, key_node.start_mark.line + 1, _field((*loc, key)), "duplicate key")])
+            out[key] = _construct(loader, value_node, (*loc, key), lines, file)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, loc + (i,), lines, file) for i, item in enumerate(node.value)]
+        return [_construct(loader, item, (*loc, i), lines, file) for i, item in enumerate(node.value)]
     return loader.construct_object(node)
 
 

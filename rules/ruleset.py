@@ -143,15 +143,15 @@ def _load_file(path: Path, site: Site) -> list[Rule]:
     for i, spec in enumerate(parsed.rules):
         loc = ("rules", i)
         if spec.id in seen:
-            problems.append(doc.problem(loc + ("id",), f"rule id {spec.id!r} appears twice in this file"))
+            problems.append(doc.problem((*loc, "id"), f"rule id {spec.id!r} appears twice in this file"))
         seen.add(spec.id)
         devices = [d for d in site.devices if spec.devices.matches(d)]
         points: set[str] = set()
         for device in devices:
             points.update(site.profile_of(device).points)
         try:
-            when = _compile(doc, loc + ("when",), spec.when, points if devices else None)
-            clear = _compile(doc, loc + ("clear",), spec.clear, points if devices else None) if spec.clear else None
+            when = _compile(doc, (*loc, "when"), spec.when, points if devices else None)
+            clear = _compile(doc, (*loc, "clear"), spec.clear, points if devices else None) if spec.clear else None
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue

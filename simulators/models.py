@@ -124,7 +124,7 @@ class Elevator(DeviceModel):
                 door_open = False
         in_zone = abs(self.position - round(self.position)) < 0.05
         self.values = {
-            "floor": int(round(self.position)),
+            "floor": round(self.position),
             "direction": direction,
             "moving": moving,
             "in_door_zone": in_zone,

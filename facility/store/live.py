@@ -27,7 +27,6 @@ class LiveValues:
 
 def shown_quality(reading: Reading, interval_s: float, now_ns: int) -> Quality:
     """The quality to show now: a good value that has not been refreshed in time is stale."""
-    if reading.quality is Quality.GOOD:
-        if now_ns - reading.ts > STALE_AFTER_INTERVALS * interval_s * 1e9:
-            return Quality.STALE
+    if reading.quality is Quality.GOOD and now_ns - reading.ts > STALE_AFTER_INTERVALS * interval_s * 1e9:
+        return Quality.STALE
     return reading.quality

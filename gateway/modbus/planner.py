@@ -31,7 +31,8 @@ def plan(points: Mapping[str, ModbusField], max_gap: int = DEFAULT_MAX_GAP) -> l
     for table, members in sorted(by_table.items()):
         limit = MAX_BITS_PER_READ if table in ("coil", "discrete") else MAX_REGISTERS_PER_READ
         members.sort(key=lambda m: m[1].address)
-        start, end, group = -1, -1, []  # end is exclusive
+        start, end = -1, -1  # end is exclusive
+        group: list[tuple[str, ModbusField]] = []
         for name, field in members:
             f_end = field.address + register_count(field)
             if group and field.address - end <= max_gap and max(end, f_end) - start <= limit:

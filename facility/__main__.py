@@ -1,0 +1,3 @@
+from facility.cli import app
+
+app()

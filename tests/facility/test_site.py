@@ -1,0 +1,115 @@
+"""Site files: the demo loads; a malformed file is refused with file, line and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from facility.site import load_site
+from facility.yamlfile import ConfigError
+
+GOOD = """\
+site: {id: t}
+devices:
+  - id: pump-1
+    profile: booster_pump
+    modbus:
+      host: 127.0.0.1
+      port: 15020
+  - id: lift-1
+    profile: elevator
+    mqtt: {topic: a/b}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_demo_site_loads_with_its_profiles(repo_root: Path) -> None:
+    site = load_site(repo_root / "sites/demo/site.yaml")
+    types = {d.type for d in site.devices}
+    assert {"booster_pump", "elevator"} <= types
+    pump = next(d for d in site.devices if d.type == "booster_pump")
+    assert site.profile_of(pump).points["outlet_pressure"].unit == "MPa"
+
+
+def test_wrong_type_names_file_line_and_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("port: 15020", "port: fifteen"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.field) == (str(path), 7, "devices[0].modbus.port")
+    assert f"{path}:7: devices[0].modbus.port:" in str(caught.value)
+
+
+def test_misspelt_field_is_refused_not_ignored(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("    profile: elevator", "    profile: elevator\n    locaton: {building: B1}"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (10, "devices[1].locaton")
+    assert "unknown field" in problem.message
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("profile: elevator", "profile: escalator"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (9, "devices[1].profile")
+    assert "'escalator'" in problem.message and "elevator" in problem.message
+
+
+def test_binding_must_match_the_profile_protocol(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("profile: elevator", "profile: booster_pump"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert caught.value.problems[0].field == "devices[1].mqtt"
+    assert "read over modbus" in caught.value.problems[0].message
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("mqtt: {topic: a/b}", "mqtt: {topic: a/b"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert caught.value.problems[0].line == 11
+    assert "YAML syntax" in caught.value.problems[0].message
+
+
+def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("      port: 15020", "      port: 15020\n      port: 15021"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert (caught.value.problems[0].line, caught.value.problems[0].field) == (8, "devices[0].modbus.port")
+
+
+def test_duplicate_device_ids_are_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("id: lift-1", "id: pump-1"))
+    with pytest.raises(ConfigError, match="appears twice"):
+        load_site(path)
+
+
+def test_check_command_reports_the_error_and_fails(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("port: 15020", "port: 99999"))
+    result = subprocess.run(
+        [sys.executable, "-m", "facility", "check", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert f"{path}:7: devices[0].modbus.port: Input should be less than or equal to 65535" in result.stderr
+
+
+def test_check_command_accepts_the_demo(repo_root: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "facility", "check", str(repo_root / "sites/demo/site.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout

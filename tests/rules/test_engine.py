@@ -1,0 +1,145 @@
+"""Conditions: pending until `for` has held, active until the clear condition (hysteresis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facility.model import Quality, Reading
+from facility.site import Site, load_site
+from facility.yamlfile import ConfigError
+from rules.engine import Change, Engine
+from rules.ruleset import load_rules, render
+
+S = 1_000_000_000
+
+RULES = """\
+rules:
+  - id: low-pressure
+    title: {zh: "{device_name} 压力低", en: "{device_name}: low pressure {outlet_pressure:.2f}"}
+    devices: {types: [booster_pump]}
+    when: running and outlet_pressure < 0.25
+    for: 5s
+    clear: outlet_pressure >= 0.30
+    priority: high
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    (tmp_path / "rules.yaml").write_text(RULES)
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site: {id: t}\nuse_rule_library: false\nrules: [rules.yaml]\ndevices:\n"
+        "  - {id: pump-1, name: P1, profile: booster_pump, modbus: {port: 1502}}\n"
+        "  - {id: lift-1, profile: elevator, mqtt: {topic: a}}\n"
+    )
+    return load_site(path)
+
+
+def feed(engine: Engine, t: float, quality: Quality = Quality.GOOD, **values: object) -> None:
+    engine.handle([Reading("pump-1", k, v, quality, int(t * S)) for k, v in values.items()])  # type: ignore[arg-type]
+
+
+def make(site: Site) -> tuple[Engine, list[Change]]:
+    changes: list[Change] = []
+    return Engine(load_rules(site), changes.append), changes
+
+
+def test_rule_binds_only_matching_devices(site: Site) -> None:
+    (rule,) = load_rules(site)
+    assert rule.devices == ("pump-1",)
+    assert rule.source.endswith("rules.yaml:2")
+
+
+def test_for_duration_must_hold_before_the_alarm(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    feed(engine, 4, outlet_pressure=0.2)
+    assert changes == []
+    feed(engine, 5, outlet_pressure=0.21)
+    assert [(c.device, c.active, c.ts) for c in changes] == [("pump-1", True, 5 * S)]
+
+
+def test_a_blip_shorter_than_for_raises_nothing(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    feed(engine, 3, outlet_pressure=0.4)
+    feed(engine, 4, outlet_pressure=0.2)
+    feed(engine, 8, outlet_pressure=0.2)
+    assert changes == []  # the timer restarted at 4 s
+
+
+def test_tick_promotes_without_new_readings(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    engine.tick(4 * S)
+    assert changes == []
+    engine.tick(5 * S)
+    assert len(changes) == 1 and changes[0].active
+
+
+def test_clear_needs_the_hysteresis_band(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    feed(engine, 5, outlet_pressure=0.2)
+    feed(engine, 6, outlet_pressure=0.27)  # above the raise threshold, below clear: stays active
+    assert len(changes) == 1
+    feed(engine, 7, outlet_pressure=0.31)
+    assert [c.active for c in changes] == [True, False]
+
+
+def test_bad_quality_neither_raises_nor_clears(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    feed(engine, 5, outlet_pressure=0.2)
+    feed(engine, 6, Quality.NO_COMM, outlet_pressure=None)
+    assert [c.active for c in changes] == [True]
+
+
+def test_restored_condition_can_clear_after_restart(site: Site) -> None:
+    engine, changes = make(site)
+    engine.restore([("low-pressure", "pump-1")])
+    feed(engine, 0, running=True, outlet_pressure=0.35)
+    assert [c.active for c in changes] == [False]
+
+
+def test_alarm_text_shows_values_it_names(site: Site) -> None:
+    engine, changes = make(site)
+    feed(engine, 0, running=True, outlet_pressure=0.2)
+    feed(engine, 5, outlet_pressure=0.2)
+    values = {**changes[0].values, "device_name": "P1"}
+    assert render(changes[0].rule.spec.title.en, values) == "P1: low pressure 0.20"
+
+
+def test_render_never_reaches_into_objects() -> None:
+    assert render("{device_name.__class__}", {"device_name": "x"}) == "{device_name.__class__}"
+
+
+def test_bad_rule_file_names_line_and_field(site: Site, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        RULES.replace("priority: high", "priority: urgent").replace("outlet_pressure < 0.25", "outlet_presure < 0.25")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [bad])
+    found = {(p.line, p.field) for p in caught.value.problems}
+    assert (8, "rules[0].priority") in found
+
+
+def test_misspelt_point_in_a_rule_names_its_line(site: Site, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.replace("outlet_pressure < 0.25", "outlet_presure < 0.25"))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [bad])
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (5, "rules[0].when")
+    assert "unknown point 'outlet_presure'" in problem.message
+
+
+def test_library_rules_load_for_the_demo(repo_root: Path) -> None:
+    site = load_site(repo_root / "sites/demo/site.yaml")
+    rules = {r.id: r for r in load_rules(site)}
+    assert rules["elevator-entrapment"].spec.priority == "emergency"
+    assert set(rules["booster-pump-low-pressure"].devices) == {"pump-b2-1", "pump-b2-2"}

@@ -1,0 +1,140 @@
+"""The whole system in the test's own event loop, and a client of its event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from facility.netutil import free_port
+from facility.runtime import Options, serve
+from facility.site import Site, load_site
+
+TOKEN = "test-token-0123456789"
+T = TypeVar("T")
+
+
+def write_site(folder: Path, broker_url: str, modbus_port: int, *, poll: str = "200ms", extra: str = "") -> Path:
+    """A small estate: one booster pump on Modbus TCP and one elevator on MQTT."""
+    path = folder / "site.yaml"
+    path.write_text(
+        f"""
+site: {{id: test, name: Test estate, timezone: Asia/Shanghai}}
+broker: {{url: "{broker_url}"}}
+stores: {{telemetry: var/telemetry.db, ops: "sqlite+aiosqlite:///var/ops.db"}}
+devices:
+  - id: pump-1
+    name: Pump 1
+    profile: booster_pump
+    location: {{building: B2, floor: B1, room: pump room}}
+    modbus: {{host: 127.0.0.1, port: {modbus_port}, unit: 1, interval: {poll}, timeout: 500ms}}
+  - id: lift-1
+    name: Lift 1
+    profile: elevator
+    location: {{building: B1}}
+    mqtt: {{topic: test/lifts/lift-1, interval: 200ms}}
+{extra}"""
+    )
+    return path
+
+
+@dataclass
+class Event:
+    id: int
+    kind: str
+    data: dict[str, Any]
+
+
+class EventStream:
+    """Follows /api/v1/stream and lets a test wait for the event it expects."""
+
+    def __init__(self, base_url: str, token: str = TOKEN) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=None)
+        self._events: list[Event] = []
+        self._arrived = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def __aenter__(self) -> EventStream:
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._connected.wait(), 10)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._client.aclose()
+
+    async def _read(self) -> None:
+        async with self._client.stream("GET", "/api/v1/stream") as response:
+            response.raise_for_status()
+            fields: dict[str, str] = {}
+            async for line in response.aiter_lines():
+                if line.startswith(": connected"):
+                    self._connected.set()
+                elif line == "" and "data" in fields:
+                    event = Event(int(fields["id"]), fields["event"], json.loads(fields["data"]))
+                    fields = {}
+                    async with self._arrived:
+                        self._events.append(event)
+                        self._arrived.notify_all()
+                elif ":" in line and not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.strip()
+
+    async def wait_for(self, match: Callable[[Event], bool], timeout: float) -> Event:
+        """The first event (already received or yet to come) that matches; TimeoutError otherwise."""
+
+        def found() -> Event | None:
+            return next((e for e in self._events if match(e)), None)
+
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: found() is not None), timeout)
+        event = found()
+        assert event is not None
+        return event
+
+
+def alarm(rule: str, state: str) -> Callable[[Event], bool]:
+    return lambda e: e.kind == "alarm" and e.data["rule"] == rule and e.data["state"] == state
+
+
+@contextlib.asynccontextmanager
+async def running_system(site_path: Path, data_dir: Path) -> AsyncIterator[tuple[str, Site]]:
+    """Simulators, gateway, rules and API for the site, on real ports; yields (base URL, site)."""
+    site = load_site(site_path)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+    options = Options(port=free_port(), tokens={TOKEN: "duty"}, simulate=True, data_dir=data_dir)
+    task = asyncio.create_task(serve(site, options, lambda url, _s: ready.set_result(url), stop))
+    done, _ = await asyncio.wait({ready, task}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises what stopped it
+    if ready not in done:
+        raise TimeoutError("the system did not start within 20 s")
+    try:
+        yield ready.result(), site
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float, interval: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; TimeoutError with the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s (last: {result!r})")
+        await asyncio.sleep(interval)

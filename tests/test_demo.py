@@ -1,0 +1,88 @@
+"""`facility demo` as a user runs it: answers, shows a fault as an alarm, exits cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from facility.netutil import free_port
+from tests.servers import wait_listening
+
+TOKEN = "demo-test-token"
+
+
+def _call(url: str, method: str = "GET", body: Any = None, token: str | None = TOKEN) -> Any:
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (read from /proc, so no extra dependency)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_demo_serves_alarms_and_stops_on_sigint(tmp_path: Path, repo_root: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facility", "demo", "--port", str(port), "--token", TOKEN, "--data", str(tmp_path)],
+        cwd=repo_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_listening(port, timeout=60, proc=proc)
+        assert _call(f"{base}/healthz", token=None)["status"] == "ok"
+        ids = {d["id"] for d in _call(f"{base}/sim/devices")}
+        assert {"pump-b2-1", "elevator-b1-1"} <= ids
+
+        _call(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"})
+        deadline = time.monotonic() + 30
+        alarms: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not alarms:
+            alarms = [a for a in _call(f"{base}/api/v1/alarms") if a["device"] == "pump-b2-1"]
+            time.sleep(0.2)
+        assert alarms and alarms[0]["rule"] == "booster-pump-low-pressure"
+        assert alarms[0]["state"] == "unacknowledged"
+
+        children = _children(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert f"{base}/#token={TOKEN}" in output  # the desk URL with its login
+    assert "Traceback" not in output, output
+    assert [pid for pid in children if _alive(pid)] == []  # the embedded broker went with it
