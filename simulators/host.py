@@ -77,9 +77,15 @@ class SimulatorHost:
             raise UnknownDevice(device_id) from None
 
     def _step_now(self, sim: SimulatedDevice) -> None:
-        """Apply a fault change at once and let MQTT devices report it on change."""
+        """Apply a fault change at once; MQTT devices report on change, as real ones do."""
         sim.model.step(0.0, _day_seconds())
-        sim.next_publish = 0.0
+        if sim.device.mqtt and self._mqtt is not None:
+            self._publish(sim, time.monotonic())
+
+    def _publish(self, sim: SimulatedDevice, now: float) -> None:
+        assert sim.device.mqtt is not None and self._mqtt is not None
+        self._mqtt.publish(sim.device.mqtt.topic, payload(sim.profile, sim.model), qos=sim.device.mqtt.qos)
+        sim.next_publish = now + sim.device.mqtt.interval
 
     async def start(self) -> None:
         t = _day_seconds()
@@ -116,8 +122,7 @@ class SimulatorHost:
             for sim in self.devices.values():
                 sim.model.step(now - last, t)
                 if sim.device.mqtt and self._mqtt is not None and now >= sim.next_publish:
-                    self._mqtt.publish(sim.device.mqtt.topic, payload(sim.profile, sim.model), qos=sim.device.mqtt.qos)
-                    sim.next_publish = now + sim.device.mqtt.interval
+                    self._publish(sim, now)
             last = now
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +35,16 @@ def wait_listening(port: int, timeout: float = 10.0, proc: subprocess.Popen[byte
         except OSError:
             time.sleep(0.02)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def http_json(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> Any:
+    """A JSON request with the standard library, as a script of a user's would make it."""
+    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
 
 
 class Mosquitto:

@@ -91,11 +91,12 @@ class EventStream:
                     name, _, value = line.partition(":")
                     fields[name] = value.strip()
 
-    async def wait_for(self, match: Callable[[Event], bool], timeout: float) -> Event:
-        """The first event (already received or yet to come) that matches; TimeoutError otherwise."""
+    async def wait_for(self, match: Callable[[Event], bool], timeout: float, after: int = 0) -> Event:
+        """The first event numbered above `after` (already received or yet to come) that matches;
+        TimeoutError otherwise."""
 
         def found() -> Event | None:
-            return next((e for e in self._events if match(e)), None)
+            return next((e for e in self._events if e.id > after and match(e)), None)
 
         async with self._arrived:
             await asyncio.wait_for(self._arrived.wait_for(lambda: found() is not None), timeout)

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from facility.netutil import free_port
-from tests.servers import wait_listening
+from tests.servers import http_json, wait_listening
 
 TOKEN = "demo-test-token"
-
-
-def _call(url: str, method: str = "GET", body: Any = None, token: str | None = TOKEN) -> Any:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
 
 
 def _children(pid: int) -> list[int]:
@@ -62,15 +51,15 @@ def test_demo_serves_alarms_and_stops_on_sigint(tmp_path: Path, repo_root: Path)
     )
     try:
         wait_listening(port, timeout=60, proc=proc)
-        assert _call(f"{base}/healthz", token=None)["status"] == "ok"
-        ids = {d["id"] for d in _call(f"{base}/sim/devices")}
+        assert http_json(f"{base}/healthz", token=None)["status"] == "ok"
+        ids = {d["id"] for d in http_json(f"{base}/sim/devices", token=TOKEN)}
         assert {"pump-b2-1", "elevator-b1-1"} <= ids
 
-        _call(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"})
+        http_json(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"}, TOKEN)
         deadline = time.monotonic() + 30
         alarms: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not alarms:
-            alarms = [a for a in _call(f"{base}/api/v1/alarms") if a["device"] == "pump-b2-1"]
+            alarms = [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN) if a["device"] == "pump-b2-1"]
             time.sleep(0.2)
         assert alarms and alarms[0]["rule"] == "booster-pump-low-pressure"
         assert alarms[0]["state"] == "unacknowledged"

@@ -1,0 +1,67 @@
+"""`facility sim run` and `facility run` as separate processes joined by a real broker.
+
+This is how a site runs once simulators give way to real plant: the gateway, rules and API in one
+process, the devices elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from facility.netutil import free_port
+from tests.servers import Mosquitto, http_json, wait_listening
+from tests.system import write_site
+
+TOKEN = "split-test-token"
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "facility", *args, "--token", TOKEN],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        output, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return proc.returncode, output
+
+
+def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    site = write_site(tmp_path, mosquitto.url, free_port())
+    sim_port, api_port = free_port(), free_port()
+    sims = _start(["sim", "run", str(site), "--port", str(sim_port)], tmp_path)
+    service = None
+    try:
+        wait_listening(sim_port, timeout=60, proc=sims)
+        service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path)
+        wait_listening(api_port, timeout=60, proc=service)
+        http_json(f"http://127.0.0.1:{sim_port}/sim/faults", "POST", {"device": "lift-1", "fault": "entrapment"}, TOKEN)
+        deadline = time.monotonic() + 30
+        alarms: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not alarms:
+            alarms = http_json(f"http://127.0.0.1:{api_port}/api/v1/alarms", token=TOKEN)
+            time.sleep(0.2)
+        assert [(a["rule"], a["device"]) for a in alarms] == [("elevator-entrapment", "lift-1")]
+    finally:
+        results = [_stop(p) for p in (service, sims) if p is not None]
+    for code, output in results:
+        assert code == 0, output
+        assert "Traceback" not in output, output
+    assert (tmp_path / "var/ops.db").exists()  # stores resolved against the site file's folder
