@@ -78,13 +78,13 @@ class AlarmService:
             "room": device.location.room,
             **change.values,  # point names win over location names
         }
-        message = render(spec.message.en, values) if spec.message else ""
         return NewAlarm(
             rule_id=spec.id,
             device_id=device.id,
             priority=spec.priority.value,
             title_zh=render(spec.title.zh, values),
             title_en=render(spec.title.en, values),
-            message=message,
+            message_zh=render(spec.message.zh, values) if spec.message else "",
+            message_en=render(spec.message.en, values) if spec.message else "",
             ts=change.ts,
         )

@@ -10,7 +10,7 @@ const TEXT = {
     time: "时间", devices: "设备", noAlarms: "当前无报警", ack: "确认", badToken: "令牌无效",
     emergency: "紧急", high: "高", medium: "中", low: "低",
     unacknowledged: "未确认", acknowledged: "已确认", rtn_unacknowledged: "已恢复未确认", normal: "已关闭",
-    good: "", stale: "过期", no_comm: "通讯中断", bad: "数值无效", no_data: "无数据", other: "English",
+    good: "", stale: "过期", no_comm: "通讯中断", bad: "数值无效", no_data: "无数据", other: "English", yes: "是", no: "否",
   },
   en: {
     title: "Duty desk", offline: "Offline", live: "Live", reconnecting: "Reconnecting…", token: "Access token",
@@ -19,7 +19,7 @@ const TEXT = {
     badToken: "Invalid token", emergency: "Emergency", high: "High", medium: "Medium", low: "Low",
     unacknowledged: "Unacknowledged", acknowledged: "Acknowledged", rtn_unacknowledged: "Cleared, unacknowledged",
     normal: "Closed", good: "", stale: "stale", no_comm: "no communication", bad: "bad value",
-    no_data: "no data", other: "中文",
+    no_data: "no data", other: "中文", yes: "yes", no: "no",
   },
 };
 const PRIORITY_ORDER = { emergency: 0, high: 1, medium: 2, low: 3 };
@@ -70,8 +70,11 @@ function setLink(kind) {
   link.className = `link ${kind === "live" ? "live" : "offline"}`;
 }
 
+// Times are shown in the site's time zone, whatever the zone of the screen showing them.
 function localTime(ns) {
-  return ns ? new Date(ns / 1e6).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB") : "";
+  if (!ns) return "";
+  const options = state.timezone ? { timeZone: state.timezone } : {};
+  return new Date(ns / 1e6).toLocaleString(state.lang === "zh" ? "zh-CN" : "en-GB", options);
 }
 
 function renderAlarms() {
@@ -85,7 +88,7 @@ function renderAlarms() {
     body.append(el("tr", { class: `priority-${a.priority} state-${a.state}`, "data-alarm": a.id },
       el("td", {}, el("span", { class: `badge ${a.priority}` }, t(a.priority))),
       el("td", { class: "state" }, t(a.state)),
-      el("td", {}, a.title[state.lang] || a.title.en, el("div", { class: "quiet" }, a.message)),
+      el("td", {}, a.title[state.lang] || a.title.en, el("div", { class: "quiet" }, a.message[state.lang] || a.message.en)),
       el("td", {}, a.device),
       el("td", {}, localTime(a.raised_at)),
       el("td", {}, ack)));
@@ -103,6 +106,7 @@ function renderDevices() {
       const label = (p.label && (p.label[state.lang] || p.label.en)) || name;
       let value = p.value === null || p.value === undefined ? "—" : p.value;
       if (typeof value === "number" && !Number.isInteger(value)) value = value.toFixed(3);
+      if (typeof value === "boolean") value = t(value ? "yes" : "no");
       const shown = `${value}${p.unit ? " " + p.unit : ""}${t(p.quality) ? " · " + t(p.quality) : ""}`;
       rows.push(el("dt", {}, label), el("dd", { class: `q-${p.quality}`, title: `${p.age_s ?? "—"} s` }, shown));
     }
@@ -177,10 +181,18 @@ function handleEvent(block) {
   if (kind === "device") loadDevices().catch(() => {});
 }
 
+async function loadSite() {
+  const site = await api("/api/v1/site");
+  state.timezone = site.timezone;
+  $("#site").textContent = site.name || site.id;
+  renderAlarms();
+}
+
 function start() {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   $("#logout").hidden = false;
+  loadSite().catch(() => {});
   loadDevices().catch(() => {});
   follow();
   state.deviceTimer = setInterval(() => loadDevices().catch(() => {}), 2000);

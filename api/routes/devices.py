@@ -14,6 +14,12 @@ from facility.store.live import shown_quality
 def router(ctx: ApiContext) -> APIRouter:
     r = APIRouter(tags=["devices"])
 
+    @r.get("/site")
+    async def site() -> dict[str, str]:
+        """The estate: id, display name, and the time zone the desk shows times in."""
+        info = ctx.site.site
+        return {"id": info.id, "name": info.name, "timezone": info.timezone}
+
     @r.get("/devices")
     async def devices() -> list[dict[str, Any]]:
         now = now_ns()

@@ -32,7 +32,8 @@ class AlarmRow(Base):
     priority: Mapped[str] = mapped_column(String(20))
     title_zh: Mapped[str] = mapped_column(Text, default="")
     title_en: Mapped[str] = mapped_column(Text, default="")
-    message: Mapped[str] = mapped_column(Text, default="")
+    message_zh: Mapped[str] = mapped_column(Text, default="")
+    message_en: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool]
     acknowledged: Mapped[bool]
     is_open: Mapped[bool]
@@ -80,7 +81,8 @@ class NewAlarm:
     priority: str
     title_zh: str
     title_en: str
-    message: str
+    message_zh: str
+    message_en: str
     ts: int
 
 
@@ -94,7 +96,7 @@ def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
         "active": row.active,
         "acknowledged": row.acknowledged,
         "title": {"zh": row.title_zh, "en": row.title_en},
-        "message": row.message,
+        "message": {"zh": row.message_zh, "en": row.message_en},
         "raised_at": row.raised_at,
         "changed_at": row.changed_at,
         "acked_at": row.acked_at,
@@ -143,10 +145,11 @@ class OpsStore:
             else:
                 action = "raised again"
             row.priority, row.title_zh, row.title_en = new.priority, new.title_zh, new.title_en
-            row.message, row.active, row.acknowledged = new.message, True, False
+            row.message_zh, row.message_en = new.message_zh, new.message_en
+            row.active, row.acknowledged = True, False
             row.changed_at, row.cleared_at, row.acked_at, row.acked_by = new.ts, None, None, None
             await s.flush()
-            s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules", detail=new.message))
+            s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules", detail=new.message_en))
             return alarm_dict(row), True
 
     async def return_to_normal(self, rule_id: str, device_id: str, ts: int) -> dict[str, Any] | None:

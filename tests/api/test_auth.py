@@ -11,6 +11,7 @@ from tests.servers import Mosquitto
 from tests.system import TOKEN, running_system, write_site
 
 GUARDED = [
+    ("GET", "/api/v1/site"),
     ("GET", "/api/v1/devices"),
     ("GET", "/api/v1/alarms"),
     ("GET", "/api/v1/alarms/1"),

@@ -8,7 +8,7 @@ from facility.store.ops import NewAlarm, OpsStore
 
 
 def new(ts: int, rule: str = "r1", device: str = "d1") -> NewAlarm:
-    return NewAlarm(rule, device, "high", "标题", "title", "msg", ts)
+    return NewAlarm(rule, device, "high", "标题", "title", "说明", "message", ts)
 
 
 async def test_recurrence_updates_the_open_alarm_never_duplicates(tmp_path: Path) -> None:
