@@ -19,6 +19,8 @@ from rules.ruleset import render
 
 log = logging.getLogger(__name__)
 
+RETRY_MAX_S = 10.0  # longest wait between attempts to record a change while the store is down
+
 
 class AlarmService:
     def __init__(self, site: Site, store: OpsStore, bus: Bus) -> None:
@@ -33,13 +35,22 @@ class AlarmService:
     async def run(self) -> None:
         while True:
             change = await self._changes.get()
-            try:
-                await self._apply(change)
-            except Exception:
-                # The store is unreachable or refused: keep the change and try again shortly.
-                log.exception("could not record alarm change for %s on %s", change.rule.id, change.device)
-                await asyncio.sleep(1.0)
-                self._changes.put_nowait(change)
+            failures = 0
+            while True:  # retry this change until it is stored: later ones must not overtake it
+                try:
+                    await self._apply(change)
+                    break
+                except Exception:
+                    if failures == 0:
+                        log.exception(
+                            "cannot record alarm change for %s on %s; retrying", change.rule.id, change.device
+                        )
+                    failures += 1
+                    await asyncio.sleep(min(RETRY_MAX_S, 0.5 * 2**failures))
+            if failures:
+                log.warning(
+                    "alarm change for %s on %s recorded after %d retries", change.rule.id, change.device, failures
+                )
 
     async def drain(self) -> None:
         """Apply every queued change (used at shutdown)."""

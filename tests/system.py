@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ def write_site(folder: Path, broker_url: str, modbus_port: int, *, poll: str = "
     path = folder / "site.yaml"
     path.write_text(
         f"""
-site: {{id: test, name: Test estate, timezone: Asia/Shanghai}}
+site: {{id: test-{uuid.uuid4().hex[:8]}, name: Test estate, timezone: Asia/Shanghai}}
 broker: {{url: "{broker_url}"}}
 stores: {{telemetry: var/telemetry.db, ops: "sqlite+aiosqlite:///var/ops.db"}}
 devices:

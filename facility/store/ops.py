@@ -176,10 +176,11 @@ class OpsStore:
             return alarm_dict(row)
 
     async def list_alarms(self, *, include_closed: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+        """Open alarms, all of them (an open alarm is never cut off); with `include_closed`, the
+        `limit` most recently changed alarms of any state."""
         async with self._sessions() as s:
-            query = select(AlarmRow).order_by(AlarmRow.changed_at.desc()).limit(limit)
-            if not include_closed:
-                query = query.where(AlarmRow.is_open)
+            query = select(AlarmRow).order_by(AlarmRow.changed_at.desc())
+            query = query.limit(limit) if include_closed else query.where(AlarmRow.is_open)
             return [alarm_dict(row) for row in (await s.scalars(query)).all()]
 
     async def get_alarm(self, alarm_id: int) -> dict[str, Any] | None:
