@@ -11,6 +11,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from facility.netutil import free_port, wait_for_port
 
@@ -20,9 +21,9 @@ HOST = "127.0.0.1"
 
 
 class EmbeddedBroker:
-    def __init__(self) -> None:
+    def __init__(self, kind: Literal["mosquitto", "amqtt"] | None = None) -> None:
         self.port = free_port(HOST)
-        self.kind = "mosquitto" if shutil.which("mosquitto") else "amqtt"
+        self.kind = kind or ("mosquitto" if shutil.which("mosquitto") else "amqtt")
         self._process: asyncio.subprocess.Process | None = None
         self._amqtt: object | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None

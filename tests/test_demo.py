@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from facility.netutil import free_port
 from tests.servers import http_json, wait_listening
 
@@ -38,11 +40,17 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_demo_serves_alarms_and_stops_on_sigint(tmp_path: Path, repo_root: Path) -> None:
+@pytest.mark.parametrize("broker", ["embedded", "external"])
+def test_demo_serves_alarms_and_stops_on_sigint(
+    tmp_path: Path, repo_root: Path, broker: str, request: pytest.FixtureRequest
+) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    args = ["demo", "--port", str(port), "--token", TOKEN, "--data", str(tmp_path)]
+    if broker == "external":
+        args += ["--mqtt", request.getfixturevalue("mosquitto").url]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "facility", "demo", "--port", str(port), "--token", TOKEN, "--data", str(tmp_path)],
+        [sys.executable, "-m", "facility", *args],
         cwd=repo_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
