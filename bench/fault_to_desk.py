@@ -5,7 +5,7 @@ real HTTP) and repeats fault cycles: inject, wait for the alarm event, clear, ac
 for it to close. Prints one JSON object on a line of its own.
 
 - `mqtt_*`: elevator entrapment over MQTT with the rule's `for` set to 0 (the pipeline alone).
-- `modbus_*`: pump drive trip over Modbus TCP (rule without `for`), polled every `poll_s`; the
+- `modbus_*`: pump drive overload trip over Modbus TCP (rule without `for`), polled every `poll_s`; the
   expected figure is about half the poll interval plus the pipeline.
 - `library_low_pressure_*`: the shipped low-pressure rule as the demo runs it: the simulated
   pressure needs about 2 s to fall below the threshold, and the rule then waits its `for` (3 s).
@@ -89,7 +89,7 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
                 headers = {"Authorization": f"Bearer {TOKEN}"}
                 async with EventStream(url) as events, httpx.AsyncClient(base_url=url, headers=headers) as http:
                     mqtt = await cycles(http, events, faults, "lift-1", "entrapment", "elevator-entrapment")
-                    modbus = await cycles(http, events, faults, "pump-1", "tripped", "booster-pump-tripped")
+                    modbus = await cycles(http, events, faults, "pump-1", "overload_trip", "booster-pump-tripped")
                     library = await cycles(
                         http, events, library_faults, "pump-1", "low_pressure", "booster-pump-low-pressure"
                     )

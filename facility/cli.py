@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from facility.site import Site, load_site
+from facility.site import Site, load_site, replicate
 from facility.yamlfile import ConfigError
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ sim_app = typer.Typer(help="Simulated plant: run it, list its devices, inject an
 app.add_typer(sim_app, name="sim")
 
 DEMO_SITE = Path("sites/demo/site.yaml")
+ScaleOption = Annotated[int, typer.Option(min=1, help="replicate the estate N times (benchmarks)")]
 TokenOption = Annotated[
     str | None,
     typer.Option("--token", envvar="FACILITY_TOKEN", help="API token (default: a random one, printed once)"),
@@ -42,11 +43,14 @@ def _logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
-def _load(path: Path) -> Site:
+def _load(path: Path, scale: int = 1) -> Site:
     try:
-        return load_site(path)
+        return replicate(load_site(path), scale)
     except ConfigError as exc:
         typer.echo(f"error: the site file cannot be used:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        typer.echo(f"error: cannot replicate the estate {scale} times: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -75,7 +79,8 @@ def _serve(site: Site, options: Any, banner: bool) -> None:
 
 def _binding(device: Any) -> str:
     if device.modbus:
-        return f"modbus tcp {device.modbus.host}:{device.modbus.port} unit {device.modbus.unit}"
+        kind = "rtu" if device.modbus.serial else "tcp"
+        return f"modbus {kind} {device.modbus.endpoint} unit {device.modbus.unit}"
     return f"mqtt {device.mqtt.topic}"
 
 
@@ -89,13 +94,14 @@ def demo(
         str | None, typer.Option(help="use this broker (mqtt://HOST:PORT) instead of an embedded one")
     ] = None,
     data: Annotated[Path, typer.Option(help="folder for the demo's stores")] = Path("var/demo"),
+    scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the whole system with simulated plant: broker, simulators, gateway, rules, API and desk."""
     from facility.runtime import Options, with_local_endpoints
 
     _logging(verbose)
-    loaded = _load(site)
+    loaded = _load(site, scale)
     if mqtt:
         loaded = with_local_endpoints(loaded, mqtt)
     token = token or secrets.token_urlsafe(16)
@@ -111,13 +117,14 @@ def run(
     port: Annotated[int, typer.Option(help="HTTP port of the desk and API")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     token: TokenOption = None,
+    scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run gateway, rules and API for a site against its broker and devices."""
     from facility.runtime import Options
 
     _logging(verbose)
-    loaded = _load(config)
+    loaded = _load(config, scale)
     token = token or secrets.token_urlsafe(16)
     _serve(loaded, Options(host=host, port=port, tokens={token: "operator"}), banner=False)
 
@@ -142,17 +149,22 @@ def sim_run(
     port: Annotated[int, typer.Option(help="HTTP port of the control API")] = 8001,
     host: Annotated[str, typer.Option(help="address of the control API")] = "127.0.0.1",
     token: TokenOption = None,
+    scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run only the simulators of a site, for a gateway in another process or on another machine."""
     from facility.runtime import run_simulators
 
     _logging(verbose)
-    loaded = _load(site)
+    loaded = _load(site, scale)
     token = token or secrets.token_urlsafe(16)
     typer.echo(f"Control API: http://{host}:{port}/sim/devices  token: {token}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulators(loaded, host, port, token))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_simulators(loaded, host, port, token))
+    except (ConfigError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 SimUrl = Annotated[
@@ -190,11 +202,61 @@ def sim_devices(url: SimUrl = "http://127.0.0.1:8000", token: TokenOption = None
         )
 
 
+def _param(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"{text!r}: write KEY=VALUE, e.g. zone=3")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 @sim_app.command("fault")
-def sim_fault(device: str, fault: str, url: SimUrl = "http://127.0.0.1:8000", token: TokenOption = None) -> None:
+def sim_fault(
+    device: str,
+    fault: str,
+    params: Annotated[list[str] | None, typer.Argument(help="fault parameters as KEY=VALUE, e.g. zone=3")] = None,
+    url: SimUrl = "http://127.0.0.1:8000",
+    token: TokenOption = None,
+) -> None:
     """Inject FAULT into DEVICE."""
-    _control(url, token, "POST", "/faults", {"device": device, "fault": fault})
+    _control(
+        url, token, "POST", "/faults", {"device": device, "fault": fault, "params": dict(map(_param, params or []))}
+    )
     typer.echo(f"{device}: {fault} injected")
+
+
+@sim_app.command("scenarios")
+def sim_scenarios(url: SimUrl = "http://127.0.0.1:8000", token: TokenOption = None) -> None:
+    """List the scenario library and the runs so far."""
+    listing = _control(url, token, "GET", "/scenarios")
+    for s in listing["library"]:
+        typer.echo(f"{s['name']:<28} {s['steps']:>2} steps  x{s['speed']:g}  {s['title'].get('en', '')}")
+    for r in listing["runs"]:
+        typer.echo(f"run {r['id']}: {r['name']} {r['state']} ({len(r['done'])}/{r['steps']} steps) {r['error']}")
+
+
+@sim_app.command("play")
+def sim_play(
+    name: Annotated[str, typer.Argument(help="a scenario of the library, or a scenario file (.yaml)")],
+    speed: Annotated[float | None, typer.Option(help="override the scenario's speed factor")] = None,
+    url: SimUrl = "http://127.0.0.1:8000",
+    token: TokenOption = None,
+) -> None:
+    """Play a scenario against the running simulators."""
+    body: dict[str, Any] = {"speed": speed}
+    path = Path(name)
+    if name.endswith((".yaml", ".yml")):
+        try:
+            body["definition"] = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        body["name"] = name
+    run = _control(url, token, "POST", "/scenarios", body)
+    typer.echo(f"run {run['id']}: {run['name']} playing ({run['steps']} steps, x{run['speed']:g})")
 
 
 @sim_app.command("clear")

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes | bytearray]
+KEEPALIVE_S = 30
 MessageHandler = Callable[[list[Message]], None]
 
 
@@ -36,6 +37,7 @@ class MqttClient:
         subscriptions: Sequence[tuple[str, int]] = (),
         on_messages: MessageHandler | None = None,
         will: tuple[str, bytes, int, bool] | None = None,
+        birth: tuple[str, bytes, int, bool] | None = None,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
@@ -49,6 +51,7 @@ class MqttClient:
         if will:
             topic, payload, qos, retain = will
             self._client.will_set(topic, payload, qos, retain)
+        self._birth = birth  # published on every connect, e.g. a retained "online" status
         self._client.on_connect = self._connected
         self._client.on_disconnect = self._disconnected
         self._client.on_message = self._received
@@ -64,7 +67,10 @@ class MqttClient:
     async def start(self, timeout: float = 10.0) -> None:
         """Connect and wait for the broker's acknowledgement (paho keeps retrying meanwhile)."""
         self._loop = asyncio.get_running_loop()
-        self._client.connect_async(self.host, self.port, keepalive=30)
+        await self._connect(timeout)
+
+    async def _connect(self, timeout: float) -> None:
+        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
         self._client.loop_start()
         try:
             await asyncio.wait_for(self._up.wait(), timeout)
@@ -79,6 +85,18 @@ class MqttClient:
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
         self._client.publish(topic, payload, qos=qos, retain=retain)
 
+    async def drop(self) -> None:
+        """Cut the connection without a DISCONNECT, as a device that loses power or its network
+        does: the broker then publishes the last will. `resume` connects again."""
+        await asyncio.to_thread(self._client.loop_stop)
+        sock = self._client.socket()
+        if sock is not None:
+            sock.close()
+        self._up.clear()
+
+    async def resume(self, timeout: float = 10.0) -> None:
+        await self._connect(timeout)
+
     # paho's thread from here on.
 
     def _connected(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -87,6 +105,9 @@ class MqttClient:
             return
         for topic, qos in self._subscriptions:
             client.subscribe(topic, qos)
+        if self._birth:
+            topic, payload, qos, retain = self._birth
+            client.publish(topic, payload, qos, retain)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._up.set)
 

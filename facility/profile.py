@@ -71,6 +71,7 @@ class Profile(_Strict):
     name: str = ""
     type: str
     description: str = ""
+    timestamp_json: str | None = Field(default=None, alias="timestamp")  # JSON path of the source time, ms
     points: dict[str, PointSpec]
 
     @property

@@ -34,6 +34,7 @@ from gateway.writer import TelemetryWriter
 from rules.service import RulesService
 from simulators.control import control_router
 from simulators.host import SimulatorHost
+from simulators.scenarios import ScenarioPlayer, load_library
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,11 @@ def with_local_endpoints(site: Site, broker_url: str) -> Site:
 
     The demo runs its own plant, so it must never collide with services already on the machine.
     """
-    moved: dict[tuple[str, int], int] = {}
+    moved: dict[str, int] = {}
     devices = []
     for device in site.devices:
-        if device.modbus:
-            key = (device.modbus.host, device.modbus.port)
-            port = moved.setdefault(key, free_port())
+        if device.modbus and not device.modbus.serial:
+            port = moved.setdefault(device.modbus.endpoint, free_port())
             binding = device.modbus.model_copy(update={"host": "127.0.0.1", "port": port})
             device = device.model_copy(update={"modbus": binding})
         devices.append(device)
@@ -111,10 +111,7 @@ async def serve(
 
         extra: dict[str, APIRouter] = {}
         if options.simulate:
-            sims = SimulatorHost(site)
-            await sims.start()
-            stack.push_async_callback(sims.stop)
-            extra["/sim"] = control_router(sims)
+            extra["/sim"] = await _start_simulation(site, stack)
 
         gateway = Gateway(site, bus)
         await gateway.start()
@@ -163,16 +160,23 @@ class _Server(uvicorn.Server):
             self._on_started(f"http://{host}:{port}")
 
 
+async def _start_simulation(site: Site, stack: AsyncExitStack) -> APIRouter:
+    """Start the site's simulators (stopped by `stack`) and return their control API."""
+    host = SimulatorHost(site)
+    player = ScenarioPlayer(host, load_library([site.path(p) for p in site.scenarios]))
+    await host.start()
+    stack.push_async_callback(host.stop)
+    stack.push_async_callback(player.stop_all)
+    return control_router(host, player)
+
+
 async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
     """The site's simulators alone, with their control API under /sim, until SIGINT/SIGTERM."""
     from fastapi import Depends, FastAPI
 
-    sims = SimulatorHost(site)
-    await sims.start()
-    try:
+    async with AsyncExitStack() as stack:
         app = FastAPI(title="Facility simulators")
-        app.include_router(control_router(sims), prefix="/sim", dependencies=[Depends(TokenAuth({token: "sim"}))])
+        router = await _start_simulation(site, stack)
+        app.include_router(router, prefix="/sim", dependencies=[Depends(TokenAuth({token: "sim"}))])
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
         await uvicorn.Server(config).serve()
-    finally:
-        await sims.stop()

@@ -30,25 +30,38 @@ class Location(_Strict):
 
 
 class ModbusBinding(_Strict):
-    """A device read over Modbus TCP: endpoint and unit id."""
+    """A device read over Modbus: TCP (host, port) or RTU on a serial line (serial), and its unit id.
+
+    Devices that share an endpoint share its connection: that is one RS-485 bus or TCP gateway.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=0, le=65535)
+    serial: str | None = None  # e.g. /dev/ttyUSB0: RTU framing instead of TCP
+    baudrate: int = Field(default=9600, gt=0)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
     unit: int = Field(default=1, ge=0, le=247)
     interval: Duration = 1.0
     timeout: Duration = 1.0
 
     @property
     def endpoint(self) -> str:
-        return f"{self.host}:{self.port}"
+        """What the devices of one bus share: `host:port`, or the serial port."""
+        return self.serial or f"{self.host}:{self.port}"
 
 
 class MqttBinding(_Strict):
     """A device publishing JSON on a topic."""
 
     topic: str
+    status_topic: str | None = None  # retained online/offline with a last will; default: beside `topic`
     interval: Duration = 5.0  # expected publishing interval; values older than 3x are stale
     qos: int = Field(default=1, ge=0, le=2)
+
+    @property
+    def status(self) -> str:
+        return self.status_topic or f"{self.topic.rsplit('/', 1)[0]}/status"
 
     @field_validator("topic")
     @classmethod
@@ -125,6 +138,7 @@ class Site(_Strict):
     stores: Stores = Stores()
     profiles: list[str] = Field(default_factory=list)  # extra profile folders
     rules: list[str] = Field(default_factory=list)  # rule files or folders
+    scenarios: list[str] = Field(default_factory=list)  # folders of simulator scenarios
     use_rule_library: bool = True
     devices: list[Device]
 
@@ -186,3 +200,36 @@ def load_site(path: Path) -> Site:
     loaded = site.model_copy(update={"devices": devices})  # private attributes survive copies
     loaded._base_dir, loaded._profiles = base, profiles
     return loaded
+
+
+REPLICA_PORT_STRIDE = 100  # copy k of an estate serves its Modbus TCP endpoints k*100 ports higher
+
+
+def replicate(site: Site, copies: int) -> Site:
+    """The site with its devices repeated `copies` times, for benchmarks.
+
+    Copy k (from 2) gets ids suffixed `-rk`, Modbus TCP ports moved up by (k-1)*100 and MQTT
+    topics prefixed `rk/`. Devices on serial lines are not repeated: a serial port is one cable.
+    """
+    if copies <= 1:
+        return site
+    taken = {d.modbus.port for d in site.devices if d.modbus and not d.modbus.serial}
+    devices = list(site.devices)
+    for k in range(2, copies + 1):
+        for device in site.devices:
+            update: dict[str, object] = {"id": f"{device.id}-r{k}", "name": f"{device.name or device.id} #{k}"}
+            if device.modbus:
+                if device.modbus.serial:
+                    continue
+                port = device.modbus.port + (k - 1) * REPLICA_PORT_STRIDE
+                if port in taken or port > 65535:
+                    raise ValueError(f"copy {k} of {device.id} would use port {port}, taken or out of range")
+                update["modbus"] = device.modbus.model_copy(update={"port": port})
+            if device.mqtt:
+                status = f"r{k}/{device.mqtt.status}"
+                update["mqtt"] = device.mqtt.model_copy(
+                    update={"topic": f"r{k}/{device.mqtt.topic}", "status_topic": status}
+                )
+            devices.append(device.model_copy(update=update))
+        taken |= {d.modbus.port for d in devices if d.modbus and not d.modbus.serial}
+    return site.model_copy(update={"devices": devices})

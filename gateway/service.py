@@ -41,14 +41,15 @@ class Gateway:
                 password=broker.password,
             )
             await self._mqtt.start()
-        buses: dict[tuple[str, int], list[tuple[Device, Profile]]] = {}
+        buses: dict[str, list[tuple[Device, Profile]]] = {}
         for device in self._site.devices:
             if device.modbus:
-                key = (device.modbus.host, device.modbus.port)
-                buses.setdefault(key, []).append((device, self._site.profile_of(device)))
-        for (host, port), members in buses.items():
-            poller = BusPoller(host, port, members, self._publish, self._status)
-            self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {host}:{port}"))
+                buses.setdefault(device.modbus.endpoint, []).append((device, self._site.profile_of(device)))
+        for endpoint, members in buses.items():
+            binding = members[0][0].modbus
+            assert binding is not None
+            poller = BusPoller(binding, members, self._publish, self._status)
+            self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {endpoint}"))
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -1,4 +1,4 @@
-"""Runs the simulated plant of a site: models, their Modbus servers and MQTT publishers."""
+"""Runs the simulated plant of a site: models, their Modbus servers and MQTT connections."""
 
 from __future__ import annotations
 
@@ -7,21 +7,20 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus.server.base import ModbusBaseServer
 
 from facility.aio import cancel_all
-from facility.model import Value
-from facility.mqtt import MqttClient
 from facility.profile import Profile
-from facility.site import Device, Site
+from facility.site import Device, ModbusBinding, Site
 from simulators.modbus_front import build_server
-from simulators.models import MODELS, DeviceModel, UnknownFault
-from simulators.mqtt_front import payload
+from simulators.models import MODELS, DeviceModel
+from simulators.mqtt_front import MqttDevice
 
 log = logging.getLogger(__name__)
 
-STEP_S = 0.1  # model time step
+STEP_S = 0.1  # model time step (real seconds)
 
 
 class UnknownDevice(KeyError):
@@ -33,7 +32,7 @@ class SimulatedDevice:
     device: Device
     profile: Profile
     model: DeviceModel
-    next_publish: float = 0.0
+    mqtt: MqttDevice | None = None
 
 
 class SimulatorHost:
@@ -46,86 +45,90 @@ class SimulatorHost:
             if model_cls is None:
                 log.warning("no simulator for device type %r (%s); it will not answer", device.type, device.id)
                 continue
+            profile = site.profile_of(device)
             model = model_cls(device.id, random.Random(rng.random()))
-            self.devices[device.id] = SimulatedDevice(device, site.profile_of(device), model)
-        self._servers: list[ModbusTcpServer] = []
-        self._mqtt: MqttClient | None = None
+            sim = SimulatedDevice(device, profile, model)
+            if device.mqtt:
+                sim.mqtt = MqttDevice(device, profile, model, site.broker)
+            self.devices[device.id] = sim
+        self.clock_offset = 0.0  # seconds added to the time of day the models see (scenarios at night)
+        self.paused = False  # models hold their values (tests compare the wire with them exactly)
+        self._servers: list[ModbusBaseServer] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._last = time.monotonic()
 
-    def values(self, device_id: str) -> dict[str, Value]:
-        return dict(self._get(device_id).model.values)
-
-    def inject(self, device_id: str, fault: str) -> None:
-        """Give a device a fault; raises UnknownDevice or UnknownFault."""
-        sim = self._get(device_id)
-        sim.model.inject(fault)
-        self._step_now(sim)
-        log.info("fault %s injected on %s", fault, device_id)
-
-    def clear(self, device_id: str, fault: str | None = None) -> None:
-        sim = self._get(device_id)
-        if fault is not None and fault not in sim.model.FAULTS:
-            raise UnknownFault(f"{sim.model.type} has no fault {fault!r}")
-        sim.model.clear(fault)
-        self._step_now(sim)
-        log.info("faults %s cleared on %s", fault or "all", device_id)
-
-    def _get(self, device_id: str) -> SimulatedDevice:
+    def model(self, device_id: str) -> DeviceModel:
         try:
-            return self.devices[device_id]
+            return self.devices[device_id].model
         except KeyError:
             raise UnknownDevice(device_id) from None
 
-    def _step_now(self, sim: SimulatedDevice) -> None:
-        """Apply a fault change at once; MQTT devices report on change, as real ones do."""
-        sim.model.step(0.0, _day_seconds())
-        if sim.device.mqtt and self._mqtt is not None:
-            self._publish(sim, time.monotonic())
+    async def inject(self, device_id: str, fault: str, params: dict[str, Any] | None = None) -> None:
+        """Give a device a fault; raises UnknownDevice or FaultError. Takes effect at once."""
+        self.model(device_id).inject(fault, params)
+        await self._apply_now(device_id)
+        log.info("fault %s%s injected on %s", fault, f" {params}" if params else "", device_id)
 
-    def _publish(self, sim: SimulatedDevice, now: float) -> None:
-        assert sim.device.mqtt is not None and self._mqtt is not None
-        self._mqtt.publish(sim.device.mqtt.topic, payload(sim.profile, sim.model), qos=sim.device.mqtt.qos)
-        sim.next_publish = now + sim.device.mqtt.interval
+    async def clear(self, device_id: str, fault: str | None = None) -> None:
+        self.model(device_id).clear(fault)
+        await self._apply_now(device_id)
+        log.info("faults %s cleared on %s", fault or "all", device_id)
+
+    def set_time_of_day(self, seconds: float) -> None:
+        """Make the models see `seconds` after midnight as the time of day from now on."""
+        self.clock_offset = 0.0
+        self.clock_offset = seconds - self.time_of_day()
+
+    def time_of_day(self) -> float:
+        now = time.localtime()
+        return (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec + self.clock_offset) % 86400
+
+    async def _apply_now(self, device_id: str) -> None:
+        """Step the model at once and let an MQTT device report the change, as real ones do."""
+        sim = self.devices[device_id]
+        sim.model.step(0.0, self.time_of_day())
+        if sim.mqtt is not None:
+            await sim.mqtt.tick(time.monotonic(), force=True)
 
     async def start(self) -> None:
-        t = _day_seconds()
+        t = self.time_of_day()
         for sim in self.devices.values():
             sim.model.step(0.0, t)
-        endpoints: dict[tuple[str, int], list[tuple[int, Profile, DeviceModel]]] = {}
+        buses: dict[str, tuple[ModbusBinding, list[tuple[int, Profile, DeviceModel]]]] = {}
         for sim in self.devices.values():
-            if sim.device.modbus:
-                key = (sim.device.modbus.host, sim.device.modbus.port)
-                endpoints.setdefault(key, []).append((sim.device.modbus.unit, sim.profile, sim.model))
-        for (host, port), members in endpoints.items():
-            server = build_server(host, port, members)
-            await server.serve_forever(background=True)
-            self._servers.append(server)
-        if any(sim.device.mqtt for sim in self.devices.values()):
-            broker = self.site.broker
-            self._mqtt = MqttClient(broker.host, broker.port, username=broker.username, password=broker.password)
-            await self._mqtt.start()
+            binding = sim.device.modbus
+            if binding:
+                buses.setdefault(binding.endpoint, (binding, []))[1].append((binding.unit, sim.profile, sim.model))
+        try:
+            for binding, members in buses.values():
+                server = build_server(binding, members)
+                await server.serve_forever(background=True)
+                self._servers.append(server)
+            for sim in self.devices.values():
+                if sim.mqtt is not None:
+                    await sim.mqtt.start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._last = time.monotonic()
         self._tasks.append(asyncio.create_task(self._run(), name="simulators"))
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
         for server in self._servers:
             await server.shutdown()
-        if self._mqtt is not None:
-            await self._mqtt.stop()
+        for sim in self.devices.values():
+            if sim.mqtt is not None:
+                await sim.mqtt.stop()
 
     async def _run(self) -> None:
-        last = time.monotonic()
         while True:
             await asyncio.sleep(STEP_S)
             now = time.monotonic()
-            t = _day_seconds()
+            t = self.time_of_day()
             for sim in self.devices.values():
-                sim.model.step(now - last, t)
-                if sim.device.mqtt and self._mqtt is not None and now >= sim.next_publish:
-                    self._publish(sim, now)
-            last = now
-
-
-def _day_seconds() -> float:
-    now = time.localtime()
-    return now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
+                if not self.paused:
+                    sim.model.step(now - self._last, t)
+                if sim.mqtt is not None:
+                    await sim.mqtt.tick(now)
+            self._last = now

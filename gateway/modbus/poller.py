@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
 from facility.codec import decode, register_count
 from facility.model import Quality, Reading
 from facility.profile import Profile
-from facility.site import Device
+from facility.site import Device, ModbusBinding
 from gateway.modbus.planner import Read, plan
 
 log = logging.getLogger(__name__)
@@ -40,19 +40,29 @@ class _Polled:
 
 
 class BusPoller:
-    """Polls every device on one TCP endpoint in turn, each at its own interval."""
+    """Polls every device on one bus (TCP endpoint or serial line) in turn, each at its own interval."""
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        binding: ModbusBinding,
         devices: Sequence[tuple[Device, Profile]],
         publish: Callable[[list[Reading]], None],
         on_status: StatusHandler,
     ) -> None:
-        self.endpoint = f"{host}:{port}"
+        self.endpoint = binding.endpoint
         timeout = max(d.modbus.timeout for d, _ in devices if d.modbus)
-        self._client = AsyncModbusTcpClient(host, port=port, timeout=timeout, retries=0)
+        self._client: ModbusBaseClient
+        if binding.serial:
+            self._client = AsyncModbusSerialClient(
+                binding.serial,
+                baudrate=binding.baudrate,
+                parity=binding.parity,
+                stopbits=binding.stopbits,
+                timeout=timeout,
+                retries=0,
+            )
+        else:
+            self._client = AsyncModbusTcpClient(binding.host, port=binding.port, timeout=timeout, retries=0)
         self._devices = [
             _Polled(
                 device,

@@ -15,7 +15,7 @@ def f(table: str, address: int, type_: str = "uint16") -> ModbusField:
 def test_booster_pump_profile_needs_one_read_per_table(repo_root) -> None:  # type: ignore[no-untyped-def]
     profile = load_profile(repo_root / "facility/profiles/booster_pump.yaml")
     reads = plan({n: p.modbus for n, p in profile.points.items() if p.modbus})
-    assert [(r.table, r.address, r.count) for r in reads] == [("holding", 0, 4), ("input", 0, 5)]
+    assert [(r.table, r.address, r.count) for r in reads] == [("holding", 0, 5), ("input", 0, 9)]
     assert sum(len(r.points) for r in reads) == len(profile.points)
 
 
