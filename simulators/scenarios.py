@@ -152,9 +152,16 @@ class ScenarioPlayer:
         self._ids = itertools.count(1)
 
     def start(self, scenario: Scenario) -> Run:
+        """Check the scenario, set the plant's clock and speed for it at once, and play it."""
         check_against(scenario, self.host)
         run = Run(next(self._ids), scenario)
-        run.task = asyncio.create_task(self._play(run), name=f"scenario {scenario.name}")
+        saved_offset = self.host.clock_offset
+        if scenario.clock:
+            hours, minutes = map(int, scenario.clock.split(":"))
+            self.host.set_time_of_day(hours * 3600 + minutes * 60)
+        for device in scenario.devices:
+            self.host.model(device).speed = scenario.speed
+        run.task = asyncio.create_task(self._play(run, saved_offset), name=f"scenario {scenario.name}")
         self.runs[run.id] = run
         return run
 
@@ -170,15 +177,8 @@ class ScenarioPlayer:
         for run_id in list(self.runs):
             await self.stop(run_id)
 
-    async def _play(self, run: Run) -> None:
+    async def _play(self, run: Run, saved_offset: float) -> None:
         scenario, host = run.scenario, self.host
-        models = [host.model(d) for d in scenario.devices]
-        saved_offset = host.clock_offset
-        if scenario.clock:
-            hours, minutes = map(int, scenario.clock.split(":"))
-            host.set_time_of_day(hours * 3600 + minutes * 60)
-        for model in models:
-            model.speed = scenario.speed
         start = time.monotonic()
         try:
             for step in sorted(scenario.steps, key=lambda s: s.at):
@@ -195,6 +195,6 @@ class ScenarioPlayer:
             run.state, run.error = "failed", str(exc)
             log.warning("scenario %s failed: %s", scenario.name, exc)
         finally:
-            for model in models:
-                model.speed = 1.0
+            for device in scenario.devices:
+                host.model(device).speed = 1.0
             host.clock_offset = saved_offset

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
-from facility.codec import decode, register_count
 from facility.model import Quality, Reading
 from facility.profile import Profile
 from facility.site import Device, ModbusBinding
 from gateway.modbus.planner import Read, plan
+from gateway.modbus.reader import ExceptionResponse, read_points
 
 log = logging.getLogger(__name__)
 
@@ -94,39 +94,19 @@ class BusPoller:
         try:
             if not self._client.connected and not await self._client.connect():
                 raise DeviceUnavailable(f"cannot connect to {self.endpoint}")
-            readings: list[Reading] = []
-            for read in polled.reads:
-                values = await self._read(read, device.modbus.unit)
-                ts = time.time_ns()
-                for name, spec in read.points:
-                    offset = spec.address - read.address
-                    value = decode(spec, values[offset : offset + register_count(spec)])
-                    quality = Quality.GOOD if value is not None else Quality.BAD
-                    readings.append(Reading(device.id, name, value, quality, ts))
-        except (TimeoutError, ModbusException, DeviceUnavailable, OSError) as exc:
+            values = await read_points(self._client, polled.reads, device.modbus.unit)
+        except (TimeoutError, ModbusException, ExceptionResponse, DeviceUnavailable, OSError) as exc:
             if polled.online is not False:
                 log.warning("device %s on %s stopped answering: %s", device.id, self.endpoint, exc)
                 ts = time.time_ns()
                 self._publish([Reading(device.id, p, None, Quality.NO_COMM, ts) for p in polled.points])
                 self._set_online(polled, False)
             return
-        self._publish(readings)
+        ts = time.time_ns()
+        good, bad = Quality.GOOD, Quality.BAD
+        self._publish([Reading(device.id, n, v, good if v is not None else bad, ts) for n, v in values.items()])
         if polled.online is not True:
             self._set_online(polled, True)
-
-    async def _read(self, read: Read, unit: int) -> list[int]:
-        call = {
-            "holding": self._client.read_holding_registers,
-            "input": self._client.read_input_registers,
-            "coil": self._client.read_coils,
-            "discrete": self._client.read_discrete_inputs,
-        }[read.table]
-        response = await call(read.address, count=read.count, device_id=unit)
-        if response.isError():
-            raise DeviceUnavailable(f"exception {response.exception_code} reading {read.table} {read.address}")
-        if read.table in ("coil", "discrete"):
-            return [int(b) for b in response.bits[: read.count]]
-        return list(response.registers)
 
     def _set_online(self, polled: _Polled, online: bool) -> None:
         polled.online = online

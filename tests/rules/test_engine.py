@@ -120,4 +120,4 @@ def test_library_rules_load_for_the_demo(repo_root: Path) -> None:
     site = load_site(repo_root / "sites/demo/site.yaml")
     rules = {r.id: r for r in load_rules(site)}
     assert rules["elevator-entrapment"].spec.priority == "emergency"
-    assert set(rules["booster-pump-low-pressure"].devices) == {"pump-b2-1", "pump-b2-2"}
+    assert set(rules["booster-pump-low-pressure"].devices) == {"pump-b2-1", "pump-b2-2", "pump-b2-3"}

@@ -11,11 +11,11 @@ from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 
-from facility.codec import decode, register_count
 from facility.model import Value
 from facility.mqtt import Message, MqttClient
 from facility.site import Site, load_site
 from gateway.modbus.planner import plan
+from gateway.modbus.reader import read_points
 from simulators.host import SimulatorHost
 
 
@@ -43,21 +43,7 @@ async def read_modbus(site: Site, device_id: str, timeout: float = 2.0) -> dict[
     client = AsyncModbusTcpClient(device.modbus.host, port=device.modbus.port, timeout=timeout, retries=0)
     await client.connect()
     try:
-        values: dict[str, Value] = {}
-        for read in plan(fields):
-            call = {
-                "holding": client.read_holding_registers,
-                "input": client.read_input_registers,
-                "coil": client.read_coils,
-                "discrete": client.read_discrete_inputs,
-            }[read.table]
-            response = await call(read.address, count=read.count, device_id=device.modbus.unit)
-            assert not response.isError(), f"{device_id}: {read} -> {response}"
-            raw = [int(b) for b in response.bits] if read.table in ("coil", "discrete") else response.registers
-            for name, spec in read.points:
-                offset = spec.address - read.address
-                values[name] = decode(spec, raw[offset : offset + register_count(spec)])
-        return values
+        return await read_points(client, plan(fields), device.modbus.unit)
     finally:
         client.close()
 
