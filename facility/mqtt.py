@@ -40,11 +40,19 @@ class MqttClient:
         birth: tuple[str, bytes, int, bool] | None = None,
         username: str | None = None,
         password: str | None = None,
+        manual_ack: bool = False,
     ) -> None:
+        """With a `client_id` the broker keeps the session (subscriptions and QoS 1/2 messages
+        queued while this client is away). With `manual_ack`, QoS 1/2 messages are acknowledged
+        only after `on_messages` has returned for their batch, so a crash before then makes the
+        broker deliver them again."""
         self.host, self.port = host, port
         self._subscriptions = list(subscriptions)
         self._on_messages = on_messages
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id)
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id, manual_ack=manual_ack
+        )
+        self._manual_ack = manual_ack
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         if username:
             self._client.username_pw_set(username, password)
@@ -55,7 +63,7 @@ class MqttClient:
         self._client.on_connect = self._connected
         self._client.on_disconnect = self._disconnected
         self._client.on_message = self._received
-        self._pending: deque[Message] = deque()
+        self._pending: deque[tuple[str, bytes | bytearray, int, int]] = deque()  # topic, payload, mid, qos
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._up = asyncio.Event()
@@ -116,7 +124,7 @@ class MqttClient:
             log.warning("MQTT connection to %s:%s lost (%s); reconnecting", self.host, self.port, reason)
 
     def _received(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
-        self._pending.append((message.topic, message.payload))
+        self._pending.append((message.topic, message.payload, message.mid, message.qos))
         if not self._drain_scheduled and self._loop is not None:
             self._drain_scheduled = True
             self._loop.call_soon_threadsafe(self._drain)
@@ -126,6 +134,22 @@ class MqttClient:
     def _drain(self) -> None:
         self._drain_scheduled = False
         pending = self._pending
-        batch = [pending.popleft() for _ in range(len(pending))]
-        if batch and self._on_messages is not None:
-            self._on_messages(batch)
+        received = [pending.popleft() for _ in range(len(pending))]
+        if received and self._on_messages is not None:
+            try:
+                self._on_messages([(topic, payload) for topic, payload, _, _ in received])
+            except Exception:
+                # A handler that fails on a batch must not stall the broker's in-flight window:
+                # hand the messages on one by one, and give up (loudly) only on those that fail.
+                log.exception("MQTT handler failed on a batch of %d; retrying one by one", len(received))
+                for topic, payload, _, _ in received:
+                    try:
+                        self._on_messages([(topic, payload)])
+                    except Exception:
+                        log.exception(
+                            "MQTT handler failed on a message on %s; dropped: %r", topic, bytes(payload[:200])
+                        )
+        if self._manual_ack:
+            for _, _, mid, qos in received:
+                if qos:
+                    self._client.ack(mid, qos)

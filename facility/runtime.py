@@ -25,11 +25,13 @@ from facility.aio import cancel_all
 from facility.broker import EmbeddedBroker
 from facility.bus import Bus
 from facility.netutil import free_port
-from facility.site import Site
+from facility.site import InfluxStore, Site
+from facility.store.factory import open_telemetry
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
-from facility.store.telemetry import SqliteTelemetry
+from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
+from gateway.spool import Spool
 from gateway.writer import TelemetryWriter
 from rules.service import RulesService
 from simulators.control import control_router
@@ -95,15 +97,18 @@ async def serve(
         live = LiveValues()
         bus.on_readings(live.update)
 
-        telemetry_path = options.data_dir / "telemetry.db" if options.data_dir else site.path(site.stores.telemetry)
-        telemetry = SqliteTelemetry(telemetry_path)
-        stack.callback(telemetry.close)
-        writer = TelemetryWriter(telemetry)
-        bus.on_readings(writer.add)
-
         ops = OpsStore(ops_url(site, options.data_dir))
         await ops.start()
         stack.push_async_callback(ops.close)
+        dead_letters = DeadLetters(ops)
+        dead_letter_task = asyncio.create_task(dead_letters.run(), name="dead letters")
+        stack.push_async_callback(cancel_all, [dead_letter_task])
+
+        # Unwinding runs in reverse: the writer's last flush comes before the store closes.
+        writer = _telemetry_writer(site, options.data_dir, stack, dead_letters)
+        bus.on_readings(writer.add)
+        writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
+        stack.push_async_callback(cancel_all, [writer_task])
 
         rules = RulesService(site, bus, ops)
         await rules.start()
@@ -113,12 +118,9 @@ async def serve(
         if options.simulate:
             extra["/sim"] = await _start_simulation(site, stack)
 
-        gateway = Gateway(site, bus)
+        gateway = Gateway(site, bus, dead_letters)
         await gateway.start()
         stack.push_async_callback(gateway.stop)
-
-        writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
-        stack.push_async_callback(cancel_all, [writer_task])
 
         ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms)
         app = create_app(ctx, TokenAuth(options.tokens or {}), extra)
@@ -139,6 +141,24 @@ async def serve(
             await cancel_all(helpers)
         if not server.started:
             raise RuntimeError(f"the API could not listen on {options.host}:{options.port}")
+
+
+def _telemetry_writer(
+    site: Site, data_dir: Path | None, stack: AsyncExitStack, dead_letters: DeadLetters
+) -> TelemetryWriter:
+    """The telemetry store of the site (or of the data dir), behind a writer that spools to disk
+    while the store is down."""
+    stores = site.stores
+    base = data_dir or site.path(".")
+    if data_dir is not None:
+        local = {"telemetry": "telemetry.db"} if isinstance(stores.telemetry, str) else {}
+        stores = stores.model_copy(update={"spool": "spool", **local})
+    telemetry = open_telemetry(stores, base)
+    stack.callback(telemetry.close)
+    spool_dir = Path(stores.spool)
+    spool = Spool(spool_dir if spool_dir.is_absolute() else base / spool_dir)
+    batch_size = stores.telemetry.batch_size if isinstance(stores.telemetry, InfluxStore) else 5000
+    return TelemetryWriter(telemetry, spool, dead_letter=dead_letters.put, batch_size=batch_size)
 
 
 async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:

@@ -121,8 +121,27 @@ class Broker(_Strict):
         return urlsplit(self.url).port or 1883
 
 
+class InfluxStore(_Strict):
+    """Telemetry in InfluxDB: written with the v2 write API, read with InfluxQL over /query."""
+
+    url: str = "http://127.0.0.1:8086"
+    org: str = "facility"
+    bucket: str = "telemetry"  # also the database name for InfluxQL reads
+    write_api: Literal["v2", "v1"] = "v2"  # v1: InfluxDB 1.x `/write?db=bucket` (before 1.8)
+    token_env: str | None = "INFLUXDB_TOKEN"  # environment variable holding the API token
+    timeout: Duration = 10.0
+    batch_size: int = Field(default=5000, gt=0)
+
+    @property
+    def token(self) -> str | None:
+        """Read from the environment when used, so that no secret sits in a site file."""
+        return os.environ.get(self.token_env) if self.token_env else None
+
+
 class Stores(_Strict):
-    telemetry: str = "var/telemetry.db"  # SQLite file
+    telemetry: str | InfluxStore = "var/telemetry.db"  # a SQLite file, or {url, org, bucket, ...}
+    retention: Duration = 400 * 86400.0  # telemetry older than this is deleted (SQLite store)
+    spool: str = "var/spool"  # readings wait here on disk while the telemetry store is down
     ops: str = "sqlite+aiosqlite:///var/ops.db"  # SQLAlchemy URL
 
 

@@ -1,25 +1,32 @@
-"""MQTT ingest: maps each device's topic and JSON paths to readings.
+"""MQTT ingest: maps each device's topic and JSON paths to readings, and its status topic to
+online/offline.
 
 Paths are compiled once at start; the per-message work is one JSON decode and one lookup per
-point. A payload that cannot be used is counted and logged once per topic, never raised.
+point. A payload that cannot be used (not JSON, too large, a value of the wrong type, a topic no
+device has) is counted and kept as a dead letter; the ingest never raises on input.
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from facility.jsonpath import MISSING, getter
-from facility.model import Quality, Reading, Value
+from facility.model import Quality, Reading
 from facility.mqtt import Message
 from facility.site import Site
 
-log = logging.getLogger(__name__)
+MAX_PAYLOAD_BYTES = 64 * 1024  # a device document is a few hundred bytes; larger is garbage
+EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a clock that was never set
+FUTURE_SLACK_MS = 86_400_000  # a device clock may run a day fast; more is a unit error
+ONLINE, OFFLINE = b"online", b"offline"
+
+DeadLetterSink = Callable[[str, str, str, bytes | bytearray | str], None]
+StatusSink = Callable[[str, bool], None]
 
 
 @dataclass(frozen=True)
@@ -29,21 +36,35 @@ class _PointReader:
     value_type: str
 
 
-def _coerce(value: Any, value_type: str) -> Value | object:
-    """The value if it has the profile's type, else MISSING (a bad value)."""
-    if value_type == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    elif value_type == "bool":
-        ok = isinstance(value, bool)
-    else:
-        ok = isinstance(value, str)
-    return value if ok else MISSING
+@dataclass(frozen=True)
+class _DeviceTopic:
+    device: str
+    points: list[_PointReader]
+    timestamp: Callable[[Any], Any] | None  # the document's own time, in ms since the epoch
+
+
+def _typed(value: Any, value_type: str) -> bool:
+    if value_type == "number":  # NaN and infinities are not measurements
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if value_type == "bool":
+        return isinstance(value, bool)
+    return isinstance(value, str)
 
 
 class MqttIngest:
-    def __init__(self, site: Site, publish: Callable[[list[Reading]], None]) -> None:
+    def __init__(
+        self,
+        site: Site,
+        publish: Callable[[list[Reading]], None],
+        on_status: StatusSink,
+        dead_letter: DeadLetterSink,
+    ) -> None:
         self._publish = publish
-        self._by_topic: dict[str, tuple[str, list[_PointReader]]] = {}
+        self._on_status = on_status
+        self._dead_letter = dead_letter
+        self._data: dict[str, _DeviceTopic] = {}
+        self._status: dict[str, str] = {}  # status topic -> device
+        self.points: dict[str, list[str]] = {}  # device -> its points
         self.subscriptions: list[tuple[str, int]] = []
         for device in site.devices:
             if device.mqtt is None:
@@ -54,39 +75,76 @@ class MqttIngest:
                 for name, spec in profile.points.items()
                 if spec.json_path
             ]
-            self._by_topic[device.mqtt.topic] = (device.id, readers)
-            self.subscriptions.append((device.mqtt.topic, device.mqtt.qos))
-        self.rejected: Counter[str] = Counter()  # reason -> count
+            ts = getter(profile.timestamp_json) if profile.timestamp_json else None
+            self._data[device.mqtt.topic] = _DeviceTopic(device.id, readers, ts)
+            self._status[device.mqtt.status] = device.id
+            self.points[device.id] = [r.name for r in readers]
+            self.subscriptions += [(device.mqtt.topic, device.mqtt.qos), (device.mqtt.status, 1)]
+        self.received = 0
 
     def handle(self, batch: list[Message]) -> None:
         readings: list[Reading] = []
+        now = time.time_ns()
         for topic, payload in batch:
-            entry = self._by_topic.get(topic)
-            if entry is None:
-                self._reject(topic, "no device has this topic")
-                continue
-            device, readers = entry
+            self.received += 1
+            entry = self._data.get(topic)
             try:
-                obj = json.loads(payload)
-            except ValueError:
-                self._reject(topic, "payload is not JSON")
-                continue
-            ts = time.time_ns()
-            for reader in readers:
-                raw = reader.get(obj)
-                if raw is MISSING:
-                    continue  # a payload may carry only the points that changed
-                value = _coerce(raw, reader.value_type)
-                if value is MISSING:
-                    self._reject(topic, f"{reader.name} is not a {reader.value_type}")
-                    readings.append(Reading(device, reader.name, None, Quality.BAD, ts))
+                if entry is None:
+                    self._other(topic, payload, now, readings)
                 else:
-                    readings.append(Reading(device, reader.name, value, Quality.GOOD, ts))  # type: ignore[arg-type]
+                    self._document(entry, topic, payload, now, readings)
+            except Exception as exc:  # one message must never sink its batch
+                self._dead_letter("mqtt", topic, f"could not be read: {type(exc).__name__}: {exc}", payload)
         if readings:
             self._publish(readings)
 
-    def _reject(self, topic: str, reason: str) -> None:
-        key = f"{topic}: {reason}"
-        if key not in self.rejected:
-            log.warning("MQTT message rejected on %s", key)
-        self.rejected[key] += 1
+    def _document(
+        self, entry: _DeviceTopic, topic: str, payload: bytes | bytearray, now: int, readings: list[Reading]
+    ) -> None:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            self._dead_letter("mqtt", topic, f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}", payload)
+            return
+        try:
+            doc = json.loads(payload)
+        except (ValueError, RecursionError) as exc:
+            self._dead_letter("mqtt", topic, f"not JSON: {exc}", payload)
+            return
+        if not isinstance(doc, dict):
+            self._dead_letter("mqtt", topic, f"not a JSON object but {type(doc).__name__}", payload)
+            return
+        ts = self._source_time(entry, doc, topic, payload) or now
+        wrong = []
+        for reader in entry.points:
+            value = reader.get(doc)
+            if value is MISSING:
+                continue  # a document may carry only the points that changed
+            if _typed(value, reader.value_type):
+                readings.append(Reading(entry.device, reader.name, value, Quality.GOOD, ts))
+            else:
+                readings.append(Reading(entry.device, reader.name, None, Quality.BAD, ts))
+                wrong.append(f"{reader.name} is {value!r}, not a {reader.value_type}")
+        if wrong:
+            self._dead_letter("mqtt", topic, "; ".join(wrong), payload)
+
+    def _source_time(self, entry: _DeviceTopic, doc: Any, topic: str, payload: bytes | bytearray) -> int | None:
+        if entry.timestamp is None:
+            return None
+        ms = entry.timestamp(doc)
+        if ms is MISSING:
+            return None
+        if not _typed(ms, "number") or not EARLIEST_MS <= ms <= time.time() * 1000 + FUTURE_SLACK_MS:
+            self._dead_letter("mqtt", topic, f"timestamp {ms!r} is not a plausible time in ms since the epoch", payload)
+            return None
+        return int(ms * 1_000_000)
+
+    def _other(self, topic: str, payload: bytes | bytearray, now: int, readings: list[Reading]) -> None:
+        device = self._status.get(topic)
+        if device is None:
+            self._dead_letter("mqtt", topic, "no device has this topic", payload)
+        elif payload == ONLINE:
+            self._on_status(device, True)
+        elif payload == OFFLINE:
+            self._on_status(device, False)
+            readings.extend(Reading(device, p, None, Quality.NO_COMM, now) for p in self.points[device])
+        else:
+            self._dead_letter("mqtt", topic, "status is neither online nor offline", payload)

@@ -10,17 +10,23 @@ from facility.model import Reading
 from facility.mqtt import MqttClient
 from facility.profile import Profile
 from facility.site import Device, Site
+from gateway.deadletter import DeadLetters
+from gateway.health import Health
 from gateway.modbus.poller import BusPoller
 from gateway.mqtt import MqttIngest
 
 
 class Gateway:
-    def __init__(self, site: Site, bus: Bus) -> None:
+    def __init__(self, site: Site, bus: Bus, dead_letters: DeadLetters) -> None:
         self._site = site
         self._bus = bus
         self._tasks: list[asyncio.Task[None]] = []
         self._mqtt: MqttClient | None = None
-        self.ingest = MqttIngest(site, self._publish)
+        self.dead_letters = dead_letters
+        self.ingest = MqttIngest(site, self._publish, self._status, dead_letters.put)
+        self.health = Health(site, self._publish)
+        bus.on_readings(self.health.seen)
+        self.pollers: list[BusPoller] = []
 
     def _publish(self, readings: list[Reading]) -> None:
         self._bus.publish_readings(readings)
@@ -34,11 +40,14 @@ class Gateway:
             self._mqtt = MqttClient(
                 broker.host,
                 broker.port,
+                # A fixed client id and a kept session: the broker holds QoS 1 messages while the
+                # gateway restarts, and they are acknowledged only once handed on.
                 client_id=f"facility-gateway-{self._site.site.id}",
                 subscriptions=self.ingest.subscriptions,
                 on_messages=self.ingest.handle,
                 username=broker.username,
                 password=broker.password,
+                manual_ack=True,
             )
             await self._mqtt.start()
         buses: dict[str, list[tuple[Device, Profile]]] = {}
@@ -48,8 +57,10 @@ class Gateway:
         for endpoint, members in buses.items():
             binding = members[0][0].modbus
             assert binding is not None
-            poller = BusPoller(binding, members, self._publish, self._status)
+            poller = BusPoller(binding, members, self._publish, self._status, self.dead_letters.put)
+            self.pollers.append(poller)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {endpoint}"))
+        self._tasks.append(asyncio.create_task(self.health.run(), name="device health"))
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from facility.model import Quality, Reading
 
 STALE_AFTER_INTERVALS = 3  # a value older than this many expected intervals is shown as stale
+_KEEPS_LAST_VALUE = (Quality.STALE, Quality.NO_COMM)
 
 
 class LiveValues:
@@ -14,11 +15,17 @@ class LiveValues:
         self._latest: dict[str, dict[str, Reading]] = {}
 
     def update(self, readings: Sequence[Reading]) -> None:
+        """Keep each point's latest reading. A stale or no-communication mark without a value keeps
+        the last value and its time, so the desk shows what was last known, marked as such."""
         latest = self._latest
         for reading in readings:
             points = latest.get(reading.device)
             if points is None:
                 points = latest[reading.device] = {}
+            if reading.value is None and reading.quality in _KEEPS_LAST_VALUE:
+                previous = points.get(reading.point)
+                if previous is not None:
+                    reading = Reading(reading.device, reading.point, previous.value, reading.quality, previous.ts)
             points[reading.point] = reading
 
     def of(self, device: str) -> dict[str, Reading]:

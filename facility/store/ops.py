@@ -72,6 +72,28 @@ class AlarmHistoryRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class DeadLetterRow(Base):
+    """Input the system could not use, kept so that nothing is lost silently."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, index=True)
+    source: Mapped[str] = mapped_column(String(40))  # mqtt, modbus, telemetry
+    key: Mapped[str] = mapped_column(String(400))  # topic, device/point, ...
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    ts: int
+    source: str
+    key: str
+    reason: str
+    payload: str
+
+
 @dataclass(frozen=True)
 class NewAlarm:
     """What the rules know when a condition becomes active."""
@@ -188,6 +210,18 @@ class OpsStore:
             query = select(AlarmRow).where(AlarmRow.id == alarm_id).options(selectinload(AlarmRow.history))
             row = (await s.scalars(query)).first()
             return alarm_dict(row, with_history=True) if row else None
+
+    async def add_dead_letters(self, letters: list[DeadLetter]) -> None:
+        async with self._sessions.begin() as s:
+            s.add_all(
+                DeadLetterRow(ts=d.ts, source=d.source, key=d.key, reason=d.reason, payload=d.payload) for d in letters
+            )
+
+    async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """The most recent dead letters, newest first."""
+        async with self._sessions() as s:
+            rows = await s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit))
+            return [DeadLetter(r.ts, r.source, r.key, r.reason, r.payload) for r in rows]
 
     async def active_conditions(self) -> list[tuple[str, str]]:
         """(rule, device) of every alarm still active, so the engine can resume where it stopped."""

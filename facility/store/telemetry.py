@@ -1,52 +1,55 @@
-"""The embedded telemetry store: readings in one SQLite file, written in batches.
-
-Calls are blocking; callers run them in a worker thread (`asyncio.to_thread`) so the event loop
-never waits on disk.
-"""
+"""What every telemetry store offers: batched writes that are safe to replay, and history."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Protocol
 
-from facility.model import Quality, Reading
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS readings (
-    device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL,
-    value, quality TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS readings_by_point ON readings (device, point, ts);
-"""
+from facility.model import Reading, Value
 
 
-class SqliteTelemetry:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.Lock()
+class StoreUnavailable(Exception):
+    """The store cannot take writes now (down, slow, unreachable): keep the batch and retry later."""
+
+
+class BatchRejected(Exception):
+    """The store refused readings as malformed: retrying cannot help; dead-letter them.
+
+    `rejected` names the readings that were refused (the rest of the batch was stored); None means
+    the whole batch. `reasons`, when given, holds the store's reason for each rejected reading.
+    """
+
+    def __init__(
+        self, reason: str, rejected: Sequence[Reading] | None = None, reasons: Sequence[str] | None = None
+    ) -> None:
+        self.reason = reason
+        self.rejected = rejected
+        self.reasons = reasons
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A point's value over one bucket of time (or one raw reading when not downsampled)."""
+
+    ts: int  # UTC ns: start of the bucket, or the reading's time
+    mean: Value
+    min: Value
+    max: Value
+    count: int
+
+
+class TelemetryStore(Protocol):
+    """Where readings are kept as time series. Calls block; callers run them in a worker thread."""
 
     def write(self, readings: Sequence[Reading]) -> None:
-        rows = [(r.device, r.point, r.ts, r.value, r.quality.value) for r in readings]
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany("INSERT INTO readings VALUES (?, ?, ?, ?, ?)", rows)
-            self._db.execute("COMMIT")
+        """Store a batch; raises StoreUnavailable (retry later) or BatchRejected (never retry).
+        Writing the same reading twice must leave one copy: replays after an outage are safe."""
 
-    def history(self, device: str, point: str, start_ns: int, end_ns: int) -> list[Reading]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT ts, value, quality FROM readings"
-                " WHERE device = ? AND point = ? AND ts >= ? AND ts < ? ORDER BY ts",
-                (device, point, start_ns, end_ns),
-            ).fetchall()
-        return [Reading(device, point, value, Quality(q), ts) for ts, value, q in rows]
+    def history(
+        self, device: str, point: str, start_ns: int, end_ns: int, bucket_s: float | None = None
+    ) -> list[Sample]:
+        """Samples in [start, end), raw or as min/mean/max per bucket, oldest first."""
 
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+    def close(self) -> None: ...

@@ -1,7 +1,14 @@
 """Polls the devices on one Modbus bus: one connection and one lock per bus, many unit ids.
 
-A device that stops answering has its points published once as "no communication" and its
-status changed to offline; the next good answer brings it back online.
+Why each rule:
+- A device that stops answering is *demoted*: tried again after five of its timeouts, then at a
+  doubling interval up to 30 s, with no retry, so it costs its bus at most one timeout per
+  demoted cycle (a fifth of the bus at worst) and the others keep their rate.
+- Exception 06 (busy) is retried a few times with backoff; 04, 0A and 0B (device failure, gateway
+  path unavailable, target failed to respond) mark the device offline like a timeout does.
+- Exception 02/03 (illegal address or value) is a profile that does not match the device: the
+  point(s) responsible are found, reported once as a configuration error (log and dead letter)
+  and left out; the rest of the device keeps being read.
 """
 
 from __future__ import annotations
@@ -15,15 +22,25 @@ from dataclasses import dataclass, field
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
 
-from facility.model import Quality, Reading
-from facility.profile import Profile
+from facility.aio import raise_if_cancelled
+from facility.model import Quality, Reading, Value
+from facility.profile import ModbusField, Profile
 from facility.site import Device, ModbusBinding
 from gateway.modbus.planner import Read, plan
-from gateway.modbus.reader import ExceptionResponse, read_points
+from gateway.modbus.reader import ExceptionResponse, read_block
 
 log = logging.getLogger(__name__)
 
 StatusHandler = Callable[[str, bool], None]
+DeadLetterSink = Callable[[str, str, str, bytes | bytearray | str], None]
+
+BUSY = 0x06
+OFFLINE_CODES = {0x04, 0x0A, 0x0B}
+CONFIG_CODES = {0x02, 0x03}
+BUSY_RETRIES = 3
+BUSY_BACKOFF_S = 0.05
+DEMOTED_MAX_S = 30.0  # the longest wait between tries of a device that does not answer
+DEMOTED_TIMEOUTS = 5  # a demoted device is tried again after at least this many of its timeouts
 
 
 class DeviceUnavailable(Exception):
@@ -33,10 +50,17 @@ class DeviceUnavailable(Exception):
 @dataclass
 class _Polled:
     device: Device
+    fields: dict[str, ModbusField]
     reads: list[Read]
     next_due: float = 0.0
     online: bool | None = None  # unknown until the first poll
-    points: list[str] = field(default_factory=list)
+    failures: int = 0  # polls in a row without an answer
+    broken: dict[str, str] = field(default_factory=dict)  # point -> why it is left out
+
+    @property
+    def interval(self) -> float:
+        assert self.device.modbus is not None
+        return self.device.modbus.interval
 
 
 class BusPoller:
@@ -48,6 +72,7 @@ class BusPoller:
         devices: Sequence[tuple[Device, Profile]],
         publish: Callable[[list[Reading]], None],
         on_status: StatusHandler,
+        dead_letter: DeadLetterSink,
     ) -> None:
         self.endpoint = binding.endpoint
         timeout = max(d.modbus.timeout for d, _ in devices if d.modbus)
@@ -63,50 +88,108 @@ class BusPoller:
             )
         else:
             self._client = AsyncModbusTcpClient(binding.host, port=binding.port, timeout=timeout, retries=0)
-        self._devices = [
-            _Polled(
-                device,
-                plan({n: p.modbus for n, p in profile.points.items() if p.modbus}),
-                points=list(profile.points),
-            )
-            for device, profile in devices
-        ]
+        self.devices = []
+        for device, profile in devices:
+            fields = {n: p.modbus for n, p in profile.points.items() if p.modbus}
+            self.devices.append(_Polled(device, fields, plan(fields)))
         self._publish = publish
         self._on_status = on_status
+        self._dead_letter = dead_letter
+        self.requests = 0  # reads sent, for benchmarks
 
     async def run(self) -> None:
         try:
             while True:
+                raise_if_cancelled()
                 now = time.monotonic()
-                for polled in self._devices:
+                for polled in self.devices:
                     if polled.next_due <= now:
                         await self._poll(polled)
-                        assert polled.device.modbus is not None
-                        polled.next_due = max(polled.next_due + polled.device.modbus.interval, now)
-                wake = min(p.next_due for p in self._devices)
+                        polled.next_due = self._next_due(polled, now)
+                wake = min(p.next_due for p in self.devices)
                 await asyncio.sleep(max(0.0, wake - time.monotonic()))
         finally:
             self._client.close()
 
+    @staticmethod
+    def _next_due(polled: _Polled, now: float) -> float:
+        if polled.failures:
+            # Wait at least five timeouts before trying again, so a dead device costs the others
+            # at most a fifth of the bus; then back off further while it stays dead.
+            assert polled.device.modbus is not None
+            first = max(polled.interval, DEMOTED_TIMEOUTS * polled.device.modbus.timeout)
+            return now + min(DEMOTED_MAX_S, first * 2 ** (polled.failures - 1))
+        return max(polled.next_due + polled.interval, now)  # keep the rhythm; never catch up in a burst
+
     async def _poll(self, polled: _Polled) -> None:
         device = polled.device
         assert device.modbus is not None
+        values: dict[str, Value] = {}
         try:
             if not self._client.connected and not await self._client.connect():
                 raise DeviceUnavailable(f"cannot connect to {self.endpoint}")
-            values = await read_points(self._client, polled.reads, device.modbus.unit)
-        except (TimeoutError, ModbusException, ExceptionResponse, DeviceUnavailable, OSError) as exc:
+            for read in list(polled.reads):
+                values.update(await self._read(polled, read))
+        except (TimeoutError, ModbusException, DeviceUnavailable, OSError) as exc:
+            polled.failures += 1
             if polled.online is not False:
                 log.warning("device %s on %s stopped answering: %s", device.id, self.endpoint, exc)
                 ts = time.time_ns()
-                self._publish([Reading(device.id, p, None, Quality.NO_COMM, ts) for p in polled.points])
+                self._publish([Reading(device.id, p, None, Quality.NO_COMM, ts) for p in polled.fields])
                 self._set_online(polled, False)
             return
+        polled.failures = 0
         ts = time.time_ns()
         good, bad = Quality.GOOD, Quality.BAD
         self._publish([Reading(device.id, n, v, good if v is not None else bad, ts) for n, v in values.items()])
         if polled.online is not True:
+            if polled.online is False:
+                log.info("device %s on %s answers again", device.id, self.endpoint)
             self._set_online(polled, True)
+
+    async def _read(self, polled: _Polled, read: Read) -> dict[str, Value]:
+        assert polled.device.modbus is not None
+        unit = polled.device.modbus.unit
+        for attempt in range(BUSY_RETRIES + 1):
+            self.requests += 1
+            try:
+                return await read_block(self._client, read, unit)
+            except ExceptionResponse as exc:
+                if exc.code == BUSY and attempt < BUSY_RETRIES:
+                    await asyncio.sleep(BUSY_BACKOFF_S * 2**attempt)
+                    continue
+                if exc.code in CONFIG_CODES:
+                    return await self._isolate(polled, read, exc)
+                raise DeviceUnavailable(str(exc)) from None
+        raise DeviceUnavailable(f"busy after {BUSY_RETRIES} retries")
+
+    async def _isolate(self, polled: _Polled, read: Read, error: ExceptionResponse) -> dict[str, Value]:
+        """Read the points of a refused block one by one; leave out the ones the device refuses."""
+        assert polled.device.modbus is not None
+        values: dict[str, Value] = {}
+        for name, spec in read.points:
+            single = Read(read.table, spec.address, plan({name: spec})[0].count, ((name, spec),))
+            try:
+                self.requests += 1
+                values.update(await read_block(self._client, single, polled.device.modbus.unit))
+            except ExceptionResponse as exc:
+                if exc.code not in CONFIG_CODES:
+                    raise DeviceUnavailable(str(exc)) from None
+                self._drop_point(polled, name, spec, exc)
+        if len(read.points) > 1 or polled.broken:
+            polled.reads = plan({n: f for n, f in polled.fields.items() if n not in polled.broken})
+        return values
+
+    def _drop_point(self, polled: _Polled, name: str, spec: ModbusField, exc: ExceptionResponse) -> None:
+        device = polled.device.id
+        reason = (
+            f"configuration error: {device} refuses point {name!r} ({spec.table} {spec.address}, "
+            f"exception {exc.code:#04x}); check the profile's address and type. The point is left out."
+        )
+        log.error(reason)
+        polled.broken[name] = reason
+        self._dead_letter("modbus", f"{device}/{name}", reason, "")
+        self._publish([Reading(device, name, None, Quality.BAD, time.time_ns())])
 
     def _set_online(self, polled: _Polled, online: bool) -> None:
         polled.online = online

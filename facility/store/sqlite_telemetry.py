@@ -1,0 +1,80 @@
+"""The embedded telemetry store: readings in one SQLite file, written in batches.
+
+One row per (device, point, time): writing a reading again replaces it, so a replay after an
+outage leaves one copy. Old rows are deleted past the retention period. Calls block; callers run
+them in a worker thread so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from facility.model import Reading
+from facility.store.telemetry import Sample, StoreUnavailable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings (
+    device TEXT NOT NULL, point TEXT NOT NULL, ts INTEGER NOT NULL, value, quality TEXT NOT NULL,
+    PRIMARY KEY (device, point, ts)
+) WITHOUT ROWID;
+"""
+PRUNE_EVERY_S = 3600.0  # how often old rows are looked for
+
+
+class SqliteTelemetry:
+    def __init__(self, path: Path, retention_s: float = 400 * 86400.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self.retention_s = retention_s
+        self._pruned = 0.0
+
+    def write(self, readings: Sequence[Reading]) -> None:
+        rows = [(r.device, r.point, r.ts, r.value, r.quality.value) for r in readings]
+        try:
+            with self._lock:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # disk full, locked, read-only: try again later
+            with self._lock:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+            raise StoreUnavailable(str(exc)) from exc
+        if time.monotonic() - self._pruned > PRUNE_EVERY_S:
+            self.prune(time.time_ns())
+
+    def prune(self, now_ns: int) -> int:
+        """Delete readings older than the retention period; returns how many."""
+        self._pruned = time.monotonic()
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM readings WHERE ts < ?", (now_ns - int(self.retention_s * 1e9),))
+        return cursor.rowcount
+
+    def history(
+        self, device: str, point: str, start_ns: int, end_ns: int, bucket_s: float | None = None
+    ) -> list[Sample]:
+        where = "WHERE device = ? AND point = ? AND ts >= ? AND ts < ? AND quality = 'good'"
+        args = (device, point, start_ns, end_ns)
+        with self._lock:
+            if bucket_s is None:
+                rows = self._db.execute(f"SELECT ts, value FROM readings {where} ORDER BY ts", args).fetchall()
+                return [Sample(ts, v, v, v, 1) for ts, v in rows]
+            bucket = max(1, int(bucket_s * 1e9))
+            rows = self._db.execute(
+                f"SELECT (ts - ?) / ? AS b, avg(value), min(value), max(value), count(*) FROM readings {where}"
+                " GROUP BY b ORDER BY b",
+                (start_ns, bucket, *args),
+            ).fetchall()
+        return [Sample(start_ns + b * bucket, mean, lo, hi, n) for b, mean, lo, hi, n in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
