@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth import TokenAuth
 from api.context import ApiContext
-from api.routes import alarms, devices, stream
+from api.routes import alarms, devices, stream, writes
 
 DESK_DIR = Path(__file__).parent / "desk"
 
@@ -28,6 +28,7 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
     app.include_router(devices.router(ctx), prefix="/api/v1", dependencies=guarded)
     app.include_router(alarms.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
     app.include_router(stream.router(ctx), prefix="/api/v1", dependencies=guarded)
+    app.include_router(writes.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
     for prefix, router in (extra or {}).items():
         app.include_router(router, prefix=prefix, dependencies=guarded)
 

@@ -1,11 +1,13 @@
 """Modbus registers <-> point values, both directions in one place.
 
-The gateway decodes with `decode`; the simulators encode with `pack`. Keeping both here means a
-round trip through the wire is the test that they agree.
+The gateway decodes with `decode` and encodes the values it writes with `encode`; the simulators
+encode with `pack` and decode what a master writes with `decode`. Keeping both here means a round
+trip through the wire is the test that they agree.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable, Sequence
 
@@ -13,6 +15,12 @@ from facility.model import Value
 from facility.profile import ModbusField
 
 _STRUCT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "float32": ">f"}
+_LIMITS = {
+    "int16": (-(2**15), 2**15 - 1),
+    "uint16": (0, 2**16 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+}
 
 
 def register_count(field: ModbusField) -> int:
@@ -73,6 +81,38 @@ def _encode_raw(field: ModbusField, value: Value) -> list[int]:
     if field.word_order == "little":
         words.reverse()
     return words
+
+
+def encode(field: ModbusField, value: Value) -> list[int]:
+    """The registers (or the one bit, as 0 or 1) a master writes to set a point to `value`.
+
+    Raises ValueError for a value the point cannot carry: wrong type, unknown enum label, out of
+    the register's range, or a bit field, which cannot be written alone: its register holds
+    neighbours that a write of the whole register would overwrite.
+    """
+    if field.table in ("coil", "discrete"):
+        if not isinstance(value, bool):
+            raise ValueError(f"a {field.table} takes true or false, not {value!r}")
+        return [1 if value else 0]
+    if field.bit is not None:
+        raise ValueError(f"bit {field.bit} of a register cannot be written without its neighbours")
+    if value is None or isinstance(value, bool) or (field.enum is None and isinstance(value, str)):
+        raise ValueError(f"expected a number, not {value!r}")
+    if field.enum is not None and value not in field.enum.values():
+        raise ValueError(f"expected one of {', '.join(map(repr, field.enum.values()))}, not {value!r}")
+    if field.enum is None:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"expected a finite number, not {value!r}")
+        if field.type in _LIMITS:
+            raw = round((number - field.offset) / field.scale)
+            low, high = _LIMITS[field.type]
+            if not low <= raw <= high:
+                raise ValueError(f"{value!r} is {raw} in the register, outside the {field.type} range {low}..{high}")
+    try:
+        return _encode_raw(field, value)
+    except (struct.error, OverflowError) as exc:  # float32 beyond its range
+        raise ValueError(f"{value!r} does not fit a {field.type} register: {exc}") from None
 
 
 def pack(points: Iterable[tuple[ModbusField, Value]]) -> dict[tuple[str, int], int]:

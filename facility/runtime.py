@@ -33,6 +33,7 @@ from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
 from gateway.spool import Spool
 from gateway.writer import TelemetryWriter
+from gateway.writes import AuditedWrites
 from rules.service import RulesService
 from simulators.control import control_router
 from simulators.host import SimulatorHost
@@ -122,7 +123,8 @@ async def serve(
         await gateway.start()
         stack.push_async_callback(gateway.stop)
 
-        ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms)
+        writes = AuditedWrites(gateway, ops)
+        ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms, write=writes)
         app = create_app(ctx, TokenAuth(options.tokens or {}), extra)
         config = uvicorn.Config(
             app,

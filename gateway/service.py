@@ -6,10 +6,11 @@ import asyncio
 
 from facility.aio import cancel_all
 from facility.bus import Bus
-from facility.model import Reading
+from facility.model import Reading, Value
 from facility.mqtt import MqttClient
 from facility.profile import Profile
 from facility.site import Device, Site
+from facility.writes import DeviceOffline, check_value, resolve
 from gateway.deadletter import DeadLetters
 from gateway.health import Health
 from gateway.modbus.poller import BusPoller
@@ -27,6 +28,7 @@ class Gateway:
         self.health = Health(site, self._publish)
         bus.on_readings(self.health.seen)
         self.pollers: list[BusPoller] = []
+        self._poller_of: dict[str, BusPoller] = {}  # device id -> the poller of its bus
 
     def _publish(self, readings: list[Reading]) -> None:
         self._bus.publish_readings(readings)
@@ -59,8 +61,22 @@ class Gateway:
             assert binding is not None
             poller = BusPoller(binding, members, self._publish, self._status, self.dead_letters.put)
             self.pollers.append(poller)
+            self._poller_of.update((device.id, poller) for device, _ in members)
             self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {endpoint}"))
         self._tasks.append(asyncio.create_task(self.health.run(), name="device health"))
+
+    async def write(self, device_id: str, point: str, value: Value) -> Value:
+        """Write an allow-listed point through its bus's poller; returns the value read back.
+
+        The allow-list and range are checked here, at the one door to the buses, whoever calls:
+        raises UnknownTarget, NotAllowed, BadValue, or a DeviceFailed from the poller.
+        """
+        target = resolve(self._site, device_id, point)
+        checked = check_value(target, value)
+        poller = self._poller_of.get(device_id)
+        if poller is None:
+            raise DeviceOffline(f"the gateway is not polling {device_id}")
+        return await poller.write(device_id, point, checked)
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -4,6 +4,11 @@ device on it, as a real RS-485 bus or Modbus TCP gateway has.
 Registers are filled from the device model at the moment a request arrives, through the same
 codec the gateway decodes with. Tables a device does not have answer "illegal address". The
 common faults act here: `comm_loss` never answers, `slow` answers late, `garbage` answers junk.
+
+Writes (functions 05, 06, 15, 16) are decoded with the codec and handed to the model point by
+point. Like real devices: a table in which the model takes no writes answers "illegal function";
+a write that covers a point the model cannot write, part of a 32-bit value, or an address with no
+point answers "illegal address"; a value the model refuses answers "illegal value".
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.base import ModbusBaseServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from facility.codec import pack, register_count
+from facility.codec import decode, pack, register_count
 from facility.profile import ModbusField, Profile
 from facility.site import ModbusBinding
 from simulators.models import DeviceModel
+from simulators.models.base import WriteRefused
 
 SLOW_REPLY_S = 3.0  # longer than the usual 1 s poll timeout: a slow device looks dead to a hasty master
 COMM_LOSS_CHECK_S = 0.1
@@ -63,7 +69,7 @@ async def _serve(
     fields: Sequence[tuple[str, ModbusField]],
     func_code: int,
     start_address: int,
-    _address: int,
+    address: int,
     _count: int,
     registers: list[int],
     set_values: list[int] | list[bool] | None,
@@ -73,9 +79,9 @@ async def _serve(
         await asyncio.sleep(COMM_LOSS_CHECK_S)
     if "slow" in model.faults:
         await asyncio.sleep(SLOW_REPLY_S)
-    if set_values is not None:
-        return ExcCodes.ILLEGAL_FUNCTION  # the simulated plant takes no writes yet
     table = _TABLE_OF_FUNCTION.get(func_code)
+    if set_values is not None:
+        return _write(model, fields, table, address, [int(v) for v in set_values])
     if not any(f.table == table for _, f in fields):
         return ExcCodes.ILLEGAL_ADDRESS
     bits = table in ("coil", "discrete")
@@ -91,6 +97,31 @@ async def _serve(
             registers[index] = (registers[index] & ~mask) | (mask if word else 0)
         else:
             registers[address - start_address] = word
+    return None
+
+
+def _write(
+    model: DeviceModel, fields: Sequence[tuple[str, ModbusField]], table: str | None, address: int, values: list[int]
+) -> ExcCodes | None:
+    """Hand the points a master writes to the model; the registers follow from the model's values."""
+    if table not in ("holding", "coil") or not any(f.table == table and n in model.WRITABLE for n, f in fields):
+        return ExcCodes.ILLEGAL_FUNCTION  # a read-only table of this device
+    end = address + len(values)
+    covered = [
+        (n, f) for n, f in fields if f.table == table and f.address < end and f.address + register_count(f) > address
+    ]
+    inside = [(n, f) for n, f in covered if address <= f.address and f.address + register_count(f) <= end]
+    owned = {f.address + i for _, f in inside for i in range(register_count(f))}
+    if len(inside) < len(covered) or owned != set(range(address, end)):
+        return ExcCodes.ILLEGAL_ADDRESS  # part of a 32-bit value, or a register with no point
+    if any(n not in model.WRITABLE for n, _ in inside):
+        return ExcCodes.ILLEGAL_ADDRESS  # checked first, so that a refused write changes nothing
+    for name, f in inside:
+        start = f.address - address
+        try:
+            model.write(name, decode(f, values[start : start + register_count(f)]))
+        except WriteRefused as exc:
+            return ExcCodes.ILLEGAL_VALUE if exc.bad_value else ExcCodes.ILLEGAL_ADDRESS
     return None
 
 

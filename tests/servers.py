@@ -50,11 +50,12 @@ def http_json(url: str, method: str = "GET", body: Any = None, token: str | None
 class Mosquitto:
     """A Mosquitto broker of the test's own on a free port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_conf: str = "") -> None:
         self.binary = require_binary("mosquitto", "mosquitto")
         self.port = free_port()
         self.conf = workdir / f"mosquitto-{self.port}.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.log = workdir / f"mosquitto-{self.port}.log"
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n{extra_conf}")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +63,9 @@ class Mosquitto:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stderr=subprocess.PIPE)
+        # Its log goes to a file: a pipe nobody reads would fill up and stall the broker.
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stderr=log, stdout=log)
         wait_listening(self.port, proc=self.proc)
 
     def stop(self) -> None:

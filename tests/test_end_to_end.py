@@ -72,3 +72,23 @@ async def test_live_values_carry_quality_and_age(tmp_path: Path, mosquitto: Mosq
             assert pressure["age_s"] >= 0
             flow = device["points"]["flow"]
             assert flow["value"] == round(flow["value"], 1)  # scaled by 0.1, no float noise
+
+
+async def test_a_device_that_stops_answering_shows_offline_with_its_last_values(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    site_path = write_site(tmp_path, mosquitto.url, free_port())
+    async with running_system(site_path, tmp_path / "data") as (url, _site):
+        async with httpx.AsyncClient(base_url=url, headers=AUTH) as http:
+
+            async def pump(check: Any) -> dict[str, Any] | None:
+                devices = {d["id"]: d for d in (await http.get("/api/v1/devices")).json()}
+                return devices["pump-1"] if check(devices["pump-1"]) else None
+
+            before = await eventually(lambda: pump(lambda d: d["online"] and d["last_seen"]), 10)
+            await http.post("/sim/faults", json={"device": "pump-1", "fault": "comm_loss"})
+            after = await eventually(lambda: pump(lambda d: d["online"] is False), 15)
+            pressure = after["points"]["outlet_pressure"]
+            assert pressure["quality"] == "no_comm"
+            assert pressure["value"] is not None  # the last known value, marked as such
+            assert after["last_seen"] >= before["last_seen"]

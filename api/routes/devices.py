@@ -37,12 +37,15 @@ def router(ctx: ApiContext) -> APIRouter:
                     "quality": shown_quality(reading, device.interval, now).value if reading else "no_data",
                     "age_s": round((now - reading.ts) / 1e9, 3) if reading else None,
                 }
+            online, last_seen = ctx.live.status(device.id)
             out.append(
                 {
                     "id": device.id,
                     "name": device.name,
                     "type": device.type,
                     "location": device.location.model_dump(),
+                    "online": online,
+                    "last_seen": last_seen,
                     "points": points,
                 }
             )

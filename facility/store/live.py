@@ -13,6 +13,7 @@ _KEEPS_LAST_VALUE = (Quality.STALE, Quality.NO_COMM)
 class LiveValues:
     def __init__(self) -> None:
         self._latest: dict[str, dict[str, Reading]] = {}
+        self._seen: dict[str, int] = {}  # device -> time of its newest fresh value
 
     def update(self, readings: Sequence[Reading]) -> None:
         """Keep each point's latest reading. A stale or no-communication mark without a value keeps
@@ -26,10 +27,20 @@ class LiveValues:
                 previous = points.get(reading.point)
                 if previous is not None:
                     reading = Reading(reading.device, reading.point, previous.value, reading.quality, previous.ts)
+            elif reading.quality not in _KEEPS_LAST_VALUE and reading.ts > self._seen.get(reading.device, 0):
+                self._seen[reading.device] = reading.ts
             points[reading.point] = reading
 
     def of(self, device: str) -> dict[str, Reading]:
         return dict(self._latest.get(device, {}))
+
+    def status(self, device: str) -> tuple[bool | None, int | None]:
+        """(online, last seen in UTC ns) of a device, derived from its points: offline when every
+        point is marked no-communication; last seen is its newest fresh value. None: never heard."""
+        points = self._latest.get(device)
+        if not points:
+            return None, None
+        return any(r.quality is not Quality.NO_COMM for r in points.values()), self._seen.get(device)
 
 
 def shown_quality(reading: Reading, interval_s: float, now_ns: int) -> Quality:

@@ -1,4 +1,5 @@
-"""The ops store: alarms and their history, on SQLAlchemy (SQLite by default, PostgreSQL by URL).
+"""The ops store: alarms and their history, dead letters and the audit log, on SQLAlchemy (SQLite
+by default, PostgreSQL by URL).
 
 An alarm row is open from the moment it is raised until it is both returned to normal and
 acknowledged. At most one open alarm exists per rule and device (a partial unique index makes the
@@ -7,6 +8,7 @@ database enforce it); a recurrence re-activates the open one instead of adding a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,33 @@ class DeadLetterRow(Base):
     key: Mapped[str] = mapped_column(String(400))  # topic, device/point, ...
     reason: Mapped[str] = mapped_column(Text)
     payload: Mapped[str] = mapped_column(Text)
+
+
+class AuditRow(Base):
+    """One change someone asked for (a Modbus write, ...): who, when, from where, and how it ended."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ts: Mapped[int] = mapped_column(BigInteger, index=True)  # UTC ns of the request
+    actor: Mapped[str] = mapped_column(String(200))  # user name
+    source: Mapped[str] = mapped_column(String(200))  # client address
+    action: Mapped[str] = mapped_column(String(40))  # write, ...
+    target: Mapped[str] = mapped_column(String(400))  # device/point, ...
+    detail: Mapped[str] = mapped_column(Text)  # JSON object: value asked for, confirmed value or error
+    outcome: Mapped[str] = mapped_column(String(20))  # pending, ok, refused, failed
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: int
+    actor: str
+    source: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -223,6 +252,35 @@ class OpsStore:
             rows = await s.scalars(select(DeadLetterRow).order_by(DeadLetterRow.id.desc()).limit(limit))
             return [DeadLetter(r.ts, r.source, r.key, r.reason, r.payload) for r in rows]
 
+    async def add_audit(
+        self, *, ts: int, actor: str, source: str, action: str, target: str, detail: dict[str, Any], outcome: str
+    ) -> int:
+        """Record a change asked for; returns its id, so that a `pending` entry can be finished."""
+        async with self._sessions.begin() as s:
+            row = AuditRow(
+                ts=ts, actor=actor, source=source, action=action, target=target, detail=_json(detail), outcome=outcome
+            )
+            s.add(row)
+            await s.flush()
+            return row.id
+
+    async def finish_audit(self, audit_id: int, outcome: str, detail: dict[str, Any]) -> None:
+        """Set how a pending entry ended; who, when and where stay as recorded."""
+        async with self._sessions.begin() as s:
+            row = await s.get(AuditRow, audit_id)
+            if row is None:
+                raise KeyError(audit_id)
+            row.outcome, row.detail = outcome, _json(detail)
+
+    async def audit_log(self, limit: int = 100) -> list[AuditEntry]:
+        """The most recent audit entries, newest first."""
+        async with self._sessions() as s:
+            rows = await s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            return [
+                AuditEntry(r.id, r.ts, r.actor, r.source, r.action, r.target, json.loads(r.detail), r.outcome)
+                for r in rows
+            ]
+
     async def active_conditions(self) -> list[tuple[str, str]]:
         """(rule, device) of every alarm still active, so the engine can resume where it stopped."""
         async with self._sessions() as s:
@@ -233,3 +291,7 @@ class OpsStore:
     async def _open(s: AsyncSession, rule_id: str, device_id: str) -> AlarmRow | None:
         query = select(AlarmRow).where(AlarmRow.rule_id == rule_id, AlarmRow.device_id == device_id, AlarmRow.is_open)
         return (await s.scalars(query)).first()
+
+
+def _json(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)

@@ -9,6 +9,9 @@ Why each rule:
 - Exception 02/03 (illegal address or value) is a profile that does not match the device: the
   point(s) responsible are found, reported once as a configuration error (log and dead letter)
   and left out; the rest of the device keeps being read.
+- A write goes over the same connection, under the same lock as a poll: a serial line carries one
+  request at a time, and a TCP gateway in front of one may not queue. It is read back before it
+  counts as done, and its outcome leaves the polling state alone: the next poll judges the device.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, Modbu
 from pymodbus.exceptions import ModbusException
 
 from facility.aio import raise_if_cancelled
+from facility.codec import decode, encode
 from facility.model import Quality, Reading, Value
 from facility.profile import ModbusField, Profile
 from facility.site import Device, ModbusBinding
+from facility.writes import BadValue, DeviceOffline, DeviceRefused, NotConfirmed, UnknownTarget
 from gateway.modbus.planner import Read, plan
 from gateway.modbus.reader import ExceptionResponse, read_block
 
@@ -92,9 +97,11 @@ class BusPoller:
         for device, profile in devices:
             fields = {n: p.modbus for n, p in profile.points.items() if p.modbus}
             self.devices.append(_Polled(device, fields, plan(fields)))
+        self._by_id = {p.device.id: p for p in self.devices}
         self._publish = publish
         self._on_status = on_status
         self._dead_letter = dead_letter
+        self._lock = asyncio.Lock()  # one request on the bus at a time: a poll or a write
         self.requests = 0  # reads sent, for benchmarks
 
     async def run(self) -> None:
@@ -104,7 +111,8 @@ class BusPoller:
                 now = time.monotonic()
                 for polled in self.devices:
                     if polled.next_due <= now:
-                        await self._poll(polled)
+                        async with self._lock:
+                            await self._poll(polled)
                         polled.next_due = self._next_due(polled, now)
                 wake = min(p.next_due for p in self.devices)
                 await asyncio.sleep(max(0.0, wake - time.monotonic()))
@@ -120,6 +128,51 @@ class BusPoller:
             first = max(polled.interval, DEMOTED_TIMEOUTS * polled.device.modbus.timeout)
             return now + min(DEMOTED_MAX_S, first * 2 ** (polled.failures - 1))
         return max(polled.next_due + polled.interval, now)  # keep the rhythm; never catch up in a burst
+
+    async def write(self, device_id: str, point: str, value: Value) -> Value:
+        """Write one point between polls and read it back; returns the value the device now holds.
+
+        Holding registers are written with function 06, or 16 for two-register values; coils with
+        05. Raises BadValue (not encodable), DeviceOffline, DeviceRefused or NotConfirmed. The
+        caller checks the allow-list: this carries out whatever it is given.
+        """
+        polled = self._by_id.get(device_id)
+        field = polled.fields.get(point) if polled else None
+        if polled is None or field is None or polled.device.modbus is None:
+            raise UnknownTarget(f"no Modbus point {device_id} {point} on {self.endpoint}")
+        try:
+            words = encode(field, value)
+        except ValueError as exc:
+            raise BadValue(f"{point} cannot carry {value!r}: {exc}") from None
+        unit = polled.device.modbus.unit
+        async with self._lock:
+            try:
+                if not self._client.connected and not await self._client.connect():
+                    raise DeviceOffline(f"{device_id}: cannot connect to {self.endpoint}")
+                if field.table == "coil":
+                    response = await self._client.write_coil(field.address, bool(words[0]), device_id=unit)
+                elif len(words) == 1:
+                    response = await self._client.write_register(field.address, words[0], device_id=unit)
+                else:
+                    response = await self._client.write_registers(field.address, words, device_id=unit)
+                if response.isError():
+                    code = response.exception_code
+                    raise DeviceRefused(f"{device_id} refused the write to {point}: exception {code:#04x}", code)
+                self.requests += 1
+                confirmed = (await read_block(self._client, plan({point: field})[0], unit))[point]
+            except ExceptionResponse as exc:
+                raise DeviceRefused(
+                    f"{device_id} took the write but refused to read {point} back: {exc}", exc.code
+                ) from None
+            except (TimeoutError, ModbusException, OSError) as exc:
+                raise DeviceOffline(
+                    f"{device_id} on {self.endpoint} did not answer: {exc or type(exc).__name__}"
+                ) from None
+        expected = decode(field, words)
+        if confirmed != expected:
+            raise NotConfirmed(f"{device_id} {point} reads back {confirmed!r} after writing {expected!r}")
+        self._publish([Reading(device_id, point, confirmed, Quality.GOOD, time.time_ns())])
+        return confirmed
 
     async def _poll(self, polled: _Polled) -> None:
         device = polled.device

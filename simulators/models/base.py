@@ -26,12 +26,22 @@ class FaultError(ValueError):
     """A fault this device cannot be given (unknown name or bad parameters)."""
 
 
+class WriteRefused(ValueError):
+    """A write the device does not take: a point it cannot write (the Modbus front answers illegal
+    address) or, with `bad_value`, a value outside what the device accepts (illegal value)."""
+
+    def __init__(self, message: str, *, bad_value: bool = False) -> None:
+        super().__init__(message)
+        self.bad_value = bad_value
+
+
 class DeviceModel:
     """One simulated device. Subclasses set `values` for every point of their profile in `update`."""
 
     type: ClassVar[str]
     FAULTS: ClassVar[dict[str, str]]  # type-specific fault -> what it does
     FLAP: ClassVar[tuple[str, Value, Value]]  # point, normal value, value past the threshold
+    WRITABLE: ClassVar[frozenset[str]] = frozenset()  # points a master may write; most devices: none
 
     def __init__(self, device_id: str, rng: random.Random) -> None:
         self.device_id = device_id
@@ -66,6 +76,20 @@ class DeviceModel:
         if fault not in self.catalogue():
             raise FaultError(f"{self.type} has no fault {fault!r}")
         self.faults.pop(fault, None)
+
+    def write(self, point: str, value: Value) -> None:
+        """Take a value a master wrote; the device's values show it at once.
+
+        Raises WriteRefused, before changing anything, for a point outside WRITABLE; a model that
+        takes writes lists its points there and carries them out in `accept`.
+        """
+        if point not in self.WRITABLE:
+            raise WriteRefused(f"{self.type} does not take writes to {point!r}")
+        self.accept(point, value)
+
+    def accept(self, point: str, value: Value) -> None:
+        """Carry out a write to one of WRITABLE; raise WriteRefused(bad_value=True) for a bad value."""
+        raise WriteRefused(f"{self.type} does not take writes to {point!r}")
 
     def step(self, dt: float, t: float) -> None:
         """Advance by `dt` real seconds; `t` is the simulated time of day in seconds."""

@@ -7,7 +7,7 @@ import random
 from typing import Any, ClassVar
 
 from facility.model import Value
-from simulators.models.base import DeviceModel, FaultError
+from simulators.models.base import DeviceModel, FaultError, WriteRefused
 
 DRY_RUN_TRIP_S = 5.0  # drives trip on dry-run protection after this long without inlet water
 
@@ -21,7 +21,11 @@ def demand(t: float) -> float:
 
 
 class BoosterPump(DeviceModel):
-    """A VFD pump holding its outlet pressure at the setpoint against demand."""
+    """A VFD pump holding its outlet pressure at the setpoint against demand.
+
+    The setpoint can be written (holding register `pressure_setpoint`); the drive takes 0 to 1 MPa
+    and refuses more, and the outlet pressure follows a new setpoint within a few seconds.
+    """
 
     type = "booster_pump"
     FAULTS: ClassVar[dict[str, str]] = {
@@ -32,13 +36,16 @@ class BoosterPump(DeviceModel):
         "flow_meter_fault": "the flow meter reports 'not available' (its sentinel)",
     }
     FLAP: ClassVar[tuple[str, Value, Value]] = ("outlet_pressure", 0.45, 0.2)
-    SETPOINT = 0.45  # MPa
+    SETPOINT = 0.45  # MPa, until a master writes another
+    SETPOINT_MAX = 1.0  # MPa: the most the drive accepts
+    WRITABLE: ClassVar[frozenset[str]] = frozenset({"pressure_setpoint"})
     VIBRATION_PER_S = 1.3 / 86400  # mm/s of vibration added per model second of bearing wear
 
     def __init__(self, device_id: str, rng: random.Random) -> None:
         super().__init__(device_id, rng)
         self.run_hours = rng.uniform(1000, 9000)
-        self.pressure = self.SETPOINT
+        self.setpoint = self.SETPOINT
+        self.pressure = self.setpoint
         self.vibration = rng.uniform(1.2, 2.0)
         self.temperature = 45.0
         self.dry_for = 0.0
@@ -62,7 +69,7 @@ class BoosterPump(DeviceModel):
             target, frequency, current = 0.15, 50.0, 21.0
         else:
             frequency = min(50.0, 28.0 + 24.0 * want)
-            target, current = self.SETPOINT, 6.0 + 14.0 * (frequency / 50.0) ** 2
+            target, current = self.setpoint, 6.0 + 14.0 * (frequency / 50.0) ** 2
         self.pressure += (target - self.pressure) * min(1.0, dt / 2.0)
         if "vibration_rising" in faults:
             self.vibration += self.VIBRATION_PER_S * dt
@@ -71,7 +78,7 @@ class BoosterPump(DeviceModel):
         self.temperature += ((40.0 + current) - self.temperature) * min(1.0, dt / 600.0)
         self.values = {
             "outlet_pressure": max(0.0, self.jitter(self.pressure, 0.002)),
-            "pressure_setpoint": self.SETPOINT,
+            "pressure_setpoint": self.setpoint,
             "frequency": frequency,
             "running": running,
             "tripped": not running,
@@ -84,6 +91,12 @@ class BoosterPump(DeviceModel):
             "inlet_pressure": inlet,
             "motor_temperature": round(self.temperature, 1),
         }
+
+    def accept(self, point: str, value: Value) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= self.SETPOINT_MAX:
+            raise WriteRefused(f"setpoint {value!r} outside 0..{self.SETPOINT_MAX} MPa", bad_value=True)
+        self.setpoint = float(value)
+        self.values = {**self.values, "pressure_setpoint": self.setpoint}
 
 
 class WaterTank(DeviceModel):

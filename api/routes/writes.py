@@ -1,0 +1,57 @@
+"""Writing a point of a device: a setpoint, a lighting circuit on or off.
+
+Only the points in the site's `writes:` allow-list can be written. The check, the Modbus write and
+the audit entry happen behind `ctx.write` (wired by the runtime to the gateway); this route only
+names the user and the client address and turns the outcome into a status:
+200 with the value read back, 403 not allow-listed, 404 unknown device or point, 422 a value the
+allow-list or the register refuses (naming `value`), 502 the device did not answer or refused,
+503 the audit log cannot be written (and so nothing was).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict
+
+from api.auth import User
+from api.context import ApiContext
+from facility.writes import AuditUnavailable, BadValue, DeviceFailed, NotAllowed, UnknownTarget, WriteError
+
+_STATUS: list[tuple[type[WriteError], int]] = [
+    (UnknownTarget, 404),
+    (NotAllowed, 403),
+    (DeviceFailed, 502),
+    (AuditUnavailable, 503),
+]
+
+
+class WriteRequest(BaseModel):
+    """The value to write: a number, true/false, or an enum label, as the point takes."""
+
+    model_config = ConfigDict(extra="forbid")
+    value: bool | int | float | str
+
+
+def router(ctx: ApiContext, current_user: Any) -> APIRouter:
+    r = APIRouter(tags=["writes"])
+
+    @r.post("/devices/{device}/points/{point}/write")
+    async def write(
+        device: str, point: str, body: WriteRequest, request: Request, user: User = Depends(current_user)
+    ) -> dict[str, Any]:
+        """Write an allow-listed point and return the value the device reads back."""
+        source = request.client.host if request.client else ""
+        try:
+            confirmed = await ctx.write(device, point, body.value, actor=user.name, source=source)
+        except BadValue as exc:
+            # The shape of FastAPI's own validation errors, so that clients handle one kind of 422.
+            detail = [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
+            raise HTTPException(422, detail) from None
+        except WriteError as exc:
+            status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+            raise HTTPException(status, str(exc)) from None
+        return {"device": device, "point": point, "value": confirmed}
+
+    return r
