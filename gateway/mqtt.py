@@ -112,7 +112,7 @@ class MqttIngest:
         if not isinstance(doc, dict):
             self._dead_letter("mqtt", topic, f"not a JSON object but {type(doc).__name__}", payload)
             return
-        ts = self._source_time(entry, doc, topic, payload) or now
+        ts = self._source_time(entry, doc, topic, payload, now) or now
         wrong = []
         for reader in entry.points:
             value = reader.get(doc)
@@ -126,13 +126,15 @@ class MqttIngest:
         if wrong:
             self._dead_letter("mqtt", topic, "; ".join(wrong), payload)
 
-    def _source_time(self, entry: _DeviceTopic, doc: Any, topic: str, payload: bytes | bytearray) -> int | None:
+    def _source_time(
+        self, entry: _DeviceTopic, doc: Any, topic: str, payload: bytes | bytearray, now: int
+    ) -> int | None:
         if entry.timestamp is None:
             return None
         ms = entry.timestamp(doc)
         if ms is MISSING:
             return None
-        if not _typed(ms, "number") or not EARLIEST_MS <= ms <= time.time() * 1000 + FUTURE_SLACK_MS:
+        if not _typed(ms, "number") or not EARLIEST_MS <= ms <= now // 1_000_000 + FUTURE_SLACK_MS:
             self._dead_letter("mqtt", topic, f"timestamp {ms!r} is not a plausible time in ms since the epoch", payload)
             return None
         return int(ms * 1_000_000)
