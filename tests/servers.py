@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,16 @@ def http_json(url: str, method: str = "GET", body: Any = None, token: str | None
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+    """fetch() until done(result) or the deadline; returns the last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = fetch()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.1)
 
 
 class Mosquitto:

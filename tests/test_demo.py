@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from facility.netutil import free_port
-from tests.servers import http_json, wait_listening
+from tests.servers import http_json, poll, wait_listening
 
 TOKEN = "demo-test-token"
 
@@ -64,11 +62,11 @@ def test_demo_serves_alarms_and_stops_on_sigint(
         assert {"pump-b2-1", "elevator-b1-1"} <= ids
 
         http_json(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"}, TOKEN)
-        deadline = time.monotonic() + 30
-        alarms: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not alarms:
-            alarms = [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN) if a["device"] == "pump-b2-1"]
-            time.sleep(0.2)
+        alarms = poll(
+            lambda: [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN) if a["device"] == "pump-b2-1"],
+            bool,
+            timeout=30,
+        )
         assert alarms and alarms[0]["rule"] == "booster-pump-low-pressure"
         assert alarms[0]["state"] == "unacknowledged"
 

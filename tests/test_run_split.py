@@ -10,12 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from facility.netutil import free_port
-from tests.servers import Mosquitto, http_json, wait_listening
+from tests.servers import Mosquitto, http_json, poll, wait_listening
 from tests.system import write_site
 
 TOKEN = "split-test-token"
@@ -53,11 +51,7 @@ def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto:
         service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path)
         wait_listening(api_port, timeout=60, proc=service)
         http_json(f"http://127.0.0.1:{sim_port}/sim/faults", "POST", {"device": "lift-1", "fault": "entrapment"}, TOKEN)
-        deadline = time.monotonic() + 30
-        alarms: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not alarms:
-            alarms = http_json(f"http://127.0.0.1:{api_port}/api/v1/alarms", token=TOKEN)
-            time.sleep(0.2)
+        alarms = poll(lambda: http_json(f"http://127.0.0.1:{api_port}/api/v1/alarms", token=TOKEN), bool, timeout=30)
         assert [(a["rule"], a["device"]) for a in alarms] == [("elevator-entrapment", "lift-1")]
     finally:
         results = [_stop(p) for p in (service, sims) if p is not None]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from facility.site import InfluxStore
 from facility.store.influx import InfluxTelemetry
 from facility.store.telemetry import BatchRejected, StoreUnavailable
 from tests.influx_servers import Influx1, VictoriaMetrics
+from tests.servers import poll
 from tests.store_contract import assert_level_history
 
 S = 1_000_000_000
@@ -32,16 +32,6 @@ def v1_store(influx: Influx1, db: str, duration: str = "INF") -> InfluxTelemetry
 def now_ms() -> int:
     """Now, on a whole millisecond: VictoriaMetrics keeps milliseconds."""
     return time.time_ns() // MS * MS
-
-
-def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 15.0) -> Any:
-    """fetch() until done(result) or the deadline; returns the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fetch()
-        if done(result) or time.monotonic() > deadline:
-            return result
-        time.sleep(0.1)
 
 
 def by_name_and_point(series: list[dict[str, Any]]) -> dict[tuple[str, str], list[tuple[int, float]]]:
