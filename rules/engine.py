@@ -72,8 +72,11 @@ class Engine:
                 cond.state = State.ACTIVE
 
     def handle(self, readings: Sequence[Reading]) -> None:
+        """Evaluate after each device snapshot (one device's readings at one time, as a message
+        or a poll delivers them), so that a condition that holds only briefly inside a batch is
+        still seen, and never on a half-updated snapshot."""
         touched: dict[int, _Condition] = {}
-        latest_ts = 0
+        snapshot: tuple[str, int] | None = None
         for r in readings:
             state = self._devices.get(r.device)
             if state is None:
@@ -81,12 +84,20 @@ class Engine:
             conditions = state.by_point.get(r.point)
             if conditions is None:
                 continue
+            if snapshot != (r.device, r.ts):
+                if touched:
+                    self._evaluate_all(touched, snapshot[1] if snapshot else r.ts)
+                snapshot = (r.device, r.ts)
             state.values[r.point] = r.value if r.quality is Quality.GOOD else None
             for cond in conditions:
                 touched[id(cond)] = cond
-            latest_ts = max(latest_ts, r.ts)
+        if touched and snapshot:
+            self._evaluate_all(touched, snapshot[1])
+
+    def _evaluate_all(self, touched: dict[int, _Condition], ts: int) -> None:
         for cond in touched.values():
-            self._evaluate(cond, latest_ts)
+            self._evaluate(cond, ts)
+        touched.clear()
 
     def tick(self, now_ns: int) -> None:
         for key in list(self._pending):

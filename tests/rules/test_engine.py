@@ -121,3 +121,29 @@ def test_library_rules_load_for_the_demo(repo_root: Path) -> None:
     rules = {r.id: r for r in load_rules(site)}
     assert rules["elevator-entrapment"].spec.priority == "emergency"
     assert set(rules["booster-pump-low-pressure"].devices) == {"pump-b2-1", "pump-b2-2", "pump-b2-3"}
+
+
+def readings_at(t: float, **values: object) -> list[Reading]:
+    return [Reading("pump-1", k, v, Quality.GOOD, int(t * S)) for k, v in values.items()]  # type: ignore[arg-type]
+
+
+def test_a_fault_that_comes_and_goes_inside_one_batch_is_seen(site: Site) -> None:
+    """A backlog delivered at once (after a reconnect, say) holds the whole story; the alarm
+    must be raised and cleared as the readings say, not judged on the batch's last values."""
+    engine, changes = make(site)
+    batch = [
+        *readings_at(0, running=True, outlet_pressure=0.2),
+        *readings_at(6, outlet_pressure=0.2),
+        *readings_at(7, outlet_pressure=0.5),
+    ]
+    engine.handle(batch)
+    assert [(c.active, c.ts) for c in changes] == [(True, 6 * S), (False, 7 * S)]
+
+
+def test_a_snapshot_is_judged_whole_never_half_updated(site: Site) -> None:
+    """One message sets `running` and `outlet_pressure` together: evaluating after the first
+    of them, with the other still old, would raise a false alarm."""
+    engine, changes = make(site)
+    engine.handle(readings_at(0, running=False, outlet_pressure=0.1))
+    engine.handle([*readings_at(1, running=True, outlet_pressure=0.6), *readings_at(9, outlet_pressure=0.6)])
+    assert changes == []
