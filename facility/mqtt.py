@@ -1,26 +1,40 @@
-"""One MQTT client for the whole project: paho-mqtt, joined to asyncio.
+"""One MQTT client for the whole project: paho-mqtt, driven by the asyncio event loop.
 
-paho runs its network loop in its own thread (which also reconnects and, through on_connect,
-resubscribes). Incoming messages are queued and handed to the event loop in batches: one
-loop wake-up per burst instead of one per message, which keeps the ingest hot path cheap.
+paho's network loop does not run in a thread of its own: the event loop watches the socket and
+calls paho to read and write. Received messages are handled on the loop thread with no hand-off
+between threads, and one readable event reads every complete packet waiting, handing the messages
+on as one batch. Measured in bench/ingest.py: faster than paho's own threaded loop, which pays a
+select() per message and contends for the GIL with the loop.
+
+A keeper task owns the connection: it connects (in a worker thread, as a TCP connect can block),
+sends keepalives, and reconnects with a growing pause. On every connect paho's on_connect
+resubscribes and publishes the birth message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections import deque
+import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from facility.aio import cancel_all
 
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes | bytearray]
-KEEPALIVE_S = 30
 MessageHandler = Callable[[list[Message]], None]
+KEEPALIVE_S = 30
+HOUSEKEEPING_S = 1.0  # how often paho checks keepalive and its in-flight messages
+RECONNECT_FIRST_S = 0.5  # pause before reconnecting, doubled per failure ...
+RECONNECT_MAX_S = 10.0  # ... up to this
+MAX_PACKETS_PER_READ = 5000  # one readable event reads at most this many; the loop stays fair
 
 
 class MqttError(RuntimeError):
@@ -49,75 +63,182 @@ class MqttClient:
         self.host, self.port = host, port
         self._subscriptions = list(subscriptions)
         self._on_messages = on_messages
-        self._client = paho.Client(
+        self._manual_ack = manual_ack
+        self._birth = birth  # published on every connect, e.g. a retained "online" status
+        c = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id, manual_ack=manual_ack
         )
-        self._manual_ack = manual_ack
-        self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         if username:
-            self._client.username_pw_set(username, password)
+            c.username_pw_set(username, password)
         if will:
             topic, payload, qos, retain = will
-            self._client.will_set(topic, payload, qos, retain)
-        self._birth = birth  # published on every connect, e.g. a retained "online" status
-        self._client.on_connect = self._connected
-        self._client.on_disconnect = self._disconnected
-        self._client.on_message = self._received
-        self._pending: deque[tuple[str, bytes | bytearray, int, int]] = deque()  # topic, payload, mid, qos
-        self._drain_scheduled = False
+            c.will_set(topic, payload, qos, retain)
+        c.on_connect = self._connected
+        c.on_subscribe = self._subscribed
+        c.on_disconnect = self._disconnected
+        c.on_message = self._received
+        c.on_socket_open = self._socket_opened
+        c.on_socket_close = self._socket_closed
+        c.on_socket_register_write = self._want_write
+        c.on_socket_unregister_write = self._done_writing
+        c.connect_async(host, port, keepalive=KEEPALIVE_S)
+        self._client = c
+        self._pending: list[tuple[str, bytes | bytearray, int, int]] = []  # topic, payload, mid, qos
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._up = asyncio.Event()
+        self._loop_thread = 0
+        self._fd: int | None = None  # the socket the loop watches
+        self._keeper: asyncio.Task[None] | None = None
+        self._up = asyncio.Event()  # connected and subscribed
+        self._closed = asyncio.Event()  # the socket has gone (stop waits for it)
+        self._subscribe_mid: int | None = None
 
     @property
     def connected(self) -> bool:
         return self._client.is_connected()
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Connect and wait for the broker's acknowledgement (paho keeps retrying meanwhile)."""
+        """Connect, and return once the broker has acknowledged the connection and every
+        subscription, so that nothing published after this returns is missed."""
         self._loop = asyncio.get_running_loop()
-        await self._connect(timeout)
-
-    async def _connect(self, timeout: float) -> None:
-        self._client.connect_async(self.host, self.port, keepalive=KEEPALIVE_S)
-        self._client.loop_start()
+        self._loop_thread = threading.get_ident()
+        self._keeper = asyncio.create_task(self._keep(), name=f"mqtt {self.host}:{self.port}")
         try:
             await asyncio.wait_for(self._up.wait(), timeout)
         except TimeoutError:
-            await self.stop()
+            await self._halt()
             raise MqttError(f"no MQTT broker answered at {self.host}:{self.port} within {timeout:g}s") from None
 
     async def stop(self) -> None:
-        self._client.disconnect()
-        await asyncio.to_thread(self._client.loop_stop)
+        """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
+        if self._client.is_connected():
+            self._closed.clear()
+            self._client.disconnect()  # paho closes the socket once the DISCONNECT is written
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), 2.0)
+        await self._halt()
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> None:
+        """QoS 1/2 messages published while disconnected are kept by paho and sent on reconnect;
+        a QoS 0 message has no such promise and is dropped, as the protocol allows."""
         self._client.publish(topic, payload, qos=qos, retain=retain)
 
     async def drop(self) -> None:
         """Cut the connection without a DISCONNECT, as a device that loses power or its network
         does: the broker then publishes the last will. `resume` connects again."""
-        await asyncio.to_thread(self._client.loop_stop)
         sock = self._client.socket()
-        if sock is not None:
+        await self._halt()
+        if isinstance(sock, socket.socket):
             sock.close()
-        self._up.clear()
 
     async def resume(self, timeout: float = 10.0) -> None:
-        await self._connect(timeout)
+        await self.start(timeout)
 
-    # paho's thread from here on.
+    async def _halt(self) -> None:
+        if self._keeper is not None:
+            await cancel_all([self._keeper])
+            self._keeper = None
+        self._unwatch()
+        self._up.clear()
+
+    async def _keep(self) -> None:
+        pause = RECONNECT_FIRST_S
+        while True:
+            try:
+                await asyncio.to_thread(self._client.reconnect)
+            except (OSError, ValueError) as exc:
+                log.warning("MQTT broker %s:%s unreachable (%s); retrying in %gs", self.host, self.port, exc, pause)
+            else:
+                # The socket callbacks paho made from the worker have run by now, in order.
+                while self._fd is not None:
+                    await asyncio.sleep(HOUSEKEEPING_S)
+                    self._client.loop_misc()  # keepalive; closes a socket the broker stopped answering on
+                if self._up.is_set():
+                    pause = RECONNECT_FIRST_S  # it was up: the next attempt starts afresh
+                self._up.clear()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RECONNECT_MAX_S)
+
+    # Socket events; paho calls these on the loop thread, or on the keeper's worker while it
+    # connects.
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        elif self._loop is not None:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _socket_opened(self, _c: Any, _u: Any, sock: Any) -> None:
+        self._on_loop(self._watch, sock.fileno())
+
+    def _socket_closed(self, _c: Any, _u: Any, _sock: Any) -> None:
+        self._on_loop(self._unwatch)
+
+    def _want_write(self, _c: Any, _u: Any, _sock: Any) -> None:
+        self._on_loop(self._writer, True)
+
+    def _done_writing(self, _c: Any, _u: Any, _sock: Any) -> None:
+        self._on_loop(self._writer, False)
+
+    def _watch(self, fd: int) -> None:
+        assert self._loop is not None
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._fd = fd
+        self._loop.add_reader(fd, self._readable)
+        if self._client.want_write():
+            self._loop.add_writer(fd, self._client.loop_write)
+
+    def _unwatch(self) -> None:
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+        self._fd = None
+        self._closed.set()
+
+    def _writer(self, on: bool) -> None:
+        if self._fd is None or self._loop is None:
+            return  # not watching yet: _watch registers the writer if paho still wants it
+        if on:
+            self._loop.add_writer(self._fd, self._client.loop_write)
+        else:
+            self._loop.remove_writer(self._fd)
+
+    def _readable(self) -> None:
+        """Read every complete packet waiting, then hand the messages on as one batch.
+
+        paho's loop_read reads one packet per call; a call that yields no message means the
+        socket is drained (or a packet other than PUBLISH came, and the next event reads on)."""
+        pending = self._pending
+        for _ in range(MAX_PACKETS_PER_READ):
+            before = len(pending)
+            if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or len(pending) == before:
+                break
+        if pending:
+            self._pending = []
+            self._deliver(pending)
+
+    # Protocol events, on the loop thread.
 
     def _connected(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
-        for topic, qos in self._subscriptions:
-            client.subscribe(topic, qos)
         if self._birth:
             topic, payload, qos, retain = self._birth
             client.publish(topic, payload, qos, retain)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._up.set)
+        if self._subscriptions:
+            _, self._subscribe_mid = client.subscribe(self._subscriptions)
+        else:
+            self._up.set()
+
+    def _subscribed(self, _c: Any, _u: Any, mid: int, reasons: Any, _p: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [t for (t, _), r in zip(self._subscriptions, reasons, strict=False) if r.is_failure]
+        if refused:
+            log.error("MQTT broker %s:%s refused the subscriptions %s", self.host, self.port, refused)
+        self._up.set()
 
     def _disconnected(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if reason.value != 0:
@@ -125,17 +246,9 @@ class MqttClient:
 
     def _received(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         self._pending.append((message.topic, message.payload, message.mid, message.qos))
-        if not self._drain_scheduled and self._loop is not None:
-            self._drain_scheduled = True
-            self._loop.call_soon_threadsafe(self._drain)
 
-    # The event loop from here on.
-
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        pending = self._pending
-        received = [pending.popleft() for _ in range(len(pending))]
-        if received and self._on_messages is not None:
+    def _deliver(self, received: list[tuple[str, bytes | bytearray, int, int]]) -> None:
+        if self._on_messages is not None:
             try:
                 self._on_messages([(topic, payload) for topic, payload, _, _ in received])
             except Exception:
