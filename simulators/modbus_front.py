@@ -3,7 +3,8 @@ device on it, as a real RS-485 bus or Modbus TCP gateway has.
 
 Registers are filled from the device model at the moment a request arrives, through the same
 codec the gateway decodes with. Tables a device does not have answer "illegal address". The
-common faults act here: `comm_loss` never answers, `slow` answers late, `garbage` answers junk.
+common faults act here: `comm_loss` never answers, `slow` answers late, `garbage` answers junk,
+`busy` refuses every other request with exception 06.
 
 Writes (functions 05, 06, 15, 16) are decoded with the codec and handed to the model point by
 point. Like real devices: a table in which the model takes no writes answers "illegal function";
@@ -79,6 +80,10 @@ async def _serve(
         await asyncio.sleep(COMM_LOSS_CHECK_S)
     if "slow" in model.faults:
         await asyncio.sleep(SLOW_REPLY_S)
+    if "busy" in model.faults:
+        model.busy_turn = not model.busy_turn
+        if model.busy_turn:
+            return ExcCodes.DEVICE_BUSY
     table = _TABLE_OF_FUNCTION.get(func_code)
     if set_values is not None:
         return _write(model, fields, table, address, [int(v) for v in set_values])

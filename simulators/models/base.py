@@ -1,7 +1,7 @@
 """What every simulated device has: a fault catalogue, its values, and model time.
 
-Type-specific faults live with each model. Four faults every device can be given are carried out
-by the protocol front ends (comm_loss, slow, garbage) or here (flapping).
+Type-specific faults live with each model. Five faults every device can be given are carried out
+by the protocol front ends (comm_loss, slow, garbage, busy) or here (flapping).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ COMMON_FAULTS: dict[str, str] = {
     "slow": "answers late: Modbus replies after a delay longer than most poll timeouts; MQTT publishes rarely",
     "garbage": "answers with junk: random registers; malformed JSON or wrongly typed values",
     "flapping": "one value crosses its alarm threshold back and forth every couple of seconds",
+    "busy": "busy half the time: every other Modbus request is answered with exception 06 (device busy), "
+    "as a controller does while it saves its settings; an MQTT device publishes as usual",
 }
 
 FLAP_PERIOD_S = 2.0
@@ -51,6 +53,7 @@ class DeviceModel:
         self.speed = 1.0  # model seconds per real second; scenarios compress time
         self.elapsed = 0.0  # model seconds since start
         self.real_elapsed = 0.0  # real seconds since start
+        self.busy_turn = False  # with the `busy` fault: whether the next Modbus request is refused
 
     @classmethod
     def catalogue(cls) -> dict[str, str]:

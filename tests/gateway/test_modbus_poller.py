@@ -96,6 +96,21 @@ async def test_a_slow_device_goes_offline_and_the_bus_keeps_its_rate(tmp_path: P
         assert rates["pump-2"] >= 0.7 * 3.0 / INTERVAL, rates
 
 
+async def test_a_busy_device_is_retried_and_stays_online(tmp_path: Path) -> None:
+    """Exception 06 means "ask again shortly", not "gone": every other request refused busy must
+    cost a retry, never a missed poll or an offline flag."""
+    async with simulated(tmp_path, pumps(free_port(), 1)) as (site, host), polling(site) as (poller, rec):
+        await until(lambda: rec.polls()["pump-1"] >= 2)
+        await host.inject("pump-1", "busy")
+        polls, requests = rec.polls()["pump-1"], poller.requests
+        await until(lambda: rec.polls()["pump-1"] >= polls + 5)
+        reads = rec.polls()["pump-1"] - polls
+        # Every read is one block here; each needed a second request after the refusal.
+        assert poller.requests - requests >= 2 * reads - 1
+        assert ("pump-1", False) not in rec.status
+        assert not rec.dead
+
+
 async def test_garbage_registers_are_bad_values_never_a_crash(tmp_path: Path) -> None:
     async with simulated(tmp_path, pumps(free_port(), 1)) as (site, host), polling(site) as (_poller, rec):
         await until(lambda: rec.polls()["pump-1"] >= 1)

@@ -1,4 +1,4 @@
-"""The faults every device can be given: lost communication, slow answers, garbage, flapping."""
+"""The faults every device can be given: lost communication, slow answers, garbage, flapping, busy."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from facility.netutil import free_port
+from gateway.modbus.planner import plan
+from gateway.modbus.reader import ExceptionResponse, read_block
 from simulators.modbus_front import SLOW_REPLY_S
 from tests.servers import Mosquitto
 from tests.simulators.conftest import MqttProbe, read_modbus, read_until, simulated, until
@@ -55,6 +58,30 @@ async def test_modbus_flapping_crosses_the_threshold_both_ways(tmp_path: Path) -
         await read_until(site, "pump-1", lambda v: v["outlet_pressure"] < 0.25)
         await read_until(site, "pump-1", lambda v: v["outlet_pressure"] > 0.4)
         await read_until(site, "pump-1", lambda v: v["outlet_pressure"] < 0.25)
+
+
+async def test_modbus_busy_refuses_every_other_request_with_exception_06(tmp_path: Path) -> None:
+    async with simulated(tmp_path, pump(free_port())) as (site, host):
+        device = site.device("pump-1")
+        assert device.modbus is not None
+        fields = {n: p.modbus for n, p in site.profile_of(device).points.items() if p.modbus}
+        block = plan(fields)[0]
+        await host.inject("pump-1", "busy")
+        client = AsyncModbusTcpClient(device.modbus.host, port=device.modbus.port, timeout=2, retries=0)
+        await client.connect()
+        outcomes: list[object] = []
+        try:
+            for _ in range(4):
+                try:
+                    await read_block(client, block, device.modbus.unit)
+                    outcomes.append("answered")
+                except ExceptionResponse as exc:
+                    outcomes.append(exc.code)
+        finally:
+            client.close()
+        assert outcomes in ([0x06, "answered"] * 2, ["answered", 0x06] * 2), outcomes
+        await host.clear("pump-1")
+        assert (await read_modbus(site, "pump-1"))["pressure_setpoint"] == 0.45
 
 
 async def test_mqtt_comm_loss_fires_the_last_will_and_recovers(tmp_path: Path, mosquitto: Mosquitto) -> None:
