@@ -34,11 +34,45 @@ KEEPALIVE_S = 30
 HOUSEKEEPING_S = 1.0  # how often paho checks keepalive and its in-flight messages
 RECONNECT_FIRST_S = 0.5  # pause before reconnecting, doubled per failure ...
 RECONNECT_MAX_S = 10.0  # ... up to this
-MAX_PACKETS_PER_READ = 5000  # one readable event reads at most this many; the loop stays fair
+MAX_PACKETS_PER_READ = 500  # per readable event: the loop turns every few ms, for the other tasks
+READ_CHUNK = 64 * 1024  # bytes taken from the socket per system call
 
 
 class MqttError(RuntimeError):
     pass
+
+
+class _ReadBuffer:
+    """The broker's socket, read READ_CHUNK bytes at a time.
+
+    paho reads a packet in three or more `recv` calls (type, length, body), each a system call;
+    from a buffer they are slices. Everything else goes to the socket itself."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._data = b""
+        self._at = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._data) - self._at
+
+    def recv(self, n: int) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = self._sock.recv(max(n, READ_CHUNK)), 0  # BlockingIOError when empty
+        chunk = self._data[self._at : self._at + n]
+        self._at += len(chunk)
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Client(paho.Client):
+    def _create_socket(self) -> Any:
+        """paho's socket behind a read buffer; a TLS or WebSocket connection stays as paho made it."""
+        sock = super()._create_socket()
+        return _ReadBuffer(sock) if type(sock) is socket.socket else sock
 
 
 class MqttClient:
@@ -65,7 +99,7 @@ class MqttClient:
         self._on_messages = on_messages
         self._manual_ack = manual_ack
         self._birth = birth  # published on every connect, e.g. a retained "online" status
-        c = paho.Client(
+        c = _Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id, manual_ack=manual_ack
         )
         if username:
@@ -127,7 +161,7 @@ class MqttClient:
         does: the broker then publishes the last will. `resume` connects again."""
         sock = self._client.socket()
         await self._halt()
-        if isinstance(sock, socket.socket):
+        if sock is not None:
             sock.close()
 
     async def resume(self, timeout: float = 10.0) -> None:
@@ -207,13 +241,21 @@ class MqttClient:
     def _readable(self) -> None:
         """Read every complete packet waiting, then hand the messages on as one batch.
 
-        paho's loop_read reads one packet per call; a call that yields no message means the
-        socket is drained (or a packet other than PUBLISH came, and the next event reads on)."""
+        paho's loop_read reads one packet per call; a call that yields no message with nothing
+        left in the read buffer means the socket is drained (or a packet other than PUBLISH came,
+        and the next readable event reads on)."""
         pending = self._pending
+        sock = self._client.socket()
+        reader = sock if isinstance(sock, _ReadBuffer) else None
         for _ in range(MAX_PACKETS_PER_READ):
             before = len(pending)
-            if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS or len(pending) == before:
+            if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
+            if len(pending) == before and not (reader and reader.buffered):
+                break
+        else:
+            if self._loop is not None and self._fd is not None:
+                self._loop.call_soon(self._readable)  # bytes may wait in the buffer: the socket will not say
         if pending:
             self._pending = []
             self._deliver(pending)
