@@ -8,12 +8,13 @@ device has) is counted and kept as a dead letter; the ingest never raises on inp
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from facility.jsonpath import MISSING, getter
 from facility.model import Quality, Reading
@@ -24,6 +25,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024  # a device document is a few hundred bytes; large
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a clock that was never set
 FUTURE_SLACK_MS = 86_400_000  # a device clock may run a day fast; more is a unit error
 ONLINE, OFFLINE = b"online", b"offline"
+_decode = msgspec.json.Decoder().decode  # 10x the stdlib's speed on small documents
 
 DeadLetterSink = Callable[[str, str, str, bytes | bytearray | str], None]
 StatusSink = Callable[[str, bool], None]
@@ -105,8 +107,8 @@ class MqttIngest:
             self._dead_letter("mqtt", topic, f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}", payload)
             return
         try:
-            doc = json.loads(payload)
-        except (ValueError, RecursionError) as exc:
+            doc = _decode(payload)
+        except msgspec.DecodeError as exc:
             self._dead_letter("mqtt", topic, f"not JSON: {exc}", payload)
             return
         if not isinstance(doc, dict):
