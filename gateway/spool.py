@@ -14,7 +14,6 @@ another reads and removes the oldest segment.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,6 +21,8 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+
+import msgspec
 
 from facility.model import Quality, Reading
 
@@ -31,17 +32,20 @@ SUFFIX = ".seg"
 FIRST_SEQ = 1_000_000  # the first number in an empty folder; lower ones are for `put(first=True)`
 _NAME = re.compile(r"^(\d{12})\.seg$")
 _QUALITY = {q.value: q for q in Quality}
-_ENCODER = json.JSONEncoder(separators=(",", ":"))  # NaN and ±inf round-trip as NaN/Infinity
+# MessagePack keeps bool, int, float (NaN and infinities too), str and nil apart, so every value
+# comes back with its type; and it is several times quicker than JSON, which matters while a
+# backlog goes through the spool.
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(list[tuple[str, str, bool | int | float | str | None, str, int]]).decode
 
 
-def encode(readings: Sequence[Reading]) -> bytes:
-    """One JSON array of [device, point, value, quality, ts]: JSON keeps bool, int, float, str and
-    null apart, so every value comes back with its type."""
-    return _ENCODER.encode([(r.device, r.point, r.value, r.quality._value_, r.ts) for r in readings]).encode()
+def pack(readings: Sequence[Reading]) -> bytes:
+    """One array of [device, point, value, quality, ts]."""
+    return _encode([(r.device, r.point, r.value, r.quality._value_, r.ts) for r in readings])
 
 
-def decode(data: bytes) -> list[Reading]:
-    return [Reading(d, p, v, _QUALITY[q], ts) for d, p, v, q, ts in json.loads(data)]
+def unpack(data: bytes) -> list[Reading]:
+    return [Reading(d, p, v, _QUALITY[q], ts) for d, p, v, q, ts in _decode(data)]
 
 
 class Spool:
@@ -63,7 +67,7 @@ class Spool:
     def put(self, readings: Sequence[Reading], first: bool = False) -> int:
         """Write a batch as the newest segment (or with `first`, as the oldest); returns its
         sequence number once it is on disk."""
-        data = encode(readings)
+        data = pack(readings)
         with self._put_lock:
             with self._lock:
                 first = first and bool(self._waiting)
@@ -102,7 +106,7 @@ class Spool:
                 seq = self._waiting[0]
             path = self._path(seq)
             try:
-                return seq, decode(path.read_bytes())
+                return seq, unpack(path.read_bytes())
             except FileNotFoundError:
                 log.error("spool segment %s vanished before it was replayed", path)
             except (ValueError, TypeError, KeyError) as exc:

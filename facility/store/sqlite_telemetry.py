@@ -7,6 +7,7 @@ them in a worker thread so the event loop never waits on disk.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -23,6 +24,15 @@ CREATE TABLE IF NOT EXISTS readings (
 ) WITHOUT ROWID;
 """
 PRUNE_EVERY_S = 3600.0  # how often old rows are looked for
+# Rows per INSERT statement. sqlite3 lets go of the GIL around every statement it steps; one row
+# per statement hands the GIL back and forth with the event loop thousands of times per batch,
+# and the writer thread waits a switch interval each time. 500 rows keep it to a few handovers.
+ROWS_PER_STATEMENT = 500
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    return "INSERT OR REPLACE INTO readings VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 class SqliteTelemetry:
@@ -37,11 +47,13 @@ class SqliteTelemetry:
         self._pruned = 0.0
 
     def write(self, readings: Sequence[Reading]) -> None:
-        rows = [(r.device, r.point, r.ts, r.value, r.quality.value) for r in readings]
+        params = [x for r in readings for x in (r.device, r.point, r.ts, r.value, r.quality.value)]
         try:
             with self._lock:
                 self._db.execute("BEGIN")
-                self._db.executemany("INSERT OR REPLACE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+                for i in range(0, len(readings), ROWS_PER_STATEMENT):
+                    chunk = params[i * 5 : (i + ROWS_PER_STATEMENT) * 5]
+                    self._db.execute(_insert(len(chunk) // 5), chunk)
                 self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:  # disk full, locked, read-only: try again later
             with self._lock:
