@@ -79,6 +79,7 @@ class Device(_Strict):
     profile: str
     location: Location = Location()
     tags: list[str] = Field(default_factory=list)
+    vendor: str | None = None  # the maintenance company answering for it (an id under `vendors:`)
     modbus: ModbusBinding | None = None
     mqtt: MqttBinding | None = None
 
@@ -168,6 +169,29 @@ class WriteRule(_Strict):
         return self
 
 
+class Vendor(_Strict):
+    """A maintenance company: tasks for its devices go to it, and its response times are measured."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""
+    arrive_within: Duration | None = None  # contractual response time to an emergency, e.g. 30m
+
+
+class Webhook(_Strict):
+    """A receiver of alarm notifications (JSON POST); `format` shapes the body for group robots."""
+
+    name: str
+    url: str
+    format: Literal["json", "wecom", "dingtalk"] = "json"
+    min_priority: Literal["emergency", "high", "medium", "low"] = "high"
+    secret_env: str | None = None  # environment variable holding a signing secret, never the secret itself
+
+
+class Notifications(_Strict):
+    mqtt: bool = True  # publish alarm and task events under facility/v1/events/<site>/...
+    webhooks: list[Webhook] = Field(default_factory=list)
+
+
 class SiteInfo(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
@@ -182,6 +206,9 @@ class Site(_Strict):
     rules: list[str] = Field(default_factory=list)  # rule files or folders
     scenarios: list[str] = Field(default_factory=list)  # folders of simulator scenarios
     use_rule_library: bool = True
+    plans: list[str] = Field(default_factory=list)  # emergency plan files or folders, besides the library's
+    vendors: list[Vendor] = Field(default_factory=list)
+    notifications: Notifications = Notifications()
     devices: list[Device]
     writes: list[WriteRule] = Field(default_factory=list)  # the only points that may be written
 
@@ -212,6 +239,9 @@ class Site(_Strict):
     def profile_of(self, device: Device) -> Profile:
         return self._profiles[device.profile]
 
+    def vendor(self, vendor_id: str) -> Vendor:
+        return next(v for v in self.vendors if v.id == vendor_id)
+
     def write_rule(self, device_id: str, point: str) -> WriteRule | None:
         """The allow-list entry for (device, point); None means the point must not be written."""
         return next((r for r in self.writes if r.device == device_id and r.point == point), None)
@@ -226,7 +256,11 @@ def load_site(path: Path) -> Site:
     profiles = load_profiles(dirs)
     problems = []
     devices = []
+    vendors = {v.id for v in site.vendors}
     for i, device in enumerate(site.devices):
+        if device.vendor is not None and device.vendor not in vendors:
+            known = ", ".join(sorted(vendors)) or "none declared under vendors:"
+            problems.append(doc.problem(("devices", i, "vendor"), f"no vendor {device.vendor!r} (known: {known})"))
         profile = profiles.get(device.profile)
         if profile is None:
             known = ", ".join(sorted(profiles))

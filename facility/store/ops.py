@@ -170,6 +170,11 @@ class OpsStore:
         self._engine = create_async_engine(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
 
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """For the stores of other records (tasks, plans) that keep their tables on `Base`."""
+        return self._sessions
+
     async def start(self) -> None:
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)

@@ -113,3 +113,18 @@ def test_check_command_accepts_the_demo(repo_root: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def test_a_device_names_a_vendor_the_site_declares(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site: {id: t}\nvendors:\n  - {id: liftco, name: Lift Co, arrive_within: 30m}\ndevices:\n"
+        "  - {id: lift-1, profile: elevator, vendor: liftco, mqtt: {topic: a}}\n"
+        "  - {id: lift-2, profile: elevator, vendor: nobody, mqtt: {topic: b}}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_site(path)
+    assert "site.yaml:6: devices[1].vendor: no vendor 'nobody' (known: liftco)" in str(err.value)
+    path.write_text(path.read_text().replace("vendor: nobody", "vendor: liftco"))
+    site = load_site(path)
+    assert site.vendor(site.device("lift-2").vendor or "").arrive_within == 1800
