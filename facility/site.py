@@ -207,6 +207,7 @@ class Site(_Strict):
     scenarios: list[str] = Field(default_factory=list)  # folders of simulator scenarios
     use_rule_library: bool = True
     plans: list[str] = Field(default_factory=list)  # emergency plan files or folders, besides the library's
+    schedules: list[str] = Field(default_factory=list)  # preventive schedule files or folders, besides the library's
     vendors: list[Vendor] = Field(default_factory=list)
     notifications: Notifications = Notifications()
     devices: list[Device]

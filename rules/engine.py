@@ -25,13 +25,15 @@ class State(Enum):
 
 @dataclass(frozen=True)
 class Change:
-    """A condition became active (`active=True`) or cleared."""
+    """A condition became active (`active=True`) or cleared; or, while active, an inhibition
+    began or ended (`suppressed`): the alarm is then suppressed by design, not announced."""
 
     rule: Rule
     device: str
     active: bool
     ts: int
     values: dict[str, Any]
+    suppressed: bool = False
 
 
 @dataclass

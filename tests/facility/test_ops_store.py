@@ -1,8 +1,7 @@
-"""The ops store keeps one open alarm per rule and device, and keeps it across restarts."""
+"""The ops store keeps one open alarm per rule and device, and keeps it across restarts; on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from facility.store.ops import NewAlarm, OpsStore
 
@@ -11,8 +10,8 @@ def new(ts: int, rule: str = "r1", device: str = "d1") -> NewAlarm:
     return NewAlarm(rule, device, "high", "标题", "title", "说明", "message", ts)
 
 
-async def test_recurrence_updates_the_open_alarm_never_duplicates(tmp_path: Path) -> None:
-    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+async def test_recurrence_updates_the_open_alarm_never_duplicates(ops_url: str) -> None:
+    store = OpsStore(ops_url)
     await store.start()
     first, changed = await store.raise_alarm(new(1))
     assert changed and first["state"] == "unacknowledged"
@@ -26,8 +25,8 @@ async def test_recurrence_updates_the_open_alarm_never_duplicates(tmp_path: Path
     await store.close()
 
 
-async def test_acknowledged_then_cleared_alarm_closes_and_a_new_one_follows(tmp_path: Path) -> None:
-    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+async def test_acknowledged_then_cleared_alarm_closes_and_a_new_one_follows(ops_url: str) -> None:
+    store = OpsStore(ops_url)
     await store.start()
     first, _ = await store.raise_alarm(new(1))
     acked = await store.acknowledge(first["id"], "duty", "10.0.0.5", 2)
@@ -50,8 +49,8 @@ async def test_acknowledged_then_cleared_alarm_closes_and_a_new_one_follows(tmp_
     await store.close()
 
 
-async def test_alarms_survive_a_restart(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+async def test_alarms_survive_a_restart(ops_url: str) -> None:
+    url = ops_url
     store = OpsStore(url)
     await store.start()
     raised, _ = await store.raise_alarm(new(1, device="pump-1"))
