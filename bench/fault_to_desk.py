@@ -9,6 +9,9 @@ for it to close. Prints one JSON object on a line of its own.
   expected figure is about half the poll interval plus the pipeline.
 - `library_low_pressure_*`: the shipped low-pressure rule as the demo runs it: the simulated
   pressure needs about 2 s to fall below the threshold, and the rule then waits its `for` (3 s).
+- `fault_to_desk_p50_ms` / `fault_to_desk_p99_ms` are the MQTT figures, the ones with a limit
+  of their own (p99 under 100 ms); `*_to_limit` divide each p99 by its limit (MQTT 100 ms, Modbus
+  the poll interval plus 100 ms): under 1 meets it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from facility.duration import parse_duration
 from facility.netutil import free_port
 from tests.servers import Mosquitto
 from tests.system import TOKEN, EventStream, alarm, running_system, write_site
@@ -95,12 +99,18 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
                     )
         finally:
             broker.stop()
+    over_mqtt, over_modbus = summary("mqtt_fault_to_desk", mqtt), summary("modbus_fault_to_desk", modbus)
+    modbus_limit_ms = parse_duration(poll) * 1000 + 100
     return {
         "benchmark": "fault_to_desk",
         "faults": faults,
         "poll_s": poll,
-        **summary("mqtt_fault_to_desk", mqtt),
-        **summary("modbus_fault_to_desk", modbus),
+        "fault_to_desk_p50_ms": over_mqtt["mqtt_fault_to_desk_p50_ms"],
+        "fault_to_desk_p99_ms": over_mqtt["mqtt_fault_to_desk_p99_ms"],
+        "mqtt_p99_to_limit": round(over_mqtt["mqtt_fault_to_desk_p99_ms"] / 100, 3),
+        "modbus_p99_to_limit": round(over_modbus["modbus_fault_to_desk_p99_ms"] / modbus_limit_ms, 3),
+        **over_mqtt,
+        **over_modbus,
         "library_low_pressure_faults": library_faults,
         **summary("library_low_pressure", library),
     }
@@ -108,7 +118,7 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--faults", type=int, default=50)
+    parser.add_argument("--faults", type=int, default=200)
     parser.add_argument("--library-faults", type=int, default=5)
     parser.add_argument("--poll", default="1s", help="Modbus poll interval of the pump")
     args = parser.parse_args()
