@@ -1,0 +1,211 @@
+"""Work orders from rules and by hand: who answers (team, the device's vendor), by when (the rule's
+SLA or the priority's), and what to check (the rule's checklist).
+
+The task rules themselves (status machine, one open task per rule and device) are enforced by
+facility.store.tasks inside each transaction; this service adds what the site and the rules know
+and announces every change on the bus as an event of kind "task" carrying the task dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from facility.bus import Bus
+from facility.model import Priority, now_ns
+from facility.site import Site
+from facility.store.tasks import Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
+from rules.engine import Change
+from rules.ruleset import render
+
+SLA_BY_PRIORITY_S: dict[Priority, float] = {
+    Priority.EMERGENCY: 30 * 60.0,
+    Priority.HIGH: 4 * 3600.0,
+    Priority.MEDIUM: 24 * 3600.0,
+    Priority.LOW: 72 * 3600.0,
+}
+
+E = TypeVar("E", bound=StrEnum)
+
+
+class TaskService:
+    def __init__(self, site: Site, store: TaskStore, bus: Bus) -> None:
+        self._site = site
+        self._store = store
+        self._bus = bus
+
+    async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
+        """The task of a condition that became active, when its rule's outcome is `task` or `both`:
+        created, or its recurrence counted on the open one. None when the rule raises no task or
+        nothing changed. `alarm_id` links the alarm the same change raised."""
+        spec = change.rule.spec
+        # `outcome` and `task` are read with defaults until RuleSpec carries them.
+        if not change.active or getattr(spec, "outcome", "alarm") not in ("task", "both"):
+            return None
+        task = getattr(spec, "task", None)
+        priority = Priority(spec.priority)
+        kind = getattr(task, "kind", None) or (
+            TaskKind.EMERGENCY if priority is Priority.EMERGENCY else TaskKind.REPAIR
+        )
+        sla = getattr(task, "sla", None)
+        device = self._site.device(change.device)
+        title, message = self._texts(change)
+        new = NewTask(
+            title=title,
+            description=message,
+            kind=_choice(TaskKind, getattr(kind, "value", kind), "task.kind"),
+            priority=priority.value,
+            due=change.ts + _ns(sla if sla is not None else SLA_BY_PRIORITY_S[priority]),
+            ts=change.ts,
+            by="rules",
+            source="rules",
+            team=getattr(task, "team", None) or "",
+            vendor=device.vendor,
+            rule_id=spec.id,
+            device_id=device.id,
+            alarm_id=alarm_id,
+            checklist=tuple(_bilingual(item) for item in getattr(task, "checklist", None) or ()),
+        )
+        found, changed = await self._store.raise_from_rule(new)
+        return self._announce(found) if changed else None
+
+    async def condition_cleared(self, rule_id: str, device: str, ts: int | None = None) -> dict[str, Any] | None:
+        """Record that the condition behind the open task of (rule, device) cleared, which allows
+        the task to be verified; None if no open task waits for it."""
+        found = await self._store.condition_cleared(rule_id, device, now_ns() if ts is None else ts)
+        return self._announce(found) if found else None
+
+    async def create(
+        self,
+        *,
+        title: Bilingual,
+        kind: TaskKind | str,
+        by: str,
+        source: str = "",
+        priority: Priority | str = Priority.MEDIUM,
+        description: str = "",
+        team: str = "",
+        vendor: str | None = None,
+        device: str | None = None,
+        due: int | None = None,
+        checklist: Sequence[str | Bilingual] = (),
+    ) -> dict[str, Any]:
+        """A task made by hand (a resident's complaint, an engineer's finding). `due` is the time
+        promised, UTC ns; without it the priority's SLA applies. The device's vendor answers for it
+        unless `vendor` names another."""
+        if not (title.zh.strip() or title.en.strip()):
+            raise TaskError("title: a task needs a title")
+        level = _choice(Priority, priority, "priority")
+        if device is not None:
+            try:
+                vendor = vendor or self._site.device(device).vendor
+            except KeyError:
+                raise TaskError(f"device: no device {device!r} in this site") from None
+        if vendor is not None and vendor not in {v.id for v in self._site.vendors}:
+            raise TaskError(f"vendor: no vendor {vendor!r} in this site")
+        ts = now_ns()
+        new = NewTask(
+            title=title,
+            description=Bilingual.same(description),
+            kind=_choice(TaskKind, kind, "kind"),
+            priority=level.value,
+            due=due if due is not None else ts + _ns(SLA_BY_PRIORITY_S[level]),
+            ts=ts,
+            by=by,
+            source=source,
+            team=team,
+            vendor=vendor,
+            device_id=device,
+            checklist=tuple(_bilingual(item) for item in checklist),
+        )
+        return self._announce(await self._store.create(new))
+
+    async def assign(self, task_id: int, assignee: str, by: str, source: str = "") -> dict[str, Any]:
+        return self._announce(await self._store.assign(task_id, assignee, by, source, now_ns()))
+
+    async def set_status(self, task_id: int, status: TaskStatus | str, by: str, source: str = "") -> dict[str, Any]:
+        move = _choice(TaskStatus, status, "status")
+        return self._announce(await self._store.set_status(task_id, move, by, source, now_ns()))
+
+    async def tick(self, task_id: int, item: int, by: str, source: str = "", done: bool = True) -> dict[str, Any]:
+        """Mark checklist item `item` (its position, from 0) done, or not done again."""
+        return self._announce(await self._store.tick(task_id, item, done, by, source, now_ns()))
+
+    async def add_note(self, task_id: int, note: str, by: str, source: str = "") -> dict[str, Any]:
+        return self._announce(await self._store.add_note(task_id, note, by, source, now_ns()))
+
+    async def get(self, task_id: int) -> dict[str, Any] | None:
+        """The task with its full history; None if there is none."""
+        return await self._store.get(task_id, now_ns())
+
+    async def vendor_sla(self, from_ns: int, to_ns: int) -> dict[str, VendorSla]:
+        """Response times of every vendor with an `arrive_within`, for the call-outs raised in
+        [from_ns, to_ns)."""
+        limits = {v.id: _ns(v.arrive_within) for v in self._site.vendors if v.arrive_within is not None}
+        return await self._store.vendor_sla(limits, from_ns, to_ns, now_ns())
+
+    def _announce(self, task: dict[str, Any]) -> dict[str, Any]:
+        self._bus.publish_event("task", task)
+        return task
+
+    def _texts(self, change: Change) -> tuple[Bilingual, Bilingual]:
+        """The rule's title and message filled in for the device, as the alarm shows them."""
+        spec = change.rule.spec
+        device = self._site.device(change.device)
+        values = {
+            "device": device.id,
+            "device_name": device.name or device.id,
+            "building": device.location.building,
+            "location_floor": device.location.floor,
+            "room": device.location.room,
+            **change.values,  # point names win over location names
+        }
+        title = Bilingual(render(spec.title.zh, values), render(spec.title.en, values))
+        if spec.message is None:
+            return title, Bilingual("", "")
+        return title, Bilingual(render(spec.message.zh, values), render(spec.message.en, values))
+
+    async def list(
+        self,
+        *,
+        status: Iterable[TaskStatus | str] = (),
+        kind: TaskKind | str | None = None,
+        team: str | None = None,
+        vendor: str | None = None,
+        overdue: bool | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """Tasks matching every filter given, the soonest due first. (Defined last: inside the class
+        body its name hides the builtin `list` from later annotations.)"""
+        return await self._store.list(
+            now_ns(),
+            status=[_choice(TaskStatus, s, "status") for s in status],
+            kind=None if kind is None else _choice(TaskKind, kind, "kind"),
+            team=team,
+            vendor=vendor,
+            overdue=overdue,
+            limit=limit,
+        )
+
+
+def _choice(enum: type[E], value: str, field: str) -> E:
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(m.value for m in enum)
+        raise TaskError(f"{field}: {value!r} is not one of {known}") from None
+
+
+def _bilingual(item: object) -> Bilingual:
+    """A checklist line: a plain string from a rule file, or a text with zh and en."""
+    if isinstance(item, Bilingual):
+        return item
+    zh, en = getattr(item, "zh", None), getattr(item, "en", None)
+    if isinstance(zh, str) and isinstance(en, str):
+        return Bilingual(zh, en)
+    return Bilingual.same(str(item))
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)

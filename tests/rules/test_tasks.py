@@ -1,0 +1,232 @@
+"""The task service turns rule conditions and desk requests into work orders with the right team,
+vendor, SLA and checklist, announces every change, and measures vendors against their contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from facility.bus import Bus, Event
+from facility.model import now_ns
+from facility.site import load_site
+from facility.store.ops import OpsStore
+from facility.store.tasks import Bilingual, TaskError, TaskStore
+from rules.engine import Change
+from rules.ruleset import Rule, load_rules
+from rules.tasks import TaskService
+
+MIN = 60 * 10**9
+HOUR = 60 * MIN
+
+RULES = """\
+rules:
+  - id: low-pressure
+    title: {zh: "{device_name} 压力低", en: "{device_name}: low pressure {outlet_pressure:.2f}"}
+    message: {zh: "{building} {room} 压力低", en: "{building} {room}: pressure is low"}
+    devices: {types: [booster_pump]}
+    when: running and outlet_pressure < 0.25
+    clear: outlet_pressure >= 0.30
+    priority: high
+  - id: entrapment
+    title: {zh: "{device_name} 困人", en: "{device_name}: passengers trapped"}
+    devices: {types: [elevator]}
+    when: not moving and not in_door_zone and alarm_button
+    priority: emergency
+"""
+
+SITE = """\
+site: {id: t}
+use_rule_library: false
+rules: [rules.yaml]
+vendors:
+  - {id: lifts-co, name: 电梯公司, arrive_within: 30m}
+  - {id: pumps-co, name: 水泵公司}
+devices:
+  - id: pump-1
+    name: P1
+    profile: booster_pump
+    vendor: pumps-co
+    location: {building: B2, room: pump room}
+    modbus: {port: 1502}
+  - {id: lift-1, name: Lift 1, profile: elevator, vendor: lifts-co, mqtt: {topic: a}}
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOutcome:
+    """The shape of a rule's `task:` (kind, team, sla in seconds, checklist lines)."""
+
+    kind: str | None = None
+    team: str | None = None
+    sla: float | None = None
+    checklist: tuple[str, ...] = ()
+
+
+def with_outcome(rule: Rule, outcome: str, task: TaskOutcome | None = None) -> Rule:
+    """Set `outcome` and `task` on a loaded rule: RuleSpec does not read them from YAML yet."""
+    return dataclasses.replace(rule, spec=rule.spec.model_copy(update={"outcome": outcome, "task": task}))
+
+
+@dataclasses.dataclass
+class Desk:
+    service: TaskService
+    events: asyncio.Queue[Event]
+    rules: dict[str, Rule]
+
+    def announced(self) -> list[Event]:
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "site.yaml").write_text(SITE)
+    site = load_site(tmp_path / "site.yaml")
+    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    await ops.start()
+    bus = Bus()
+    with bus.subscribe() as events:
+        yield Desk(TaskService(site, TaskStore(ops), bus), events, {r.id: r for r in load_rules(site)})
+    await ops.close()
+
+
+async def test_a_rule_task_takes_team_sla_and_checklist_from_the_rule_and_the_device_vendor(desk: Desk) -> None:
+    task_outcome = TaskOutcome(team="water", sla=2 * 3600, checklist=("读出口压力表", "check the VFD"))
+    rule = with_outcome(desk.rules["low-pressure"], "both", task_outcome)
+    values = {"running": True, "outlet_pressure": 0.18}
+    ts = now_ns()
+
+    task = await desk.service.from_rule(Change(rule, "pump-1", True, ts, values))
+    assert task is not None
+    assert task["title"] == {"zh": "P1 压力低", "en": "P1: low pressure 0.18"}
+    assert task["description"]["en"] == "B2 pump room: pressure is low"
+    assert (task["kind"], task["priority"], task["team"], task["vendor"]) == ("repair", "high", "water", "pumps-co")
+    assert task["due"] == ts + 2 * HOUR
+    assert [i["text"]["en"] for i in task["checklist"]] == ["读出口压力表", "check the VFD"]
+    assert [(e.kind, e.data) for e in desk.announced()] == [("task", task)]
+
+    assert await desk.service.from_rule(Change(rule, "pump-1", False, ts + 1, values)) is None
+    cleared = await desk.service.condition_cleared("low-pressure", "pump-1", ts + 1)
+    assert cleared is not None and not cleared["condition_active"]
+    recurred = await desk.service.from_rule(Change(rule, "pump-1", True, ts + 2, values))
+    assert recurred is not None and (recurred["id"], recurred["recurrences"]) == (task["id"], 1)
+    assert [e.data["recurrences"] for e in desk.announced()] == [0, 1]
+    assert len(await desk.service.list()) == 1
+
+
+async def test_without_an_sla_the_priority_sets_the_due_time(desk: Desk) -> None:
+    ts = now_ns()
+    trapped = with_outcome(desk.rules["entrapment"], "task")
+    task = await desk.service.from_rule(Change(trapped, "lift-1", True, ts, {}))
+    assert task is not None
+    assert (task["kind"], task["vendor"], task["due"]) == ("emergency", "lifts-co", ts + 30 * MIN)
+
+    alarm_only = desk.rules["low-pressure"]
+    assert await desk.service.from_rule(Change(alarm_only, "pump-1", True, ts, {"outlet_pressure": 0.1})) is None
+    assert [t["id"] for t in await desk.service.list()] == [task["id"]]
+
+    for priority, hours in (("high", 4), ("medium", 24), ("low", 72)):
+        made = await desk.service.create(
+            title=Bilingual("巡检", "round"), kind="inspection", by="wang", priority=priority
+        )
+        assert made["due"] - made["created_at"] == hours * HOUR
+
+
+async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(desk: Desk) -> None:
+    promised = now_ns() - 1  # the time promised to the resident has just passed
+    complaint = await desk.service.create(
+        title=Bilingual("1号梯异响", "Lift 1 makes a noise"),
+        description="住户 3-1201 来电",
+        kind="complaint",
+        priority="high",
+        device="lift-1",
+        due=promised,
+        by="desk-wang",
+        source="10.0.0.5",
+    )
+    assert (complaint["due"], complaint["vendor"], complaint["overdue"]) == (promised, "lifts-co", True)
+    assert complaint["source"] == {"kind": "manual", "by": "desk-wang"}
+    assert complaint["description"] == {"zh": "住户 3-1201 来电", "en": "住户 3-1201 来电"}
+    on_time = await desk.service.create(title=Bilingual("换灯", "replace a lamp"), kind="repair", by="wang")
+    assert [t["id"] for t in await desk.service.list(overdue=True)] == [complaint["id"]]
+    assert [t["id"] for t in await desk.service.list(kind="repair")] == [on_time["id"]]
+    assert [t["id"] for t in await desk.service.list(vendor="lifts-co", status=["open"])] == [complaint["id"]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "fix"}, "kind: 'fix' is not one of inspection, repair, preventive, emergency, complaint"),
+        ({"priority": "urgent"}, "priority: 'urgent' is not one of emergency, high, medium, low"),
+        ({"device": "pump-9"}, "device: no device 'pump-9' in this site"),
+        ({"vendor": "acme"}, "vendor: no vendor 'acme' in this site"),
+        ({"title": Bilingual("", " ")}, "title: a task needs a title"),
+    ],
+)
+async def test_a_bad_request_names_the_field_and_creates_nothing(
+    desk: Desk, fields: dict[str, object], message: str
+) -> None:
+    request: dict[str, object] = {"title": Bilingual("漏水", "leak"), "kind": "complaint", "by": "wang", **fields}
+    with pytest.raises(TaskError) as refused:
+        await desk.service.create(**request)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+    assert await desk.service.list() == [] and desk.announced() == []
+
+
+async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) -> None:
+    made = await desk.service.create(
+        title=Bilingual("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
+    )
+    tid = made["id"]
+    await desk.service.assign(tid, "li", "wang", "10.0.0.5")
+    await desk.service.set_status(tid, "in_progress", "li", "app")
+    await desk.service.tick(tid, 0, "li", "app")
+    await desk.service.add_note(tid, "液位正常", "li", "app")
+    with pytest.raises(TaskError, match="cannot go from in_progress to verified"):
+        await desk.service.set_status(tid, "verified", "wang")
+    with pytest.raises(TaskError, match="status: 'done' is not one of"):
+        await desk.service.set_status(tid, "done", "wang")
+    await desk.service.set_status(tid, "resolved", "li", "app")
+    await desk.service.set_status(tid, "verified", "wang", "10.0.0.5")
+
+    events = desk.announced()
+    assert {e.kind for e in events} == {"task"}
+    assert [(e.data["status"], e.data["assignee"]) for e in events] == [
+        ("open", None),
+        ("assigned", "li"),
+        ("in_progress", "li"),
+        ("in_progress", "li"),
+        ("in_progress", "li"),
+        ("resolved", "li"),
+        ("verified", "li"),
+    ]
+    assert events[3].data["checklist"][0]["done"] and events[4].data["notes"][0]["text"] == "液位正常"
+    detail = await desk.service.get(tid)
+    assert detail is not None and len(detail["history"]) == 7
+
+
+async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Desk) -> None:
+    start = now_ns()
+    trapped = with_outcome(desk.rules["entrapment"], "task")
+    raised = await desk.service.from_rule(Change(trapped, "lift-1", True, start - 40 * MIN, {}))
+    assert raised is not None
+    complaint = await desk.service.create(
+        title=Bilingual("梯门", "lift door"), kind="complaint", device="lift-1", by="w"
+    )
+    for task in (raised, complaint):
+        await desk.service.assign(task["id"], "lift engineer", "wang")
+        await desk.service.set_status(task["id"], "in_progress", "lift engineer")
+    await desk.service.create(title=Bilingual("泵", "pump"), kind="repair", device="pump-1", by="w")
+
+    report = await desk.service.vendor_sla(start - HOUR, now_ns() + 1)
+    assert set(report) == {"lifts-co"}  # pumps-co has no contractual arrival time
+    lifts = report["lifts-co"]
+    assert (lifts.limit_ns, lifts.tasks, lifts.met, lifts.missed, lifts.open_past_limit) == (30 * MIN, 2, 1, 1, 0)
+    assert lifts.worst_response_ns is not None and lifts.worst_response_ns >= 40 * MIN
