@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -195,7 +196,16 @@ class Notifications(_Strict):
 class SiteInfo(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # an IANA name such as Asia/Shanghai: desk times, schedules, reports
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Asia/Shanghai)") from None
+        return value
 
 
 class Site(_Strict):

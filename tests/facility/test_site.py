@@ -128,3 +128,11 @@ def test_a_device_names_a_vendor_the_site_declares(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("vendor: nobody", "vendor: liftco"))
     site = load_site(path)
     assert site.vendor(site.device("lift-2").vendor or "").arrive_within == 1800
+
+
+def test_an_unknown_time_zone_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("site:\n  id: t\n  timezone: Asia/Shangai\ndevices: []\n")
+    with pytest.raises(ConfigError) as err:
+        load_site(path)
+    assert "site.yaml:3: site.timezone:" in str(err.value) and "Asia/Shangai" in str(err.value)
