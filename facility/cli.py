@@ -10,6 +10,7 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +26,8 @@ app = typer.Typer(
 )
 sim_app = typer.Typer(help="Simulated plant: run it, list its devices, inject and clear faults.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+rules_app = typer.Typer(help="Rule tools for engineers: check, test and backtest rule files.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 
 DEMO_SITE = Path("sites/demo/site.yaml")
 ScaleOption = Annotated[int, typer.Option(min=1, help="replicate the estate N times (benchmarks)")]
@@ -141,6 +144,128 @@ def check(site: Annotated[Path, typer.Argument(help="site file")]) -> None:
         typer.echo(f"error: the rules cannot be used:\n{exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{site}: {len(loaded.devices)} devices, {len(rules)} rules: OK")
+
+
+SiteOption = Annotated[Path, typer.Option("--site", "-c", help="site file the rules are bound to")]
+
+
+@rules_app.command("check")
+def rules_check(
+    paths: Annotated[list[Path], typer.Argument(help="rule files or folders of them")],
+    site: SiteOption = DEMO_SITE,
+) -> None:
+    """Validate rule files against a site; every problem is printed as file:line: field: message."""
+    from rules.ruleset import load_rules
+    from rules.testing import rule_files
+
+    loaded = _load(site)
+    problems = [
+        f"{p}: no rule files (*.yaml) in this folder" for p in paths if p.is_dir() and not any(p.glob("*.yaml"))
+    ]
+    files = rule_files(paths)
+    try:
+        rules = load_rules(loaded, files)
+    except ConfigError as exc:
+        problems += [str(p) for p in exc.problems]
+    if problems:
+        typer.echo("\n".join(problems))
+        raise typer.Exit(1)
+    for rule in rules:
+        if not rule.devices:
+            typer.echo(f"warning: {rule.source}: devices: rule {rule.id} matches no device of {site}", err=True)
+    bound = {d for rule in rules for d in rule.devices}
+    conditions = sum(len(rule.devices) for rule in rules)
+    typer.echo(f"{len(rules)} rules in {len(files)} files: {conditions} conditions on {len(bound)} devices: OK")
+
+
+@rules_app.command("test")
+def rules_test(files: Annotated[list[Path], typer.Argument(help="rule test files (YAML)")]) -> None:
+    """Run rule unit tests: input series per point, and what must be active when."""
+    from rules.testing import load_suite, run_case
+
+    passed = failed = 0
+    for path in files:
+        typer.echo(str(path))
+        try:
+            suite = load_suite(path)
+        except ConfigError as exc:
+            typer.echo(f"  ERROR  the test file cannot be used:\n{exc}")
+            failed += 1
+            continue
+        for case in suite.cases:
+            mismatches = run_case(suite.rules, case)
+            typer.echo(f"  {'FAIL' if mismatches else 'PASS'}  {case.name}")
+            for mismatch in mismatches:
+                typer.echo("\n".join("        " + line for line in str(mismatch).splitlines()))
+            failed += bool(mismatches)
+            passed += not mismatches
+    typer.echo(f"{passed} passed, {failed} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 (site time zone unless an offset is given) or -7d")],
+    end: Annotated[str, typer.Option("--to", help="ISO 8601, or relative: now, -1h")] = "now",
+    site: SiteOption = DEMO_SITE,
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", help="rule files or folders (default: the site's rules)")
+    ] = None,
+    step: Annotated[str, typer.Option(help="engine tick: raise times are exact to this")] = "1m",
+) -> None:
+    """Replay the site's stored telemetry through a rule set: what would have fired, when, how long."""
+    from zoneinfo import ZoneInfo
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from facility.duration import parse_duration
+    from facility.model import now_ns
+    from facility.store.factory import open_telemetry
+    from facility.store.telemetry import StoreUnavailable
+    from rules.backtest import backtest, parse_time, reads_count, report
+    from rules.ruleset import load_rules
+    from rules.testing import rule_files
+
+    loaded = _load(site)
+    zone = ZoneInfo(loaded.site.timezone)
+    now = now_ns()
+    start_ns = _option(lambda: parse_time(start, zone, now), "--from")
+    end_ns = _option(lambda: parse_time(end, zone, now), "--to")
+    step_ns = _option(lambda: int(parse_duration(step) * 1e9), "--step")
+    if start_ns >= end_ns:
+        raise typer.BadParameter(f"{start} is not before --to {end}", param_hint="--from")
+    if step_ns <= 0:
+        raise typer.BadParameter("must be longer than 0", param_hint="--step")
+    try:
+        rule_set = load_rules(loaded, rule_files(rules) if rules else None)
+    except ConfigError as exc:
+        typer.echo(f"error: the rules cannot be used:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    stores = loaded.stores
+    if isinstance(stores.telemetry, str) and not loaded.path(stores.telemetry).exists():
+        typer.echo(f"error: no telemetry store at {loaded.path(stores.telemetry)}", err=True)
+        raise typer.Exit(2)
+    store = open_telemetry(stores, loaded.path("."))
+    try:
+        with Progress(console=Console(stderr=True), transient=True) as progress:
+            bar = progress.add_task("reading history", total=reads_count(rule_set, start_ns, end_ns))
+            episodes = backtest(rule_set, store, start_ns, end_ns, step_ns, lambda: progress.advance(bar))
+    except (StoreUnavailable, OSError) as exc:
+        typer.echo(f"error: cannot read the telemetry store: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    typer.echo(report(episodes, rule_set, start_ns, end_ns, zone))
+
+
+def _option(parse: Callable[[], int], name: str) -> int:
+    """The parsed value of an option, or a usage error naming it."""
+    try:
+        return parse()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
 
 
 @sim_app.command("run")
