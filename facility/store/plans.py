@@ -1,0 +1,225 @@
+"""Emergency plan instances in the ops store: one per alarm, its steps with time limits, and who
+ticked each step when and from where.
+
+An instance copies the plan's texts and limits when it opens, so that editing the plan library
+later never rewrites what duty staff were asked to do. At most one instance exists per alarm (a
+unique index makes the database enforce it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+
+from facility.store.ops import Base, OpsStore
+
+
+class PlanInstanceRow(Base):
+    __tablename__ = "plan_instances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(200))
+    alarm_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    device_id: Mapped[str] = mapped_column(String(200))
+    title_zh: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    is_open: Mapped[bool]
+    opened_at: Mapped[int] = mapped_column(BigInteger)  # UTC ns; step limits count from here
+    closed_at: Mapped[int | None] = mapped_column(BigInteger)
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+    closed_from: Mapped[str | None] = mapped_column(String(200))  # client address, or "plan" when all steps are done
+    steps: Mapped[list[PlanStepRow]] = relationship(order_by="PlanStepRow.position", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("open_plan_instances", "is_open"),)
+
+
+class PlanStepRow(Base):
+    __tablename__ = "plan_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("plan_instances.id"), index=True)
+    position: Mapped[int]
+    step_id: Mapped[str] = mapped_column(String(200))
+    text_zh: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[int] = mapped_column(BigInteger)  # opened_at + the step's limit
+    done_at: Mapped[int | None] = mapped_column(BigInteger)
+    done_by: Mapped[str | None] = mapped_column(String(200))
+    done_from: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str] = mapped_column(Text, default="")
+    overdue_at: Mapped[int | None] = mapped_column(BigInteger)  # when it was reported overdue, once
+
+
+@dataclass(frozen=True)
+class NewStep:
+    step_id: str
+    text_zh: str
+    text_en: str
+    within_ns: int
+
+
+class PlanRefused(ValueError):
+    """An action on a plan instance that cannot be carried out; the message says why."""
+
+
+def instance_dict(row: PlanInstanceRow, now: int) -> dict[str, Any]:
+    """The instance as the desk and notifiers see it; `overdue` is judged at `now`."""
+    return {
+        "id": row.id,
+        "plan": row.plan_id,
+        "alarm": row.alarm_id,
+        "device": row.device_id,
+        "title": {"zh": row.title_zh, "en": row.title_en},
+        "state": "open" if row.is_open else "closed",
+        "opened_at": row.opened_at,
+        "closed_at": row.closed_at,
+        "closed_by": row.closed_by,
+        "closed_from": row.closed_from,
+        "steps": [
+            {
+                "id": s.step_id,
+                "text": {"zh": s.text_zh, "en": s.text_en},
+                "due_at": s.due_at,
+                "done_at": s.done_at,
+                "done_by": s.done_by,
+                "done_from": s.done_from,
+                "note": s.note,
+                "overdue": s.done_at is None and row.is_open and now >= s.due_at,
+                "late": s.done_at is not None and s.done_at > s.due_at,
+            }
+            for s in row.steps
+        ],
+    }
+
+
+class PlanStore:
+    def __init__(self, ops: OpsStore) -> None:
+        self._sessions = ops.sessions
+
+    async def open(
+        self, plan_id: str, title: tuple[str, str], alarm_id: int, device_id: str, ts: int, steps: list[NewStep]
+    ) -> tuple[dict[str, Any], bool]:
+        """Open an instance for an alarm; returns it and whether it is new. An alarm that already has
+        one (open or closed) gets that one back: a recurrence does not restart the checklist."""
+        try:
+            async with self._sessions.begin() as s:
+                found = await self._by_alarm(s, alarm_id)
+                if found is not None:
+                    return instance_dict(found, ts), False
+                row = PlanInstanceRow(
+                    plan_id=plan_id,
+                    alarm_id=alarm_id,
+                    device_id=device_id,
+                    title_zh=title[0],
+                    title_en=title[1],
+                    is_open=True,
+                    opened_at=ts,
+                    steps=[
+                        PlanStepRow(
+                            position=i, step_id=n.step_id, text_zh=n.text_zh, text_en=n.text_en, due_at=ts + n.within_ns
+                        )
+                        for i, n in enumerate(steps)
+                    ],
+                )
+                s.add(row)
+                await s.flush()
+                return instance_dict(row, ts), True
+        except IntegrityError:  # another opener won the race for this alarm
+            async with self._sessions() as s:
+                existing = await self._by_alarm(s, alarm_id)
+                assert existing is not None
+                return instance_dict(existing, ts), False
+
+    async def tick(
+        self, instance_id: int, step_id: str, user: str, source: str, note: str, ts: int
+    ) -> dict[str, Any] | None:
+        """Record that `user` did a step; the instance closes when its last step is done. None if there
+        is no such instance; PlanRefused for an unknown step, a step already done or a closed instance."""
+        async with self._sessions.begin() as s:
+            row = await self._get(s, instance_id, lock=True)
+            if row is None:
+                return None
+            step = next((st for st in row.steps if st.step_id == step_id), None)
+            if step is None:
+                known = ", ".join(st.step_id for st in row.steps)
+                raise PlanRefused(f"plan {row.plan_id} has no step {step_id!r} (steps: {known})")
+            if step.done_at is not None:
+                raise PlanRefused(f"step {step_id!r} was already done by {step.done_by} (at {step.done_at} ns)")
+            if not row.is_open:
+                raise PlanRefused(f"plan instance {instance_id} was closed by {row.closed_by}")
+            step.done_at, step.done_by, step.done_from, step.note = ts, user, source, note
+            if all(st.done_at is not None for st in row.steps):
+                row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, "plan"
+            return instance_dict(row, ts)
+
+    async def close(self, instance_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
+        """Close an instance with steps left undone (they stay on record as not done); None if there
+        is no such instance; PlanRefused if it is already closed."""
+        async with self._sessions.begin() as s:
+            row = await self._get(s, instance_id, lock=True)
+            if row is None:
+                return None
+            if not row.is_open:
+                raise PlanRefused(f"plan instance {instance_id} was already closed by {row.closed_by}")
+            row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, source
+            return instance_dict(row, ts)
+
+    async def get(self, instance_id: int, now: int) -> dict[str, Any] | None:
+        async with self._sessions() as s:
+            row = await self._get(s, instance_id)
+            return instance_dict(row, now) if row else None
+
+    async def active(self, now: int) -> list[dict[str, Any]]:
+        """Every open instance, oldest first."""
+        async with self._sessions() as s:
+            query = (
+                select(PlanInstanceRow)
+                .where(PlanInstanceRow.is_open)
+                .order_by(PlanInstanceRow.opened_at, PlanInstanceRow.id)
+                .options(selectinload(PlanInstanceRow.steps))
+            )
+            return [instance_dict(row, now) for row in (await s.scalars(query)).all()]
+
+    async def mark_overdue(self, now: int) -> list[dict[str, Any]]:
+        """Open instances with a step that has passed its limit undone since the last call; each
+        step is reported once."""
+        async with self._sessions.begin() as s:
+            late = (
+                select(PlanStepRow.id, PlanStepRow.instance_id)
+                .join(PlanInstanceRow, PlanInstanceRow.id == PlanStepRow.instance_id)
+                .where(
+                    PlanInstanceRow.is_open,
+                    PlanStepRow.done_at.is_(None),
+                    PlanStepRow.overdue_at.is_(None),
+                    PlanStepRow.due_at <= now,
+                )
+            )
+            found = (await s.execute(late)).all()
+            if not found:
+                return []
+            await s.execute(update(PlanStepRow).where(PlanStepRow.id.in_([f[0] for f in found])).values(overdue_at=now))
+            out = []
+            for instance_id in sorted({f[1] for f in found}):
+                row = await self._get(s, instance_id)
+                assert row is not None
+                out.append(instance_dict(row, now))
+            return out
+
+    @staticmethod
+    async def _get(s: AsyncSession, instance_id: int, *, lock: bool = False) -> PlanInstanceRow | None:
+        """The instance with its steps; `lock` holds its row until commit (PostgreSQL), so that two
+        people ticking at once are recorded one after the other."""
+        query = select(PlanInstanceRow).where(PlanInstanceRow.id == instance_id)
+        if lock:
+            query = query.with_for_update()
+        return (await s.scalars(query.options(selectinload(PlanInstanceRow.steps)))).first()
+
+    @staticmethod
+    async def _by_alarm(s: AsyncSession, alarm_id: int) -> PlanInstanceRow | None:
+        query = select(PlanInstanceRow).where(PlanInstanceRow.alarm_id == alarm_id)
+        return (await s.scalars(query.options(selectinload(PlanInstanceRow.steps)))).first()

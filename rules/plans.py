@@ -1,0 +1,167 @@
+"""Emergency plans: checklists with time limits that an emergency alarm opens on the desk.
+
+Plan files hold `plans:`, a list of plans, each a list of steps with a limit counted from the
+moment the plan opens. The library (rules/plans/) loads first, then the site's own files; a later
+plan with the same id replaces an earlier one, so a site adapts a library plan by redefining it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from facility.bus import Bus
+from facility.duration import Duration
+from facility.model import now_ns
+from facility.site import ID_PATTERN, Site
+from facility.store.plans import NewStep, PlanRefused, PlanStore
+from facility.yamlfile import ConfigError, Problem, load_yaml, validate
+from rules.ruleset import Text
+
+log = logging.getLogger(__name__)
+
+LIBRARY_DIR = Path(__file__).parent / "library" / "plans"
+OVERDUE_CHECK_S = 5.0  # how often `watch` looks for steps past their limit
+
+__all__ = ["Plan", "PlanRefused", "PlanService", "Step", "load_plans", "plan_paths"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    text: Text
+    within: Duration  # limit from the plan's opening
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, within: float) -> float:
+        if within <= 0:
+            raise ValueError("a step needs time to be done: give a limit above zero, e.g. 5m")
+        return within
+
+
+class Plan(_Strict):
+    id: str = Field(pattern=ID_PATTERN)
+    title: Text
+    steps: list[Step] = Field(min_length=1)
+
+
+class PlanFile(_Strict):
+    plans: list[Plan]
+
+
+def plan_paths(site: Site) -> list[Path]:
+    """Plan files in the order they load: the library, then the site's own files and folders."""
+    paths: list[Path] = []
+    for source in [LIBRARY_DIR] + [site.path(p) for p in site.plans]:
+        paths.extend(sorted(source.glob("*.yaml")) if source.is_dir() else [source])
+    return paths
+
+
+def load_plans(site: Site, paths: list[Path] | None = None) -> dict[str, Plan]:
+    """Every plan by id; all problems of all files are reported together, each with file, line and field."""
+    problems: list[Problem] = []
+    plans: dict[str, Plan] = {}
+    for path in plan_paths(site) if paths is None else paths:
+        try:
+            plans.update((plan.id, plan) for plan in _load_file(path))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return plans
+
+
+def _load_file(path: Path) -> list[Plan]:
+    doc = load_yaml(path)
+    parsed = validate(PlanFile, doc)
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, plan in enumerate(parsed.plans):
+        if plan.id in seen:
+            problems.append(doc.problem(("plans", i, "id"), f"plan id {plan.id!r} appears twice in this file"))
+        seen.add(plan.id)
+        steps: set[str] = set()
+        for k, step in enumerate(plan.steps):
+            if step.id in steps:
+                problems.append(doc.problem(("plans", i, "steps", k, "id"), f"step id {step.id!r} appears twice"))
+            steps.add(step.id)
+    if problems:
+        raise ConfigError(problems)
+    return parsed.plans
+
+
+class PlanService:
+    """Opens, ticks and closes plan instances, and announces every change on the bus as kind `plan`."""
+
+    def __init__(self, store: PlanStore, bus: Bus, plans: dict[str, Plan]) -> None:
+        self._store = store
+        self._bus = bus
+        self._plans = plans
+
+    async def open(self, plan_id: str, alarm_id: int, device_id: str, ts: int) -> dict[str, Any]:
+        """The alarm's instance of the plan: a new one, or the one it already has."""
+        plan = self._plans.get(plan_id)
+        if plan is None:
+            raise PlanRefused(f"no plan {plan_id!r} (known: {', '.join(sorted(self._plans))})")
+        steps = [NewStep(s.id, s.text.zh, s.text.en, int(s.within * 1e9)) for s in plan.steps]
+        instance, created = await self._store.open(
+            plan.id, (plan.title.zh, plan.title.en), alarm_id, device_id, ts, steps
+        )
+        if created:
+            self._announce(instance)
+        return instance
+
+    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str = "") -> dict[str, Any]:
+        """Record that `user` (at client address `source`) did a step. KeyError for an unknown
+        instance; PlanRefused for an unknown step, a step done before or a closed instance."""
+        instance = await self._store.tick(instance_id, step_id, user, source, note, now_ns())
+        if instance is None:
+            raise KeyError(instance_id)
+        self._announce(instance)
+        return instance
+
+    async def close(self, instance_id: int, user: str, source: str) -> dict[str, Any]:
+        """Close an instance before every step is done (the emergency is over or was a false alarm)."""
+        instance = await self._store.close(instance_id, user, source, now_ns())
+        if instance is None:
+            raise KeyError(instance_id)
+        self._announce(instance)
+        return instance
+
+    async def get(self, instance_id: int) -> dict[str, Any] | None:
+        return await self._store.get(instance_id, now_ns())
+
+    async def active(self) -> list[dict[str, Any]]:
+        return await self._store.active(now_ns())
+
+    async def check_overdue(self, now: int) -> list[dict[str, Any]]:
+        """Announce each instance with a step that has newly passed its limit undone."""
+        changed = await self._store.mark_overdue(now)
+        for instance in changed:
+            self._announce(instance)
+        return changed
+
+    async def watch(self, every: float = OVERDUE_CHECK_S) -> None:
+        """Check for overdue steps for ever; a store that is down is tried again next round, and
+        logged once per outage."""
+        failing = False
+        while True:
+            try:
+                await self.check_overdue(now_ns())
+                failing = False
+            except Exception:
+                if not failing:
+                    log.exception("cannot check emergency plans for overdue steps; trying every %gs", every)
+                failing = True
+            await asyncio.sleep(every)
+
+    def _announce(self, instance: dict[str, Any]) -> None:
+        self._bus.publish_event("plan", instance)
