@@ -192,6 +192,15 @@ class Notifications(_Strict):
     mqtt: bool = True  # publish alarm and task events under facility/v1/events/<site>/...
     webhooks: list[Webhook] = Field(default_factory=list)
 
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_names(cls, hooks: list[Webhook]) -> list[Webhook]:
+        names = [h.name for h in hooks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # a dead letter names its webhook: two of one name could not be told apart
+            raise ValueError(f"webhook names must differ: {', '.join(twice)} appears more than once")
+        return hooks
+
 
 class SiteInfo(_Strict):
     id: str = Field(pattern=ID_PATTERN)

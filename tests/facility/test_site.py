@@ -136,3 +136,15 @@ def test_an_unknown_time_zone_is_named_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_site(path)
     assert "site.yaml:3: site.timezone:" in str(err.value) and "Asia/Shangai" in str(err.value)
+
+
+def test_two_webhooks_of_one_name_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        "site: {id: t}\nnotifications:\n  webhooks:\n"
+        "    - {name: desk, url: 'http://127.0.0.1:9/a'}\n    - {name: desk, url: 'http://127.0.0.1:9/b'}\n"
+        "devices: []\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_site(path)
+    assert "notifications.webhooks: " in str(err.value) and "desk appears more than once" in str(err.value)
