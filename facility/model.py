@@ -43,12 +43,32 @@ class AlarmState(StrEnum):
     ACKNOWLEDGED = "acknowledged"  # active, acknowledged
     RTN_UNACKNOWLEDGED = "rtn_unacknowledged"  # returned to normal, never acknowledged
     NORMAL = "normal"  # returned to normal and acknowledged: closed
+    SHELVED = "shelved"  # hidden by a user, with a reason, until an expiry
+    SUPPRESSED = "suppressed"  # suppressed by design: the plant state makes it irrelevant
+    OUT_OF_SERVICE = "out_of_service"  # its device is under maintenance
 
     @staticmethod
-    def of(active: bool, acknowledged: bool) -> AlarmState:
+    def of(
+        active: bool,
+        acknowledged: bool,
+        *,
+        shelved: bool = False,
+        suppressed: bool = False,
+        out_of_service: bool = False,
+    ) -> AlarmState:
+        """A closed alarm is normal whatever it carried; otherwise the reason it is kept from duty
+        staff comes first (the widest one: maintenance, then a user's shelf, then design)."""
+        if not active and acknowledged and not shelved:
+            return AlarmState.NORMAL
+        if out_of_service:
+            return AlarmState.OUT_OF_SERVICE
+        if shelved:
+            return AlarmState.SHELVED
+        if suppressed:
+            return AlarmState.SUPPRESSED
         if active:
             return AlarmState.ACKNOWLEDGED if acknowledged else AlarmState.UNACKNOWLEDGED
-        return AlarmState.NORMAL if acknowledged else AlarmState.RTN_UNACKNOWLEDGED
+        return AlarmState.RTN_UNACKNOWLEDGED
 
 
 def now_ns() -> int:

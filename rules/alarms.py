@@ -1,38 +1,69 @@
-"""Turns condition changes into alarms in the ops store, and carries out operator actions.
+"""Turns condition changes into alarms in the ops store, carries out operator actions, and watches
+the alarm lifecycle over time: shelf expiry, chattering, escalation and floods.
 
 Changes are queued without bound and written in order by one task, so the engine never waits on
-the database and no change is dropped. Every stored change is announced on the bus.
+the database and no change is dropped. A second task checks the clock-driven parts every
+`check_every_s`. Every stored change is announced on the bus as an `alarm` event; escalations and
+floods have their own events (`escalation`, `flood`) for the notifiers and the desk.
+
+Refused actions raise `ActionRefused` (a ValueError saying why); an unknown alarm id gives None.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from facility.bus import Bus
-from facility.model import now_ns
+from facility.model import Priority, now_ns
 from facility.site import Site
-from facility.store.ops import NewAlarm, OpsStore
+from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore
 from rules.engine import Change
 from rules.ruleset import render
 
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0  # longest wait between attempts to record a change while the store is down
+FLOOD_WINDOW_NS = 10 * MINUTE_NS
+FLOOD_START = 10  # more than this many alarms raised within the window: a flood (ISA-18.2, EEMUA 191)
+FLOOD_END = 5  # it ends when fewer than this many remain in the window, so a steady rate does not flap
 
 
 class AlarmService:
-    def __init__(self, site: Site, store: OpsStore, bus: Bus) -> None:
+    def __init__(
+        self,
+        site: Site,
+        store: OpsStore,
+        bus: Bus,
+        *,
+        clock: Callable[[], int] = now_ns,
+        check_every_s: float = 1.0,
+        escalate_emergency_ns: int = 2 * MINUTE_NS,
+        escalate_high_ns: int = 10 * MINUTE_NS,
+    ) -> None:
         self._site = site
         self._store = store
         self._bus = bus
+        self._clock = clock
+        self._check_every_s = check_every_s
+        self._escalate_after = {Priority.EMERGENCY.value: escalate_emergency_ns, Priority.HIGH.value: escalate_high_ns}
         self._changes: asyncio.Queue[Change] = asyncio.Queue()
+        self._raised: deque[int] = deque()  # when alarms went active in front of duty staff, oldest first
+        self._flood_since: int | None = None
 
     def condition_changed(self, change: Change) -> None:
         self._changes.put_nowait(change)
 
     async def run(self) -> None:
+        """Record changes and check the clock until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._record_changes())
+            tasks.create_task(self._check_periodically())
+
+    async def _record_changes(self) -> None:
         while True:
             change = await self._changes.get()
             failures = 0
@@ -52,25 +83,93 @@ class AlarmService:
                     "alarm change for %s on %s recorded after %d retries", change.rule.id, change.device, failures
                 )
 
+    async def _check_periodically(self) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(self._check_every_s)
+            try:
+                await self.check()
+            except Exception:
+                if not failing:  # once per outage: the store being down is logged by the change writer too
+                    log.exception("alarm lifecycle check failed; trying again every %s s", self._check_every_s)
+                failing = True
+            else:
+                failing = False
+
+    async def check(self) -> None:
+        """One round of the clock-driven lifecycle: expired shelves, quiet chatter, escalation, flood end."""
+        now = self._clock()
+        for alarm in await self._store.unshelve_expired(now):
+            self._announce(alarm)
+        for alarm in await self._store.clear_quiet_chattering(now):
+            self._announce(alarm)
+        for alarm in await self._store.escalate_due(self._escalate_after, now):
+            self._announce(alarm)
+            self._bus.publish_event("escalation", alarm)
+        if self._flood_since is not None and self._raised_within(now) < FLOOD_END:
+            self._flood_since = None
+            self._bus.publish_event("flood", {"active": False})
+
+    def flood_state(self) -> dict[str, Any]:
+        """{active: true, count, since} during a flood (count: raised in the last 10 min), else {active: false};
+        for a desk that connects in the middle of one."""
+        if self._flood_since is None:
+            return {"active": False}
+        return {"active": True, "count": self._raised_within(self._clock()), "since": self._flood_since}
+
     async def drain(self) -> None:
         """Apply every queued change (used at shutdown)."""
         while not self._changes.empty():
             await self._apply(self._changes.get_nowait())
 
     async def _apply(self, change: Change) -> None:
-        if change.active:
-            alarm, changed = await self._store.raise_alarm(self._new_alarm(change))
-            if not changed:
-                return
-        else:
-            found = await self._store.return_to_normal(change.rule.id, change.device, change.ts)
-            if found is None:
-                return
-            alarm = found
+        if not change.active:
+            self._announced(await self._store.return_to_normal(change.rule.id, change.device, change.ts))
+            return
+        alarm, action = await self._store.raise_alarm(self._new_alarm(change))
+        if action is None:
+            return
         self._announce(alarm)
+        if action in ACTIVATIONS and not (alarm["shelved"] or alarm["suppressed"] or alarm["out_of_service"]):
+            self._count_raised(change.ts)
+
+    def _count_raised(self, ts: int) -> None:
+        self._raised.append(ts)
+        count = self._raised_within(ts)
+        if self._flood_since is None and count > FLOOD_START:
+            self._flood_since = ts
+            self._bus.publish_event("flood", {"active": True, "count": count, "since": ts})
+
+    def _raised_within(self, now: int) -> int:
+        while self._raised and self._raised[0] <= now - FLOOD_WINDOW_NS:
+            self._raised.popleft()
+        return len(self._raised)
 
     async def acknowledge(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
-        alarm = await self._store.acknowledge(alarm_id, user, source, now_ns())
+        return self._announced(await self._store.acknowledge(alarm_id, user, source, self._clock()))
+
+    async def shelve(self, alarm_id: int, user: str, source: str, reason: str, until_ns: int) -> dict[str, Any] | None:
+        """Shelve until `until_ns`, at most 24 h ahead; it unshelves by itself then."""
+        return self._announced(await self._store.shelve(alarm_id, user, source, reason, until_ns, self._clock()))
+
+    async def unshelve(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
+        return self._announced(await self._store.unshelve(alarm_id, user, source, self._clock()))
+
+    async def comment(self, alarm_id: int, user: str, source: str, text: str) -> dict[str, Any] | None:
+        return self._announced(await self._store.comment(alarm_id, user, source, text, self._clock()))
+
+    async def set_out_of_service(
+        self, device: str, on: bool, user: str, source: str, reason: str
+    ) -> list[dict[str, Any]]:
+        """Take a device of this site out of service or put it back; returns its open alarms, now flagged."""
+        if device not in {d.id for d in self._site.devices}:
+            raise ActionRefused(f"no device {device!r} on site {self._site.site.id}")
+        alarms = await self._store.set_out_of_service(device, on, user, source, reason, self._clock())
+        for alarm in alarms:
+            self._announce(alarm)
+        return alarms
+
+    def _announced(self, alarm: dict[str, Any] | None) -> dict[str, Any] | None:
         if alarm is not None:
             self._announce(alarm)
         return alarm
@@ -98,4 +197,5 @@ class AlarmService:
             message_zh=render(spec.message.zh, values) if spec.message else "",
             message_en=render(spec.message.en, values) if spec.message else "",
             ts=change.ts,
+            suppressed=change.suppressed,
         )

@@ -1,24 +1,57 @@
 """The ops store: alarms and their history, dead letters and the audit log, on SQLAlchemy (SQLite
 by default, PostgreSQL by URL).
 
-An alarm row is open from the moment it is raised until it is both returned to normal and
-acknowledged. At most one open alarm exists per rule and device (a partial unique index makes the
-database enforce it); a recurrence re-activates the open one instead of adding a second.
+An alarm row is open from the moment it is raised until it is returned to normal, acknowledged and
+not shelved (a shelf outlives recurrences, as ISA-18.2 shelves the alarm, not one occurrence). At
+most one open alarm exists per rule and device (a partial unique index makes the database enforce
+it); a recurrence re-activates the open one instead of adding a second. Besides its ISA state an
+alarm carries flags: shelved (by a user, with reason and expiry), suppressed by design, out of
+service (its device is under maintenance), chattering and escalated.
+
+Refused operator actions raise `ActionRefused` (a ValueError) saying why; an unknown alarm id gives
+None.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    and_,
+    false,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
 from facility.model import AlarmState
+
+MINUTE_NS = 60 * 1_000_000_000
+CHATTER_LIMIT = 5  # activations within the window beyond which an alarm is chattering
+CHATTER_WINDOW_NS = 10 * MINUTE_NS  # also how long it must stay quiet to stop chattering
+MAX_SHELVE_NS = 24 * 60 * MINUTE_NS  # a shelf longer than a day hides a fault: fix or take out of service
+MAX_COMMENT = 2000  # characters
+ACTIVATIONS = frozenset({"raised", "raised again"})  # history actions of an alarm going active
+
+
+class ActionRefused(ValueError):
+    """An action the input or the alarm's state does not allow; the message says why."""
 
 
 class Base(DeclarativeBase):
@@ -44,6 +77,15 @@ class AlarmRow(Base):
     acked_at: Mapped[int | None] = mapped_column(BigInteger)
     acked_by: Mapped[str | None] = mapped_column(String(200))
     cleared_at: Mapped[int | None] = mapped_column(BigInteger)
+    activated_at: Mapped[int] = mapped_column(BigInteger)  # when it last went active
+    shelved: Mapped[bool] = mapped_column(default=False)
+    shelved_until: Mapped[int | None] = mapped_column(BigInteger)
+    shelved_by: Mapped[str | None] = mapped_column(String(200))
+    shelve_reason: Mapped[str | None] = mapped_column(Text)
+    suppressed: Mapped[bool] = mapped_column(default=False)
+    out_of_service: Mapped[bool] = mapped_column(default=False)
+    chattering: Mapped[bool] = mapped_column(default=False)
+    escalated: Mapped[bool] = mapped_column(default=False)
     history: Mapped[list[AlarmHistoryRow]] = relationship(order_by="AlarmHistoryRow.id", cascade="all, delete-orphan")
 
     __table_args__ = (
@@ -59,7 +101,17 @@ class AlarmRow(Base):
 
     @property
     def state(self) -> AlarmState:
-        return AlarmState.of(self.active, self.acknowledged)
+        return AlarmState.of(
+            self.active,
+            self.acknowledged,
+            shelved=self.shelved,
+            suppressed=self.suppressed,
+            out_of_service=self.out_of_service,
+        )
+
+    def settle(self) -> None:
+        """Close the alarm once nothing keeps it open any more."""
+        self.is_open = self.active or not self.acknowledged or self.shelved
 
 
 class AlarmHistoryRow(Base):
@@ -72,6 +124,18 @@ class AlarmHistoryRow(Base):
     actor: Mapped[str] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutOfServiceRow(Base):
+    """A device under maintenance: its alarms are still recorded, flagged out of service."""
+
+    __tablename__ = "out_of_service"
+
+    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    since: Mapped[int] = mapped_column(BigInteger)
+    set_by: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class DeadLetterRow(Base):
@@ -135,6 +199,7 @@ class NewAlarm:
     message_zh: str
     message_en: str
     ts: int
+    suppressed: bool = False  # suppressed by design: kept and shown as such, not announced as new
 
 
 def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
@@ -153,6 +218,15 @@ def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
         "acked_at": row.acked_at,
         "acked_by": row.acked_by,
         "cleared_at": row.cleared_at,
+        "activated_at": row.activated_at,
+        "shelved": row.shelved,
+        "shelved_until": row.shelved_until,
+        "shelved_by": row.shelved_by,
+        "shelve_reason": row.shelve_reason,
+        "suppressed": row.suppressed,
+        "out_of_service": row.out_of_service,
+        "chattering": row.chattering,
+        "escalated": row.escalated,
     }
     if with_history:
         out["history"] = [
@@ -163,7 +237,8 @@ def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
 
 
 class OpsStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, chatter_limit: int = CHATTER_LIMIT) -> None:
+        self._chatter_limit = chatter_limit
         parsed = make_url(url)
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -176,18 +251,32 @@ class OpsStore:
         return self._sessions
 
     async def start(self) -> None:
+        """Create missing tables; refuse a database whose tables lack columns this version needs,
+        rather than fail on the first alarm."""
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+            missing = await conn.run_sync(_missing_columns)
+        if missing:
+            raise RuntimeError(
+                f"the ops database {self._engine.url.render_as_string()} was made by an older version: "
+                f"columns {', '.join(missing)} are missing; add them or start from a new database"
+            )
 
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def raise_alarm(self, new: NewAlarm) -> tuple[dict[str, Any], bool]:
-        """Raise or re-activate the open alarm of (rule, device); returns it and whether it changed."""
+    async def raise_alarm(self, new: NewAlarm) -> tuple[dict[str, Any], str | None]:
+        """Raise or re-activate the open alarm of (rule, device), or, while it is active, start or
+        end its suppression; returns it and the history action recorded (None: nothing changed)."""
         async with self._sessions.begin() as s:
             row = await self._open(s, new.rule_id, new.device_id)
             if row is not None and row.active:
-                return alarm_dict(row), False
+                if row.suppressed == new.suppressed:
+                    return alarm_dict(row), None
+                row.suppressed, row.changed_at = new.suppressed, new.ts
+                action = "suppressed" if new.suppressed else "suppression ended"
+                s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules"))
+                return alarm_dict(row), action
             if row is None:
                 row = AlarmRow(
                     rule_id=new.rule_id,
@@ -195,6 +284,7 @@ class OpsStore:
                     raised_at=new.ts,
                     acknowledged=False,
                     is_open=True,
+                    out_of_service=await s.get(OutOfServiceRow, new.device_id) is not None,
                 )
                 s.add(row)
                 action = "raised"
@@ -202,11 +292,40 @@ class OpsStore:
                 action = "raised again"
             row.priority, row.title_zh, row.title_en = new.priority, new.title_zh, new.title_en
             row.message_zh, row.message_en = new.message_zh, new.message_en
-            row.active, row.acknowledged = True, False
-            row.changed_at, row.cleared_at, row.acked_at, row.acked_by = new.ts, None, None, None
+            row.active, row.acknowledged, row.suppressed, row.escalated = True, False, new.suppressed, False
+            row.changed_at, row.activated_at, row.cleared_at, row.acked_at, row.acked_by = (
+                new.ts,
+                new.ts,
+                None,
+                None,
+                None,
+            )
             await s.flush()
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules", detail=new.message_en))
-            return alarm_dict(row), True
+            await self._note_chattering(s, row, new.ts)
+            return alarm_dict(row), action
+
+    async def _note_chattering(self, s: AsyncSession, row: AlarmRow, ts: int) -> None:
+        """Flag the alarm once (rule, device) has gone active more than the limit within the window,
+        counting the occurrences that have closed since."""
+        if row.chattering:
+            return
+        query = (
+            select(func.count())
+            .select_from(AlarmHistoryRow)
+            .join(AlarmRow)
+            .where(
+                AlarmRow.rule_id == row.rule_id,
+                AlarmRow.device_id == row.device_id,
+                AlarmHistoryRow.action.in_(ACTIVATIONS),
+                AlarmHistoryRow.ts > ts - CHATTER_WINDOW_NS,
+            )
+        )
+        count = (await s.execute(query)).scalar_one()
+        if count > self._chatter_limit:
+            row.chattering = True
+            detail = f"{count} activations within {CHATTER_WINDOW_NS // MINUTE_NS} min"
+            s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="chattering", actor="rules", detail=detail))
 
     async def return_to_normal(self, rule_id: str, device_id: str, ts: int) -> dict[str, Any] | None:
         """Mark the active alarm of (rule, device) as returned to normal; None if there is none."""
@@ -215,21 +334,165 @@ class OpsStore:
             if row is None or not row.active:
                 return None
             row.active, row.cleared_at, row.changed_at = False, ts, ts
-            row.is_open = not row.acknowledged
+            row.settle()
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="returned to normal", actor="rules"))
             return alarm_dict(row)
 
     async def acknowledge(self, alarm_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
         """Acknowledge an alarm; None if no such alarm. Acknowledging twice changes nothing."""
         async with self._sessions.begin() as s:
-            row = await s.get(AlarmRow, alarm_id)
+            row = await s.get(AlarmRow, alarm_id, with_for_update=True)
             if row is None:
                 return None
             if not row.acknowledged:
                 row.acknowledged, row.acked_at, row.acked_by, row.changed_at = True, ts, user, ts
-                row.is_open = row.active
+                row.settle()
                 s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="acknowledged", actor=user, source=source))
             return alarm_dict(row)
+
+    async def shelve(
+        self, alarm_id: int, user: str, source: str, reason: str, until_ns: int, ts: int
+    ) -> dict[str, Any] | None:
+        """Hide an open alarm from duty staff until `until_ns` (at most a day ahead), with a reason;
+        shelving a shelved alarm sets a new expiry. None if no such alarm; ActionRefused for an
+        empty reason, an expiry not ahead or too far ahead, or a closed alarm."""
+        reason = reason.strip()
+        if not reason:
+            raise ActionRefused("a reason is needed to shelve an alarm")
+        if until_ns <= ts:
+            raise ActionRefused(f"the shelf expiry {_utc(until_ns)} is not in the future")
+        if until_ns - ts > MAX_SHELVE_NS:
+            raise ActionRefused(f"an alarm can be shelved for {MAX_SHELVE_NS // (60 * MINUTE_NS)} h at most")
+        async with self._sessions.begin() as s:
+            row = await s.get(AlarmRow, alarm_id, with_for_update=True)
+            if row is None:
+                return None
+            if not row.is_open:
+                raise ActionRefused(f"alarm {alarm_id} is closed; only an open alarm can be shelved")
+            row.shelved, row.shelved_until, row.shelved_by, row.shelve_reason = True, until_ns, user, reason
+            row.changed_at = ts
+            row.settle()
+            detail = f"until {_utc(until_ns)}: {reason}"
+            s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="shelved", actor=user, source=source, detail=detail))
+            return alarm_dict(row)
+
+    async def unshelve(self, alarm_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
+        """Put a shelved alarm back before its expiry. None if no such alarm; ActionRefused if it is
+        not shelved."""
+        async with self._sessions.begin() as s:
+            row = await s.get(AlarmRow, alarm_id, with_for_update=True)
+            if row is None:
+                return None
+            if not row.shelved:
+                raise ActionRefused(f"alarm {alarm_id} is not shelved")
+            _unshelve(s, row, user, source, "", ts)
+            return alarm_dict(row)
+
+    async def unshelve_expired(self, ts: int) -> list[dict[str, Any]]:
+        """Put back every alarm whose shelf has expired by `ts`."""
+        async with self._sessions.begin() as s:
+            query = select(AlarmRow).where(AlarmRow.shelved, AlarmRow.shelved_until <= ts).with_for_update()
+            rows = (await s.scalars(query)).all()
+            for row in rows:
+                _unshelve(s, row, "system", "", "shelf expired", ts)
+            return [alarm_dict(row) for row in rows]
+
+    async def comment(self, alarm_id: int, user: str, source: str, text: str, ts: int) -> dict[str, Any] | None:
+        """Add a note to an alarm's history, open or closed. None if no such alarm; ActionRefused for
+        an empty or overlong text."""
+        text = text.strip()
+        if not text:
+            raise ActionRefused("a comment needs some text")
+        if len(text) > MAX_COMMENT:
+            raise ActionRefused(f"a comment is at most {MAX_COMMENT} characters, this one has {len(text)}")
+        async with self._sessions.begin() as s:
+            row = await s.get(AlarmRow, alarm_id)
+            if row is None:
+                return None
+            s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="comment", actor=user, source=source, detail=text))
+            return alarm_dict(row)
+
+    async def set_out_of_service(
+        self, device: str, on: bool, user: str, source: str, reason: str, ts: int
+    ) -> list[dict[str, Any]]:
+        """Take a device out of service (a reason is needed) or put it back; its open alarms take the
+        flag, and the audit log records who, when and from where. Returns the alarms changed.
+        ActionRefused if the device is already in the state asked for, or the reason is missing."""
+        reason = reason.strip()
+        if on and not reason:
+            raise ActionRefused("a reason is needed to take a device out of service")
+        async with self._sessions.begin() as s:
+            current = await s.get(OutOfServiceRow, device, with_for_update=True)
+            if on and current is not None:
+                raise ActionRefused(
+                    f"{device} is out of service already, since {_utc(current.since)} by {current.set_by}"
+                )
+            if not on and current is None:
+                raise ActionRefused(f"{device} is not out of service")
+            if on:
+                s.add(OutOfServiceRow(device_id=device, since=ts, set_by=user, source=source, reason=reason))
+            else:
+                await s.delete(current)
+            action = "out of service" if on else "back in service"
+            s.add(
+                AuditRow(
+                    ts=ts,
+                    actor=user,
+                    source=source,
+                    action=action,
+                    target=device,
+                    detail=_json({"reason": reason}),
+                    outcome="ok",
+                )
+            )
+            query = select(AlarmRow).where(AlarmRow.device_id == device, AlarmRow.is_open).with_for_update()
+            rows = (await s.scalars(query)).all()
+            for row in rows:
+                row.out_of_service, row.changed_at = on, ts
+                s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action=action, actor=user, source=source, detail=reason))
+            return [alarm_dict(row) for row in rows]
+
+    async def out_of_service(self) -> dict[str, dict[str, Any]]:
+        """The devices under maintenance: since when, set by whom, from where and why."""
+        async with self._sessions() as s:
+            rows = await s.scalars(select(OutOfServiceRow).order_by(OutOfServiceRow.device_id))
+            return {
+                r.device_id: {"since": r.since, "by": r.set_by, "source": r.source, "reason": r.reason} for r in rows
+            }
+
+    async def clear_quiet_chattering(self, ts: int) -> list[dict[str, Any]]:
+        """Stop calling alarms chattering once they have not gone active for the chatter window."""
+        async with self._sessions.begin() as s:
+            query = select(AlarmRow).where(AlarmRow.chattering, AlarmRow.activated_at <= ts - CHATTER_WINDOW_NS)
+            rows = (await s.scalars(query.with_for_update())).all()
+            for row in rows:
+                row.chattering = False
+                s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="chattering ended", actor="rules"))
+            return [alarm_dict(row) for row in rows]
+
+    async def escalate_due(self, limits: Mapping[str, int], ts: int) -> list[dict[str, Any]]:
+        """Escalate, once per activation, each open alarm of a priority in `limits` (ns) left
+        unacknowledged that long since it went active; shelved, suppressed and out-of-service alarms
+        are not in front of duty staff and do not escalate."""
+        if not limits:
+            return []
+        due = or_(*(and_(AlarmRow.priority == p, AlarmRow.activated_at <= ts - limit) for p, limit in limits.items()))
+        query = select(AlarmRow).where(
+            AlarmRow.is_open,
+            AlarmRow.acknowledged == false(),
+            AlarmRow.escalated == false(),
+            AlarmRow.shelved == false(),
+            AlarmRow.suppressed == false(),
+            AlarmRow.out_of_service == false(),
+            due,
+        )
+        async with self._sessions.begin() as s:
+            rows = (await s.scalars(query.with_for_update())).all()
+            for row in rows:
+                row.escalated, row.changed_at = True, ts
+                detail = f"not acknowledged within {limits[row.priority] // 1_000_000_000} s"
+                s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="escalated", actor="system", detail=detail))
+            return [alarm_dict(row) for row in rows]
 
     async def list_alarms(self, *, include_closed: bool = False, limit: int = 500) -> list[dict[str, Any]]:
         """Open alarms, all of them (an open alarm is never cut off); with `include_closed`, the
@@ -296,6 +559,26 @@ class OpsStore:
     async def _open(s: AsyncSession, rule_id: str, device_id: str) -> AlarmRow | None:
         query = select(AlarmRow).where(AlarmRow.rule_id == rule_id, AlarmRow.device_id == device_id, AlarmRow.is_open)
         return (await s.scalars(query)).first()
+
+
+def _missing_columns(conn: Connection) -> list[str]:
+    inspector = inspect(conn)
+    missing = []
+    for table in Base.metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing
+
+
+def _unshelve(s: AsyncSession, row: AlarmRow, user: str, source: str, detail: str, ts: int) -> None:
+    row.shelved, row.shelved_until, row.shelved_by, row.shelve_reason = False, None, None, None
+    row.changed_at = ts
+    row.settle()
+    s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="unshelved", actor=user, source=source, detail=detail))
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(ts / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _json(detail: dict[str, Any]) -> str:
