@@ -42,6 +42,9 @@ KINDS = frozenset({"alarm", "task", "plan", "escalation", "flood"})
 RANK = {p.value: i for i, p in enumerate(Priority)}  # emergency 0 ... low 3
 PRIORITY_ZH = {"emergency": "紧急", "high": "高", "medium": "中", "low": "低"}
 STATE_TEXT = {
+    "shelved": ("已搁置", "shelved"),
+    "suppressed": ("已抑制", "suppressed by design"),
+    "out_of_service": ("停用检修", "out of service"),
     "unacknowledged": ("未确认", "unacknowledged"),
     "acknowledged": ("已确认", "acknowledged"),
     "rtn_unacknowledged": ("已恢复，未确认", "returned to normal, unacknowledged"),
@@ -75,6 +78,7 @@ class Notifier:
         self._publish = publish if site.notifications.mqtt else None
         self._timeout, self._attempts, self._backoff = timeout, attempts, backoff
         self._zone = ZoneInfo(site.site.timezone)
+        self._told: dict[Any, Any] = {}  # alarm id -> the state the webhooks last heard of
         self._outboxes: list[tuple[Webhook, asyncio.Queue[Event]]] = [
             (hook, asyncio.Queue()) for hook in site.notifications.webhooks
         ]
@@ -107,9 +111,22 @@ class Notifier:
                 self._publish(topic, _json(event.data), 1, False)
             except Exception:
                 log.exception("cannot publish %s event %d to MQTT", event.kind, event.id)
+        if event.kind == "alarm" and not self._state_changed(event.data):
+            return  # a comment or a flag on an alarm: people heard of it already
         for hook, queue in self._outboxes:
             if wanted(hook, event):
                 queue.put_nowait(event)
+
+    def _state_changed(self, alarm: dict[str, Any]) -> bool:
+        """Whether this alarm event moves the alarm to a state people have not been told of."""
+        key, state = alarm.get("id"), alarm.get("state")
+        if self._told.get(key) == state:
+            return False
+        if state == "normal":
+            self._told.pop(key, None)  # closed: nothing more will come of it
+        else:
+            self._told[key] = state
+        return True
 
     async def flush(self) -> None:
         """Return once every queued webhook delivery has been made or kept as a dead letter, e.g.

@@ -231,6 +231,19 @@ async def test_webhooks_get_alarms_at_or_above_their_priority_and_every_escalati
     ]
 
 
+async def test_people_hear_of_each_state_once_not_of_comments(tmp_path: Path, store: OpsStore) -> None:
+    async with receiver() as hook:
+        site = make_site(tmp_path, [{"name": "ops", "url": hook.url(), "min_priority": "low"}])
+        bus = Bus()
+        async with running(Notifier(site, store, None), bus):
+            raised = await alarm(store, "high")
+            bus.publish_event("alarm", raised)
+            bus.publish_event("alarm", {**raised, "chattering": True})  # a flag, same state: not again
+            bus.publish_event("alarm", {**raised, "state": "acknowledged"})
+            states = [(await hook.next()).json()["data"]["state"] for _ in range(2)]
+    assert states == ["unacknowledged", "acknowledged"]
+
+
 async def test_a_failing_receiver_is_retried_until_it_answers(tmp_path: Path, store: OpsStore) -> None:
     async with receiver(answers=[(500, b""), (503, b"")]) as hook:
         site = make_site(tmp_path, [{"name": "ops", "url": hook.url()}])
