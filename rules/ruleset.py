@@ -1,22 +1,37 @@
 """Rule files: parse, validate against the site's devices and profiles, compile.
 
 A rule file holds `rules:`, a list of rules. Every problem found is reported with its file,
-line and field, and nothing of a file with problems is used.
+line and field, and nothing of a file with problems is used. One rule:
+
+    - id: lighting-circuit-off            # ASCII id; a later file redefining it overrides it
+      title: {zh: "...", en: "{device_name}: circuit 1 off"}   # {device_name} {building}
+      message: {zh: "...", en: "..."}     # {location_floor} {room} and point values {lux:.0f}
+      devices: {types: [...], ids: [...], buildings: [...], tags: [...]}
+      when: circuit_1_command and not circuit_1_on   # see rules.expr for the language
+      for: 30s                            # must hold this long before it is active
+      clear: circuit_1_on                 # default: `when` no longer holds
+      unless: not running                 # inhibition on the device's own points
+      suppressed_by: {rule: fire-zone-alarm, scope: building}   # device | building | site; or a list
+      priority: emergency | high | medium | low
+      outcome: alarm | task | both        # default alarm
+      task: {kind: repair, team: electricians, sla: 4h, checklist: ["..."]}
+      plan: fire                          # an emergency plan id; priority emergency only
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from facility.duration import Duration
 from facility.model import Priority
-from facility.site import Device, Site
-from facility.yamlfile import ConfigError, Problem, YamlDoc, load_yaml, validate
+from facility.site import ID_PATTERN, Device, Site
+from facility.yamlfile import ConfigError, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.expr import ExprError, Expression, compile_expr
 
 LIBRARY_DIR = Path(__file__).parent / "library"
@@ -50,16 +65,52 @@ class DeviceMatch(_Strict):
         )
 
 
+class Suppressor(_Strict):
+    """While rule `rule` is active on a device in `scope` of this rule's device, this rule is
+    suppressed by design (a fire in a building suppresses its lighting alarms)."""
+
+    rule: str
+    scope: Literal["device", "building", "site"] = "device"
+
+
+TaskKind = Literal["inspection", "repair", "preventive", "emergency", "complaint"]
+
+
+class TaskSpec(_Strict):
+    """The work order a rule with outcome `task` or `both` opens."""
+
+    kind: TaskKind | None = None  # filled from the priority: emergency -> emergency, else repair
+    team: str | None = Field(default=None, min_length=1)  # a team or vendor id
+    sla: Duration | None = None  # due this long after the task opens
+    checklist: list[str] = Field(default_factory=list)
+
+
 class RuleSpec(_Strict):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    id: str = Field(pattern=ID_PATTERN)
     title: Text
     message: Text | None = None
     devices: DeviceMatch
     when: str
     for_: Duration = Field(default=0.0, alias="for")
     clear: str | None = None  # default: `when` no longer holds
+    unless: str | None = None  # while it holds, the rule is suppressed by design
+    suppressed_by: list[Suppressor] = Field(default_factory=list)
     priority: Priority
-    outcome: Literal["alarm"] = "alarm"
+    outcome: Literal["alarm", "task", "both"] = "alarm"
+    task: TaskSpec | None = None  # set whenever the outcome includes a task
+    plan: str | None = Field(default=None, pattern=ID_PATTERN)  # the emergency plan the alarm opens
+
+    @field_validator("suppressed_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _task_kind(self) -> RuleSpec:
+        if self.outcome == "alarm" or (self.task is not None and self.task.kind is not None):
+            return self
+        kind = "emergency" if self.priority is Priority.EMERGENCY else "repair"
+        return self.model_copy(update={"task": (self.task or TaskSpec()).model_copy(update={"kind": kind})})
 
 
 class RuleFile(_Strict):
@@ -76,17 +127,33 @@ class Rule:
     devices: tuple[str, ...]
     source: str  # file:line, to explain where a rule came from
     shown: frozenset[str] = frozenset()  # points the title and message show
+    unless: Expression | None = None
+    buildings: tuple[str, ...] = ()  # the building of each of `devices`, for suppression by building
 
     @property
+    def expressions(self) -> tuple[Expression, ...]:
+        return tuple(e for e in (self.when, self.clear, self.unless) if e is not None)
+
+    @cached_property
     def reads(self) -> frozenset[str]:
         """Points whose changes the condition depends on."""
-        return self.when.names | (self.clear.names if self.clear else frozenset())
+        return frozenset().union(*(e.names for e in self.expressions))
+
+    @cached_property
+    def judges_values(self) -> bool:
+        """A rule about values, not communication: an offline device suppresses it."""
+        return not (self.when.reads_quality or (self.clear is not None and self.clear.reads_quality))
+
+    @cached_property
+    def windowed(self) -> bool:
+        """Time alone can change it (rate or count windows move on)."""
+        return any(e.windowed for e in self.expressions)
 
     @property
     def id(self) -> str:
         return self.spec.id
 
-    @property
+    @cached_property
     def for_ns(self) -> int:
         return int(self.spec.for_ * 1e9)
 
@@ -123,47 +190,92 @@ def load_rules(site: Site, paths: list[Path] | None = None) -> list[Rule]:
     so a site overrides a library rule by redefining its id."""
     problems: list[Problem] = []
     by_id: dict[str, Rule] = {}
+    references: dict[str, list[tuple[str, Problem]]] = {}
     for path in paths if paths is not None else rule_paths(site):
         try:
-            for rule in _load_file(path, site):
+            for rule, refs in _load_file(path, site):
                 by_id[rule.id] = rule
+                references[rule.id] = refs
         except ConfigError as exc:
             problems.extend(exc.problems)
+    problems.extend(problem for refs in references.values() for ref, problem in refs if ref not in by_id)
     if problems:
         raise ConfigError(problems)
     return list(by_id.values())
 
 
-def _load_file(path: Path, site: Site) -> list[Rule]:
+def _load_file(path: Path, site: Site) -> list[tuple[Rule, list[tuple[str, Problem]]]]:
+    """The file's rules, each with the rule ids it is suppressed by (checked once all files are
+    loaded, as a site rule may name a library rule) and the problem to report if one is missing."""
     doc = load_yaml(path)
     parsed = validate(RuleFile, doc)
     problems: list[Problem] = []
-    out: list[Rule] = []
+    out: list[tuple[Rule, list[tuple[str, Problem]]]] = []
     seen: set[str] = set()
     for i, spec in enumerate(parsed.rules):
         loc = ("rules", i)
         if spec.id in seen:
             problems.append(doc.problem((*loc, "id"), f"rule id {spec.id!r} appears twice in this file"))
         seen.add(spec.id)
+        problems.extend(_outcome_problems(doc, loc, spec))
+        refs = _suppressor_refs(doc, loc, spec)
+        problems.extend(p for ref, p in refs if ref == spec.id)
         devices = [d for d in site.devices if spec.devices.matches(d)]
         points: set[str] = set()
         for device in devices:
             points.update(site.profile_of(device).points)
-        try:
-            when = _compile(doc, (*loc, "when"), spec.when, points if devices else None)
-            clear = _compile(doc, (*loc, "clear"), spec.clear, points if devices else None) if spec.clear else None
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+        known = points if devices else None
+        compiled: dict[str, Expression | None] = {}
+        for name in ("when", "clear", "unless"):
+            text = getattr(spec, name)
+            try:
+                compiled[name] = _compile(doc, (*loc, name), text, known) if text is not None else None
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+        if len(compiled) < 3 or compiled["when"] is None:  # a problem was found in an expression
             continue
         texts = [spec.title.zh, spec.title.en] + ([spec.message.zh, spec.message.en] if spec.message else [])
         shown = frozenset(m.group(1) for text in texts for m in _PLACEHOLDER.finditer(text)) & points
-        out.append(Rule(spec, when, clear, tuple(d.id for d in devices), f"{path}:{doc.line_of(loc)}", shown))
+        rule = Rule(
+            spec,
+            compiled["when"],
+            compiled["clear"],
+            tuple(d.id for d in devices),
+            f"{path}:{doc.line_of(loc)}",
+            shown,
+            compiled["unless"],
+            tuple(d.location.building for d in devices),
+        )
+        out.append((rule, [(ref, p) for ref, p in refs if ref != spec.id]))
     if problems:
         raise ConfigError(problems)
     return out
 
 
-def _compile(doc: YamlDoc, loc: tuple[str | int, ...], text: str, known: set[str] | None) -> Expression:
+def _outcome_problems(doc: YamlDoc, loc: Loc, spec: RuleSpec) -> list[Problem]:
+    problems = []
+    if spec.plan is not None and spec.priority is not Priority.EMERGENCY:
+        problems.append(doc.problem((*loc, "plan"), "an emergency plan opens only from a rule of priority emergency"))
+    if spec.outcome == "alarm" and "task" in doc.data["rules"][loc[1]]:
+        message = "a task is described but the outcome is alarm: write outcome: task or both"
+        problems.append(doc.problem((*loc, "task"), message))
+    return problems
+
+
+def _suppressor_refs(doc: YamlDoc, loc: Loc, spec: RuleSpec) -> list[tuple[str, Problem]]:
+    """(rule id, problem naming it) for each suppressed_by entry, pointing at the entry's line."""
+    single = isinstance(doc.data["rules"][loc[1]].get("suppressed_by"), dict)
+    refs = []
+    for k, suppressor in enumerate(spec.suppressed_by):
+        at = (*loc, "suppressed_by", "rule") if single else (*loc, "suppressed_by", k, "rule")
+        if suppressor.rule == spec.id:
+            refs.append((spec.id, doc.problem(at, "a rule cannot be suppressed by itself")))
+        else:
+            refs.append((suppressor.rule, doc.problem(at, f"no rule {suppressor.rule!r} is loaded for this site")))
+    return refs
+
+
+def _compile(doc: YamlDoc, loc: Loc, text: str, known: set[str] | None) -> Expression:
     try:
         return compile_expr(text, known)
     except ExprError as exc:

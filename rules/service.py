@@ -1,4 +1,10 @@
-"""Wires rule files, engine and alarm service for one site."""
+"""Wires rule files, engine and alarm service for one site, and reloads the rule files when they change.
+
+Engineers tune rules on a running site: a watcher polls the rule files' modification times and
+reloads them. A reload that finds problems changes nothing (the last good rules keep running) and
+reports every problem with file, line and field; a good one swaps the rules in without losing the
+state of the conditions it keeps (see Engine.reload).
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,42 @@ from facility.bus import Bus
 from facility.model import now_ns
 from facility.site import Site
 from facility.store.ops import OpsStore
+from facility.yamlfile import ConfigError
 from rules.alarms import AlarmService
 from rules.engine import Engine
-from rules.ruleset import load_rules
+from rules.ruleset import load_rules, rule_paths
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1  # how often pending `for` durations are checked without new readings
+WATCH_S = 2.0  # how often the rule files' modification times are compared
+
+Stamp = tuple[tuple[str, int, int], ...]
+
+
+def rule_files_stamp(site: Site) -> Stamp:
+    """(path, mtime ns, size) of every rule file the site loads; a file added to a rule folder,
+    removed or edited changes it. A file that cannot be read stamps as (path, -1, -1)."""
+    stamps = []
+    for path in rule_paths(site):
+        try:
+            stat = path.stat()
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append((str(path), -1, -1))
+    return tuple(stamps)
 
 
 class RulesService:
     def __init__(self, site: Site, bus: Bus, store: OpsStore) -> None:
+        self._site = site
+        self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self.alarms = AlarmService(site, store, bus)
         self.engine = Engine(self.rules, self.alarms.condition_changed)
         self._store = store
         self._bus = bus
+        self._reloading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -34,13 +60,38 @@ class RulesService:
         self._tasks = [
             asyncio.create_task(self.alarms.run(), name="alarms"),
             asyncio.create_task(self._tick(), name="rule ticks"),
+            asyncio.create_task(self._watch(), name="rule file watcher"),
         ]
         log.info("rules: %d loaded", len(self.rules))
+
+    async def reload(self) -> list[str]:
+        """Load every rule file again and swap the rules in. Returns the problems found, each as
+        `file:line: field: message`; with any, the running rules stay as they are."""
+        async with self._reloading:
+            stamp = rule_files_stamp(self._site)
+            try:
+                rules = await asyncio.to_thread(load_rules, self._site)
+            except ConfigError as exc:
+                problems = [str(p) for p in exc.problems]
+                log.error("rules: reload refused, the %d running rules stay:\n%s", len(self.rules), "\n".join(problems))
+                return problems
+            finally:
+                self._stamp = stamp  # a refused edit is not retried until the files change again
+            self.engine.reload(rules, now_ns())
+            self.rules = rules
+            log.info("rules: %d reloaded", len(rules))
+            return []
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
             self.engine.tick(now_ns())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_S)
+            if rule_files_stamp(self._site) != self._stamp:
+                await self.reload()
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -1,7 +1,8 @@
-"""A small site with one rule file, shared by the rules tests."""
+"""Small sites with rule files of their own, shared by the rules tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,14 +20,32 @@ rules:
     priority: high
 """
 
+DEVICES = """\
+  - {id: pump-1, name: P1, profile: booster_pump, location: {building: B1}, modbus: {port: 1502}}
+  - {id: lift-1, profile: elevator, mqtt: {topic: a}}
+  - {id: fire-1, profile: fire_panel, location: {building: B1}, modbus: {port: 1502, unit: 2}}
+  - {id: light-1, profile: lighting_panel, location: {building: B1}, modbus: {port: 1502, unit: 3}}
+  - {id: light-2, profile: lighting_panel, location: {building: B2}, modbus: {port: 1502, unit: 4}}
+  - {id: sump-1, profile: sump_pit, location: {building: G}, modbus: {port: 1502, unit: 5}}
+  - {id: door-1, profile: access_door, location: {building: B1}, mqtt: {topic: b}}
+"""
+
+MakeSite = Callable[[str], Site]
+
+
+def write_site(folder: Path, rules: str) -> Site:
+    """A site in `folder` with the devices above and `rules` as its only rule file."""
+    (folder / "rules.yaml").write_text(rules)
+    path = folder / "site.yaml"
+    path.write_text(f"site: {{id: t}}\nuse_rule_library: false\nrules: [rules.yaml]\ndevices:\n{DEVICES}")
+    return load_site(path)
+
 
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    (tmp_path / "rules.yaml").write_text(RULES)
-    path = tmp_path / "site.yaml"
-    path.write_text(
-        "site: {id: t}\nuse_rule_library: false\nrules: [rules.yaml]\ndevices:\n"
-        "  - {id: pump-1, name: P1, profile: booster_pump, modbus: {port: 1502}}\n"
-        "  - {id: lift-1, profile: elevator, mqtt: {topic: a}}\n"
-    )
-    return load_site(path)
+    return write_site(tmp_path, RULES)
+
+
+@pytest.fixture
+def make_site(tmp_path: Path) -> MakeSite:
+    return lambda rules: write_site(tmp_path, rules)

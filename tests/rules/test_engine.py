@@ -68,12 +68,14 @@ def test_clear_needs_the_hysteresis_band(site: Site) -> None:
     assert [c.active for c in changes] == [True, False]
 
 
-def test_bad_quality_neither_raises_nor_clears(site: Site) -> None:
+@pytest.mark.parametrize("quality", [Quality.BAD, Quality.STALE])
+def test_bad_quality_neither_raises_nor_clears(site: Site, quality: Quality) -> None:
     engine, changes = make(site)
     feed(engine, 0, running=True, outlet_pressure=0.2)
     feed(engine, 5, outlet_pressure=0.2)
-    feed(engine, 6, Quality.NO_COMM, outlet_pressure=None)
-    assert [c.active for c in changes] == [True]
+    feed(engine, 6, quality, outlet_pressure=None)
+    feed(engine, 20, quality, outlet_pressure=None)
+    assert [(c.active, c.suppressed) for c in changes] == [(True, False)]
 
 
 def test_restored_condition_can_clear_after_restart(site: Site) -> None:
@@ -147,3 +149,87 @@ def test_a_snapshot_is_judged_whole_never_half_updated(site: Site) -> None:
     engine.handle(readings_at(0, running=False, outlet_pressure=0.1))
     engine.handle([*readings_at(1, running=True, outlet_pressure=0.6), *readings_at(9, outlet_pressure=0.6)])
     assert changes == []
+
+
+def rule_file(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+FIRE = """\
+rules:
+  - id: fire
+    title: {zh: "{device_name} 火警", en: "{device_name}: fire"}
+    devices: {types: [fire_panel]}
+    when: zone_3_state == "fire"
+    priority: emergency
+"""
+
+
+def test_a_function_used_wrongly_names_its_line_and_field(site: Site, tmp_path: Path) -> None:
+    bad = rule_file(tmp_path, RULES.replace("running and outlet_pressure < 0.25", "rate(outlet_pressure) > 0.1"))
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [bad])
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.field) == (str(bad), 5, "rules[0].when")
+    assert "rate() takes 2 arguments: write rate(point, window)" in problem.message
+
+
+def test_an_unknown_suppressing_rule_names_its_line(site: Site, tmp_path: Path) -> None:
+    single = rule_file(tmp_path, RULES + "    suppressed_by: {rule: fire, scope: building}\n", "a.yaml")
+    entries = "    suppressed_by:\n      - {rule: low-pressure}\n      - {rule: nope}\n"
+    listed = rule_file(tmp_path, RULES.replace("low-pressure", "other") + entries, "b.yaml")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [single, listed])
+    found = {(p.file, p.line, p.field, p.message) for p in caught.value.problems}
+    assert found == {
+        (str(single), 9, "rules[0].suppressed_by.rule", "no rule 'fire' is loaded for this site"),
+        (str(listed), 11, "rules[0].suppressed_by[1].rule", "no rule 'nope' is loaded for this site"),
+    }
+    itself = rule_file(tmp_path, RULES + "    suppressed_by: {rule: low-pressure}\n", "c.yaml")
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.suppressed_by\.rule: a rule cannot be suppressed by itself"):
+        load_rules(site, [itself])
+
+
+def test_a_suppressing_rule_may_come_from_another_file(site: Site, tmp_path: Path) -> None:
+    lighting = rule_file(tmp_path, RULES + "    suppressed_by: {rule: fire, scope: building}\n", "site.yaml")
+    rules = {r.id: r for r in load_rules(site, [rule_file(tmp_path, FIRE, "library.yaml"), lighting])}
+    (suppressor,) = rules["low-pressure"].spec.suppressed_by
+    assert (suppressor.rule, suppressor.scope) == ("fire", "building")
+
+
+def test_outcomes_default_to_an_alarm_and_a_task_kind_follows_the_priority(site: Site, tmp_path: Path) -> None:
+    text = (
+        FIRE.replace("priority: emergency", "priority: emergency\n    outcome: both\n    plan: fire")
+        + RULES.replace("rules:\n", "").replace("priority: high", "priority: high\n    outcome: task")
+        + FIRE.replace("rules:\n", "").replace("id: fire", "id: alarm-only")
+        + FIRE.replace("rules:\n", "")
+        .replace("id: fire", "id: inspect")
+        .replace(
+            "priority: emergency",
+            "priority: low\n    outcome: task\n"
+            "    task: {kind: inspection, team: electricians, sla: 4h, checklist: [check the panel]}",
+        )
+    )
+    rules = {r.id: r.spec for r in load_rules(site, [rule_file(tmp_path, text)])}
+    assert (rules["fire"].outcome, rules["fire"].plan, rules["fire"].task and rules["fire"].task.kind) == (
+        "both",
+        "fire",
+        "emergency",
+    )
+    assert rules["low-pressure"].task is not None and rules["low-pressure"].task.kind == "repair"
+    assert (rules["alarm-only"].outcome, rules["alarm-only"].task) == ("alarm", None)
+    task = rules["inspect"].task
+    assert task is not None
+    assert (task.kind, task.team, task.sla) == ("inspection", "electricians", 4 * 3600.0)
+    assert task.checklist == ["check the panel"]
+
+
+def test_a_plan_needs_an_emergency_and_a_task_needs_its_outcome(site: Site, tmp_path: Path) -> None:
+    bad = rule_file(tmp_path, RULES + "    plan: fire\n    task: {team: plumbers}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [bad])
+    found = {(p.line, p.field) for p in caught.value.problems}
+    assert found == {(9, "rules[0].plan"), (10, "rules[0].task")}
+    assert "priority emergency" in str(caught.value)

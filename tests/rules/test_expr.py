@@ -41,7 +41,8 @@ def test_unknown_follows_three_valued_logic() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("__import__('os').system('true')", "calls are not allowed"),
+        ("__import__('os').system('true')", "unknown function"),
+        ("print(level)", "unknown function"),
         ("pump.__class__", "Attribute is not allowed"),
         ("values[0]", "Subscript is not allowed"),
         ("lambda: 1", "Lambda is not allowed"),
@@ -59,3 +60,54 @@ def test_misspelt_point_is_refused_with_its_column() -> None:
         compile_expr("running and outlet_presure < 0.25", {"running", "outlet_pressure"})
     assert "unknown point 'outlet_presure'" in str(caught.value)
     assert caught.value.column == 13
+
+
+def test_functions_tell_the_engine_what_to_keep() -> None:
+    expr = compile_expr('rate(level, 5m) > 0.2 or count(state == "fault", 1h) >= 3 or stale(inflow)')
+    assert expr.names == {"level", "state", "inflow"}
+    assert expr.rates == {("level", 300 * 10**9)}
+    (counter,) = expr.counters
+    assert (counter.key, counter.names, counter.window_ns) == ("state == 'fault'", {"state"}, 3600 * 10**9)
+    assert expr.reads_quality and expr.windowed
+    plain = compile_expr("running and outlet_pressure < 0.25")
+    assert not plain.reads_quality and not plain.windowed
+
+
+def test_without_a_past_the_functions_are_unknown() -> None:
+    assert ev("rate(level, 5m) > 0.2", level=1.0) is UNKNOWN
+    assert ev("offline() or door_open", door_open=True) is True
+    assert ev("stale(level) and level > 1", level=0.5) is False
+
+
+def test_a_duration_is_only_a_window_and_strings_stay_as_written() -> None:
+    assert ev('mode == "5m"', mode="5m") is True
+    assert compile_expr("count(door_open, 1.5h) > 2").counters[0].window_ns == 5400 * 10**9
+    with pytest.raises(ExprError, match="only as the window") as caught:
+        compile_expr("level > 1.5m")
+    assert caught.value.column == 9
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("rate(level) > 0.2", r"rate\(\) takes 2 arguments: write rate\(point, window\)"),
+        ("rate(level, window=5m) > 0.2", r"rate\(\) takes 2 arguments"),
+        ("rate(level, 0s) > 0.2", "window of rate.* must be a positive duration"),
+        ("rate(level, x) > 0.2", "window of rate.* must be a positive duration"),
+        ("rate(2 * level, 5m) > 0.2", "takes a point name first"),
+        ("stale()", r"stale\(\) takes 1 argument: write stale\(point\)"),
+        ("offline(level)", r"offline\(\) takes 0 arguments"),
+        ("count(rate(level, 1m) > 1, 1h) > 1", "counts a point or a comparison"),
+        ("level.rate(5m)", "unknown function"),
+    ],
+)
+def test_a_function_used_wrongly_says_how_to_write_it(text: str, fragment: str) -> None:
+    with pytest.raises(ExprError, match=fragment):
+        compile_expr(text)
+
+
+def test_a_misspelt_point_inside_a_function_is_refused() -> None:
+    with pytest.raises(ExprError) as caught:
+        compile_expr("running and rate(levl, 5m) > 1", {"running", "level"})
+    assert "unknown point 'levl'" in str(caught.value)
+    assert caught.value.column == 18
