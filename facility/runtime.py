@@ -24,6 +24,7 @@ from api.context import ApiContext
 from facility.aio import cancel_all
 from facility.broker import EmbeddedBroker
 from facility.bus import Bus
+from facility.mqtt import MqttClient
 from facility.netutil import free_port
 from facility.site import InfluxStore, Site
 from facility.store.factory import open_telemetry
@@ -34,12 +35,15 @@ from gateway.service import Gateway
 from gateway.spool import Spool
 from gateway.writer import TelemetryWriter
 from gateway.writes import AuditedWrites
+from rules.notify import Notifier
 from rules.service import RulesService
 from simulators.control import control_router
 from simulators.host import SimulatorHost
 from simulators.scenarios import ScenarioPlayer, load_library
 
 log = logging.getLogger(__name__)
+
+NOTIFY_FLUSH_S = 10.0  # at shutdown, how long queued webhook deliveries may take
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ async def serve(
         writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
         stack.push_async_callback(cancel_all, [writer_task])
 
+        await _start_notifier(site, bus, ops, stack)
         rules = RulesService(site, bus, ops)
         await rules.start()
         stack.push_async_callback(rules.stop)
@@ -161,6 +166,37 @@ def _telemetry_writer(
     spool = Spool(spool_dir if spool_dir.is_absolute() else base / spool_dir)
     batch_size = stores.telemetry.batch_size if isinstance(stores.telemetry, InfluxStore) else 5000
     return TelemetryWriter(telemetry, spool, dead_letter=dead_letters.put, batch_size=batch_size)
+
+
+async def _start_notifier(site: Site, bus: Bus, ops: OpsStore, stack: AsyncExitStack) -> None:
+    """Alarm, task and plan events to MQTT (a connection of its own) and the site's webhooks.
+    Started before the rules, so that it hears of the first alarm; stopped after them, once what
+    is queued has gone out (or become a dead letter)."""
+    publish = None
+    if site.notifications.mqtt:
+        broker = site.broker
+        client = MqttClient(
+            broker.host,
+            broker.port,
+            client_id=f"facility-events-{site.site.id}",  # a kept session: QoS 1 events wait out a reconnect
+            username=broker.username,
+            password=broker.password,
+        )
+        await client.start()
+        stack.push_async_callback(client.stop)
+        publish = client.publish
+    notifier = Notifier(site, ops, publish)
+    task = asyncio.create_task(notifier.run(bus), name="notifications")
+    await notifier.subscribed.wait()
+
+    async def stop() -> None:
+        try:
+            await asyncio.wait_for(notifier.flush(), NOTIFY_FLUSH_S)
+        except TimeoutError:
+            log.warning("notifications still queued after %gs at shutdown; see the dead letters", NOTIFY_FLUSH_S)
+        await cancel_all([task])
+
+    stack.push_async_callback(stop)
 
 
 async def _stop_when(stop: asyncio.Event, server: uvicorn.Server) -> None:

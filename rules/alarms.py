@@ -123,15 +123,23 @@ class AlarmService:
             await self._apply(self._changes.get_nowait())
 
     async def _apply(self, change: Change) -> None:
+        await self.record(change)
+
+    async def record(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
+        """Store one change and announce it: the alarm as it now stands and the history action
+        recorded ("raised", "raised again", "returned to normal", ...), or None for either when
+        nothing changed."""
         if not change.active:
-            self._announced(await self._store.return_to_normal(change.rule.id, change.device, change.ts))
-            return
+            returned = await self._store.return_to_normal(change.rule.id, change.device, change.ts)
+            self._announced(returned)
+            return returned, "returned to normal" if returned else None
         alarm, action = await self._store.raise_alarm(self._new_alarm(change))
         if action is None:
-            return
+            return alarm, None
         self._announce(alarm)
         if action in ACTIVATIONS and not (alarm["shelved"] or alarm["suppressed"] or alarm["out_of_service"]):
             self._count_raised(change.ts)
+        return alarm, action
 
     def _count_raised(self, ts: int) -> None:
         self._raised.append(ts)

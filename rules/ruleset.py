@@ -188,12 +188,19 @@ def rule_paths(site: Site) -> list[Path]:
 def load_rules(site: Site, paths: list[Path] | None = None) -> list[Rule]:
     """Load and compile rule files for `site`. A later rule with the same id replaces an earlier one,
     so a site overrides a library rule by redefining its id."""
+    from rules.plans import load_plans  # here: plans import this module for its texts
+
     problems: list[Problem] = []
+    try:
+        plan_ids: frozenset[str] | None = frozenset(load_plans(site))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+        plan_ids = None  # the plan files' problems are reported; rules are not judged against them
     by_id: dict[str, Rule] = {}
     references: dict[str, list[tuple[str, Problem]]] = {}
     for path in paths if paths is not None else rule_paths(site):
         try:
-            for rule, refs in _load_file(path, site):
+            for rule, refs in _load_file(path, site, plan_ids):
                 by_id[rule.id] = rule
                 references[rule.id] = refs
         except ConfigError as exc:
@@ -204,7 +211,9 @@ def load_rules(site: Site, paths: list[Path] | None = None) -> list[Rule]:
     return list(by_id.values())
 
 
-def _load_file(path: Path, site: Site) -> list[tuple[Rule, list[tuple[str, Problem]]]]:
+def _load_file(
+    path: Path, site: Site, plan_ids: frozenset[str] | None = None
+) -> list[tuple[Rule, list[tuple[str, Problem]]]]:
     """The file's rules, each with the rule ids it is suppressed by (checked once all files are
     loaded, as a site rule may name a library rule) and the problem to report if one is missing."""
     doc = load_yaml(path)
@@ -217,7 +226,7 @@ def _load_file(path: Path, site: Site) -> list[tuple[Rule, list[tuple[str, Probl
         if spec.id in seen:
             problems.append(doc.problem((*loc, "id"), f"rule id {spec.id!r} appears twice in this file"))
         seen.add(spec.id)
-        problems.extend(_outcome_problems(doc, loc, spec))
+        problems.extend(_outcome_problems(doc, loc, spec, plan_ids))
         refs = _suppressor_refs(doc, loc, spec)
         problems.extend(p for ref, p in refs if ref == spec.id)
         devices = [d for d in site.devices if spec.devices.matches(d)]
@@ -252,10 +261,13 @@ def _load_file(path: Path, site: Site) -> list[tuple[Rule, list[tuple[str, Probl
     return out
 
 
-def _outcome_problems(doc: YamlDoc, loc: Loc, spec: RuleSpec) -> list[Problem]:
+def _outcome_problems(doc: YamlDoc, loc: Loc, spec: RuleSpec, plan_ids: frozenset[str] | None) -> list[Problem]:
     problems = []
     if spec.plan is not None and spec.priority is not Priority.EMERGENCY:
         problems.append(doc.problem((*loc, "plan"), "an emergency plan opens only from a rule of priority emergency"))
+    if spec.plan is not None and plan_ids is not None and spec.plan not in plan_ids:
+        known = ", ".join(sorted(plan_ids))
+        problems.append(doc.problem((*loc, "plan"), f"no emergency plan {spec.plan!r} (known: {known})"))
     if spec.outcome == "alarm" and "task" in doc.data["rules"][loc[1]]:
         message = "a task is described but the outcome is alarm: write outcome: task or both"
         problems.append(doc.problem((*loc, "task"), message))

@@ -1,4 +1,5 @@
-"""Wires rule files, engine and alarm service for one site, and reloads the rule files when they change.
+"""Wires rule files, engine, alarms, tasks, plans and preventive schedules for one site, and reloads
+the rule files when they change.
 
 Engineers tune rules on a running site: a watcher polls the rule files' modification times and
 reloads them. A reload that finds problems changes nothing (the last good rules keep running) and
@@ -16,10 +17,16 @@ from facility.bus import Bus
 from facility.model import now_ns
 from facility.site import Site
 from facility.store.ops import OpsStore
+from facility.store.plans import PlanStore
+from facility.store.tasks import TaskStore
 from facility.yamlfile import ConfigError
 from rules.alarms import AlarmService
 from rules.engine import Engine
+from rules.outcomes import Outcomes
+from rules.plans import PlanService, load_plans
 from rules.ruleset import load_rules, rule_paths
+from rules.schedules import Scheduler
+from rules.tasks import TaskService
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +55,29 @@ class RulesService:
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self.alarms = AlarmService(site, store, bus)
-        self.engine = Engine(self.rules, self.alarms.condition_changed)
+        self._task_store = TaskStore(store)
+        self.tasks = TaskService(site, self._task_store, bus)
+        self.plans = PlanService(PlanStore(store), bus, load_plans(site))
+        self.outcomes = Outcomes(self.alarms, self.tasks, self.plans)
+        self.engine = Engine(self.rules, self.outcomes.changed)
+        self.scheduler = Scheduler(site, store, self.outcomes.due)
         self._store = store
         self._bus = bus
         self._reloading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.engine.restore(await self._store.active_conditions())
+        # Conditions active before a stop resume as active, so that they can clear: those of alarm
+        # rules from their open alarms, those of task-only rules from their open tasks.
+        active = {*await self._store.active_conditions(), *await self._task_store.active_conditions()}
+        self.engine.restore(active)
         self._bus.on_readings(self.engine.handle)
+        self._bus.on_readings(self.scheduler.handle)
         self._tasks = [
-            asyncio.create_task(self.alarms.run(), name="alarms"),
+            asyncio.create_task(self.outcomes.run(), name="rule outcomes"),
+            asyncio.create_task(self.alarms.run(), name="alarm lifecycle"),
+            asyncio.create_task(self.plans.watch(), name="plan steps"),
+            asyncio.create_task(self.scheduler.run(), name="preventive schedules"),
             asyncio.create_task(self._tick(), name="rule ticks"),
             asyncio.create_task(self._watch(), name="rule file watcher"),
         ]
@@ -95,4 +114,4 @@ class RulesService:
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
-        await self.alarms.drain()
+        await self.outcomes.drain()

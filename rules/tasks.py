@@ -84,7 +84,7 @@ class TaskService:
         by: str,
         source: str = "",
         priority: Priority | str = Priority.MEDIUM,
-        description: str = "",
+        description: str | Bilingual = "",
         team: str = "",
         vendor: str | None = None,
         device: str | None = None,
@@ -107,7 +107,7 @@ class TaskService:
         ts = now_ns()
         new = NewTask(
             title=title,
-            description=Bilingual.same(description),
+            description=description if isinstance(description, Bilingual) else Bilingual.same(description),
             kind=_choice(TaskKind, kind, "kind"),
             priority=level.value,
             due=due if due is not None else ts + _ns(SLA_BY_PRIORITY_S[level]),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from facility.bus import Bus
 from facility.site import Site, load_site
+from facility.store.ops import OpsStore
+from rules.service import RulesService
 
 RULES = """\
 rules:
@@ -49,3 +53,18 @@ def site(tmp_path: Path) -> Site:
 @pytest.fixture
 def make_site(tmp_path: Path) -> MakeSite:
     return lambda rules: write_site(tmp_path, rules)
+
+
+@asynccontextmanager
+async def rules_running(site: Site, url: str) -> AsyncIterator[tuple[RulesService, Bus, OpsStore]]:
+    """The rules service of `site` started on a fresh ops store, stopped (and the store closed) after."""
+    store = OpsStore(url)
+    await store.start()
+    bus = Bus()
+    service = RulesService(site, bus, store)
+    await service.start()
+    try:
+        yield service, bus, store
+    finally:
+        await service.stop()
+        await store.close()

@@ -233,3 +233,13 @@ def test_a_plan_needs_an_emergency_and_a_task_needs_its_outcome(site: Site, tmp_
     found = {(p.line, p.field) for p in caught.value.problems}
     assert found == {(9, "rules[0].plan"), (10, "rules[0].task")}
     assert "priority emergency" in str(caught.value)
+
+
+def test_a_plan_the_site_does_not_have_is_named_with_the_known_ones(site: Site, tmp_path: Path) -> None:
+    text = RULES.replace("priority: high", "priority: emergency") + "    plan: flood\n"
+    with pytest.raises(ConfigError) as caught:
+        load_rules(site, [rule_file(tmp_path, text)])
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (9, "rules[0].plan")
+    assert "no emergency plan 'flood'" in problem.message and "flooding" in problem.message
+    load_rules(site, [rule_file(tmp_path, text.replace("plan: flood", "plan: flooding"))])

@@ -9,14 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from facility.bus import Bus
 from facility.model import Quality, Reading, now_ns
 from facility.site import Site
-from facility.store.ops import OpsStore
 from rules.engine import Change, Engine
 from rules.ruleset import load_rules
-from rules.service import RulesService
-from tests.rules.conftest import RULES, MakeSite
+from tests.rules.conftest import RULES, MakeSite, rules_running
 from tests.system import eventually
 
 S = 1_000_000_000
@@ -88,12 +85,7 @@ async def test_the_watcher_reloads_edits_and_keeps_the_last_good_rules(
     make_site: MakeSite, tmp_path: Path, ops_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     site: Site = make_site(RULES)
-    store = OpsStore(ops_url)
-    await store.start()
-    bus = Bus()
-    service = RulesService(site, bus, store)
-    await service.start()
-    try:
+    async with rules_running(site, ops_url) as (service, bus, store):
         (tmp_path / "rules.yaml").write_text(RULES + OFFLINE)
         await eventually(_async(lambda: {r.id for r in service.rules} == {"low-pressure", "pump-offline"}), 10)
 
@@ -107,9 +99,6 @@ async def test_the_watcher_reloads_edits_and_keeps_the_last_good_rules(
         bus.publish_readings(pump(now_ns() / S, Quality.NO_COMM, running=None))  # the kept rules still judge
         (alarm,) = await eventually(store.list_alarms, 10)
         assert (alarm["rule"], alarm["device"]) == ("pump-offline", "pump-1")
-    finally:
-        await service.stop()
-        await store.close()
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
