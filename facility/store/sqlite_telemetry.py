@@ -44,7 +44,7 @@ class SqliteTelemetry:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self.retention_s = retention_s
-        self._pruned = 0.0
+        self._pruned: float | None = None  # monotonic time of the last prune; None: prune on the first write
 
     def write(self, readings: Sequence[Reading]) -> None:
         params = [x for r in readings for x in (r.device, r.point, r.ts, r.value, r.quality.value)]
@@ -60,7 +60,7 @@ class SqliteTelemetry:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
             raise StoreUnavailable(str(exc)) from exc
-        if time.monotonic() - self._pruned > PRUNE_EVERY_S:
+        if self._pruned is None or time.monotonic() - self._pruned > PRUNE_EVERY_S:
             self.prune(time.time_ns())
 
     def prune(self, now_ns: int) -> int:
