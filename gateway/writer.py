@@ -35,6 +35,7 @@ SPOOL_INTERVAL_S = 5.0  # ... and this often while batches go to the spool: fewe
 MAX_PENDING = 2  # full batches waiting in memory for the store; more go to the spool
 RETRY_FIRST_S = 1.0  # pause before the spool is tried again, doubled per failure ...
 RETRY_MAX_S = 30.0  # ... up to this
+PRUNE_EVERY_S = 3600.0  # how often the store deletes what is past its retention (first: at start)
 
 DeadLetter = Callable[[str, str, str, str], None]  # (source, key, reason, payload)
 T = TypeVar("T")
@@ -98,6 +99,7 @@ class TelemetryWriter:
             self._spooling_started(f"{len(self._spool)} batches wait in the spool from an earlier run")
         self._running = True
         sender = asyncio.create_task(self._send_loop(), name="telemetry sender")
+        pruner = asyncio.create_task(self._prune_loop(), name="telemetry retention")
         try:
             while True:
                 interval = SPOOL_INTERVAL_S if len(self._spool) else FLUSH_INTERVAL_S
@@ -110,9 +112,20 @@ class TelemetryWriter:
                 await self._cut(everything=not self._cut_now.is_set())
         finally:
             self._running = False
-            await cancel_all([sender])
+            await cancel_all([sender, pruner])
             # Shielded: a second cancellation must not cut the last flush short.
             await asyncio.shield(asyncio.ensure_future(self._drain_held()))
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                deleted = await asyncio.to_thread(self._store.prune, time.time_ns())
+            except Exception:  # the store is down or busy: the next round deletes what this one left
+                log.exception("telemetry store could not delete readings past its retention")
+            else:
+                if deleted:
+                    log.info("telemetry store: %d readings past the retention deleted", deleted)
+            await asyncio.sleep(PRUNE_EVERY_S)
 
     async def flush(self) -> None:
         """Hand everything added so far to the store, or to the spool when the store cannot take
@@ -225,7 +238,10 @@ class TelemetryWriter:
     async def _write(self, batch: list[Reading]) -> bool:
         """Write a batch; False when the store cannot take it now. Refused readings are dead-lettered."""
         try:
-            await asyncio.to_thread(self._store.write, batch)
+            if self._store.quick_writes:
+                self._store.write(batch)
+            else:
+                await asyncio.to_thread(self._store.write, batch)
         except StoreUnavailable as exc:
             self._spooling_started(f"telemetry store unavailable: {exc}", outage=True)
             return False

@@ -107,6 +107,8 @@ def _message(body: Any) -> str:
 
 
 class InfluxTelemetry:
+    quick_writes = False  # a network round trip: the writer calls it in a worker thread
+
     def __init__(self, config: InfluxStore) -> None:
         self.config = config
         self._url = config.url.rstrip("/")
@@ -270,6 +272,10 @@ class InfluxTelemetry:
         """Names where the token comes from, never the token."""
         source = f"the token in ${self.config.token_env}" if self.config.token_env else "the token (none is set)"
         return StoreUnavailable(f"InfluxDB at {self._where} refused the credentials (HTTP {status}); check {source}")
+
+    def prune(self, now_ns: int) -> int:
+        """Nothing: the server's retention policy (or bucket retention) deletes old data."""
+        return 0
 
     def close(self) -> None:
         self._write_api.close()

@@ -41,7 +41,13 @@ class Sample:
 
 
 class TelemetryStore(Protocol):
-    """Where readings are kept as time series. Calls block; callers run them in a worker thread."""
+    """Where readings are kept as time series. Calls block: history always runs in a worker thread,
+    and so does write unless the store says its writes are quick."""
+
+    # True: write() is local and takes a few milliseconds per thousand readings, so the writer
+    # calls it on the event loop. A worker thread would contend with a busy loop for the GIL and
+    # fall behind. False: it may wait on a network or a disk, and runs in a worker thread.
+    quick_writes: bool
 
     def write(self, readings: Sequence[Reading]) -> None:
         """Store a batch; raises StoreUnavailable (retry later) or BatchRejected (never retry).
@@ -51,5 +57,10 @@ class TelemetryStore(Protocol):
         self, device: str, point: str, start_ns: int, end_ns: int, bucket_s: float | None = None
     ) -> list[Sample]:
         """Samples in [start, end), raw or as min/mean/max per bucket, oldest first."""
+
+    def prune(self, now_ns: int) -> int:
+        """Delete readings older than the store's retention; returns how many. Runs in a worker
+        thread, and must not hold up writes for long. A server with retention policies of its own
+        returns 0."""
 
     def close(self) -> None: ...

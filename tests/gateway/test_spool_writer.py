@@ -294,6 +294,8 @@ class ControlledStore:
     StoreUnavailable, as a real one does) or slow (a write waits while the gate is shut).
     Records the first value of every batch it stores, to show the order batches arrive in."""
 
+    quick_writes = False  # a write may wait at the gate: it must run in a worker thread
+
     def __init__(self, store: SqliteTelemetry) -> None:
         self.store = store
         self.down = False
@@ -315,6 +317,9 @@ class ControlledStore:
         self, device: str, point: str, start_ns: int, end_ns: int, bucket_s: float | None = None
     ) -> list[Sample]:
         return self.store.history(device, point, start_ns, end_ns, bucket_s)
+
+    def prune(self, now_ns: int) -> int:
+        return self.store.prune(now_ns)
 
     def close(self) -> None:
         self.store.close()
@@ -374,3 +379,19 @@ async def test_a_slow_store_gets_batches_from_the_spool_in_order_and_memory_stay
     stored = store.history("slow", "p0", start, start + 40_000 * MS)
     assert [s.mean for s in stored] == [float(i) for i in range(40_000)]
     store.close()
+
+
+async def test_the_writer_deletes_what_is_past_the_retention_and_keeps_writing(tmp_path: Path) -> None:
+    store = SqliteTelemetry(tmp_path / "telemetry.db", retention_s=3600)
+    now = now_ms()
+    store.write(series("old", 30_000, now - 7200 * 1000 * MS))  # two hours old: past the retention
+    writer = TelemetryWriter(store, Spool(tmp_path / "spool"))
+    running = asyncio.create_task(writer.run())
+    try:
+        writer.add(series("new", 100, now))
+        await writer.flush()
+        await until(lambda: not store.history("old", "p0", 0, now * 2), 30, "the old readings to go")
+        assert len(store.history("new", "p0", 0, now * 2)) == 10
+    finally:
+        await cancel_all([running])
+        store.close()

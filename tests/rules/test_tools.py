@@ -238,8 +238,7 @@ def history_site(tmp_path: Path) -> Path:
     """The examples site with its own telemetry store, holding a morning of history."""
     site = tmp_path / "site.yaml"
     site.write_text(SITE.read_text().replace("rules: [rules/]", f"rules: [{EXAMPLES / 'rules'}]"))
-    # History from 2025: kept for ten years here, or the store's first write would prune it.
-    store = SqliteTelemetry(tmp_path / "var" / "telemetry.db", retention_s=10 * 365 * 86400)
+    store = SqliteTelemetry(tmp_path / "var" / "telemetry.db")
     readings = []
     for m in range(0, 60):  # pump-1: low from 08:10 to 08:29, 0.27 until 08:39, recovered from 08:40 to 08:59
         pressure = 0.4 if m < 10 else 0.2 if m < 30 else 0.27 if m < 40 else 0.35
