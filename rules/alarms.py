@@ -22,7 +22,7 @@ from facility.model import Priority, now_ns
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore
 from rules.engine import Change
-from rules.ruleset import render
+from rules.ruleset import render, text_values
 
 log = logging.getLogger(__name__)
 
@@ -187,18 +187,10 @@ class AlarmService:
 
     def _new_alarm(self, change: Change) -> NewAlarm:
         spec = change.rule.spec
-        device = self._site.device(change.device)
-        values = {
-            "device": device.id,
-            "device_name": device.name or device.id,
-            "building": device.location.building,
-            "location_floor": device.location.floor,
-            "room": device.location.room,
-            **change.values,  # point names win over location names
-        }
+        values = text_values(self._site.device(change.device), change.values)
         return NewAlarm(
             rule_id=spec.id,
-            device_id=device.id,
+            device_id=change.device,
             priority=spec.priority.value,
             title_zh=render(spec.title.zh, values),
             title_en=render(spec.title.en, values),

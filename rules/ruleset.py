@@ -176,6 +176,19 @@ def render(template: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(one, template)
 
 
+def text_values(device: Device, values: dict[str, Any]) -> dict[str, Any]:
+    """What a rule's title and message may name: the device, where it is, and its point values
+    (a point named like a location field wins)."""
+    return {
+        "device": device.id,
+        "device_name": device.name or device.id,
+        "building": device.location.building,
+        "location_floor": device.location.floor,
+        "room": device.location.room,
+        **values,
+    }
+
+
 def rule_paths(site: Site) -> list[Path]:
     """Rule files in the order they load: the library (unless disabled), then the site's own."""
     sources = ([LIBRARY_DIR] if site.use_rule_library else []) + [site.path(p) for p in site.rules]

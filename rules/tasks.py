@@ -17,7 +17,7 @@ from facility.model import Priority, now_ns
 from facility.site import Site
 from facility.store.tasks import Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
 from rules.engine import Change
-from rules.ruleset import render
+from rules.ruleset import render, text_values
 
 SLA_BY_PRIORITY_S: dict[Priority, float] = {
     Priority.EMERGENCY: 30 * 60.0,
@@ -152,15 +152,7 @@ class TaskService:
     def _texts(self, change: Change) -> tuple[Bilingual, Bilingual]:
         """The rule's title and message filled in for the device, as the alarm shows them."""
         spec = change.rule.spec
-        device = self._site.device(change.device)
-        values = {
-            "device": device.id,
-            "device_name": device.name or device.id,
-            "building": device.location.building,
-            "location_floor": device.location.floor,
-            "room": device.location.room,
-            **change.values,  # point names win over location names
-        }
+        values = text_values(self._site.device(change.device), change.values)
         title = Bilingual(render(spec.title.zh, values), render(spec.title.en, values))
         if spec.message is None:
             return title, Bilingual("", "")
