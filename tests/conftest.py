@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from facility.store.ops import OpsStore
 from tests.pg import fresh_database
 from tests.servers import Mosquitto
 
@@ -30,3 +31,12 @@ async def ops_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         return
     async with fresh_database() as url:
         yield url
+
+
+@pytest.fixture
+async def ops_store(ops_url: str) -> AsyncIterator[OpsStore]:
+    """A started ops store on each database (see `ops_url`), closed after the test."""
+    store = OpsStore(ops_url)
+    await store.start()
+    yield store
+    await store.close()

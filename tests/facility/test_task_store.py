@@ -3,8 +3,6 @@ history and vendor response times; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from facility.store.ops import NewAlarm, OpsStore
@@ -14,11 +12,8 @@ MIN = 60 * 10**9
 
 
 @pytest.fixture
-async def ops(ops_url: str) -> AsyncIterator[OpsStore]:
-    store = OpsStore(ops_url)
-    await store.start()
-    yield store
-    await store.close()
+def ops(ops_store: OpsStore) -> OpsStore:
+    return ops_store
 
 
 def manual(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,11 +49,8 @@ def estate(tmp_path: Path) -> Site:
 
 
 @pytest.fixture
-async def store(ops_url: str) -> AsyncIterator[OpsStore]:
-    ops = OpsStore(ops_url)
-    await ops.start()
-    yield ops
-    await ops.close()
+def store(ops_store: OpsStore) -> OpsStore:
+    return ops_store
 
 
 def low_pressure(site: Site) -> Rule:

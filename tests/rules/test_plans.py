@@ -5,7 +5,6 @@ limit and close; on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -41,11 +40,8 @@ def events(queue: asyncio.Queue[Event]) -> list[Event]:
 
 
 @pytest.fixture
-async def store(ops_url: str) -> AsyncIterator[OpsStore]:
-    ops = OpsStore(ops_url)
-    await ops.start()
-    yield ops
-    await ops.close()
+def store(ops_store: OpsStore) -> OpsStore:
+    return ops_store
 
 
 def test_library_has_the_emergencies_an_estate_meets(site: Site) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -57,11 +56,8 @@ def schedules(site: Site, tmp_path: Path) -> list[Schedule]:
 
 
 @pytest.fixture
-async def ops(ops_url: str) -> AsyncIterator[OpsStore]:
-    store = OpsStore(ops_url)
-    await store.start()
-    yield store
-    await store.close()
+def ops(ops_store: OpsStore) -> OpsStore:
+    return ops_store
 
 
 def scheduler(site: Site, ops: OpsStore, schedules: list[Schedule], dues: list[Due]) -> Scheduler:
