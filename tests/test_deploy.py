@@ -59,3 +59,10 @@ def test_deployed_site_file_loads(repo_root: Path) -> None:
     site = load_site(repo_root / "deploy/site.yaml")
     assert site.broker.host == "mosquitto"
     assert site.broker.password_env == "FACILITY_MQTT_PASSWORD"
+
+
+def test_the_ci_script_parses_and_ends_in_what_a_user_runs(repo_root: Path) -> None:
+    script = repo_root / ".ci" / "run"
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert script.read_text().rstrip().splitlines()[-1] == "make test"
