@@ -1,10 +1,10 @@
 """Turns condition changes into alarms in the ops store, carries out operator actions, and watches
 the alarm lifecycle over time: shelf expiry, chattering, escalation and floods.
 
-Changes are queued without bound and written in order by one task, so the engine never waits on
-the database and no change is dropped. A second task checks the clock-driven parts every
-`check_every_s`. Every stored change is announced on the bus as an `alarm` event; escalations and
-floods have their own events (`escalation`, `flood`) for the notifiers and the desk.
+`record` stores one condition change (rules.outcomes calls it, in the engine's order, retrying
+while the store is down). `run` checks the clock-driven parts every `check_every_s`. Every stored
+change is announced on the bus as an `alarm` event; escalations and floods have their own events
+(`escalation`, `flood`) for the notifiers and the desk.
 
 Refused actions raise `ActionRefused` (a ValueError saying why); an unknown alarm id gives None.
 """
@@ -26,7 +26,6 @@ from rules.ruleset import render, text_values
 
 log = logging.getLogger(__name__)
 
-RETRY_MAX_S = 10.0  # longest wait between attempts to record a change while the store is down
 FLOOD_WINDOW_NS = 10 * MINUTE_NS
 FLOOD_START = 10  # more than this many alarms raised within the window: a flood (ISA-18.2, EEMUA 191)
 FLOOD_END = 5  # it ends when fewer than this many remain in the window, so a steady rate does not flap
@@ -50,47 +49,18 @@ class AlarmService:
         self._clock = clock
         self._check_every_s = check_every_s
         self._escalate_after = {Priority.EMERGENCY.value: escalate_emergency_ns, Priority.HIGH.value: escalate_high_ns}
-        self._changes: asyncio.Queue[Change] = asyncio.Queue()
         self._raised: deque[int] = deque()  # when alarms went active in front of duty staff, oldest first
         self._flood_since: int | None = None
 
-    def condition_changed(self, change: Change) -> None:
-        self._changes.put_nowait(change)
-
     async def run(self) -> None:
-        """Record changes and check the clock until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._record_changes())
-            tasks.create_task(self._check_periodically())
-
-    async def _record_changes(self) -> None:
-        while True:
-            change = await self._changes.get()
-            failures = 0
-            while True:  # retry this change until it is stored: later ones must not overtake it
-                try:
-                    await self._apply(change)
-                    break
-                except Exception:
-                    if failures == 0:
-                        log.exception(
-                            "cannot record alarm change for %s on %s; retrying", change.rule.id, change.device
-                        )
-                    failures += 1
-                    await asyncio.sleep(min(RETRY_MAX_S, 0.5 * 2**failures))
-            if failures:
-                log.warning(
-                    "alarm change for %s on %s recorded after %d retries", change.rule.id, change.device, failures
-                )
-
-    async def _check_periodically(self) -> None:
+        """Check the clock-driven lifecycle every `check_every_s` until cancelled."""
         failing = False
         while True:
             await asyncio.sleep(self._check_every_s)
             try:
                 await self.check()
             except Exception:
-                if not failing:  # once per outage: the store being down is logged by the change writer too
+                if not failing:  # once per outage: the store being down is logged by rules.outcomes too
                     log.exception("alarm lifecycle check failed; trying again every %s s", self._check_every_s)
                 failing = True
             else:
@@ -116,14 +86,6 @@ class AlarmService:
         if self._flood_since is None:
             return {"active": False}
         return {"active": True, "count": self._raised_within(self._clock()), "since": self._flood_since}
-
-    async def drain(self) -> None:
-        """Apply every queued change (used at shutdown)."""
-        while not self._changes.empty():
-            await self._apply(self._changes.get_nowait())
-
-    async def _apply(self, change: Change) -> None:
-        await self.record(change)
 
     async def record(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
         """Store one change and announce it: the alarm as it now stands and the history action

@@ -78,7 +78,7 @@ async def test_a_shelf_expires_by_itself_and_the_still_unacknowledged_alarm_esca
     service = AlarmService(estate, store, bus, clock=clock, check_every_s=0.01)
     with bus.subscribe() as events:
         task = asyncio.create_task(service.run())
-        service.condition_changed(Change(low_pressure(estate), "pump-1", True, T, LOW))
+        await service.record(Change(low_pressure(estate), "pump-1", True, T, LOW))
         (raised,) = await take(events, 1)
         alarm_id = raised.data["id"]
         await service.shelve(alarm_id, "duty", "10.0.0.5", "pump under repair", T + HOUR)
@@ -117,8 +117,7 @@ async def test_an_emergency_alarm_escalates_after_its_own_limit(estate: Site, st
     bus, clock = Bus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock, escalate_emergency_ns=30 * S)
     with bus.subscribe() as events:
-        service.condition_changed(Change(emergency, "pump-1", True, T, LOW))
-        await service.drain()
+        await service.record(Change(emergency, "pump-1", True, T, LOW))
         clock.now = T + 30 * S - 1
         await service.check()
         assert [e.kind for e in pending(events)] == ["alarm"]
@@ -133,15 +132,13 @@ async def test_a_flood_starts_past_ten_alarms_in_ten_minutes_and_ends_when_few_r
     rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
-        service.condition_changed(Change(rule, "pump-12", True, T, LOW, suppressed=True))  # not in front of staff
+        await service.record(Change(rule, "pump-12", True, T, LOW, suppressed=True))  # not in front of staff
         for k in range(10):
-            service.condition_changed(Change(rule, f"pump-{k + 1}", True, T + k * S, LOW))
-        await service.drain()
+            await service.record(Change(rule, f"pump-{k + 1}", True, T + k * S, LOW))
         assert [e.kind for e in pending(events)] == ["alarm"] * 11
         assert service.flood_state() == {"active": False}
 
-        service.condition_changed(Change(rule, "pump-11", True, T + 10 * S, LOW))
-        await service.drain()
+        await service.record(Change(rule, "pump-11", True, T + 10 * S, LOW))
         started = {"active": True, "count": 11, "since": T + 10 * S}
         assert [(e.kind, e.data) for e in pending(events)][1:] == [("flood", started)]
         clock.now = T + 10 * S
@@ -162,9 +159,8 @@ async def test_chattering_is_announced_and_ends_after_ten_quiet_minutes(estate: 
     service = AlarmService(estate, store, bus, clock=clock, escalate_high_ns=HOUR)  # only chatter changes here
     with bus.subscribe() as events:
         for k in range(6):
-            service.condition_changed(Change(rule, "pump-1", True, T + k * MIN, LOW))
-            service.condition_changed(Change(rule, "pump-1", False, T + k * MIN + S, {"outlet_pressure": 0.35}))
-        await service.drain()
+            await service.record(Change(rule, "pump-1", True, T + k * MIN, LOW))
+            await service.record(Change(rule, "pump-1", False, T + k * MIN + S, {"outlet_pressure": 0.35}))
         announced = pending(events)
         assert [e.data["chattering"] for e in announced] == [False] * 10 + [True, True]
         clock.now = T + 15 * MIN
@@ -177,9 +173,8 @@ async def test_suppressed_and_out_of_service_alarms_are_kept_and_shown_as_such(e
     rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
-        service.condition_changed(Change(rule, "pump-1", True, T, LOW, suppressed=True))
-        service.condition_changed(Change(rule, "pump-1", True, T + S, LOW, suppressed=False))
-        await service.drain()
+        await service.record(Change(rule, "pump-1", True, T, LOW, suppressed=True))
+        await service.record(Change(rule, "pump-1", True, T + S, LOW, suppressed=False))
         suppressed, revealed = pending(events)
         assert (suppressed.data["state"], suppressed.data["suppressed"]) == ("suppressed", True)
         assert (revealed.data["id"], revealed.data["state"]) == (suppressed.data["id"], "unacknowledged")
@@ -188,8 +183,7 @@ async def test_suppressed_and_out_of_service_alarms_are_kept_and_shown_as_such(e
             await service.set_out_of_service("pump-99", True, "eng", "10.0.0.9", "seal replacement")
         (flagged,) = await service.set_out_of_service("pump-1", True, "eng", "10.0.0.9", "seal replacement")
         assert await service.set_out_of_service("pump-2", True, "eng", "10.0.0.9", "valve work") == []
-        service.condition_changed(Change(rule, "pump-2", True, T + 2 * S, LOW))
-        await service.drain()
+        await service.record(Change(rule, "pump-2", True, T + 2 * S, LOW))
         assert [(e.data["device"], e.data["state"]) for e in pending(events)] == [
             ("pump-1", "out_of_service"),
             ("pump-2", "out_of_service"),  # raised during maintenance: recorded, carrying the flag
@@ -201,8 +195,7 @@ async def test_operator_actions_are_recorded_announced_or_refused(estate: Site, 
     rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
-        service.condition_changed(Change(rule, "pump-1", True, T, LOW))
-        await service.drain()
+        await service.record(Change(rule, "pump-1", True, T, LOW))
         (raised,) = pending(events)
         alarm_id = raised.data["id"]
         clock.now = T + MIN
