@@ -10,14 +10,20 @@ import secrets
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 
 from facility.site import Site, load_site, replicate
+from facility.store.ops import OpsStore
+from facility.store.users import Role, UserStore
 from facility.yamlfile import ConfigError
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Facility monitoring: gateway, rules, duty desk and simulators.",
@@ -28,6 +34,8 @@ sim_app = typer.Typer(help="Simulated plant: run it, list its devices, inject an
 app.add_typer(sim_app, name="sim")
 rules_app = typer.Typer(help="Rule tools for engineers: check, test and backtest rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+users_app = typer.Typer(help="Users of the desk and the API, each with a role and a token.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 DEMO_SITE = Path("sites/demo/site.yaml")
 ScaleOption = Annotated[int, typer.Option(min=1, help="replicate the estate N times (benchmarks)")]
@@ -215,8 +223,6 @@ def rules_backtest(
     step: Annotated[str, typer.Option(help="engine tick: raise times are exact to this")] = "1m",
 ) -> None:
     """Replay the site's stored telemetry through a rule set: what would have fired, when, how long."""
-    from zoneinfo import ZoneInfo
-
     from rich.console import Console
     from rich.progress import Progress
 
@@ -266,6 +272,58 @@ def _option(parse: Callable[[], int], name: str) -> int:
         return parse()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+UsersSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its ops store holds the users)")]
+DataOption = Annotated[Path | None, typer.Option(help="the data folder of `facility demo --data` instead")]
+
+
+async def _with_users(site: Site, data: Path | None, act: Callable[[UserStore], Awaitable[T]]) -> T:
+    from facility.runtime import ops_url  # the runtime imports every package: only when needed
+
+    ops = OpsStore(ops_url(site, data))
+    await ops.start()
+    try:
+        return await act(UserStore(ops))
+    finally:
+        await ops.close()
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="who: a person or a desk")],
+    role: Annotated[str, typer.Option(help="viewer, duty, engineer, manager or admin")],
+    site: UsersSite = DEMO_SITE,
+    data: DataOption = None,
+) -> None:
+    """Add a user and print their token, once: only its digest is kept."""
+    try:
+        level = Role.named(role)
+        token = asyncio.run(_with_users(_load(site), data, lambda users: users.add(name, level)))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{name} ({level.name.lower()}): {token}")
+    typer.echo("The token is shown this once; keep it like a password.", err=True)
+
+
+@users_app.command("list")
+def users_list(site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
+    """Every user with their role and when they were added (tokens are never shown again)."""
+    loaded = _load(site)
+    zone = ZoneInfo(loaded.site.timezone)
+    for name, level, created in asyncio.run(_with_users(loaded, data, lambda users: users.all())):
+        added = datetime.fromtimestamp(created / 1e9, zone).strftime("%Y-%m-%d %H:%M")
+        typer.echo(f"{name}\t{level.name.lower()}\tadded {added}")
+
+
+@users_app.command("revoke")
+def users_revoke(name: str, site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
+    """Remove a user: their token stops working at once."""
+    if not asyncio.run(_with_users(_load(site), data, lambda users: users.revoke(name))):
+        typer.echo(f"error: no user {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name}: revoked")
 
 
 @sim_app.command("run")

@@ -30,6 +30,7 @@ from facility.site import InfluxStore, Site
 from facility.store.factory import open_telemetry
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
+from facility.store.users import UserStore
 from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
 from gateway.spool import Spool
@@ -50,7 +51,7 @@ NOTIFY_FLUSH_S = 10.0  # at shutdown, how long queued webhook deliveries may tak
 class Options:
     host: str = "127.0.0.1"
     port: int = 8000
-    tokens: dict[str, str] | None = None  # token -> user name
+    tokens: dict[str, str] | None = None  # token -> user name, an admin; the ops store has the other users
     simulate: bool = False  # run the site's simulators in-process and serve /sim
     embedded_broker: bool = False
     data_dir: Path | None = None  # overrides the site's store paths
@@ -130,7 +131,7 @@ async def serve(
 
         writes = AuditedWrites(gateway, ops)
         ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms, write=writes)
-        app = create_app(ctx, TokenAuth(options.tokens or {}), extra)
+        app = create_app(ctx, TokenAuth(options.tokens or {}, UserStore(ops)), extra)
         config = uvicorn.Config(
             app,
             host=options.host,

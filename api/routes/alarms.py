@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from api.auth import User
+from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
 
 
-def router(ctx: ApiContext, current_user: Any) -> APIRouter:
+def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["alarms"])
 
     @r.get("/alarms")
@@ -26,7 +26,9 @@ def router(ctx: ApiContext, current_user: Any) -> APIRouter:
         return found
 
     @r.post("/alarms/{alarm_id}/ack")
-    async def acknowledge(alarm_id: int, request: Request, user: User = Depends(current_user)) -> dict[str, Any]:
+    async def acknowledge(
+        alarm_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
+    ) -> dict[str, Any]:
         source = request.client.host if request.client else ""
         found = await ctx.alarms.acknowledge(alarm_id, user.name, source)
         if found is None:

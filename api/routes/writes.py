@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict
 
-from api.auth import User
+from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
 from facility.writes import AuditUnavailable, BadValue, DeviceFailed, NotAllowed, UnknownTarget, WriteError
 
@@ -34,12 +34,16 @@ class WriteRequest(BaseModel):
     value: bool | int | float | str
 
 
-def router(ctx: ApiContext, current_user: Any) -> APIRouter:
+def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["writes"])
 
     @r.post("/devices/{device}/points/{point}/write")
     async def write(
-        device: str, point: str, body: WriteRequest, request: Request, user: User = Depends(current_user)
+        device: str,
+        point: str,
+        body: WriteRequest,
+        request: Request,
+        user: User = Depends(auth.require(Role.ENGINEER)),
     ) -> dict[str, Any]:
         """Write an allow-listed point and return the value the device reads back."""
         source = request.client.host if request.client else ""
