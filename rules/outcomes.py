@@ -24,6 +24,7 @@ from rules.tasks import TaskService
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0
+DRAIN_S = 10.0  # at shutdown, how long queued outcomes may wait for a store that does not answer
 RAISES = ("raised", "raised again")  # alarm history actions that put an alarm in front of staff
 T = TypeVar("T")
 
@@ -45,10 +46,20 @@ class Outcomes:
         while True:
             await self._carry(await self._queue.get())
 
-    async def drain(self) -> None:
-        """Carry out what is queued (at shutdown)."""
-        while not self._queue.empty():
-            await self._carry(self._queue.get_nowait())
+    async def drain(self, timeout: float = DRAIN_S) -> None:
+        """Carry out what is queued, at shutdown, for at most `timeout` seconds: a store that is
+        down must not keep the service from stopping. What is left is not lost for good: on the next
+        start the conditions are judged again from fresh readings."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._queue.empty():
+                    await self._carry(self._queue.get_nowait())
+        except TimeoutError:
+            log.error(
+                "stopping with %d rule outcomes not recorded (the ops store does not answer); "
+                "they are judged again from fresh readings on the next start",
+                self._queue.qsize() + 1,
+            )
 
     async def _carry(self, item: Change | Due) -> None:
         if isinstance(item, Due):
