@@ -5,32 +5,45 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from facility.bus import Bus
 from facility.site import Site
+from facility.store.ops import OpsStore
 from rules.engine import Change
 from rules.outcomes import Outcomes
+from rules.service import RulesService
 from tests.rules.conftest import rules_running
 from tests.system import eventually
+
+Restore = Callable[[], Awaitable[None]]
+
+
+@asynccontextmanager
+async def alarms_table_gone(site: Site, db: Path) -> AsyncIterator[tuple[RulesService, Bus, OpsStore, Restore]]:
+    """The rules service running on a store broken for real: its alarms table renamed away.
+    The last item brings the table back."""
+    async with rules_running(site, f"sqlite+aiosqlite:///{db}") as (service, bus, store):
+        await asyncio.to_thread(rename, db, "alarms", "alarms_away")
+        yield service, bus, store, lambda: asyncio.to_thread(rename, db, "alarms_away", "alarms")
 
 
 async def test_changes_wait_for_a_failed_store_and_keep_their_order(
     site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = tmp_path / "ops.db"
-    async with rules_running(site, f"sqlite+aiosqlite:///{db}") as (service, bus, store):
+    async with alarms_table_gone(site, tmp_path / "ops.db") as (service, bus, store, restore):
         (rule,) = service.rules
-        # Break the store for real: the alarms table disappears from under the service.
-        await asyncio.to_thread(rename, db, "alarms", "alarms_away")
         with bus.subscribe() as events:
             service.outcomes.changed(Change(rule, "pump-1", True, 1, {"outlet_pressure": 0.2}))
             service.outcomes.changed(Change(rule, "pump-1", False, 2, {"outlet_pressure": 0.35}))
             await eventually(lambda: _logged(caplog, "cannot record the alarm of low-pressure on pump-1"), 10)
             assert events.empty()  # nothing announced that was not stored
 
-            await asyncio.to_thread(rename, db, "alarms_away", "alarms")
+            await restore()
             raised = await asyncio.wait_for(events.get(), 15)
             returned = await asyncio.wait_for(events.get(), 15)
         assert (raised.data["state"], returned.data["state"]) == ("unacknowledged", "rtn_unacknowledged")
@@ -51,13 +64,11 @@ async def _logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
 async def test_stopping_with_the_store_down_gives_up_in_time_and_says_so(
     site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    db = tmp_path / "ops.db"
-    async with rules_running(site, f"sqlite+aiosqlite:///{db}") as (service, _bus, store):
+    async with alarms_table_gone(site, tmp_path / "ops.db") as (service, _bus, store, restore):
         (rule,) = service.rules
-        await asyncio.to_thread(rename, db, "alarms", "alarms_away")
         leftover = Outcomes(service.alarms, service.tasks, service.plans)  # one that is stopping
         leftover.changed(Change(rule, "pump-1", True, 1, {"outlet_pressure": 0.2}))
         await leftover.drain(timeout=1.0)  # returns although the store never answers
         assert "stopping with 1 rule outcomes not recorded" in caplog.text
-        await asyncio.to_thread(rename, db, "alarms_away", "alarms")
+        await restore()
         assert await store.list_alarms() == []
