@@ -99,6 +99,12 @@ async def serve(
             stack.push_async_callback(broker.stop)
             site = with_local_endpoints(site, broker.url)
 
+        # The simulators first: with_local_endpoints chose their ports by binding port 0 and letting
+        # go, and every outgoing connection opened before they bind (MQTT clients) could take one.
+        extra: dict[str, APIRouter] = {}
+        if options.simulate:
+            extra["/sim"] = await _start_simulation(site, stack)
+
         bus = Bus()
         live = LiveValues()
         bus.on_readings(live.update)
@@ -120,10 +126,6 @@ async def serve(
         rules = RulesService(site, bus, ops)
         await rules.start()
         stack.push_async_callback(rules.stop)
-
-        extra: dict[str, APIRouter] = {}
-        if options.simulate:
-            extra["/sim"] = await _start_simulation(site, stack)
 
         gateway = Gateway(site, bus, dead_letters)
         await gateway.start()
