@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from facility.store.ops import ACTIVATIONS
 from facility.store.tasks import Bilingual
 from rules.alarms import AlarmService
 from rules.engine import Change
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 10.0
 DRAIN_S = 10.0  # at shutdown, how long queued outcomes may wait for a store that does not answer
-RAISES = ("raised", "raised again")  # alarm history actions that put an alarm in front of staff
 T = TypeVar("T")
 
 
@@ -77,7 +77,7 @@ class Outcomes:
                 await _retry(lambda: self.tasks.from_rule(change, alarm_id), f"task of {what}")
             else:
                 await _retry(lambda: self.tasks.condition_cleared(spec.id, change.device, change.ts), f"task of {what}")
-        if spec.plan and alarm is not None and action in RAISES:
+        if spec.plan and alarm is not None and action in ACTIVATIONS:
             plan = spec.plan
             await _retry(lambda: self.plans.open(plan, alarm["id"], change.device, change.ts), f"plan of {what}")
 
