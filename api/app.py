@@ -8,16 +8,25 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api.audit import AuditChanges
 from api.auth import Role, TokenAuth
 from api.context import ApiContext
-from api.routes import alarms, devices, stream, writes
+from api.routes import access, alarms, devices, plans, rules, stream, tasks, writes
 
 DESK_DIR = Path(__file__).parent / "desk"
+ROUTES = (access, alarms, devices, tasks, plans, rules, stream, writes)
 
 
 def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | None = None) -> FastAPI:
     """The app for one site. `extra` mounts more routers by prefix (the simulators' /sim)."""
-    app = FastAPI(title="Facility monitoring", version="1", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Facility monitoring",
+        version="1",
+        description="Alarms, tasks, emergency plans, devices and reports of one estate. Every route but "
+        "/healthz needs `Authorization: Bearer <token>`; see docs/api.md.",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+    )
     guarded = [Depends(auth)]
 
     @app.get("/healthz", tags=["health"])
@@ -25,10 +34,8 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
         """Liveness; the only route that needs no token."""
         return {"status": "ok", "site": ctx.site.site.id}
 
-    app.include_router(devices.router(ctx), prefix="/api/v1", dependencies=guarded)
-    app.include_router(alarms.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
-    app.include_router(stream.router(ctx), prefix="/api/v1", dependencies=guarded)
-    app.include_router(writes.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
+    for module in ROUTES:
+        app.include_router(module.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
     for prefix, router in (extra or {}).items():  # the simulators: breaking the plant is for engineers
         app.include_router(router, prefix=prefix, dependencies=[Depends(auth.require(Role.ENGINEER))])
 
@@ -37,4 +44,5 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
         return FileResponse(DESK_DIR / "index.html")
 
     app.mount("/desk", StaticFiles(directory=DESK_DIR), name="desk")
+    app.add_middleware(AuditChanges, ops=ctx.ops)
     return app

@@ -1,19 +1,35 @@
 """What the API reads and calls: stores, bus, the rules' lifecycle actions, and the write of a point.
 
-`write` is handed in by the runtime (the gateway's audited write), so that the API never imports
-the gateway.
+`write` and `history` are handed in by the runtime (the gateway's audited write, the telemetry
+store's history), so that the API never imports the gateway.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, Request
 
 from facility.bus import Bus
-from facility.site import Site
+from facility.site import Device, Site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
+from facility.store.telemetry import Sample
+from facility.store.users import User
 from facility.writes import WritePoint
-from rules.alarms import AlarmService
+from rules.service import RulesService
+
+# (device, point, start ns, end ns, bucket s or None) -> samples; blocking, so called in a thread
+History = Callable[[str, str, int, int, float | None], list[Sample]]
+
+
+def source_of(request: Request) -> str:
+    """Where a request came from, for histories and the audit log: the client's address."""
+    return request.client.host if request.client else ""
 
 
 @dataclass
@@ -22,5 +38,43 @@ class ApiContext:
     bus: Bus
     live: LiveValues
     ops: OpsStore
-    alarms: AlarmService
+    rules: RulesService
     write: WritePoint
+    history: History
+
+    def visible(self, user: User) -> set[str] | None:
+        """Ids of the devices a user may see; None: every device (no building limit)."""
+        return None if user.buildings is None else self.site.devices_in(user.buildings)
+
+    def device_for(self, user: User, device_id: str) -> Device:
+        """The device, or 404 when it is unknown or in a building the user is not limited to: the
+        two look the same, so that a limited user learns nothing of the other buildings."""
+        visible = self.visible(user)
+        try:
+            device = self.site.device(device_id)
+        except KeyError:
+            device = None
+        if device is None or (visible is not None and device.id not in visible):
+            raise HTTPException(404, f"no device {device_id!r}")
+        return device
+
+    def placed(self, record: dict[str, Any]) -> dict[str, Any]:
+        """An alarm, task or plan with where its device is: name, building, system (for boards and
+        filters); records of no device, or one the site no longer has, get empty strings."""
+        try:
+            device = self.site.device(record.get("device") or "")
+        except KeyError:
+            return {**record, "device_name": "", "building": "", "system": ""}
+        building, system = device.location.building, self.site.system_of(device)
+        return {**record, "device_name": device.name, "building": building, "system": system}
+
+    def ns_of(self, moment: datetime) -> int:
+        """UTC ns of a time from a query; one without an offset is the site's local time."""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=ZoneInfo(self.site.site.timezone))
+        return int(moment.timestamp() * 1e6) * 1000
+
+    def may_see(self, user: User, device_id: str | None) -> bool:
+        """Whether a record of this device (None: site-wide, such as a complaint) is the user's to see."""
+        visible = self.visible(user)
+        return visible is None or device_id is None or device_id in visible

@@ -2,14 +2,22 @@
 
 Two lanes, kept narrow so that an MQTT transport can stand in for scale-out:
 - readings: synchronous fan-out of batches to handlers (the hot path; handlers must be quick);
-- events: alarm and device changes, numbered, delivered to every subscriber through its own
-  unbounded queue. Alarms never share a queue that can drop.
+- events: alarm, task, plan and device changes, numbered, delivered to every subscriber through its
+  own queue. Alarms never share a queue that can drop: an internal subscriber's queue is unbounded;
+  a bounded one (a desk's event stream) that overflows is cut off whole, never thinned, and its
+  client resumes from the last event it got.
+
+The last `replay` events are kept, so that a client that lost its connection can resume after the
+last id it saw (SSE's Last-Event-ID). Ids start at the boot time in microseconds, so an id from
+before a restart is older than any after it and is answered with a `reset` (reload everything).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,11 +39,16 @@ class Event:
     data: dict[str, Any]
 
 
+RESET = "reset"  # the kind of event telling a subscriber that what it missed cannot be replayed
+
+
 class Bus:
-    def __init__(self) -> None:
+    def __init__(self, replay: int = 10_000) -> None:
         self._reading_handlers: list[ReadingHandler] = []
-        self._subscribers: set[asyncio.Queue[Event]] = set()
-        self._seq = 0
+        self._subscribers: dict[asyncio.Queue[Event], None] = {}  # insertion order: who hears first
+        self._cut_off: set[asyncio.Queue[Event]] = set()
+        self._recent: deque[Event] = deque(maxlen=replay)
+        self._seq = time.time_ns() // 1000
 
     def on_readings(self, handler: ReadingHandler) -> None:
         self._reading_handlers.append(handler)
@@ -50,16 +63,43 @@ class Bus:
     def publish_event(self, kind: str, data: dict[str, Any]) -> Event:
         self._seq += 1
         event = Event(self._seq, kind, data)
-        for queue in self._subscribers:
-            queue.put_nowait(event)
+        self._recent.append(event)
+        for queue in list(self._subscribers):
+            if queue.full():
+                del self._subscribers[queue]
+                self._cut_off.add(queue)
+                log.warning("an event subscriber fell %d events behind and was cut off", queue.maxsize)
+            else:
+                queue.put_nowait(event)
         return event
 
     @contextmanager
-    def subscribe(self) -> Iterator[asyncio.Queue[Event]]:
-        """A queue receiving every event published while the context is open."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._subscribers.add(queue)
+    def subscribe(self, after: int | None = None, limit: int = 0) -> Iterator[asyncio.Queue[Event]]:
+        """A queue receiving every event published while the context is open; with `after`, first
+        the kept events numbered above it, or one `reset` event if some of those are no longer kept.
+        `limit` bounds the queue (0: unbounded); see `cut_off`."""
+        queue: asyncio.Queue[Event] = asyncio.Queue(limit)
+        for event in self._missed(after, limit):
+            queue.put_nowait(event)
+        self._subscribers[queue] = None
         try:
             yield queue
         finally:
-            self._subscribers.discard(queue)
+            self._subscribers.pop(queue, None)
+            self._cut_off.discard(queue)
+
+    def _missed(self, after: int | None, limit: int) -> list[Event]:
+        """The events after `after` still kept, or a `reset` standing for them when some are gone
+        (or more than a bounded queue holds)."""
+        if after is None or after == self._seq:
+            return []
+        oldest = self._recent[0].id if self._recent else self._seq + 1
+        missed = [event for event in self._recent if event.id > after]
+        if after < oldest - 1 or after > self._seq or (limit and len(missed) >= limit):
+            return [Event(self._seq, RESET, {})]
+        return missed
+
+    def cut_off(self, queue: asyncio.Queue[Event]) -> bool:
+        """Whether a bounded queue overflowed and hears nothing more: its reader should drain it and
+        end, so that its client reconnects and resumes."""
+        return queue in self._cut_off

@@ -293,13 +293,21 @@ async def _with_users(site: Site, data: Path | None, act: Callable[[UserStore], 
 def users_add(
     name: Annotated[str, typer.Argument(help="who: a person or a desk")],
     role: Annotated[str, typer.Option(help="viewer, duty, engineer, manager or admin")],
+    building: Annotated[
+        list[str] | None, typer.Option(help="limit the user to this building (repeat for more); default: all")
+    ] = None,
     site: UsersSite = DEMO_SITE,
     data: DataOption = None,
 ) -> None:
     """Add a user and print their token, once: only its digest is kept."""
+    loaded = _load(site)
     try:
         level = Role.named(role)
-        token = asyncio.run(_with_users(_load(site), data, lambda users: users.add(name, level)))
+        known = {d.location.building for d in loaded.devices if d.location.building}
+        for b in building or ():
+            if b not in known:
+                raise ValueError(f"building: no building {b!r} in this site (known: {', '.join(sorted(known))})")
+        token = asyncio.run(_with_users(loaded, data, lambda users: users.add(name, level, building or ())))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -312,9 +320,10 @@ def users_list(site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
     """Every user with their role and when they were added (tokens are never shown again)."""
     loaded = _load(site)
     zone = ZoneInfo(loaded.site.timezone)
-    for name, level, created in asyncio.run(_with_users(loaded, data, lambda users: users.all())):
+    for user, created in asyncio.run(_with_users(loaded, data, lambda users: users.all())):
         added = datetime.fromtimestamp(created / 1e9, zone).strftime("%Y-%m-%d %H:%M")
-        typer.echo(f"{name}\t{level.name.lower()}\tadded {added}")
+        where = ", ".join(sorted(user.buildings)) if user.buildings else "all buildings"
+        typer.echo(f"{user.name}\t{user.role.name.lower()}\t{where}\tadded {added}")
 
 
 @users_app.command("revoke")

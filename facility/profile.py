@@ -70,6 +70,9 @@ class Profile(_Strict):
 
     name: str = ""
     type: str
+    # The plant system the desk groups it under (water_supply, drainage, elevators, fire, power,
+    # lighting, access, ...): one word, so that boards and reports can filter by it.
+    system: str = Field(default="other", pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
     timestamp_json: str | None = Field(default=None, alias="timestamp")  # JSON path of the source time, ms
     points: dict[str, PointSpec]

@@ -30,6 +30,7 @@ from facility.site import InfluxStore, Site
 from facility.store.factory import open_telemetry
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
+from facility.store.telemetry import TelemetryStore
 from facility.store.users import UserStore
 from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
@@ -117,7 +118,7 @@ async def serve(
         stack.push_async_callback(cancel_all, [dead_letter_task])
 
         # Unwinding runs in reverse: the writer's last flush comes before the store closes.
-        writer = _telemetry_writer(site, options.data_dir, stack, dead_letters)
+        writer, telemetry = _telemetry_writer(site, options.data_dir, stack, dead_letters)
         bus.on_readings(writer.add)
         writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
         stack.push_async_callback(cancel_all, [writer_task])
@@ -132,7 +133,7 @@ async def serve(
         stack.push_async_callback(gateway.stop)
 
         writes = AuditedWrites(gateway, ops)
-        ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, alarms=rules.alarms, write=writes)
+        ctx = ApiContext(site=site, bus=bus, live=live, ops=ops, rules=rules, write=writes, history=telemetry.history)
         app = create_app(ctx, TokenAuth(options.tokens or {}, UserStore(ops)), extra)
         config = uvicorn.Config(
             app,
@@ -155,9 +156,9 @@ async def serve(
 
 def _telemetry_writer(
     site: Site, data_dir: Path | None, stack: AsyncExitStack, dead_letters: DeadLetters
-) -> TelemetryWriter:
-    """The telemetry store of the site (or of the data dir), behind a writer that spools to disk
-    while the store is down."""
+) -> tuple[TelemetryWriter, TelemetryStore]:
+    """The telemetry store of the site (or of the data dir), and a writer in front of it that spools
+    to disk while the store is down."""
     stores = site.stores
     base = data_dir or site.path(".")
     if data_dir is not None:
@@ -168,7 +169,7 @@ def _telemetry_writer(
     spool_dir = Path(stores.spool)
     spool = Spool(spool_dir if spool_dir.is_absolute() else base / spool_dir)
     batch_size = stores.telemetry.batch_size if isinstance(stores.telemetry, InfluxStore) else 5000
-    return TelemetryWriter(telemetry, spool, dead_letter=dead_letters.put, batch_size=batch_size)
+    return TelemetryWriter(telemetry, spool, dead_letter=dead_letters.put, batch_size=batch_size), telemetry
 
 
 async def _start_notifier(site: Site, bus: Bus, ops: OpsStore, stack: AsyncExitStack) -> None:

@@ -6,6 +6,7 @@ Relative paths in the file are relative to the file itself, so a site folder can
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -258,6 +259,19 @@ class Site(_Strict):
 
     def profile_of(self, device: Device) -> Profile:
         return self._profiles[device.profile]
+
+    def system_of(self, device: Device) -> str:
+        """The plant system a device belongs to, from its profile."""
+        return self._profiles[device.profile].system
+
+    def buildings(self) -> list[str]:
+        """The buildings the site's devices are in, sorted."""
+        return sorted({d.location.building for d in self.devices if d.location.building})
+
+    def devices_in(self, buildings: Iterable[str]) -> set[str]:
+        """Ids of the devices located in any of `buildings`."""
+        wanted = set(buildings)
+        return {d.id for d in self.devices if d.location.building in wanted}
 
     def vendor(self, vendor_id: str) -> Vendor:
         return next(v for v in self.vendors if v.id == vendor_id)

@@ -142,6 +142,12 @@ class PlanService:
     async def active(self) -> list[dict[str, Any]]:
         return await self._store.active(now_ns())
 
+    async def recent(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+        return await self._store.recent(now_ns(), open_only=open_only)
+
+    async def of_alarm(self, alarm_id: int) -> dict[str, Any] | None:
+        return await self._store.of_alarm(alarm_id, now_ns())
+
     async def check_overdue(self, now: int) -> list[dict[str, Any]]:
         """Announce each instance with a step that has newly passed its limit undone."""
         changed = await self._store.mark_overdue(now)

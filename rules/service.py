@@ -55,8 +55,8 @@ class RulesService:
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self.alarms = AlarmService(site, store, bus)
-        self._task_store = TaskStore(store)
-        self.tasks = TaskService(site, self._task_store, bus)
+        self.task_store = TaskStore(store)  # the API reads task lists straight from it
+        self.tasks = TaskService(site, self.task_store, bus)
         self.plans = PlanService(PlanStore(store), bus, load_plans(site))
         self.outcomes = Outcomes(self.alarms, self.tasks, self.plans)
         self.engine = Engine(self.rules, self.outcomes.changed)
@@ -69,7 +69,7 @@ class RulesService:
     async def start(self) -> None:
         # Conditions active before a stop resume as active, so that they can clear: those of alarm
         # rules from their open alarms, those of task-only rules from their open tasks.
-        active = {*await self._store.active_conditions(), *await self._task_store.active_conditions()}
+        active = {*await self._store.active_conditions(), *await self.task_store.active_conditions()}
         self.engine.restore(active)
         self._bus.on_readings(self.engine.handle)
         self._bus.on_readings(self.scheduler.handle)

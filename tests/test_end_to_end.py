@@ -34,7 +34,7 @@ async def _fault_cycle(tmp_path: Path, broker: Mosquitto, device: str, fault: st
             assert response.json()["state"] == "acknowledged"
             assert response.json()["acked_by"] == "duty"
             await events.wait_for(alarm(rule, "acknowledged"), DEADLINE_S)
-            listed = {a["id"]: a for a in (await http.get("/api/v1/alarms")).json()}
+            listed = {a["id"]: a for a in (await http.get("/api/v1/alarms")).json()["items"]}
             assert listed[alarm_id]["state"] == "acknowledged"
 
             response = await http.delete(f"/sim/faults/{device}")
@@ -44,7 +44,7 @@ async def _fault_cycle(tmp_path: Path, broker: Mosquitto, device: str, fault: st
             assert closed.data["id"] == alarm_id
             detail = (await http.get(f"/api/v1/alarms/{alarm_id}")).json()
             assert [h["action"] for h in detail["history"]] == ["raised", "acknowledged", "returned to normal"]
-            assert (await http.get("/api/v1/alarms")).json() == []  # closed alarms leave the live list
+            assert (await http.get("/api/v1/alarms")).json()["items"] == []  # closed alarms leave the live list
 
 
 async def test_pump_low_pressure_over_modbus_reaches_the_desk(tmp_path: Path, mosquitto: Mosquitto) -> None:

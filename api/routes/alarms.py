@@ -1,38 +1,140 @@
-"""Alarms: list, detail, acknowledge."""
+"""Alarms: the list duty staff work from, one alarm with its history, and what they do to it
+(acknowledge, shelve, unshelve, comment). Another building's alarm is 404 to a limited user."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
 
 from api.auth import Role, TokenAuth, User
-from api.context import ApiContext
+from api.body import Body
+from api.context import ApiContext, source_of
+from facility.model import AlarmState, Priority, now_ns
+from facility.store.ops import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS, SORTS, ActionRefused
+
+Sort = Literal["desk", "priority", "-priority", "changed_at", "-changed_at", "raised_at", "-raised_at"]
+assert set(Sort.__args__) == set(SORTS)  # type: ignore[attr-defined]
+
+
+class AlarmPage(BaseModel):
+    items: list[dict[str, Any]]
+    total: int = Field(description="alarms matching the filters, on every page")
+    limit: int
+    offset: int
+
+
+class Shelve(Body):
+    reason: str = Field(min_length=1, max_length=500, description="why it may be hidden; kept in its history")
+    minutes: int = Field(ge=1, le=MAX_SHELVE_NS // MINUTE_NS, description="it comes back by itself after this")
+
+
+class Comment(Body):
+    text: str = Field(min_length=1, max_length=MAX_COMMENT)
 
 
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["alarms"])
+    alarms = ctx.rules.alarms
 
-    @r.get("/alarms")
-    async def alarms(include_closed: bool = False) -> list[dict[str, Any]]:
-        """Open alarms (active, or returned to normal but not yet acknowledged), newest first."""
-        return await ctx.ops.list_alarms(include_closed=include_closed)
-
-    @r.get("/alarms/{alarm_id}")
-    async def alarm(alarm_id: int) -> dict[str, Any]:
+    async def visible_alarm(alarm_id: int, user: User) -> dict[str, Any]:
         found = await ctx.ops.get_alarm(alarm_id)
-        if found is None:
+        if found is None or not ctx.may_see(user, found["device"]):
             raise HTTPException(404, f"no alarm {alarm_id}")
         return found
+
+    async def act(alarm_id: int, user: User, action: Any) -> dict[str, Any]:
+        """Check the alarm is the user's to see, then carry out `action` (an AlarmService call)."""
+        await visible_alarm(alarm_id, user)
+        try:
+            done = await action()
+        except ActionRefused as exc:
+            raise HTTPException(409, str(exc)) from None
+        if done is None:
+            raise HTTPException(404, f"no alarm {alarm_id}")
+        return ctx.placed(done)
+
+    @r.get("/alarms", response_model=AlarmPage)
+    async def list_alarms(
+        user: User = Depends(auth.require(Role.VIEWER)),
+        open: Annotated[bool, Query(description="only open alarms (false: closed ones too)")] = True,
+        state: Annotated[list[AlarmState], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
+        priority: Annotated[list[Priority], Query()] = [],  # noqa: B006
+        building: Annotated[list[str], Query()] = [],  # noqa: B006
+        system: Annotated[list[str], Query()] = [],  # noqa: B006
+        device: Annotated[list[str], Query()] = [],  # noqa: B006
+        since: Annotated[datetime | None, Query(description="raised from (ISO 8601; no offset: site time)")] = None,
+        until: Annotated[datetime | None, Query(description="raised before")] = None,
+        sort: Sort = "desk",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> dict[str, Any]:
+        """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
+        priority, then the latest change."""
+        devices = ctx.visible(user)
+        if building or system or device:
+            chosen = {
+                d.id
+                for d in ctx.site.devices
+                if (not building or d.location.building in building)
+                and (not system or ctx.site.system_of(d) in system)
+                and (not device or d.id in device)
+            }
+            devices = chosen if devices is None else devices & chosen
+        items, total = await ctx.ops.alarm_page(
+            open_only=open,
+            states=state,
+            priorities=[p.value for p in priority],
+            devices=devices,
+            since=None if since is None else ctx.ns_of(since),
+            until=None if until is None else ctx.ns_of(until),
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        )
+        return {"items": [ctx.placed(a) for a in items], "total": total, "limit": limit, "offset": offset}
+
+    @r.get("/alarms/flood")
+    async def flood(_: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+        """`{active: true, count, since}` while more alarms are raised than staff can handle
+        (over 10 in 10 minutes, ending under 5), else `{active: false}`."""
+        return alarms.flood_state()
+
+    @r.get("/alarms/{alarm_id}")
+    async def alarm(alarm_id: int, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+        """The alarm with its history (who did what, when, from where) and the id of the emergency
+        plan it opened, if any."""
+        found = await visible_alarm(alarm_id, user)
+        plan = await ctx.rules.plans.of_alarm(alarm_id)
+        return {**ctx.placed(found), "plan": plan["id"] if plan else None}
 
     @r.post("/alarms/{alarm_id}/ack")
     async def acknowledge(
         alarm_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
-        source = request.client.host if request.client else ""
-        found = await ctx.alarms.acknowledge(alarm_id, user.name, source)
-        if found is None:
-            raise HTTPException(404, f"no alarm {alarm_id}")
-        return found
+        return await act(alarm_id, user, lambda: alarms.acknowledge(alarm_id, user.name, source_of(request)))
+
+    @r.post("/alarms/{alarm_id}/shelve")
+    async def shelve(
+        alarm_id: int, body: Shelve, request: Request, user: User = Depends(auth.require(Role.DUTY))
+    ) -> dict[str, Any]:
+        """Hide an open alarm for up to a day, with a reason; it comes back by itself."""
+        until = now_ns() + body.minutes * MINUTE_NS
+        source = source_of(request)
+        return await act(alarm_id, user, lambda: alarms.shelve(alarm_id, user.name, source, body.reason, until))
+
+    @r.post("/alarms/{alarm_id}/unshelve")
+    async def unshelve(
+        alarm_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
+    ) -> dict[str, Any]:
+        return await act(alarm_id, user, lambda: alarms.unshelve(alarm_id, user.name, source_of(request)))
+
+    @r.post("/alarms/{alarm_id}/comments")
+    async def comment(
+        alarm_id: int, body: Comment, request: Request, user: User = Depends(auth.require(Role.DUTY))
+    ) -> dict[str, Any]:
+        return await act(alarm_id, user, lambda: alarms.comment(alarm_id, user.name, source_of(request), body.text))
 
     return r

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict
 
 from api.auth import Role, TokenAuth, User
+from api.body import Body, field_error
 from api.context import ApiContext
 from facility.writes import AuditUnavailable, BadValue, DeviceFailed, NotAllowed, UnknownTarget, WriteError
 
@@ -27,10 +27,9 @@ _STATUS: list[tuple[type[WriteError], int]] = [
 ]
 
 
-class WriteRequest(BaseModel):
+class WriteRequest(Body):
     """The value to write: a number, true/false, or an enum label, as the point takes."""
 
-    model_config = ConfigDict(extra="forbid")
     value: bool | int | float | str
 
 
@@ -50,9 +49,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         try:
             confirmed = await ctx.write(device, point, body.value, actor=user.name, source=source)
         except BadValue as exc:
-            # The shape of FastAPI's own validation errors, so that clients handle one kind of 422.
-            detail = [{"loc": ["body", exc.field], "msg": str(exc), "type": "value_error"}]
-            raise HTTPException(422, detail) from None
+            raise field_error("body", exc.field, str(exc)) from None
         except WriteError as exc:
             status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
             raise HTTPException(status, str(exc)) from None

@@ -15,7 +15,7 @@ None.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,15 +23,18 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     ForeignKey,
     Index,
     String,
     Text,
     and_,
+    case,
     false,
     func,
     inspect,
+    not_,
     or_,
     select,
     text,
@@ -89,6 +92,8 @@ class AlarmRow(Base):
     history: Mapped[list[AlarmHistoryRow]] = relationship(order_by="AlarmHistoryRow.id", cascade="all, delete-orphan")
 
     __table_args__ = (
+        Index("alarms_open_by_change", "is_open", "changed_at"),
+        Index("alarms_by_raised", "raised_at"),
         Index(
             "one_open_alarm_per_rule_and_device",
             "rule_id",
@@ -495,12 +500,46 @@ class OpsStore:
             return [alarm_dict(row) for row in rows]
 
     async def list_alarms(self, *, include_closed: bool = False, limit: int = 500) -> list[dict[str, Any]]:
-        """Open alarms, all of them (an open alarm is never cut off); with `include_closed`, the
-        `limit` most recently changed alarms of any state."""
+        """The open alarms, or with `include_closed` the `limit` most recently changed of any state."""
+        page, _ = await self.alarm_page(open_only=not include_closed, sort="-changed_at", limit=limit)
+        return page
+
+    async def alarm_page(
+        self,
+        *,
+        open_only: bool = True,
+        states: Collection[AlarmState] = (),
+        priorities: Collection[str] = (),
+        devices: Collection[str] | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        sort: str = "desk",
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the alarms matching every filter given, and how many match in all.
+
+        `devices` limits to those devices (None: any); `since`/`until` bound when they were raised.
+        `sort` is one of SORTS; `desk` puts what needs duty staff first: unacknowledged, then by
+        priority, then the latest change."""
+        where: list[ColumnElement[bool]] = []
+        if open_only:
+            where.append(AlarmRow.is_open.is_(True))
+        if states:
+            where.append(or_(*(_state_is(state) for state in states)))
+        if priorities:
+            where.append(AlarmRow.priority.in_(list(priorities)))
+        if devices is not None:
+            where.append(AlarmRow.device_id.in_(list(devices)))
+        if since is not None:
+            where.append(AlarmRow.raised_at >= since)
+        if until is not None:
+            where.append(AlarmRow.raised_at < until)
         async with self._sessions() as s:
-            query = select(AlarmRow).order_by(AlarmRow.changed_at.desc())
-            query = query.limit(limit) if include_closed else query.where(AlarmRow.is_open)
-            return [alarm_dict(row) for row in (await s.scalars(query)).all()]
+            total = (await s.execute(select(func.count()).select_from(AlarmRow).where(*where))).scalar_one()
+            query = select(AlarmRow).where(*where).order_by(*SORTS[sort](), AlarmRow.id.desc())
+            rows = (await s.scalars(query.limit(limit).offset(offset))).all()
+            return [alarm_dict(row) for row in rows], total
 
     async def get_alarm(self, alarm_id: int) -> dict[str, Any] | None:
         async with self._sessions() as s:
@@ -575,6 +614,42 @@ def _unshelve(s: AsyncSession, row: AlarmRow, user: str, source: str, detail: st
     row.changed_at = ts
     row.settle()
     s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action="unshelved", actor=user, source=source, detail=detail))
+
+
+_PRIORITY_RANK = case({"emergency": 0, "high": 1, "medium": 2, "low": 3}, value=AlarmRow.priority, else_=4)
+
+SORTS: dict[str, Callable[[], tuple[ColumnElement[Any], ...]]] = {
+    "desk": lambda: (AlarmRow.acknowledged.asc(), _PRIORITY_RANK.asc(), AlarmRow.changed_at.desc()),
+    "priority": lambda: (_PRIORITY_RANK.asc(), AlarmRow.changed_at.desc()),
+    "-priority": lambda: (_PRIORITY_RANK.desc(), AlarmRow.changed_at.desc()),
+    "changed_at": lambda: (AlarmRow.changed_at.asc(),),
+    "-changed_at": lambda: (AlarmRow.changed_at.desc(),),
+    "raised_at": lambda: (AlarmRow.raised_at.asc(),),
+    "-raised_at": lambda: (AlarmRow.raised_at.desc(),),
+}
+
+
+def _state_is(state: AlarmState) -> ColumnElement[bool]:
+    """The SQL form of AlarmState.of: the alarms that are in `state`."""
+    closed = and_(AlarmRow.active == false(), AlarmRow.acknowledged, AlarmRow.shelved == false())
+    kept_away = (  # in the order AlarmState.of judges them: the first flag set names the state
+        (AlarmState.OUT_OF_SERVICE, AlarmRow.out_of_service),
+        (AlarmState.SHELVED, AlarmRow.shelved),
+        (AlarmState.SUPPRESSED, AlarmRow.suppressed),
+    )
+    if state is AlarmState.NORMAL:
+        return closed
+    ahead = [not_(closed)]
+    for named, flag in kept_away:
+        if state is named:
+            return and_(*ahead, flag)
+        ahead.append(flag == false())
+    conditions = {
+        AlarmState.UNACKNOWLEDGED: and_(AlarmRow.active, AlarmRow.acknowledged == false()),
+        AlarmState.ACKNOWLEDGED: and_(AlarmRow.active, AlarmRow.acknowledged),
+        AlarmState.RTN_UNACKNOWLEDGED: and_(AlarmRow.active == false(), AlarmRow.acknowledged == false()),
+    }
+    return and_(*ahead, conditions[state])
 
 
 def _utc(ts: int) -> str:

@@ -174,15 +174,24 @@ class PlanStore:
             row = await self._get(s, instance_id)
             return instance_dict(row, now) if row else None
 
+    async def of_alarm(self, alarm_id: int, now: int) -> dict[str, Any] | None:
+        """The instance an alarm opened, if it opened one."""
+        async with self._sessions() as s:
+            row = await self._by_alarm(s, alarm_id)
+            return instance_dict(row, now) if row else None
+
     async def active(self, now: int) -> list[dict[str, Any]]:
         """Every open instance, oldest first."""
+        return await self.recent(now, open_only=True)
+
+    async def recent(self, now: int, *, open_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+        """Open instances oldest first; with `open_only` false, the `limit` latest opened of any state."""
+        query = select(PlanInstanceRow).options(selectinload(PlanInstanceRow.steps))
+        if open_only:
+            query = query.where(PlanInstanceRow.is_open).order_by(PlanInstanceRow.opened_at, PlanInstanceRow.id)
+        else:
+            query = query.order_by(PlanInstanceRow.opened_at.desc(), PlanInstanceRow.id.desc()).limit(limit)
         async with self._sessions() as s:
-            query = (
-                select(PlanInstanceRow)
-                .where(PlanInstanceRow.is_open)
-                .order_by(PlanInstanceRow.opened_at, PlanInstanceRow.id)
-                .options(selectinload(PlanInstanceRow.steps))
-            )
             return [instance_dict(row, now) for row in (await s.scalars(query)).all()]
 
     async def mark_overdue(self, now: int) -> list[dict[str, Any]]:

@@ -8,12 +8,12 @@ condition that recurs is counted on the open task instead of adding a second one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, and_, not_, or_, select, text
+from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Index, String, Text, and_, func, not_, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -374,24 +374,59 @@ class TaskStore:
         team: str | None = None,
         vendor: str | None = None,
         overdue: bool | None = None,
+        devices: Collection[str] | None = None,
         limit: int = 500,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Tasks matching every filter given, the soonest due first. (Defined last: inside the class
-        body its name hides the builtin `list` from later annotations.)"""
-        query = select(TaskRow).order_by(TaskRow.due, TaskRow.id).limit(limit)
-        if statuses := [s.value for s in status]:
-            query = query.where(TaskRow.status.in_(statuses))
-        if kind is not None:
-            query = query.where(TaskRow.kind == kind.value)
-        if team is not None:
-            query = query.where(TaskRow.team == team)
-        if vendor is not None:
-            query = query.where(TaskRow.vendor == vendor)
-        if overdue is not None:
-            late = and_(TaskRow.status.in_([s.value for s in UNFINISHED]), TaskRow.due < now)
-            query = query.where(late if overdue else not_(late))
+        """Tasks matching every filter given, the soonest due first. `devices` limits to the tasks of
+        those devices and those of none (site-wide work such as a complaint). (Defined last: inside the
+        class body its name hides the builtin `list` from later annotations.)"""
+        where = _filters(now, status, kind, team, vendor, overdue, devices)
+        query = select(TaskRow).where(*where).order_by(TaskRow.due, TaskRow.id).limit(limit).offset(offset)
         async with self._sessions() as s:
             return [task_dict(row, now) for row in (await s.scalars(query)).all()]
+
+    async def count(
+        self,
+        now: int,
+        *,
+        status: Iterable[TaskStatus] = (),
+        kind: TaskKind | None = None,
+        team: str | None = None,
+        vendor: str | None = None,
+        overdue: bool | None = None,
+        devices: Collection[str] | None = None,
+    ) -> int:
+        """How many tasks `list` would give with these filters and no limit."""
+        where = _filters(now, status, kind, team, vendor, overdue, devices)
+        async with self._sessions() as s:
+            return (await s.execute(select(func.count()).select_from(TaskRow).where(*where))).scalar_one()
+
+
+def _filters(
+    now: int,
+    status: Iterable[TaskStatus],
+    kind: TaskKind | None,
+    team: str | None,
+    vendor: str | None,
+    overdue: bool | None,
+    devices: Collection[str] | None,
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if statuses := [s.value for s in status]:
+        where.append(TaskRow.status.in_(statuses))
+    if kind is not None:
+        where.append(TaskRow.kind == kind.value)
+    if team is not None:
+        where.append(TaskRow.team == team)
+    if vendor is not None:
+        where.append(TaskRow.vendor == vendor)
+    if overdue is not None:
+        late = and_(TaskRow.status.in_([s.value for s in UNFINISHED]), TaskRow.due < now)
+        where.append(late if overdue else not_(late))
+    if devices is not None:
+        where.append(or_(TaskRow.device_id.is_(None), TaskRow.device_id.in_(list(devices))))
+    return where
 
 
 def _sla(vendor: str, limit: int, tasks: list[tuple[int, int | None]], now: int) -> VendorSla:

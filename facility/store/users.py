@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sqlalchemy import BigInteger, String, select
+from sqlalchemy import BigInteger, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from facility.model import now_ns
@@ -36,8 +37,11 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class User:
+    """Who is asking. `buildings` limits what they see and act on; None: the whole site."""
+
     name: str
     role: Role
+    buildings: frozenset[str] | None = None
 
 
 class UserRow(Base):
@@ -48,6 +52,11 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
+    buildings: Mapped[str] = mapped_column(Text, default="")  # comma-separated; empty: the whole site
+
+    def user(self) -> User:
+        limited = frozenset(b for b in self.buildings.split(",") if b) if self.buildings else None
+        return User(self.name, Role.named(self.role), limited)
 
 
 def digest(token: str) -> str:
@@ -58,16 +67,28 @@ class UserStore:
     def __init__(self, ops: OpsStore) -> None:
         self._sessions = ops.sessions
 
-    async def add(self, name: str, role: Role) -> str:
-        """Add a user; returns the new token, which is kept nowhere else."""
+    async def add(self, name: str, role: Role, buildings: Iterable[str] = ()) -> str:
+        """Add a user, limited to `buildings` if any are given; returns the new token, which is kept
+        nowhere else."""
         name = name.strip()
         if not name or len(name) > 100:
             raise ValueError("name: 1 to 100 characters")
+        limited = sorted({b.strip() for b in buildings if b.strip()})
+        if any("," in b for b in limited):
+            raise ValueError("building: a building id has no commas")
         token = secrets.token_urlsafe(32)
         async with self._sessions.begin() as s:
             if (await s.scalars(select(UserRow).where(UserRow.name == name))).first() is not None:
                 raise ValueError(f"name: a user {name!r} exists; revoke it first to issue a new token")
-            s.add(UserRow(name=name, role=role.name.lower(), token_digest=digest(token), created_at=now_ns()))
+            s.add(
+                UserRow(
+                    name=name,
+                    role=role.name.lower(),
+                    token_digest=digest(token),
+                    created_at=now_ns(),
+                    buildings=",".join(limited),
+                )
+            )
         return token
 
     async def revoke(self, name: str) -> bool:
@@ -79,15 +100,15 @@ class UserStore:
             await s.delete(row)
             return True
 
-    async def all(self) -> list[tuple[str, Role, int]]:
-        """(name, role, created at) of every user, by name."""
+    async def all(self) -> list[tuple[User, int]]:
+        """Every user with when they were added, by name."""
         async with self._sessions() as s:
             rows = await s.scalars(select(UserRow).order_by(UserRow.name))
-            return [(r.name, Role.named(r.role), r.created_at) for r in rows]
+            return [(r.user(), r.created_at) for r in rows]
 
     async def find(self, token: str) -> User | None:
         """The user a token belongs to. The lookup is by digest, so the token never reaches the
         database and a timing difference says nothing about it."""
         async with self._sessions() as s:
             row = (await s.scalars(select(UserRow).where(UserRow.token_digest == digest(token)))).first()
-            return User(row.name, Role.named(row.role)) if row else None
+            return row.user() if row else None

@@ -38,11 +38,11 @@ writes:
     return write_site(tmp_path, broker_url, port, extra=extra)
 
 
-async def audit_log(data_dir: Path, limit: int = 100) -> list[AuditEntry]:
-    """The running system's audit log, oldest first, read from its ops store."""
+async def audit_log(data_dir: Path, action: str = "write", limit: int = 100) -> list[AuditEntry]:
+    """The running system's audit entries of one action, oldest first, read from its ops store."""
     store = OpsStore(f"sqlite+aiosqlite:///{data_dir / 'ops.db'}")
     try:
-        return list(reversed(await store.audit_log(limit)))
+        return [e for e in reversed(await store.audit_log(limit)) if e.action == action]
     finally:
         await store.close()
 
@@ -83,6 +83,13 @@ async def test_writes_reach_the_devices_and_are_audited(tmp_path: Path, mosquitt
             ("lights-1/circuit_1_command", {"value": True, "confirmed": True}, "ok"),
         ]
         assert all((e.actor, e.source, e.action) == ("duty", "127.0.0.1", "write") for e in log)
+        # The API's own record of each request, beside the device write's.
+        requests = await audit_log(data, "POST /devices/{device}/points/{point}/write")
+        assert [(e.target, e.detail, e.outcome) for e in requests] == [
+            ("/api/v1/devices/pump-1/points/pressure_setpoint/write", {"status": 200}, "ok"),
+            ("/api/v1/devices/lights-1/points/circuit_1_command/write", {"status": 200}, "ok"),
+            ("/api/v1/devices/lights-1/points/circuit_1_command/write", {"status": 200}, "ok"),
+        ]
 
 
 async def test_refused_writes_say_why_and_are_audited(tmp_path: Path, mosquitto: Mosquitto) -> None:

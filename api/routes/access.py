@@ -1,0 +1,34 @@
+"""Who is asking, and the audit log of every change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.auth import Role, TokenAuth, User
+from api.context import ApiContext
+
+
+def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
+    r = APIRouter(tags=["access"])
+
+    @r.get("/me")
+    async def me(user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+        """The user the token belongs to: the desk shows only the actions their role allows."""
+        return {
+            "name": user.name,
+            "role": user.role.name.lower(),
+            "buildings": sorted(user.buildings) if user.buildings is not None else None,
+        }
+
+    @r.get("/audit")
+    async def audit(
+        _: User = Depends(auth.require(Role.MANAGER)), limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> list[dict[str, Any]]:
+        """The latest changes asked for through the API, newest first: who, when, from where, what,
+        and how it ended."""
+        return [asdict(entry) for entry in await ctx.ops.audit_log(limit)]
+
+    return r

@@ -1,0 +1,83 @@
+"""Rules, for engineers: what is loaded, checking a rule file before it is saved, and reloading."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from api.auth import Role, TokenAuth, User
+from api.body import Body
+from api.context import ApiContext
+from facility.site import Site
+from facility.yamlfile import ConfigError
+from rules.ruleset import load_rules, rule_paths
+
+MAX_RULE_FILE = 1_000_000  # characters
+
+
+class RuleFileText(Body):
+    text: str = Field(max_length=MAX_RULE_FILE, description="the YAML of one rule file")
+    name: str = Field(default="candidate.yaml", pattern=r"^[\w.-]{1,100}$", description="named in the problems")
+
+
+class Checked(BaseModel):
+    ok: bool
+    problems: list[str] = Field(description="each as `file:line: field: message`")
+
+
+class Reloaded(Checked):
+    loaded: int = Field(description="rules running now")
+
+
+def check_text(site: Site, name: str, text: str) -> list[str]:
+    """The problems of a rule file as if it were added to the site's rules (so that it may name the
+    library's rules and plans); blocking: reads files."""
+    with tempfile.TemporaryDirectory(prefix="facility-rule-check-") as folder:
+        candidate = Path(folder) / name
+        candidate.write_text(text, encoding="utf-8")
+        try:
+            load_rules(site, [*rule_paths(site), candidate])
+        except ConfigError as exc:
+            return [str(p).replace(str(candidate), name) for p in exc.problems]
+    return []
+
+
+def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
+    r = APIRouter(tags=["rules"])
+
+    @r.get("/rules")
+    async def list_rules(_: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
+        """The rules running now: where each is defined and what it does."""
+        return [
+            {
+                "id": rule.id,
+                "source": rule.source,
+                "title": rule.spec.title.model_dump(),
+                "priority": rule.spec.priority.value,
+                "outcome": rule.spec.outcome,
+                "plan": rule.spec.plan,
+                "when": rule.spec.when,
+                "devices": list(rule.devices),
+            }
+            for rule in ctx.rules.rules
+        ]
+
+    @r.post("/rules/validate", response_model=Checked)
+    async def validate(body: RuleFileText, _: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
+        """Check a rule file against this site before saving it: its problems, or none."""
+        problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
+        return {"ok": not problems, "problems": problems}
+
+    @r.post("/rules/reload", response_model=Reloaded)
+    async def reload(_: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
+        """Load the rule files again now (they are also reloaded when they change). With problems,
+        the running rules stay."""
+        problems = await ctx.rules.reload()
+        return {"ok": not problems, "problems": problems, "loaded": len(ctx.rules.rules)}
+
+    return r
