@@ -56,8 +56,11 @@ class Event:
 class EventStream:
     """Follows /api/v1/stream and lets a test wait for the event it expects."""
 
-    def __init__(self, base_url: str, token: str = TOKEN) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=None)
+    def __init__(self, base_url: str, token: str = TOKEN, last_event_id: int | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"}
+        if last_event_id is not None:  # resume: the server first replays what came after it
+            headers["Last-Event-ID"] = str(last_event_id)
+        self._client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=None)
         self._events: list[Event] = []
         self._arrived = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -91,6 +94,11 @@ class EventStream:
                 elif ":" in line and not line.startswith(":"):
                     name, _, value = line.partition(":")
                     fields[name] = value.strip()
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event received so far, in order."""
+        return list(self._events)
 
     async def wait_for(self, match: Callable[[Event], bool], timeout: float, after: int = 0) -> Event:
         """The first event numbered above `after` (already received or yet to come) that matches;
