@@ -15,6 +15,7 @@ None.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,8 +43,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.schema import CreateColumn
 
 from facility.model import AlarmState
+
+log = logging.getLogger(__name__)
 
 MINUTE_NS = 60 * 1_000_000_000
 CHATTER_LIMIT = 5  # activations within the window beyond which an alarm is chattering
@@ -256,11 +260,11 @@ class OpsStore:
         return self._sessions
 
     async def start(self) -> None:
-        """Create missing tables; refuse a database whose tables lack columns this version needs,
-        rather than fail on the first alarm."""
+        """Create missing tables and add the columns a newer version brought with a default; refuse
+        a database lacking other columns this version needs, rather than fail on the first alarm."""
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-            missing = await conn.run_sync(_missing_columns)
+            missing = await conn.run_sync(_add_missing_columns)
         if missing:
             raise RuntimeError(
                 f"the ops database {self._engine.url.render_as_string()} was made by an older version: "
@@ -600,12 +604,22 @@ class OpsStore:
         return (await s.scalars(query)).first()
 
 
-def _missing_columns(conn: Connection) -> list[str]:
+def _add_missing_columns(conn: Connection) -> list[str]:
+    """Add each missing column that can be filled for the rows already there (it has a server
+    default, or may be empty); returns the ones that cannot, as `table.column`."""
     inspector = inspect(conn)
     missing = []
     for table in Base.metadata.sorted_tables:
         present = {c["name"] for c in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if column.server_default is None and not column.nullable:
+                missing.append(f"{table.name}.{column.name}")
+                continue
+            spec = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN {spec}"))
+            log.info("ops store: added column %s.%s", table.name, column.name)
     return missing
 
 

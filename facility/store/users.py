@@ -52,7 +52,7 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(20))
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    buildings: Mapped[str] = mapped_column(Text, default="")  # comma-separated; empty: the whole site
+    buildings: Mapped[str] = mapped_column(Text, server_default="")  # comma-separated; empty: the whole site
 
     def user(self) -> User:
         limited = frozenset(b for b in self.buildings.split(",") if b) if self.buildings else None
