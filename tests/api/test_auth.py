@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 
 from facility.netutil import free_port
 from tests.servers import Mosquitto
@@ -55,3 +57,23 @@ async def test_bad_requests_get_4xx_naming_the_problem(tmp_path: Path, mosquitto
             listed = (await http.get("/sim/devices")).json()
             assert {d["id"] for d in listed} == {"pump-1", "lift-1"}
             assert all(d["faults"] == {} for d in listed)  # the refused requests changed nothing
+
+
+async def test_tokens_never_reach_the_logs(
+    tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever a client sends, right or wrong, and whatever the system logs meanwhile (down to
+    DEBUG), no token is written in the log."""
+    caplog.set_level(logging.DEBUG)
+    site_path = write_site(tmp_path, mosquitto.url, free_port())
+    wrong = "wrong-token-abcdef0123456789"
+    async with running_system(site_path, tmp_path / "data") as (url, _site), httpx.AsyncClient(base_url=url) as http:
+        for token in (TOKEN, wrong):
+            headers = {"Authorization": f"Bearer {token}"}
+            await http.get("/api/v1/alarms", headers=headers)
+            await http.post("/api/v1/alarms/1/ack", headers=headers)
+            await http.post("/api/v1/tasks", headers=headers, json={"title": "x", "unknown": token})
+            await http.get("/api/v1/stream", headers=headers, params={"last_event_id": "not-a-number"})
+    assert caplog.records, "the system logged nothing: the check would prove nothing"
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert TOKEN not in logged and wrong not in logged
