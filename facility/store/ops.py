@@ -98,6 +98,7 @@ class AlarmRow(Base):
     __table_args__ = (
         Index("alarms_open_by_change", "is_open", "changed_at"),
         Index("alarms_by_raised", "raised_at"),
+        Index("alarms_by_rule_and_device", "rule_id", "device_id"),  # chattering counts every occurrence
         Index(
             "one_open_alarm_per_rule_and_device",
             "rule_id",
