@@ -86,6 +86,10 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
         raise ConfigError([Problem(file, line, "", f"YAML syntax: {exc.problem}")]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character)
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigError([Problem(file, line, "", f"YAML: the character U+{code:04X} is not allowed")]) from None
     lines: dict[Loc, int] = {}
     data = _construct(_Loader(""), node, (), lines, file) if node is not None else None
     return YamlDoc(file, data, lines)

@@ -82,6 +82,14 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     assert "YAML syntax" in caught.value.problems[0].message
 
 
+def test_a_control_character_names_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, GOOD.replace("mqtt: {topic: a/b}", "mqtt: {topic: a/b\x07}"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    assert caught.value.problems[0].line == 10  # the device's mqtt line
+    assert "U+0007 is not allowed" in caught.value.problems[0].message
+
+
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD.replace("      port: 15020", "      port: 15020\n      port: 15021"))
     with pytest.raises(ConfigError) as caught:
