@@ -335,6 +335,155 @@ def users_revoke(name: str, site: UsersSite = DEMO_SITE, data: DataOption = None
     typer.echo(f"{name}: revoked")
 
 
+report_app = typer.Typer(
+    help="Reports: the morning briefing, the shift handover and the monthly report.", no_args_is_help=True
+)
+app.add_typer(report_app, name="report")
+ReportSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its ops store holds what reports read)")]
+ReportFormat = Annotated[str, typer.Option("--format", help="md, html, csv or json")]
+ReportLang = Annotated[str, typer.Option("--lang", help="zh or en")]
+ReportOut = Annotated[Path | None, typer.Option("--out", help="write to this file (default: print)")]
+
+
+def _report(
+    site: Path,
+    data: Path | None,
+    fmt: str,
+    lang: str,
+    out: Path | None,
+    make: Callable[[Site, OpsStore], Awaitable[Any]],
+) -> None:
+    """Build a report on the site's ops store (or the --data folder's) and print or write it."""
+    from typing import cast
+
+    from facility.runtime import ops_url  # the runtime imports every package: only when needed
+    from reports import FORMATS, Format, Lang, render
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    if lang not in ("zh", "en"):
+        raise typer.BadParameter(f"{lang!r} is not zh or en", param_hint="--lang")
+    loaded = _load(site)
+
+    async def build() -> Any:
+        ops = OpsStore(ops_url(loaded, data))
+        await ops.start()
+        try:
+            return await make(loaded, ops)
+        finally:
+            await ops.close()
+
+    try:
+        text = render(asyncio.run(build()), cast("Format", fmt), cast("Lang", lang))
+    except ConfigError as exc:
+        typer.echo(f"error: the site's rules or schedules cannot be used:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+    except (RuntimeError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@report_app.command("briefing")
+def report_briefing(
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday)")] = None,
+    fmt: ReportFormat = "md",
+    lang: ReportLang = "zh",
+    out: ReportOut = None,
+    site: ReportSite = DEMO_SITE,
+    data: DataOption = None,
+) -> None:
+    """The morning briefing: a day's alarms, emergencies and tasks, and what today starts with."""
+    from datetime import date, timedelta
+
+    from facility.model import now_ns
+    from reports import briefing
+
+    try:
+        chosen = date.fromisoformat(day) if day else None
+    except ValueError:
+        raise typer.BadParameter(f"{day!r} is not a date; write YYYY-MM-DD", param_hint="--date") from None
+
+    async def make(loaded: Site, ops: OpsStore) -> Any:
+        yesterday = datetime.now(ZoneInfo(loaded.site.timezone)).date() - timedelta(days=1)
+        return await briefing(loaded, ops, chosen or yesterday, now=now_ns())
+
+    _report(site, data, fmt, lang, out, make)
+
+
+@report_app.command("handover")
+def report_handover(
+    since: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601, site time zone unless an offset is given (default: 08:00 or 20:00 shift start)"),
+    ] = None,
+    fmt: ReportFormat = "md",
+    lang: ReportLang = "zh",
+    out: ReportOut = None,
+    site: ReportSite = DEMO_SITE,
+    data: DataOption = None,
+) -> None:
+    """The shift handover: what happened since the shift began, and what is still open."""
+    from facility.model import now_ns
+    from reports import handover
+
+    try:
+        moment = datetime.fromisoformat(since) if since else None
+    except ValueError:
+        raise typer.BadParameter(
+            f"{since!r} is not a time; write e.g. 2026-11-28T08:00", param_hint="--since"
+        ) from None
+
+    async def make(loaded: Site, ops: OpsStore) -> Any:
+        start = None
+        if moment is not None:
+            local = moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(loaded.site.timezone))
+            start = int(local.timestamp() * 1e6) * 1000
+        try:
+            return await handover(loaded, ops, start, now_ns())
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--since") from None
+
+    _report(site, data, fmt, lang, out, make)
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: Annotated[str | None, typer.Option(help="YYYY-MM (default: last month)")] = None,
+    fmt: ReportFormat = "md",
+    lang: ReportLang = "zh",
+    out: ReportOut = None,
+    site: ReportSite = DEMO_SITE,
+    data: DataOption = None,
+) -> None:
+    """The monthly report: acknowledge and repair times, deadlines kept, alarm load, availability."""
+    import re
+    from datetime import timedelta
+
+    from facility.model import now_ns
+    from reports import monthly
+
+    if month is not None and not re.fullmatch(r"\d{4}-\d{2}", month):
+        raise typer.BadParameter(f"{month!r} is not a month; write YYYY-MM", param_hint="--month")
+
+    async def make(loaded: Site, ops: OpsStore) -> Any:
+        now = now_ns()
+        if month is None:
+            last = datetime.now(ZoneInfo(loaded.site.timezone)).date().replace(day=1) - timedelta(days=1)
+            year, number = last.year, last.month
+        else:
+            year, number = int(month[:4]), int(month[5:])
+        try:
+            return await monthly(loaded, ops, year, number, now=now)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--month") from None
+
+    _report(site, data, fmt, lang, out, make)
+
+
 @sim_app.command("run")
 def sim_run(
     site: Annotated[Path, typer.Argument(help="site file")],
