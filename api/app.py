@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.audit import AuditChanges
 from api.auth import Role, TokenAuth
 from api.context import ApiContext
-from api.routes import access, alarms, devices, plans, rules, stream, tasks, writes
+from api.routes import access, alarms, devices, plans, reports, rules, stream, tasks, writes
 
 DESK_DIR = Path(__file__).parent / "desk"
-ROUTES = (access, alarms, devices, tasks, plans, rules, stream, writes)
+ROUTES = (access, alarms, devices, tasks, plans, rules, reports, stream, writes)
+
+
+async def validation_failed(_: Request, exc: Exception) -> Response:
+    """FastAPI's 422 in its own shape, written as ASCII JSON: the input it echoes may hold text that
+    is not valid UTF-8 (a lone surrogate), which must come back as an error, not a crash."""
+    assert isinstance(exc, RequestValidationError)
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
+    return Response(body, status_code=422, media_type="application/json")
 
 
 def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | None = None) -> FastAPI:
@@ -44,5 +55,6 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
         return FileResponse(DESK_DIR / "index.html")
 
     app.mount("/desk", StaticFiles(directory=DESK_DIR), name="desk")
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_middleware(AuditChanges, ops=ctx.ops)
     return app

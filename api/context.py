@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Request
 
+from api.body import field_error
 from facility.bus import Bus
 from facility.site import Device, Site
 from facility.store.live import LiveValues
@@ -68,11 +69,15 @@ class ApiContext:
         building, system = device.location.building, self.site.system_of(device)
         return {**record, "device_name": device.name, "building": building, "system": system}
 
-    def ns_of(self, moment: datetime) -> int:
-        """UTC ns of a time from a query; one without an offset is the site's local time."""
+    def ns_of(self, moment: datetime, field: str, where: str = "query") -> int:
+        """UTC ns of a time from a request; one without an offset is the site's local time. A time
+        the stores cannot hold (before 1970, after 2262) is a 422 naming `field`."""
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=ZoneInfo(self.site.site.timezone))
-        return int(moment.timestamp() * 1e6) * 1000
+        ns = int(moment.timestamp() * 1e6) * 1000
+        if not 0 <= ns < 2**63:
+            raise field_error(where, field, "a time between 1970 and 2262")
+        return ns
 
     def may_see(self, user: User, device_id: str | None) -> bool:
         """Whether a record of this device (None: site-wide, such as a complaint) is the user's to see."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Role, TokenAuth, User
-from api.body import Body
+from api.body import MAX_ID, Body, RecordId
 from api.context import ApiContext, source_of
 from facility.model import AlarmState, Priority, now_ns
 from facility.store.ops import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS, SORTS, ActionRefused
@@ -69,7 +69,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         until: Annotated[datetime | None, Query(description="raised before")] = None,
         sort: Sort = "desk",
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
         """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
         priority, then the latest change."""
@@ -88,8 +88,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             states=state,
             priorities=[p.value for p in priority],
             devices=devices,
-            since=None if since is None else ctx.ns_of(since),
-            until=None if until is None else ctx.ns_of(until),
+            since=None if since is None else ctx.ns_of(since, "since"),
+            until=None if until is None else ctx.ns_of(until, "until"),
             sort=sort,
             limit=limit,
             offset=offset,
@@ -103,7 +103,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         return alarms.flood_state()
 
     @r.get("/alarms/{alarm_id}")
-    async def alarm(alarm_id: int, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+    async def alarm(alarm_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The alarm with its history (who did what, when, from where) and the id of the emergency
         plan it opened, if any."""
         found = await visible_alarm(alarm_id, user)
@@ -112,13 +112,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/alarms/{alarm_id}/ack")
     async def acknowledge(
-        alarm_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await act(alarm_id, user, lambda: alarms.acknowledge(alarm_id, user.name, source_of(request)))
 
     @r.post("/alarms/{alarm_id}/shelve")
     async def shelve(
-        alarm_id: int, body: Shelve, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        alarm_id: RecordId, body: Shelve, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         """Hide an open alarm for up to a day, with a reason; it comes back by itself."""
         until = now_ns() + body.minutes * MINUTE_NS
@@ -127,13 +127,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/alarms/{alarm_id}/unshelve")
     async def unshelve(
-        alarm_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await act(alarm_id, user, lambda: alarms.unshelve(alarm_id, user.name, source_of(request)))
 
     @r.post("/alarms/{alarm_id}/comments")
     async def comment(
-        alarm_id: int, body: Comment, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        alarm_id: RecordId, body: Comment, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await act(alarm_id, user, lambda: alarms.comment(alarm_id, user.name, source_of(request), body.text))
 

@@ -108,8 +108,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         spec = ctx.site.profile_of(found).points.get(point)
         if spec is None:
             raise HTTPException(404, f"{device_id} has no point {point!r}")
-        end = now_ns() if until is None else ctx.ns_of(until)
-        start = end - DAY_NS if since is None else ctx.ns_of(since)
+        end = now_ns() if until is None else ctx.ns_of(until, "until")
+        start = end - DAY_NS if since is None else ctx.ns_of(since, "since")
         if start >= end:
             raise query_error("since", "since must be before until")
         if end - start > MAX_RANGE_NS:

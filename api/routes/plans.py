@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import Field
 
 from api.auth import Role, TokenAuth, User
-from api.body import Body
+from api.body import Body, RecordId
 from api.context import ApiContext, source_of
 from facility.store.plans import PlanRefused
 
@@ -44,12 +44,16 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         return [ctx.placed(p) for p in found if ctx.may_see(user, p["device"])]
 
     @r.get("/plans/{instance_id}")
-    async def plan(instance_id: int, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+    async def plan(instance_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         return ctx.placed(await visible_plan(instance_id, user))
 
     @r.post("/plans/{instance_id}/steps/{step_id}")
     async def tick(
-        instance_id: int, step_id: str, body: StepDone, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        instance_id: RecordId,
+        step_id: str,
+        body: StepDone,
+        request: Request,
+        user: User = Depends(auth.require(Role.DUTY)),
     ) -> dict[str, Any]:
         """Record that a step is done, by whom, when and from where; the plan closes with its last step."""
         return await work(
@@ -58,7 +62,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/plans/{instance_id}/close")
     async def close(
-        instance_id: int, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        instance_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         """Close a plan with steps left undone: the emergency is over, or was a false alarm."""
         return await work(instance_id, user, lambda: plans.close(instance_id, user.name, source_of(request)))

@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Role, TokenAuth, User
-from api.body import Body, field_error
+from api.body import MAX_ID, Body, RecordId, field_error
 from api.context import ApiContext, source_of
 from facility.model import Priority, now_ns
 from facility.store.tasks import Bilingual, TaskError, TaskKind, TaskNotFound, TaskStatus
@@ -87,7 +87,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         overdue: bool | None = None,
         building: Annotated[list[str], Query()] = [],  # noqa: B006
         limit: Annotated[int, Query(ge=1, le=500)] = 200,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
         """Tasks matching every filter given, the soonest due first. A building filter keeps the
         tasks of its devices and the site-wide ones."""
@@ -125,7 +125,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
                 team=body.team,
                 vendor=body.vendor,
                 device=body.device,
-                due=None if body.due is None else ctx.ns_of(body.due),
+                due=None if body.due is None else ctx.ns_of(body.due, "due", "body"),
                 checklist=body.checklist,
             )
         except TaskError as exc:  # "field: message"
@@ -134,19 +134,19 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         return ctx.placed(created)
 
     @r.get("/tasks/{task_id}")
-    async def task(task_id: int, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
+    async def task(task_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The task with its history: who did what, when and from where."""
         return ctx.placed(await visible_task(task_id, user))
 
     @r.post("/tasks/{task_id}/assign")
     async def assign(
-        task_id: int, body: Assign, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        task_id: RecordId, body: Assign, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await work(task_id, user, lambda: tasks.assign(task_id, body.assignee, user.name, source_of(request)))
 
     @r.post("/tasks/{task_id}/status")
     async def move(
-        task_id: int, body: StatusMove, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        task_id: RecordId, body: StatusMove, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         """Move a task on: open → assigned → in_progress → resolved → verified, or cancelled. Verified
         needs the condition behind a rule's task to have cleared."""
@@ -154,7 +154,11 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/tasks/{task_id}/checklist/{item}")
     async def tick(
-        task_id: int, item: int, body: Tick, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        task_id: RecordId,
+        item: Annotated[int, Path(ge=0, le=MAX_ID)],
+        body: Tick,
+        request: Request,
+        user: User = Depends(auth.require(Role.DUTY)),
     ) -> dict[str, Any]:
         """Mark checklist item `item` (its position, from 0) done, or not done again."""
         return await work(
@@ -163,7 +167,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/tasks/{task_id}/notes")
     async def note(
-        task_id: int, body: Note, request: Request, user: User = Depends(auth.require(Role.DUTY))
+        task_id: RecordId, body: Note, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await work(task_id, user, lambda: tasks.add_note(task_id, body.text, user.name, source_of(request)))
 

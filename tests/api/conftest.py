@@ -1,0 +1,49 @@
+"""Users of a test system, added to and revoked from the ops store in its data directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from facility.store.ops import OpsStore
+from facility.store.users import Role, UserStore
+
+
+class Accounts:
+    """The users of the system whose data directory is `data`: they may be added before it starts
+    or while it runs (it looks a token up on every request), and revoked while it runs."""
+
+    def __init__(self, data: Path) -> None:
+        self.data = data
+
+    async def _store(self) -> OpsStore:
+        store = OpsStore(f"sqlite+aiosqlite:///{self.data / 'ops.db'}")
+        await store.start()
+        return store
+
+    async def add(self, name: str, role: Role, buildings: Iterable[str] = ()) -> str:
+        """The new user's bearer token."""
+        return (await self.add_many([(name, role, tuple(buildings))]))[name]
+
+    async def add_many(self, users: Iterable[tuple[str, Role, tuple[str, ...]]]) -> dict[str, str]:
+        """Tokens by user name, for (name, role, buildings) each."""
+        store = await self._store()
+        try:
+            return {name: await UserStore(store).add(name, role, buildings) for name, role, buildings in users}
+        finally:
+            await store.close()
+
+    async def revoke(self, name: str) -> None:
+        store = await self._store()
+        try:
+            assert await UserStore(store).revoke(name)
+        finally:
+            await store.close()
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Accounts:
+    """Users of a system run with the data directory `tmp_path / "data"`."""
+    return Accounts(tmp_path / "data")
