@@ -135,6 +135,9 @@ class AlarmHistoryRow(Base):
     source: Mapped[str] = mapped_column(String(200), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
 
+    # Reports and the handover read a period's actions (acknowledged, raised...) across all alarms.
+    __table_args__ = (Index("alarm_history_by_action_and_time", "action", "ts"),)
+
 
 class OutOfServiceRow(Base):
     """A device under maintenance: its alarms are still recorded, flagged out of service."""
@@ -265,7 +268,7 @@ class OpsStore:
         a database lacking other columns this version needs, rather than fail on the first alarm."""
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
-            missing = await conn.run_sync(_add_missing_columns)
+            missing = await conn.run_sync(_upgrade)
         if missing:
             raise RuntimeError(
                 f"the ops database {self._engine.url.render_as_string()} was made by an older version: "
@@ -605,9 +608,10 @@ class OpsStore:
         return (await s.scalars(query)).first()
 
 
-def _add_missing_columns(conn: Connection) -> list[str]:
-    """Add each missing column that can be filled for the rows already there (it has a server
-    default, or may be empty); returns the ones that cannot, as `table.column`."""
+def _upgrade(conn: Connection) -> list[str]:
+    """Bring tables made by an older version up to this one: add each missing column that can be
+    filled for the rows already there (it has a server default, or may be empty), then each missing
+    index. Returns the columns that cannot be added, as `table.column`, and then adds no index."""
     inspector = inspect(conn)
     missing = []
     for table in Base.metadata.sorted_tables:
@@ -621,6 +625,10 @@ def _add_missing_columns(conn: Connection) -> list[str]:
             spec = CreateColumn(column).compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN {spec}"))
             log.info("ops store: added column %s.%s", table.name, column.name)
+    if not missing:
+        for table in Base.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
     return missing
 
 
