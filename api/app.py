@@ -15,6 +15,7 @@ from api.audit import AuditChanges
 from api.auth import Role, TokenAuth
 from api.context import ApiContext
 from api.routes import access, alarms, devices, plans, reports, rules, stream, tasks, writes
+from api.schemas import ERRORS
 
 DESK_DIR = Path(__file__).parent / "desk"
 ROUTES = (access, alarms, devices, tasks, plans, rules, reports, stream, writes)
@@ -46,7 +47,7 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
         return {"status": "ok", "site": ctx.site.site.id}
 
     for module in ROUTES:
-        app.include_router(module.router(ctx, auth), prefix="/api/v1", dependencies=guarded)
+        app.include_router(module.router(ctx, auth), prefix="/api/v1", dependencies=guarded, responses=ERRORS)
     for prefix, router in (extra or {}).items():  # the simulators: breaking the plant is for engineers
         app.include_router(router, prefix=prefix, dependencies=[Depends(auth.require(Role.ENGINEER))])
 

@@ -33,6 +33,9 @@ def source_of(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
+_NOWHERE = {"device_name": "", "building": "", "system": ""}
+
+
 @dataclass
 class ApiContext:
     site: Site
@@ -59,15 +62,16 @@ class ApiContext:
             raise HTTPException(404, f"no device {device_id!r}")
         return device
 
+    def __post_init__(self) -> None:
+        self._places = {
+            d.id: {"device_name": d.name, "building": d.location.building, "system": self.site.system_of(d)}
+            for d in self.site.devices
+        }
+
     def placed(self, record: dict[str, Any]) -> dict[str, Any]:
         """An alarm, task or plan with where its device is: name, building, system (for boards and
         filters); records of no device, or one the site no longer has, get empty strings."""
-        try:
-            device = self.site.device(record.get("device") or "")
-        except KeyError:
-            return {**record, "device_name": "", "building": "", "system": ""}
-        building, system = device.location.building, self.site.system_of(device)
-        return {**record, "device_name": device.name, "building": building, "system": system}
+        return {**record, **self._places.get(record.get("device") or "", _NOWHERE)}
 
     def ns_of(self, moment: datetime, field: str, where: str = "query") -> int:
         """UTC ns of a time from a request; one without an offset is the site's local time. A time

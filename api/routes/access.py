@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
 
@@ -14,7 +15,7 @@ from api.context import ApiContext
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["access"])
 
-    @r.get("/me")
+    @r.get("/me", response_model=schemas.Me)
     async def me(user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The user the token belongs to: the desk shows only the actions their role allows."""
         return {
@@ -23,7 +24,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             "buildings": sorted(user.buildings) if user.buildings is not None else None,
         }
 
-    @r.get("/audit")
+    @r.get("/audit", response_model=list[schemas.AuditEntry])
     async def audit(
         _: User = Depends(auth.require(Role.MANAGER)), limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import MAX_ID, Body, RecordId
 from api.context import ApiContext, source_of
@@ -17,13 +18,6 @@ from facility.store.ops import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS, SORTS, Act
 
 Sort = Literal["desk", "priority", "-priority", "changed_at", "-changed_at", "raised_at", "-raised_at"]
 assert set(Sort.__args__) == set(SORTS)  # type: ignore[attr-defined]
-
-
-class AlarmPage(BaseModel):
-    items: list[dict[str, Any]]
-    total: int = Field(description="alarms matching the filters, on every page")
-    limit: int
-    offset: int
 
 
 class Shelve(Body):
@@ -56,7 +50,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             raise HTTPException(404, f"no alarm {alarm_id}")
         return ctx.placed(done)
 
-    @r.get("/alarms", response_model=AlarmPage)
+    @r.get("/alarms", response_model=schemas.AlarmPage)
     async def list_alarms(
         user: User = Depends(auth.require(Role.VIEWER)),
         open: Annotated[bool, Query(description="only open alarms (false: closed ones too)")] = True,
@@ -96,13 +90,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         )
         return {"items": [ctx.placed(a) for a in items], "total": total, "limit": limit, "offset": offset}
 
-    @r.get("/alarms/flood")
+    @r.get("/alarms/flood", response_model=schemas.Flood, response_model_exclude_none=True)
     async def flood(_: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """`{active: true, count, since}` while more alarms are raised than staff can handle
         (over 10 in 10 minutes, ending under 5), else `{active: false}`."""
         return alarms.flood_state()
 
-    @r.get("/alarms/{alarm_id}")
+    @r.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
     async def alarm(alarm_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The alarm with its history (who did what, when, from where) and the id of the emergency
         plan it opened, if any."""
@@ -110,13 +104,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         plan = await ctx.rules.plans.of_alarm(alarm_id)
         return {**ctx.placed(found), "plan": plan["id"] if plan else None}
 
-    @r.post("/alarms/{alarm_id}/ack")
+    @r.post("/alarms/{alarm_id}/ack", response_model=schemas.Alarm)
     async def acknowledge(
         alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await act(alarm_id, user, lambda: alarms.acknowledge(alarm_id, user.name, source_of(request)))
 
-    @r.post("/alarms/{alarm_id}/shelve")
+    @r.post("/alarms/{alarm_id}/shelve", response_model=schemas.Alarm)
     async def shelve(
         alarm_id: RecordId, body: Shelve, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
@@ -125,13 +119,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         source = source_of(request)
         return await act(alarm_id, user, lambda: alarms.shelve(alarm_id, user.name, source, body.reason, until))
 
-    @r.post("/alarms/{alarm_id}/unshelve")
+    @r.post("/alarms/{alarm_id}/unshelve", response_model=schemas.Alarm)
     async def unshelve(
         alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await act(alarm_id, user, lambda: alarms.unshelve(alarm_id, user.name, source_of(request)))
 
-    @r.post("/alarms/{alarm_id}/comments")
+    @r.post("/alarms/{alarm_id}/comments", response_model=schemas.Alarm)
     async def comment(
         alarm_id: RecordId, body: Comment, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import Field
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import Body, query_error
 from api.context import ApiContext, source_of
@@ -56,7 +57,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             "points": points,
         }
 
-    @r.get("/site")
+    @r.get("/site", response_model=schemas.SiteInfo)
     async def site(user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The estate: id, display name, the time zone the desk shows times in, and the buildings
         and systems its devices are in (a limited user's buildings only)."""
@@ -71,7 +72,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             "systems": sorted({ctx.site.system_of(d) for d in devices}),
         }
 
-    @r.get("/devices")
+    @r.get("/devices", response_model=list[schemas.Device])
     async def devices(
         user: User = Depends(auth.require(Role.VIEWER)),
         building: Annotated[list[str], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
@@ -88,12 +89,12 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             and (not system or ctx.site.system_of(d) in system)
         ]
 
-    @r.get("/devices/{device_id}")
+    @r.get("/devices/{device_id}", response_model=schemas.Device)
     async def device(device_id: str, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         found, maintenance = ctx.device_for(user, device_id), await ctx.ops.out_of_service()
         return board(found, now_ns(), maintenance)
 
-    @r.get("/devices/{device_id}/points/{point}/history")
+    @r.get("/devices/{device_id}/points/{point}/history", response_model=schemas.History)
     async def history(
         device_id: str,
         point: str,
@@ -131,7 +132,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             "samples": [{"ts": s.ts, "mean": s.mean, "min": s.min, "max": s.max, "count": s.count} for s in samples],
         }
 
-    @r.put("/devices/{device_id}/out-of-service")
+    @r.put("/devices/{device_id}/out-of-service", response_model=schemas.ServiceChange)
     async def take_out(
         device_id: str, body: OutOfService, request: Request, user: User = Depends(auth.require(Role.ENGINEER))
     ) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         front of duty staff until it is back."""
         return await set_service(device_id, True, body.reason, request, user)
 
-    @r.delete("/devices/{device_id}/out-of-service")
+    @r.delete("/devices/{device_id}/out-of-service", response_model=schemas.ServiceChange)
     async def put_back(
         device_id: str, request: Request, user: User = Depends(auth.require(Role.ENGINEER))
     ) -> dict[str, Any]:

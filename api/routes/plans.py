@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import Field
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import Body, RecordId
 from api.context import ApiContext, source_of
@@ -37,17 +38,17 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         except PlanRefused as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @r.get("/plans")
+    @r.get("/plans", response_model=list[schemas.PlanInstance])
     async def list_plans(user: User = Depends(auth.require(Role.VIEWER)), open: bool = True) -> list[dict[str, Any]]:
         """Open plan instances, oldest first; with `open=false`, the latest 200 of any state."""
         found = await plans.recent(open_only=open)
         return [ctx.placed(p) for p in found if ctx.may_see(user, p["device"])]
 
-    @r.get("/plans/{instance_id}")
+    @r.get("/plans/{instance_id}", response_model=schemas.PlanInstance)
     async def plan(instance_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         return ctx.placed(await visible_plan(instance_id, user))
 
-    @r.post("/plans/{instance_id}/steps/{step_id}")
+    @r.post("/plans/{instance_id}/steps/{step_id}", response_model=schemas.PlanInstance)
     async def tick(
         instance_id: RecordId,
         step_id: str,
@@ -60,7 +61,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             instance_id, user, lambda: plans.tick(instance_id, step_id, user.name, source_of(request), body.note)
         )
 
-    @r.post("/plans/{instance_id}/close")
+    @r.post("/plans/{instance_id}/close", response_model=schemas.PlanInstance)
     async def close(
         instance_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import Body
 from api.context import ApiContext
@@ -50,7 +51,7 @@ def check_text(site: Site, name: str, text: str) -> list[str]:
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["rules"])
 
-    @r.get("/rules")
+    @r.get("/rules", response_model=list[schemas.RuleInfo])
     async def list_rules(_: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
         """The rules running now: where each is defined and what it does."""
         return [

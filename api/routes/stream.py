@@ -51,7 +51,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
                     device = event.data.get("device")
                     if visible is not None and device is not None and device not in visible:
                         continue
-                    data = json.dumps(event.data, ensure_ascii=False, separators=(",", ":"))
+                    shown = ctx.placed(event.data) if device is not None else event.data
+                    data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
                     yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
 
         return StreamingResponse(

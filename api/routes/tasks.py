@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import MAX_ID, Body, RecordId, field_error
 from api.context import ApiContext, source_of
@@ -50,13 +51,6 @@ class Note(Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
-class TaskPage(BaseModel):
-    items: list[dict[str, Any]]
-    total: int
-    limit: int
-    offset: int
-
-
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["tasks"])
     tasks = ctx.rules.tasks
@@ -77,7 +71,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         except TaskError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @r.get("/tasks", response_model=TaskPage)
+    @r.get("/tasks", response_model=schemas.TaskPage)
     async def list_tasks(
         user: User = Depends(auth.require(Role.VIEWER)),
         status: Annotated[list[TaskStatus], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
@@ -86,6 +80,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         vendor: str | None = None,
         overdue: bool | None = None,
         building: Annotated[list[str], Query()] = [],  # noqa: B006
+        sort: Annotated[Literal["due", "-changed_at"], Query(description="soonest due, or latest changed")] = "due",
         limit: Annotated[int, Query(ge=1, le=500)] = 200,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
@@ -104,11 +99,12 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             "devices": devices,
         }
         now = now_ns()
-        items = await ctx.rules.task_store.list(now, limit=limit, offset=offset, **filters)
+        latest = sort == "-changed_at"
+        items = await ctx.rules.task_store.list(now, latest_first=latest, limit=limit, offset=offset, **filters)
         total = await ctx.rules.task_store.count(now, **filters)
         return {"items": [ctx.placed(t) for t in items], "total": total, "limit": limit, "offset": offset}
 
-    @r.post("/tasks", status_code=201)
+    @r.post("/tasks", status_code=201, response_model=schemas.Task)
     async def create(body: NewTask, request: Request, user: User = Depends(auth.require(Role.DUTY))) -> dict[str, Any]:
         """A task made by hand: a resident's complaint, an engineer's finding."""
         if body.device is not None and not ctx.may_see(user, body.device):
@@ -133,18 +129,18 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             raise field_error("body", field, message) from None
         return ctx.placed(created)
 
-    @r.get("/tasks/{task_id}")
+    @r.get("/tasks/{task_id}", response_model=schemas.TaskDetail)
     async def task(task_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The task with its history: who did what, when and from where."""
         return ctx.placed(await visible_task(task_id, user))
 
-    @r.post("/tasks/{task_id}/assign")
+    @r.post("/tasks/{task_id}/assign", response_model=schemas.Task)
     async def assign(
         task_id: RecordId, body: Assign, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         return await work(task_id, user, lambda: tasks.assign(task_id, body.assignee, user.name, source_of(request)))
 
-    @r.post("/tasks/{task_id}/status")
+    @r.post("/tasks/{task_id}/status", response_model=schemas.Task)
     async def move(
         task_id: RecordId, body: StatusMove, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
@@ -152,7 +148,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         needs the condition behind a rule's task to have cleared."""
         return await work(task_id, user, lambda: tasks.set_status(task_id, body.status, user.name, source_of(request)))
 
-    @r.post("/tasks/{task_id}/checklist/{item}")
+    @r.post("/tasks/{task_id}/checklist/{item}", response_model=schemas.Task)
     async def tick(
         task_id: RecordId,
         item: Annotated[int, Path(ge=0, le=MAX_ID)],
@@ -165,7 +161,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             task_id, user, lambda: tasks.tick(task_id, item, user.name, source_of(request), done=body.done)
         )
 
-    @r.post("/tasks/{task_id}/notes")
+    @r.post("/tasks/{task_id}/notes", response_model=schemas.Task)
     async def note(
         task_id: RecordId, body: Note, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
