@@ -26,7 +26,10 @@ class LiveValues:
             if reading.value is None and reading.quality in _KEEPS_LAST_VALUE:
                 previous = points.get(reading.point)
                 if previous is not None:
-                    reading = Reading(reading.device, reading.point, previous.value, reading.quality, previous.ts)
+                    # A device that stopped answering also goes quiet: "stale" must not hide it.
+                    keeps_no_comm = previous.quality is Quality.NO_COMM
+                    quality = Quality.NO_COMM if keeps_no_comm else reading.quality
+                    reading = Reading(reading.device, reading.point, previous.value, quality, previous.ts)
             elif reading.quality not in _KEEPS_LAST_VALUE and reading.ts > self._seen.get(reading.device, 0):
                 self._seen[reading.device] = reading.ts
             points[reading.point] = reading

@@ -375,14 +375,17 @@ class TaskStore:
         vendor: str | None = None,
         overdue: bool | None = None,
         devices: Collection[str] | None = None,
+        latest_first: bool = False,
         limit: int = 500,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Tasks matching every filter given, the soonest due first. `devices` limits to the tasks of
-        those devices and those of none (site-wide work such as a complaint). (Defined last: inside the
-        class body its name hides the builtin `list` from later annotations.)"""
+        """Tasks matching every filter given, the soonest due first (or with `latest_first`, the latest
+        changed first). `devices` limits to the tasks of those devices and those of none (site-wide
+        work such as a complaint). (Defined last: inside the class body its name hides the builtin
+        `list` from later annotations.)"""
         where = _filters(now, status, kind, team, vendor, overdue, devices)
-        query = select(TaskRow).where(*where).order_by(TaskRow.due, TaskRow.id).limit(limit).offset(offset)
+        order = (TaskRow.changed_at.desc(), TaskRow.id.desc()) if latest_first else (TaskRow.due, TaskRow.id)
+        query = select(TaskRow).where(*where).order_by(*order).limit(limit).offset(offset)
         async with self._sessions() as s:
             return [task_dict(row, now) for row in (await s.scalars(query)).all()]
 
