@@ -1,0 +1,151 @@
+// The desk's words in Simplified Chinese and English; the choice is remembered in localStorage.
+
+const TEXT = {
+  zh: {
+    title: "值班台", pageTitle: "值班台", emergencyTitle: "⚠ 紧急报警未确认 ({n})", otherLanguage: "English",
+    token: "访问令牌", login: "登录", logout: "退出", badToken: "令牌无效或已被吊销",
+    networkError: "无法连接服务器", retryAfter: "{n} 秒后可重试", loading: "正在加载…",
+    loadFailed: "无法读取{what}：{message}", site: "项目信息", flood: "报警泛滥状态", plans: "应急预案",
+    live: "在线", offline: "离线", connecting: "连接中…", heard: "最后消息：{d}前",
+    offlineBanner: "与服务器的连接已中断，页面上的内容可能已过时。正在自动重连…（最后一次收到服务器消息：{d}前）",
+    offlineNever: "无法连接服务器，页面上的内容可能已过时。正在自动重连…",
+    alarms: "报警", tasks: "工单", devices: "设备", reports: "报表",
+    role_viewer: "只读", role_duty: "值班员", role_engineer: "工程师", role_manager: "经理", role_admin: "管理员",
+    priority: "优先级", state: "状态", alarm: "报警", device: "设备", time: "时间", where: "位置",
+    emergency: "紧急", high: "高", medium: "中", low: "低",
+    state_unacknowledged: "未确认", state_acknowledged: "已确认", state_rtn_unacknowledged: "已恢复未确认",
+    state_normal: "已关闭", state_shelved: "已搁置", state_suppressed: "设计抑制", state_out_of_service: "停用检修",
+    stillActive: "报警仍存在", cleared: "已恢复", chattering: "频繁抖动", escalated: "已升级",
+    shelvedUntil: "搁置至 {time}",
+    view_open: "当前报警", view_shelved: "已搁置", view_closed: "已关闭",
+    noAlarms: "当前无报警", noShelved: "没有搁置的报警", noClosed: "没有已关闭的报警",
+    moreAlarms: "显示 {shown} / 共 {total} 条", andMore: "另有 {n} 条…",
+    ack: "确认", shelve: "搁置", unshelve: "取消搁置", cancel: "取消", close: "关闭",
+    shelveReason: "搁置原因", shelveReasonHint: "例如：传感器更换中", shelveMinutes: "时长（分钟，最长 1440）",
+    emergencyBanner: "紧急报警未确认：{n} 条", silence: "静音", enableSound: "开启报警声音",
+    silenced: "已静音（有新的紧急报警时会再次响起）",
+    floodBanner: "报警泛滥：自 {time} 起 {n} 条报警。请先处理紧急和高优先级报警。",
+    openPlans: "进行中的应急预案", stepsOverdue: "{n} 步超时",
+    raised: "发生时间", acked: "确认", clearedAt: "恢复时间", history: "记录与备注",
+    addComment: "添加备注", commentHint: "写下处理情况…",
+    plan: "应急预案", planClosed: "已结束", stepDue: "时限 {time}", stepLeft: "剩余 {d}", stepLate: "已超时 {d}",
+    stepNote: "备注（可选）", stepDone: "完成", doneBy: "{who} 于 {time} 完成", late: "超时完成",
+    closePlan: "结束预案", closePlanSure: "还有未完成的步骤，确定结束？",
+    history_raised: "报警发生", "history_raised_again": "再次发生", history_acknowledged: "确认",
+    history_returned_to_normal: "恢复正常", history_shelved: "搁置", history_unshelved: "取消搁置",
+    history_comment: "备注", history_suppressed: "设计抑制", history_suppression_ended: "抑制结束",
+    history_chattering: "频繁抖动", history_chattering_ended: "抖动结束", history_out_of_service: "停用检修",
+    history_back_in_service: "恢复使用", history_escalated: "升级",
+    newComplaint: "新建投诉工单", onlyOverdue: "只看超时", noTasks: "无",
+    status_open: "待派单", status_assigned: "已派单", status_in_progress: "处理中", status_resolved: "已解决",
+    status_verified: "已验收", status_cancelled: "已取消",
+    move_in_progress: "开始处理", move_resolved: "标记已解决", move_verified: "验收",
+    kind_inspection: "巡检", kind_repair: "维修", kind_preventive: "保养", kind_emergency: "应急", kind_complaint: "投诉",
+    assign: "派单", reassign: "改派", assignee: "处理人", assigneeHint: "处理人姓名",
+    cancelTask: "取消工单", confirmCancelTask: "确定取消", keepTask: "不取消",
+    waitsForClear: "报警条件尚未消除，暂不能验收。", conditionActive: "条件仍存在", recurrences: "重复 {n} 次",
+    dueAt: "期限 {time}", overdueBy: "超时 {d}", verifiedAt: "验收于 {time}", overdueTasks: "{n} 张工单超时",
+    addNote: "添加记录", noteHint: "处理记录…",
+    taskTitle: "标题", taskTitleHint: "例如：3 栋 1201 厨房漏水", due: "期限", description: "描述",
+    checklistLines: "检查项（每行一项）", create: "创建",
+    allBuildings: "全部楼栋", allSystems: "全部系统", noBuilding: "未指定楼栋", noDevices: "没有设备",
+    deviceOnline: "通讯正常", deviceOffline: "通讯中断", lastSeen: "最后通讯 {time}",
+    q_good: "", q_stale: "过期", q_no_comm: "通讯中断", q_bad: "数值无效", q_no_data: "无数据",
+    yes: "是", no: "否", showTrend: "查看趋势",
+    takeOutOfService: "停用检修", backInService: "恢复使用", oosReason: "停用原因",
+    range_1h: "1 小时", range_24h: "24 小时", range_7d: "7 天",
+    noHistory: "此时间段内没有可绘制的数据", trendSummary: "最小 {min} {unit} · 最大 {max} {unit} · {n} 个读数",
+    bucket: "每点 {d}",
+    system_water_supply: "给水", system_drainage: "排水", system_elevators: "电梯", system_fire: "消防",
+    system_power: "供配电", system_lighting: "照明", system_access: "门禁", system_other: "其他",
+    briefing: "早班简报", handover: "交接班报告", monthly: "月报", reportDate: "日期", reportSince: "自",
+    reportMonth: "月份", show: "查看", print: "打印", downloadCsv: "下载 CSV", downloadMd: "下载 Markdown",
+  },
+  en: {
+    title: "Duty desk", pageTitle: "Duty desk", emergencyTitle: "⚠ Emergency unacknowledged ({n})", otherLanguage: "中文",
+    token: "Access token", login: "Log in", logout: "Log out", badToken: "The token is not valid or was revoked",
+    networkError: "The server cannot be reached", retryAfter: "try again in {n} s", loading: "Loading…",
+    loadFailed: "Could not read {what}: {message}", site: "the site", flood: "the flood state", plans: "plans",
+    live: "Live", offline: "Offline", connecting: "Connecting…", heard: "last heard {d} ago",
+    offlineBanner: "Connection to the server lost: what this page shows may be out of date. Reconnecting… (last heard from the server {d} ago)",
+    offlineNever: "The server cannot be reached: what this page shows may be out of date. Reconnecting…",
+    alarms: "Alarms", tasks: "Tasks", devices: "Devices", reports: "Reports",
+    role_viewer: "viewer", role_duty: "duty", role_engineer: "engineer", role_manager: "manager", role_admin: "admin",
+    priority: "Priority", state: "State", alarm: "Alarm", device: "Device", time: "Time", where: "Where",
+    emergency: "Emergency", high: "High", medium: "Medium", low: "Low",
+    state_unacknowledged: "Unacknowledged", state_acknowledged: "Acknowledged",
+    state_rtn_unacknowledged: "Cleared, unacknowledged", state_normal: "Closed", state_shelved: "Shelved",
+    state_suppressed: "Suppressed by design", state_out_of_service: "Out of service",
+    stillActive: "still active", cleared: "cleared", chattering: "chattering", escalated: "escalated",
+    shelvedUntil: "shelved until {time}",
+    view_open: "Current", view_shelved: "Shelved", view_closed: "Closed",
+    noAlarms: "No alarms", noShelved: "No shelved alarms", noClosed: "No closed alarms",
+    moreAlarms: "showing {shown} of {total}", andMore: "and {n} more…",
+    ack: "Acknowledge", shelve: "Shelve", unshelve: "Unshelve", cancel: "Cancel", close: "Close",
+    shelveReason: "Reason", shelveReasonHint: "e.g. sensor being replaced", shelveMinutes: "Minutes (at most 1440)",
+    emergencyBanner: "Emergency alarms unacknowledged: {n}", silence: "Silence", enableSound: "Turn alarm sound on",
+    silenced: "Silenced (sounds again on the next new emergency)",
+    floodBanner: "Alarm flood: {n} alarms since {time}. Deal with emergency and high priority first.",
+    openPlans: "Emergency plans under way", stepsOverdue: "{n} overdue",
+    raised: "Raised", acked: "Acknowledged", clearedAt: "Cleared", history: "History and comments",
+    addComment: "Add comment", commentHint: "What was done…",
+    plan: "Emergency plan", planClosed: "closed", stepDue: "by {time}", stepLeft: "{d} left", stepLate: "{d} overdue",
+    stepNote: "Note (optional)", stepDone: "Done", doneBy: "done by {who} at {time}", late: "late",
+    closePlan: "Close plan", closePlanSure: "Steps are still open. Close the plan anyway?",
+    history_raised: "raised", history_raised_again: "raised again", history_acknowledged: "acknowledged",
+    history_returned_to_normal: "returned to normal", history_shelved: "shelved", history_unshelved: "unshelved",
+    history_comment: "comment", history_suppressed: "suppressed", history_suppression_ended: "suppression ended",
+    history_chattering: "chattering", history_chattering_ended: "chattering ended",
+    history_out_of_service: "out of service", history_back_in_service: "back in service", history_escalated: "escalated",
+    newComplaint: "New complaint task", onlyOverdue: "Overdue only", noTasks: "None",
+    status_open: "Open", status_assigned: "Assigned", status_in_progress: "In progress", status_resolved: "Resolved",
+    status_verified: "Verified", status_cancelled: "Cancelled",
+    move_in_progress: "Start work", move_resolved: "Mark resolved", move_verified: "Verify",
+    kind_inspection: "inspection", kind_repair: "repair", kind_preventive: "preventive", kind_emergency: "emergency",
+    kind_complaint: "complaint",
+    assign: "Assign", reassign: "Reassign", assignee: "Assignee", assigneeHint: "who does it",
+    cancelTask: "Cancel task", confirmCancelTask: "Yes, cancel it", keepTask: "Keep it",
+    waitsForClear: "The alarm condition has not cleared yet: the task cannot be verified.",
+    conditionActive: "condition still active", recurrences: "recurred {n}×",
+    dueAt: "due {time}", overdueBy: "overdue by {d}", verifiedAt: "verified {time}", overdueTasks: "{n} tasks overdue",
+    addNote: "Add note", noteHint: "Work note…",
+    taskTitle: "Title", taskTitleHint: "e.g. water leak in the kitchen of 3-1201", due: "Due", description: "Description",
+    checklistLines: "Checklist (one item a line)", create: "Create",
+    allBuildings: "All buildings", allSystems: "All systems", noBuilding: "No building", noDevices: "No devices",
+    deviceOnline: "online", deviceOffline: "no communication", lastSeen: "last seen {time}",
+    q_good: "", q_stale: "stale", q_no_comm: "no communication", q_bad: "bad value", q_no_data: "no data",
+    yes: "yes", no: "no", showTrend: "Show the trend",
+    takeOutOfService: "Take out of service", backInService: "Back in service", oosReason: "Why (maintenance, …)",
+    range_1h: "1 h", range_24h: "24 h", range_7d: "7 d",
+    noHistory: "Nothing to draw in this range", trendSummary: "min {min} {unit} · max {max} {unit} · {n} readings",
+    bucket: "one point per {d}",
+    system_water_supply: "Water supply", system_drainage: "Drainage", system_elevators: "Elevators", system_fire: "Fire",
+    system_power: "Power", system_lighting: "Lighting", system_access: "Access", system_other: "Other",
+    briefing: "Morning briefing", handover: "Shift handover", monthly: "Monthly report", reportDate: "Date",
+    reportSince: "Since", reportMonth: "Month", show: "Show", print: "Print", downloadCsv: "Download CSV",
+    downloadMd: "Download Markdown",
+  },
+};
+
+let current = localStorage.getItem("desk.lang") === "en" ? "en" : "zh";
+
+export const lang = () => current;
+
+export function setLang(value) {
+  current = value === "en" ? "en" : "zh";
+  localStorage.setItem("desk.lang", current);
+}
+
+/** The text for `key` with `{name}` filled in; an unknown `kind_x` style key shows its own `x`. */
+export function t(key, vars = {}) {
+  let text = TEXT[current][key];
+  if (text === undefined) text = key.includes("_") ? key.slice(key.indexOf("_") + 1) : key;
+  return text.replace(/\{(\w+)\}/g, (all, name) => (name in vars ? String(vars[name]) : all));
+}
+
+/** One language of a {zh, en} text, falling back to the other. */
+export function pick(text) {
+  if (!text) return "";
+  if (typeof text === "string") return text;
+  return text[current] || text.en || text.zh || "";
+}

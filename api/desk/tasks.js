@@ -1,0 +1,240 @@
+// The task board: work orders by status, overdue ones marked, moved on by buttons that offer only
+// the next legal status (facility/store/tasks.py MOVES), with assignment, checklist, notes, and a
+// form for a resident's complaint.
+import { PRIORITIES, errorOf } from "./alarms.js";
+import { api } from "./api.js";
+import { pick, t } from "./i18n.js";
+import { act, can, changed, placed, state } from "./state.js";
+import { $, draft, duration, el, field, forget, siteIso, when } from "./util.js";
+
+const COLUMNS = ["open", "assigned", "in_progress", "resolved", "verified"];
+const UNFINISHED = new Set(["open", "assigned", "in_progress"]);
+const NEXT = { assigned: "in_progress", in_progress: "resolved", resolved: "verified" };  // open moves by assigning
+const VERIFIED_SHOWN_MS = 24 * 3600 * 1000;
+
+const isOverdue = (task) => UNFINISHED.has(task.status) && Date.now() > task.due / 1e6;
+
+export async function loadTasks() {
+  const live = COLUMNS.filter((c) => c !== "verified").map((c) => `status=${c}`).join("&");
+  const [open, verified] = await Promise.all([api(`/tasks?${live}&limit=500`), api("/tasks?status=verified&sort=-changed_at&limit=100")]);
+  state.tasks = new Map([...open.items, ...verified.items].map((task) => [task.id, task]));
+  changed();
+}
+
+export function upsertTask(record) {
+  const task = placed(record);
+  const known = state.tasks.get(task.id);
+  if (known && known.changed_at > task.changed_at) return;
+  if (task.status === "cancelled") state.tasks.delete(task.id);
+  else state.tasks.set(task.id, task);
+  changed();
+}
+
+// ---- Actions (duty and above)
+
+function post(key, path, body) {
+  return act(key, async () => {
+    upsertTask(await api(path, { method: "POST", body }));
+    return true;
+  });
+}
+
+async function assign(task) {
+  const key = `assignee-${task.id}`;
+  if (await post(`assign-${task.id}`, `/tasks/${task.id}/assign`, { assignee: draft(key).trim() })) {
+    forget(key);
+    state.reassigning = null;
+    changed();
+  }
+}
+
+const move = (task, status) => post(`move-${task.id}`, `/tasks/${task.id}/status`, { status });
+
+function tick(task, n, done) {
+  return post(`check-${task.id}-${n}`, `/tasks/${task.id}/checklist/${n}`, { done });
+}
+
+async function note(task) {
+  const key = `task-note-${task.id}`;
+  if (await post(key, `/tasks/${task.id}/notes`, { text: draft(key).trim() })) {
+    forget(key);
+    changed();
+  }
+}
+
+async function createComplaint() {
+  const checklist = draft("new-checklist").split("\n").map((line) => line.trim()).filter(Boolean);
+  const body = {
+    title: draft("new-title").trim(),
+    kind: "complaint",
+    priority: draft("new-priority", "medium"),
+    description: draft("new-description").trim(),
+    due: siteIso(draft("new-due")),
+    checklist,
+  };
+  const made = await act("new-task", async () => {
+    upsertTask(await api("/tasks", { method: "POST", body }));
+    return true;
+  });
+  if (made) {
+    forget("new-title", "new-priority", "new-description", "new-due", "new-checklist");
+    state.newTask = false;
+    changed();
+  }
+}
+
+// ---- Rendering
+
+function assignForm(task, label) {
+  const key = `assignee-${task.id}`;
+  return el("form", { class: "inline-form assign-form", onsubmit: (event) => {
+    event.preventDefault();
+    assign(task);
+  } },
+  field("input", key, { required: true, maxlength: 200, placeholder: t("assigneeHint"), "aria-label": t("assignee"), value: task.assignee || "" }),
+  el("button", { type: "submit", class: "primary", disabled: state.busy.has(`assign-${task.id}`) }, label));
+}
+
+function taskActions(task) {
+  if (!can("duty") || task.status === "verified") return null;
+  const out = [];
+  if (task.status === "open") {
+    out.push(assignForm(task, t("assign")));
+  } else {
+    const next = NEXT[task.status];
+    out.push(el("div", { class: "actions" },
+      el("button", {
+        type: "button", class: "primary move", "data-to": next, disabled: state.busy.has(`move-${task.id}`), onclick: () => move(task, next),
+      }, t(`move_${next}`)),
+      UNFINISHED.has(task.status) && state.reassigning !== task.id
+        ? el("button", { type: "button", onclick: () => { state.reassigning = task.id; changed(); } }, t("reassign"))
+        : null,
+      state.cancelling === task.id
+        ? [el("button", { type: "button", class: "danger", onclick: () => move(task, "cancelled") }, t("confirmCancelTask")),
+          el("button", { type: "button", onclick: () => { state.cancelling = null; changed(); } }, t("keepTask"))]
+        : el("button", { type: "button", class: "subtle", onclick: () => { state.cancelling = task.id; changed(); } }, t("cancelTask"))));
+    if (state.reassigning === task.id) out.push(assignForm(task, t("reassign")));
+    if (task.status === "resolved" && task.condition_active) out.push(el("p", { class: "hint" }, t("waitsForClear")));
+  }
+  out.push(errorOf(`assign-${task.id}`), errorOf(`move-${task.id}`));
+  return out;
+}
+
+function checklist(task) {
+  return el("ul", { class: "checklist" }, (task.checklist || []).map((item, i) => {
+    const n = item.n ?? i;
+    const who = item.by ?? item.done_by;
+    const at = item.at ?? item.done_at;
+    const key = `check-${task.id}-${n}`;
+    const editable = can("duty") && task.status !== "verified";
+    return el("li", { "data-item": n },
+      el("label", {},
+        el("input", {
+          type: "checkbox", checked: item.done, disabled: !editable || state.busy.has(key),
+          onchange: (event) => tick(task, n, event.target.checked),
+        }),
+        ` ${pick(item.text)}`),
+      item.done && who ? el("span", { class: "quiet" }, ` · ${who} ${when(at, "short")}`) : null,
+      errorOf(key));
+  }));
+}
+
+function details(task) {
+  const key = `task-note-${task.id}`;
+  const description = pick(task.description);
+  return el("div", { class: "task-details" },
+    description ? el("p", {}, description) : null,
+    checklist(task),
+    el("ul", { class: "notes" }, (task.notes || []).map((n) => el("li", {},
+      el("span", { class: "quiet" }, `${when(n.ts, "short")} ${n.by}`), " ", n.text))),
+    can("duty") ? el("form", { class: "inline-form note-form", onsubmit: (event) => {
+      event.preventDefault();
+      note(task);
+    } },
+    field("input", key, { required: true, maxlength: 2000, placeholder: t("noteHint"), "aria-label": t("addNote") }),
+    el("button", { type: "submit", disabled: state.busy.has(key) }, t("addNote"))) : null,
+    errorOf(key));
+}
+
+function card(task) {
+  const overdue = isOverdue(task);
+  const open = state.expandedTasks.has(task.id);
+  const items = task.checklist || [];
+  const done = items.filter((i) => i.done).length;
+  const late = (Date.now() - task.due / 1e6) / 1000;
+  const who = [task.assignee, task.team, task.vendor].filter(Boolean).join(" · ");
+  const place = [task.device_name || task.device, task.building].filter(Boolean).join(" · ");
+  return el("article", {
+    class: `task priority-${task.priority}${overdue ? " overdue" : ""}`, "data-task": task.id, "data-status": task.status,
+  },
+  el("button", {
+    type: "button", class: "task-title", "aria-expanded": String(open), onclick: () => {
+      if (open) state.expandedTasks.delete(task.id);
+      else state.expandedTasks.add(task.id);
+      changed();
+    },
+  }, el("span", { class: `badge ${task.priority}` }, t(task.priority)), " ", pick(task.title)),
+  el("div", { class: "task-meta" },
+    el("span", { class: "chip" }, t(`kind_${task.kind}`)),
+    el("span", { class: overdue ? "due overdue" : "due" },
+      task.status === "verified" ? t("verifiedAt", { time: when(task.closed_at || task.changed_at, "short") })
+        : t("dueAt", { time: when(task.due, "short") }),
+      overdue ? ` · ${t("overdueBy", { d: duration(late) })}` : ""),
+    who ? el("span", {}, who) : null,
+    place ? el("span", { class: "quiet" }, place) : null,
+    items.length ? el("span", { class: "quiet" }, `☑ ${done}/${items.length}`) : null,
+    task.condition_active && task.status !== "verified" ? el("span", { class: "mark" }, t("conditionActive")) : null,
+    task.recurrences ? el("span", { class: "mark" }, t("recurrences", { n: task.recurrences })) : null),
+  open ? details(task) : null,
+  taskActions(task));
+}
+
+function newTaskForm() {
+  return el("form", { id: "new-task", class: "panel-form", onsubmit: (event) => {
+    event.preventDefault();
+    createComplaint();
+  } },
+  el("h3", {}, t("newComplaint")),
+  el("label", {}, t("taskTitle"), field("input", "new-title", { required: true, maxlength: 200, placeholder: t("taskTitleHint") })),
+  el("label", {}, t("priority"), field("select", "new-priority", { value: "medium" },
+    PRIORITIES.map((p) => el("option", { value: p, selected: p === draft("new-priority", "medium") }, t(p))))),
+  el("label", {}, t("due"), field("input", "new-due", { type: "datetime-local" })),
+  el("label", {}, t("description"), field("textarea", "new-description", { rows: 2, maxlength: 4000 })),
+  el("label", {}, t("checklistLines"), field("textarea", "new-checklist", { rows: 2 })),
+  el("div", { class: "actions" },
+    el("button", { type: "submit", class: "primary", disabled: state.busy.has("new-task") }, t("create")),
+    el("button", { type: "button", onclick: () => { state.newTask = false; changed(); } }, t("cancel"))),
+  errorOf("new-task"));
+}
+
+export function renderTasks() {
+  const tasks = [...state.tasks.values()].filter((task) => !state.onlyOverdue || isOverdue(task));
+  const board = $("#board");
+  board.dataset.show = state.taskColumn;
+  const since = Date.now() - VERIFIED_SHOWN_MS;
+  board.replaceChildren(...COLUMNS.map((column) => {
+    let list = tasks.filter((task) => task.status === column);
+    if (column === "verified") {
+      list = list.filter((task) => (task.closed_at || task.changed_at) / 1e6 >= since)
+        .sort((a, b) => (b.closed_at || b.changed_at) - (a.closed_at || a.changed_at));
+    } else {
+      list.sort((a, b) => (isOverdue(b) - isOverdue(a)) || (a.due - b.due));
+    }
+    return el("section", { class: "column", "data-column": column },
+      el("h3", {}, t(`status_${column}`), " ", el("span", { class: "count" }, String(list.length))),
+      list.length ? list.map(card) : el("p", { class: "quiet" }, t("noTasks")));
+  }));
+  for (const button of document.querySelectorAll("#task-columns button")) {
+    const column = button.dataset.column;
+    const n = tasks.filter((task) => task.status === column).length;
+    button.textContent = `${t(`status_${column}`)} (${n})`;
+    button.setAttribute("aria-pressed", String(column === state.taskColumn));
+  }
+  $("#new-task-slot").replaceChildren(state.newTask && can("duty") ? newTaskForm() : "");
+  $("#new-task-button").hidden = !can("duty") || Boolean(state.newTask);
+  $("#only-overdue").checked = Boolean(state.onlyOverdue);
+  const overdue = [...state.tasks.values()].filter(isOverdue).length;
+  const count = $("#count-tasks");
+  count.textContent = overdue ? String(overdue) : "";
+  count.title = overdue ? t("overdueTasks", { n: overdue }) : "";
+}
