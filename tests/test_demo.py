@@ -63,7 +63,7 @@ def test_demo_serves_alarms_and_stops_on_sigint(
 
         http_json(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"}, TOKEN)
         alarms = poll(
-            lambda: [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN) if a["device"] == "pump-b2-1"],
+            lambda: [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN)["items"] if a["device"] == "pump-b2-1"],
             bool,
             timeout=30,
         )

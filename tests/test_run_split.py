@@ -51,7 +51,9 @@ def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto:
         service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path)
         wait_listening(api_port, timeout=60, proc=service)
         http_json(f"http://127.0.0.1:{sim_port}/sim/faults", "POST", {"device": "lift-1", "fault": "entrapment"}, TOKEN)
-        alarms = poll(lambda: http_json(f"http://127.0.0.1:{api_port}/api/v1/alarms", token=TOKEN), bool, timeout=30)
+        alarms = poll(
+            lambda: http_json(f"http://127.0.0.1:{api_port}/api/v1/alarms", token=TOKEN)["items"], bool, timeout=30
+        )
         assert [(a["rule"], a["device"]) for a in alarms] == [("elevator-entrapment", "lift-1")]
     finally:
         results = [_stop(p) for p in (service, sims) if p is not None]
