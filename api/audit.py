@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class AuditChanges:
-    """ASGI middleware: after each changing request that named a user, one audit entry."""
+    """ASGI middleware: for each changing request that named a user, one audit entry, written as
+    the answer starts (so entries are in the order the answers were given)."""
 
     def __init__(self, app: ASGIApp, ops: OpsStore) -> None:
         self._app = app
@@ -31,22 +32,26 @@ class AuditChanges:
             await self._app(scope, receive, send)
             return
         ts = now_ns()
-        status = 500
+        recorded = False
 
         async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal recorded
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True  # before the client hears the answer, so it never sees an unrecorded change
+                await self._record(scope, message["status"], ts)
             await send(message)
 
         try:
             await self._app(scope, receive, sending)
         finally:
-            user = scope.get("state", {}).get("user")
-            if user is not None:
-                await self._record(scope, user.name, status, ts)
+            if not recorded:  # the app failed before answering
+                await self._record(scope, 500, ts)
 
-    async def _record(self, scope: Scope, actor: str, status: int, ts: int) -> None:
+    async def _record(self, scope: Scope, status: int, ts: int) -> None:
+        user = scope.get("state", {}).get("user")
+        if user is None:
+            return
+        actor = user.name
         route = scope.get("route")
         detail: dict[str, Any] = {"status": status}
         if scope.get("query_string"):
