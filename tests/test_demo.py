@@ -74,9 +74,13 @@ def test_demo_serves_alarms_and_stops_on_sigint(
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # the test failed before the demo stopped: stop it and what it started
+            leftovers = _children(proc.pid)
             proc.kill()
             proc.wait()
+            for pid in leftovers:
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0, output
     assert f"{base}/#token={TOKEN}" in output  # the desk URL with its login
     assert "Traceback" not in output, output
