@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Sequence
+from contextvars import ContextVar
 
 from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.base import ModbusBaseServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from facility.codec import decode, pack, register_count
@@ -137,7 +140,7 @@ def build_server(binding: ModbusBinding, devices: Sequence[tuple[int, Profile, D
         fields = [(name, spec.modbus) for name, spec in profile.points.items() if spec.modbus]
         sim_devices.append(SimDevice(unit, simdata=_blocks(profile), action=functools.partial(_serve, model, fields)))
     if binding.serial:  # an absent unit on a serial line stays silent (pymodbus logs the request)
-        return ModbusSerialServer(
+        return _SerialServer(
             sim_devices,
             port=binding.serial,
             baudrate=binding.baudrate,
@@ -146,7 +149,38 @@ def build_server(binding: ModbusBinding, devices: Sequence[tuple[int, Profile, D
         )
     # A Modbus TCP gateway answers for a unit id it has no device for with exception 0B.
     absent = SimDevice(0, simdata=[SimData(0, count=65535, datatype=DataType.REGISTERS)], action=_absent)
-    return ModbusTcpServer([*sim_devices, absent], address=(binding.host, binding.port))
+    return _TcpServer([*sim_devices, absent], address=(binding.host, binding.port))
+
+
+_ANSWERING: ContextVar[ModbusPDU | None] = ContextVar("answering", default=None)
+
+
+class _AnswerAsAsked(ServerRequestHandler):
+    """pymodbus frames an answer with the transaction id and unit of the connection's latest
+    request, read after the answer is ready. An answer held back (`comm_loss`, `slow`) would then
+    carry the id of a newer request, and the master would take it for that one: a real device
+    answers each request as itself. Each request is handled in a task of its own, so the request
+    is kept in a context variable and stamped on its answer."""
+
+    async def handle_request(self) -> None:
+        _ANSWERING.set(self.last_pdu)
+        await super().handle_request()
+
+    def server_send(self, pdu: ModbusPDU | None, addr: tuple[str, int] | None) -> None:
+        request = _ANSWERING.get()
+        if pdu is not None and request is not None:
+            pdu.transaction_id, pdu.dev_id = request.transaction_id, request.dev_id
+        super().server_send(pdu, addr)
+
+
+class _TcpServer(ModbusTcpServer):
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _AnswerAsAsked(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
+class _SerialServer(ModbusSerialServer):
+    def callback_new_connection(self) -> ServerRequestHandler:
+        return _AnswerAsAsked(self, self.trace_packet, self.trace_pdu, self.trace_connect)
 
 
 async def _absent(*_: object) -> ExcCodes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,38 @@ async def test_modbus_comm_loss_silences_the_device_until_cleared(tmp_path: Path
             await read_modbus(site, "pump-1", timeout=0.5)
         await host.clear("pump-1")
         assert (await read_modbus(site, "pump-1"))["running"] is True
+
+
+async def test_an_answer_held_back_carries_its_own_request_id_and_unit(tmp_path: Path) -> None:
+    """A master that gave up on a silent device has moved on to another unit on the same gateway:
+    the late answer must say which request it answers, or it passes for the newer one's."""
+    port = free_port()
+    two = pump(port) + f"  - {{id: pump-2, profile: booster_pump, modbus: {{port: {port}, unit: 2}}}}\n"
+    async with simulated(tmp_path, two) as (_site, host):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+
+            def request(tid: int, unit: int, address: int, count: int) -> bytes:  # read holding registers
+                return struct.pack(">HHHBBHH", tid, 0, 6, unit, 3, address, count)
+
+            async def answer() -> tuple[int, int, int, int]:
+                tid, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                pdu = await reader.readexactly(length - 1)
+                return tid, unit, pdu[0], pdu[1]  # id, unit, function, byte count
+
+            await host.inject("pump-1", "comm_loss")
+            writer.write(request(0x0101, 1, 1, 1))
+            await writer.drain()
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(answer(), 0.5)
+            await host.clear("pump-1")
+            writer.write(request(0x0202, 2, 0, 5))  # the next request, before the held one is answered
+            await writer.drain()
+            got = {await asyncio.wait_for(answer(), 5), await asyncio.wait_for(answer(), 5)}
+            assert got == {(0x0101, 1, 3, 2), (0x0202, 2, 3, 10)}
+        finally:
+            writer.close()
+            await writer.wait_closed()
 
 
 async def test_modbus_slow_device_answers_after_the_usual_timeout(tmp_path: Path) -> None:
