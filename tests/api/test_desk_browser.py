@@ -289,12 +289,17 @@ async def test_on_a_phone_the_alarms_come_first_with_big_buttons_and_a_viewer_ge
         card = phone.locator("#alarms tr.alarm.priority-emergency")
         await expect(card).to_be_visible(timeout=30_000)
         await expect(card).to_contain_text("Lift 1")
-        for button in (card.locator("button.ack"), phone.locator('#tabs button[data-tab="tasks"]')):
-            # Measured in one step in the page: the live list may re-render between two calls.
-            width, height = await button.evaluate(
-                "b => [b.getBoundingClientRect().width, b.getBoundingClientRect().height]"
+        for selector in ("#alarms tr.alarm.priority-emergency button.ack", '#tabs button[data-tab="tasks"]'):
+            # Judged in the page until it holds: the live list re-renders, and a button being
+            # replaced measures 0 for a moment. Buttons that stay too small time out here.
+            await phone.wait_for_function(
+                """(sel) => {
+                    const r = document.querySelector(sel)?.getBoundingClientRect();
+                    return r !== undefined && r.width >= 40 && r.height >= 40;
+                }""",
+                arg=selector,
+                timeout=10_000,
             )
-            assert width >= 40 and height >= 40, (width, height)
         await _shot(phone, "7-phone")
 
         # Tasks: one status column at a time, chosen by tabs.
