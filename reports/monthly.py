@@ -23,7 +23,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from facility.model import Priority, now_ns
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, AlarmHistoryRow, AlarmRow, OpsStore
-from facility.store.tasks import CALL_OUTS, Bilingual, TaskKind, TaskRow, TaskStatus, VendorSla
+from facility.store.tasks import CALL_OUTS, Bilingual, TaskKind, TaskRow, TaskStatus, TaskStore, VendorSla
 from reports import alarm_load
 from reports.alarm_load import WINDOW_NS
 from reports.communication import Outage, communication_rules, outages
@@ -71,8 +71,8 @@ async def monthly(
         repairs = await _repair_times(s, scope, start, end)
         teams = await _deadlines(s, scope, TaskRow.team, start, end, now)
         vendors = await _deadlines(s, scope, TaskRow.vendor, start, end, now)
-        responses = await _responses(s, scope, limits, start, end, now)
         cut_off = await outages(s, comm, scope, start, start + span)
+    responses = await TaskStore(ops).vendor_sla(limits, start, end, now, devices=scope.limit)
 
     label = f"{year}-{month:02d}"
     report = scope.report("monthly", text(f"月度报告 {label}", f"Monthly report {label}"), start, end, now)
@@ -497,40 +497,6 @@ def _deadline_section(scope: Scope, key: str, title: Bilingual, by: str, found: 
             "share = on time ÷ (on time + late)",
         ),
     )
-
-
-async def _responses(
-    s: AsyncSession, scope: Scope, limits: dict[str, int], start: int, end: int, now: int
-) -> dict[str, VendorSla]:
-    """Each vendor's arrival at its call-outs raised in [start, end), measured as
-    TaskStore.vendor_sla measures it, over the tasks in view only."""
-    query = select(TaskRow.vendor, TaskRow.created_at, TaskRow.arrived_at).where(
-        TaskRow.vendor.in_(sorted(limits)),
-        TaskRow.kind.in_([k.value for k in CALL_OUTS]),
-        TaskRow.created_at >= start,
-        TaskRow.created_at < end,
-        or_(TaskRow.arrived_at.is_not(None), TaskRow.status != TaskStatus.CANCELLED.value),
-        scope.tasks(),
-    )
-    rows = (await s.execute(query)).all()
-    found = {}
-    for vendor, limit in limits.items():
-        pairs = [(created, arrived) for v, created, arrived in rows if v == vendor]
-        responses = [arrived - created for created, arrived in pairs if arrived is not None]
-        waiting = [created for created, arrived in pairs if arrived is None]
-        past = sum(1 for created in waiting if now - created > limit)
-        found[vendor] = VendorSla(
-            vendor=vendor,
-            limit_ns=limit,
-            tasks=len(pairs),
-            met=sum(1 for r in responses if r <= limit),
-            missed=sum(1 for r in responses if r > limit),
-            open_past_limit=past,
-            waiting=len(waiting) - past,
-            mean_response_ns=sum(responses) // len(responses) if responses else None,
-            worst_response_ns=max(responses, default=None),
-        )
-    return found
 
 
 def _responses_section(scope: Scope, responses: dict[str, VendorSla]) -> Section:

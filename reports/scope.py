@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, or_, true
+from sqlalchemy import ColumnElement, true
 
 from facility.site import Site
-from facility.store.tasks import Bilingual, TaskRow
+from facility.store.tasks import Bilingual, of_devices
 from reports.model import Report, ReportKind
 
 OTHER = "other"  # the system of a device the site no longer has
@@ -37,9 +37,7 @@ class Scope:
 
     def tasks(self) -> ColumnElement[bool]:
         """Tasks within the limit, site-wide tasks (no device) always."""
-        if self.limit is None:
-            return true()
-        return or_(TaskRow.device_id.is_(None), TaskRow.device_id.in_(sorted(self.limit)))
+        return true() if self.limit is None else of_devices(self.limit)
 
     def name(self, device_id: str | None) -> str:
         if device_id is None:

@@ -348,9 +348,11 @@ class TaskStore:
         to_ns: int,
         now: int,
         kinds: Iterable[TaskKind] = CALL_OUTS,
+        devices: Collection[str] | None = None,
     ) -> dict[str, VendorSla]:
         """Response of each vendor in `limits` (vendor -> allowed time to arrive, ns) to the tasks
-        raised in [from_ns, to_ns). A task cancelled before anyone arrived is not counted."""
+        raised in [from_ns, to_ns), of `devices` (see `of_devices`) if given. A task cancelled
+        before anyone arrived is not counted."""
         query = select(TaskRow.vendor, TaskRow.created_at, TaskRow.arrived_at).where(
             TaskRow.vendor.in_(list(limits)),
             TaskRow.kind.in_([k.value for k in kinds]),
@@ -358,6 +360,8 @@ class TaskStore:
             TaskRow.created_at < to_ns,
             or_(TaskRow.arrived_at.is_not(None), TaskRow.status != TaskStatus.CANCELLED.value),
         )
+        if devices is not None:
+            query = query.where(of_devices(devices))
         async with self._sessions() as s:
             rows = (await s.execute(query)).all()
         return {
@@ -428,8 +432,13 @@ def _filters(
         late = and_(TaskRow.status.in_([s.value for s in UNFINISHED]), TaskRow.due < now)
         where.append(late if overdue else not_(late))
     if devices is not None:
-        where.append(or_(TaskRow.device_id.is_(None), TaskRow.device_id.in_(list(devices))))
+        where.append(of_devices(devices))
     return where
+
+
+def of_devices(devices: Collection[str]) -> ColumnElement[bool]:
+    """The tasks of those devices, and the site-wide ones (no device, such as a complaint)."""
+    return or_(TaskRow.device_id.is_(None), TaskRow.device_id.in_(sorted(devices)))
 
 
 def _sla(vendor: str, limit: int, tasks: list[tuple[int, int | None]], now: int) -> VendorSla:
