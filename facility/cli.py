@@ -278,15 +278,20 @@ UsersSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its op
 DataOption = Annotated[Path | None, typer.Option(help="the data folder of `facility demo --data` instead")]
 
 
-async def _with_users(site: Site, data: Path | None, act: Callable[[UserStore], Awaitable[T]]) -> T:
+async def _with_ops(site: Site, data: Path | None, act: Callable[[OpsStore], Awaitable[T]]) -> T:
+    """`act` on the site's ops store (or the one in a `--data` folder), closed afterwards."""
     from facility.runtime import ops_url  # the runtime imports every package: only when needed
 
     ops = OpsStore(ops_url(site, data))
     await ops.start()
     try:
-        return await act(UserStore(ops))
+        return await act(ops)
     finally:
         await ops.close()
+
+
+async def _with_users(site: Site, data: Path | None, act: Callable[[UserStore], Awaitable[T]]) -> T:
+    return await _with_ops(site, data, lambda ops: act(UserStore(ops)))
 
 
 @users_app.command("add")
@@ -356,7 +361,6 @@ def _report(
     """Build a report on the site's ops store (or the --data folder's) and print or write it."""
     from typing import cast
 
-    from facility.runtime import ops_url  # the runtime imports every package: only when needed
     from reports import FORMATS, Format, Lang, render
 
     if fmt not in FORMATS:
@@ -364,17 +368,9 @@ def _report(
     if lang not in ("zh", "en"):
         raise typer.BadParameter(f"{lang!r} is not zh or en", param_hint="--lang")
     loaded = _load(site)
-
-    async def build() -> Any:
-        ops = OpsStore(ops_url(loaded, data))
-        await ops.start()
-        try:
-            return await make(loaded, ops)
-        finally:
-            await ops.close()
-
     try:
-        text = render(asyncio.run(build()), cast("Format", fmt), cast("Lang", lang))
+        report = asyncio.run(_with_ops(loaded, data, lambda ops: make(loaded, ops)))
+        text = render(report, cast("Format", fmt), cast("Lang", lang))
     except ConfigError as exc:
         typer.echo(f"error: the site's rules or schedules cannot be used:\n{exc}", err=True)
         raise typer.Exit(2) from None
