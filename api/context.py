@@ -6,7 +6,7 @@ store's history), so that the API never imports the gateway.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,23 @@ class ApiContext:
     def visible(self, user: User) -> set[str] | None:
         """Ids of the devices a user may see; None: every device (no building limit)."""
         return None if user.buildings is None else self.site.devices_in(user.buildings)
+
+    def chosen(
+        self, user: User, buildings: Collection[str] = (), systems: Collection[str] = (), ids: Collection[str] = ()
+    ) -> set[str] | None:
+        """Ids of the devices a list shows: those the user may see, narrowed to the buildings,
+        systems and ids asked for (each empty: any); None when nothing narrows them."""
+        visible = self.visible(user)
+        if not (buildings or systems or ids):
+            return visible
+        return {
+            d.id
+            for d in self.site.devices
+            if (not buildings or d.location.building in buildings)
+            and (not systems or self.site.system_of(d) in systems)
+            and (not ids or d.id in ids)
+            and (visible is None or d.id in visible)
+        }
 
     def device_for(self, user: User, device_id: str) -> Device:
         """The device, or 404 when it is unknown or in a building the user is not limited to: the

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -39,7 +40,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             raise HTTPException(404, f"no alarm {alarm_id}")
         return found
 
-    async def act(alarm_id: int, user: User, action: Any) -> dict[str, Any]:
+    async def act(alarm_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
         """Check the alarm is the user's to see, then carry out `action` (an AlarmService call)."""
         await visible_alarm(alarm_id, user)
         try:
@@ -67,16 +68,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     ) -> dict[str, Any]:
         """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
         priority, then the latest change."""
-        devices = ctx.visible(user)
-        if building or system or device:
-            chosen = {
-                d.id
-                for d in ctx.site.devices
-                if (not building or d.location.building in building)
-                and (not system or ctx.site.system_of(d) in system)
-                and (not device or d.id in device)
-            }
-            devices = chosen if devices is None else devices & chosen
+        devices = ctx.chosen(user, building, system, device)
         items, total = await ctx.ops.alarm_page(
             open_only=open,
             states=state,

@@ -86,10 +86,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     ) -> dict[str, Any]:
         """Tasks matching every filter given, the soonest due first. A building filter keeps the
         tasks of its devices and the site-wide ones."""
-        devices = ctx.visible(user)
-        if building:
-            chosen = ctx.site.devices_in(building)
-            devices = chosen if devices is None else devices & chosen
+        devices = ctx.chosen(user, building)
         filters: dict[str, Any] = {
             "status": status,
             "kind": kind,
