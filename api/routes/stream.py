@@ -18,13 +18,31 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
+from facility.bus import Event
 
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 QUEUE_LIMIT = 5_000  # events a client may fall behind by before it is cut off and must resume
 
 
+FRAMES_KEPT = 1_000  # events whose text is kept for the next client to send them
+
+
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["events"])
+    # (id, kind) -> the event's text, written once however many desks follow; a `reset` takes the
+    # id of the last event, so the id alone does not name an event.
+    frames: dict[tuple[int, str], str] = {}
+
+    def frame(event: Event) -> str:
+        key = (event.id, event.kind)
+        text = frames.get(key)
+        if text is None:
+            shown = ctx.placed(event.data) if event.data.get("device") is not None else event.data
+            data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
+            text = frames[key] = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+            if len(frames) > FRAMES_KEPT:
+                del frames[next(iter(frames))]  # the oldest written
+        return text
 
     @r.get("/stream", response_class=StreamingResponse)
     async def stream(
@@ -49,11 +67,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
                         yield ": keepalive\n\n"
                         continue
                     device = event.data.get("device")
-                    if visible is not None and device is not None and device not in visible:
-                        continue
-                    shown = ctx.placed(event.data) if device is not None else event.data
-                    data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
-                    yield f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+                    if visible is None or device is None or device in visible:
+                        yield frame(event)
 
         return StreamingResponse(
             events(),
