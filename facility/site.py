@@ -146,6 +146,9 @@ class Stores(_Strict):
     telemetry: str | InfluxStore = "var/telemetry.db"  # a SQLite file, or {url, org, bucket, ...}
     retention: Duration = 400 * 86400.0  # telemetry older than this is deleted (SQLite store)
     spool: str = "var/spool"  # readings wait here on disk while the telemetry store is down
+    # The most the spool may hold on disk. From 80% it warns; when full, the oldest routine
+    # telemetry is dropped (counted and logged), never the readings alarm rules use.
+    spool_limit_mb: int = Field(default=1024, gt=0)
     ops: str = "sqlite+aiosqlite:///var/ops.db"  # SQLAlchemy URL
 
 

@@ -10,6 +10,18 @@ as the store takes it. Readings the store refuses as malformed go to the dead-le
 The order, oldest first: the batch being written and those waiting in memory, then the spool,
 then the buffer. Batches wait in memory only while the spool is empty, so when one of them fails
 it is put in front of the spool, never behind what was spooled after it.
+
+In the spool, the readings rules judge (`alarm_points`) go to the alarm lane, replayed first and
+never dropped; routine telemetry goes to the bulk lane, whose oldest segments are dropped (counted
+and logged with the time they cover) when the spool reaches its size limit or the disk is full.
+
+`settled()` tells the MQTT ingest when what it handed over is safe — in the store or on disk — so
+that QoS 1 messages are acknowledged only then. While someone waits, the buffer is cut as soon as
+the sender is free rather than on the clock: the batch grows while the previous one is written
+(group commit), so waiting costs latency, not throughput.
+
+At shutdown nothing waits for a store that may hang: what is held in memory goes to the spool,
+or straight to a local store whose writes are quick, and the log says how much went where.
 """
 
 from __future__ import annotations
@@ -20,13 +32,15 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from facility.aio import cancel_all
 from facility.model import Reading
+from facility.readiness import Figure, PartState, State
 from facility.store.telemetry import BatchRejected, StoreUnavailable, TelemetryStore
-from gateway.spool import Spool
+from gateway.spool import Spool, SpoolFull
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +50,20 @@ MAX_PENDING = 2  # full batches waiting in memory for the store; more go to the 
 RETRY_FIRST_S = 1.0  # pause before the spool is tried again, doubled per failure ...
 RETRY_MAX_S = 30.0  # ... up to this
 PRUNE_EVERY_S = 3600.0  # how often the store deletes what is past its retention (first: at start)
+SPOOL_WARN_AT = 0.8  # from this share of its limit the spool is reported degraded and warned about ...
+SPOOL_WARN_EVERY_S = 60.0  # ... this often
 
 DeadLetter = Callable[[str, str, str, str], None]  # (source, key, reason, payload)
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Readings cut from the buffer, and the position of the first of them among all readings
+    added: what lets `settled()` know which additions are safe."""
+
+    start: int
+    readings: list[Reading]
 
 
 class TelemetryWriter:
@@ -51,6 +76,7 @@ class TelemetryWriter:
         *,
         retry_first_s: float = RETRY_FIRST_S,
         retry_max_s: float = RETRY_MAX_S,
+        alarm_points: Callable[[], frozenset[tuple[str, str]]] = frozenset,
     ) -> None:
         self._store = store
         self._spool = spool
@@ -58,12 +84,17 @@ class TelemetryWriter:
         self.batch_size = batch_size
         self.retry_first_s = retry_first_s
         self.retry_max_s = retry_max_s
+        self.alarm_points = alarm_points  # the (device, point) pairs rules judge, as they stand now
         self._buffer: list[Reading] = []
-        self._pending: deque[list[Reading]] = deque()  # batches for the store, oldest first
-        self._inflight: list[Reading] | None = None  # a batch from memory being written now
+        self._added = 0  # readings ever added; the buffer holds the last len(_buffer) of them
+        self._pending: deque[_Batch] = deque()  # batches for the store, oldest first
+        self._inflight: _Batch | None = None  # a batch from memory being written now
+        self._held: list[Reading] = []  # alarm readings neither store nor disk would take yet
+        self._held_start: int | None = None  # ... and the earliest addition among them
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # (additions, done when safe)
         self._lock = asyncio.Lock()  # one decision at a time between memory and spool
         self._cut_lock = asyncio.Lock()  # one cut of the buffer at a time
-        self._cut_now = asyncio.Event()  # the buffer holds a full batch
+        self._cut_now = asyncio.Event()  # the buffer holds a full batch, or someone waits on it
         self._work = asyncio.Event()  # the sender has something to do
         self._idle = asyncio.Event()  # nothing pending in memory, nothing from memory in flight
         self._idle.set()
@@ -72,29 +103,53 @@ class TelemetryWriter:
         self._spooling_since: float | None = None  # monotonic time the spool started filling
         self._replayed_batches = 0  # ... and how many batches were replayed since
         self._outage_logged = False  # ... and whether a store failure was logged since
-        # Counters for the health endpoint and benchmarks, in readings.
+        self._store_down = False  # the last write failed for want of the store
+        self._last_write_ns: int | None = None  # the store's last success
+        self._last_spool_ns: int | None = None  # the spool's last success
+        self._spool_warned = 0.0  # monotonic time of the last "spool filling" warning
+        # Counters for readiness, /metrics and benchmarks, in readings.
         self.written = 0  # taken by the store (directly or replayed)
         self.spooled = 0  # put into the spool
         self.replayed = 0  # written from the spool
         self.dead_lettered = 0  # refused by the store as malformed
+        self.refused_by_disk = 0  # routine readings neither the spool nor its limit had room for
 
     @property
     def buffered(self) -> int:
-        """Readings held in memory: the buffer, batches waiting, the batch being written."""
-        return len(self._buffer) + sum(map(len, self._pending)) + len(self._inflight or ())
+        """Readings held in memory: the buffer, batches waiting, the batch being written, alarm
+        readings the disk would not take."""
+        pending = sum(len(b.readings) for b in self._pending)
+        return len(self._buffer) + pending + len(self._inflight.readings if self._inflight else ()) + len(self._held)
 
     @property
     def spool_segments(self) -> int:
         return len(self._spool)
 
+    @property
+    def dropped(self) -> int:
+        """Routine readings given up to a full spool or disk, counted and logged when it happened."""
+        return self._spool.dropped_readings + self.refused_by_disk
+
     def add(self, readings: Sequence[Reading]) -> None:
         """Bus handler: append only."""
         self._buffer.extend(readings)
+        self._added += len(readings)
         if len(self._buffer) >= self.batch_size:
             self._cut_now.set()
 
+    def settled(self) -> asyncio.Future[None] | None:
+        """None when every reading added so far is in the store or the spool (or was dropped by
+        the spool's limit, counted); else a future that completes once they are."""
+        if self._safe_upto() >= self._added:
+            return None
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._added, waiter))
+        if self._inflight is None and not self._pending:  # the sender is free: cut now, not on the clock
+            self._cut_now.set()
+        return waiter
+
     async def run(self) -> None:
-        """Write until cancelled; then everything held goes to the store, or else to the spool."""
+        """Write until cancelled; then everything held goes to the spool (or a quick local store)."""
         if len(self._spool):
             self._spooling_started(f"{len(self._spool)} batches wait in the spool from an earlier run")
         self._running = True
@@ -109,12 +164,13 @@ class TelemetryWriter:
                         await self._cut_now.wait()
                 if sender.done():
                     sender.result()  # the sender never ends by itself: surface its error
-                await self._cut(everything=not self._cut_now.is_set())
+                self._warn_if_spool_filling()
+                await self._cut(everything=bool(self._waiters) or not self._cut_now.is_set())
         finally:
             self._running = False
             await cancel_all([sender, pruner])
             # Shielded: a second cancellation must not cut the last flush short.
-            await asyncio.shield(asyncio.ensure_future(self._drain_held()))
+            await asyncio.shield(asyncio.ensure_future(self._drain_held(at_stop=True)))
 
     async def _prune_loop(self) -> None:
         while True:
@@ -136,6 +192,26 @@ class TelemetryWriter:
         await self._cut(everything=True)
         await self._idle.wait()
 
+    # --- what is safe ---------------------------------------------------------------------------
+
+    def _safe_upto(self) -> int:
+        """How many of the readings added, counted from the first, are in the store or on disk."""
+        starts = [b.start for b in self._pending]
+        if self._inflight is not None:
+            starts.append(self._inflight.start)
+        if self._held_start is not None:
+            starts.append(self._held_start)
+        return min(starts, default=self._added - len(self._buffer))
+
+    def _settle(self) -> None:
+        if not self._waiters:
+            return
+        safe = self._safe_upto()
+        while self._waiters and self._waiters[0][0] <= safe:
+            _, waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
     # --- cutting the buffer into batches ----------------------------------------------------
 
     async def _cut(self, everything: bool) -> None:
@@ -144,22 +220,21 @@ class TelemetryWriter:
             self._cut_now.clear()
             buffer = self._buffer
             while len(buffer) >= self.batch_size or (everything and buffer):
-                batch = buffer[: self.batch_size]
+                batch = _Batch(self._added - len(buffer), buffer[: self.batch_size])
                 await self._place(batch)
-                del buffer[: len(batch)]  # only now: a cancelled place leaves the batch here
+                del buffer[: len(batch.readings)]  # only now: a cancelled place leaves the batch here
+                self._settle()
 
-    async def _place(self, batch: list[Reading]) -> None:
+    async def _place(self, batch: _Batch) -> None:
         async with self._lock:
-            if not len(self._spool) and len(self._pending) < MAX_PENDING:
+            if not len(self._spool) and not self._held and len(self._pending) < MAX_PENDING:
                 self._pending.append(batch)
                 self._idle.clear()
                 self._work.set()
                 return
             if not len(self._spool):
                 self._spooling_started("the store is slower than the readings come in")
-            if not await self._to_spool(batch):  # the disk failed: hold it in memory rather than lose it
-                self._pending.append(batch)
-                self._idle.clear()
+            await self._to_spool(batch)
 
     # --- the sender -------------------------------------------------------------------------
 
@@ -169,6 +244,7 @@ class TelemetryWriter:
             seq: int | None = None
             if self._pending:
                 batch = self._inflight = self._pending.popleft()
+                readings = batch.readings
             elif len(self._spool):
                 self._idle.set()
                 try:
@@ -179,14 +255,14 @@ class TelemetryWriter:
                     continue
                 if segment is None:
                     continue
-                seq, batch = segment
+                seq, readings = segment
             else:
                 self._idle.set()
                 self._work.clear()
                 await self._work.wait()
                 continue
             try:
-                stored = await self._write(batch)
+                stored = await self._write(readings)
             except asyncio.CancelledError:
                 self._requeue_inflight()
                 raise
@@ -194,8 +270,11 @@ class TelemetryWriter:
                 delay = self.retry_first_s
                 if seq is None:
                     self._inflight = None
+                    self._settle()
+                    if self._waiters and not self._pending:
+                        self._cut_now.set()  # what arrived during this write goes next, as one batch
                 else:
-                    self.replayed += len(batch)
+                    self.replayed += len(readings)
                     self._replayed_batches += 1
                     try:
                         await _in_thread(self._spool.remove, seq)
@@ -223,10 +302,11 @@ class TelemetryWriter:
 
     async def _pending_to_spool_front(self) -> None:
         """Move the batches waiting in memory to the front of the spool, keeping their order."""
-        while self._pending and await self._to_spool(self._pending[-1], first=True):
+        while self._pending:
+            await self._to_spool(self._pending[-1], first=True)
             self._pending.pop()
-        if not self._pending:
-            self._idle.set()
+            self._settle()
+        self._idle.set()
 
     def _requeue_inflight(self) -> None:
         if self._inflight is not None:  # not known to be stored: write it again (that is harmless)
@@ -243,54 +323,117 @@ class TelemetryWriter:
             else:
                 await asyncio.to_thread(self._store.write, batch)
         except StoreUnavailable as exc:
+            self._store_down = True
             self._spooling_started(f"telemetry store unavailable: {exc}", outage=True)
             return False
         except BatchRejected as exc:
             rejected = batch if exc.rejected is None else exc.rejected
             self._reject(rejected, exc)
             self.written += len(batch) - len(rejected)
+            self._stored()
             return True
         except Exception as exc:  # a bug or an unforeseen failure: keep the batch, do not drop it
             if not self._outage_logged:
                 log.exception("telemetry store write failed")
+            self._store_down = True
             self._spooling_started(f"telemetry store write failed: {exc!r}", outage=True)
             return False
         self.written += len(batch)
+        self._stored()
         return True
 
-    async def _to_spool(self, batch: list[Reading], first: bool = False) -> bool:
-        """Put a batch in the spool (with `first`, in front); False when the disk fails. When this
-        returns True the batch is in the spool, even if a cancellation arrived meanwhile."""
+    def _stored(self) -> None:
+        self._store_down = False
+        self._last_write_ns = time.time_ns()
+
+    async def _to_spool(self, batch: _Batch, first: bool = False) -> None:
+        """Put a batch in the spool (with `first`, in front), split into its lanes. When this
+        returns, every reading of it is on disk, or was routine telemetry given up for want of
+        room (counted and logged), or is an alarm reading held in memory until the disk takes it."""
+        alarm, bulk = self._split(self._held + batch.readings)
+        held_start = batch.start if self._held_start is None else min(self._held_start, batch.start)
+        self._held, self._held_start = [], None
+        if alarm and not await self._spool_put(alarm, first, lane_alarm=True):
+            self._held, self._held_start = alarm, held_start  # never dropped: retried with the next batch
+        if bulk and not await self._spool_put(bulk, first, lane_alarm=False):
+            self.refused_by_disk += len(bulk)
+            first_ts, last_ts = min(r.ts for r in bulk), max(r.ts for r in bulk)
+            log.error(
+                "%d routine readings dropped (%s to %s): the spool in %s has no room",
+                len(bulk),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_ts / 1e9)),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_ts / 1e9)),
+                self._spool.folder,
+            )
+        self._work.set()
+
+    async def _spool_put(self, readings: list[Reading], first: bool, lane_alarm: bool) -> bool:
+        """One put; False when the spool or its disk has no room for it. When this returns True
+        the readings are in the spool, even if a cancellation arrived meanwhile."""
         try:
-            await _in_thread(self._spool.put, batch, first)
+            await _in_thread(self._spool.put, readings, first, lane_alarm)
+        except SpoolFull:
+            return False
         except OSError as exc:
             if not self._spool_failing:
                 log.error("cannot write to the spool in %s: %s", self._spool.folder, exc)
                 self._spool_failing = True
             return False
         self._spool_failing = False
-        self.spooled += len(batch)
-        self._work.set()
+        self._last_spool_ns = time.time_ns()
+        self.spooled += len(readings)
         return True
 
-    async def _drain_held(self) -> None:
+    def _split(self, readings: list[Reading]) -> tuple[list[Reading], list[Reading]]:
+        """(what rules judge, routine telemetry)."""
+        wanted = self.alarm_points()
+        if not wanted:
+            return [], readings
+        alarm: list[Reading] = []
+        bulk: list[Reading] = []
+        for r in readings:
+            (alarm if (r.device, r.point) in wanted else bulk).append(r)
+        return alarm, bulk
+
+    async def _drain_held(self, at_stop: bool = False) -> None:
         """Without the sender: what is held in memory goes to the store, or to the spool when the
         store cannot take it, in order: batches waiting (older than the spool), then the buffer
-        (newer: it goes behind the spool)."""
+        (newer: it goes behind the spool). At a stop, only a quick local store that is up is tried:
+        a remote one may hang, and the spool is as safe."""
+        try_store = not at_stop or (self._store.quick_writes and not self._store_down)
+        to_store = to_spool = 0
         async with self._cut_lock:
-            while self._pending and await self._write(self._pending[0]):
-                self._pending.popleft()
+            while self._pending and try_store and await self._write(self._pending[0].readings):
+                to_store += len(self._pending.popleft().readings)
+            to_spool += sum(len(b.readings) for b in self._pending)
             await self._pending_to_spool_front()
-            while self._buffer:
-                batch = self._buffer[: self.batch_size]
-                if (len(self._spool) or not await self._write(batch)) and not await self._to_spool(batch):
-                    break
-                del self._buffer[: len(batch)]
-            if self._pending or self._buffer:
-                log.error("%d readings lost: neither the store nor the spool takes them", self.buffered)
-                self._pending.clear()
-                self._buffer.clear()
+            while self._buffer or self._held:
+                batch = _Batch(self._added - len(self._buffer), self._buffer[: self.batch_size])
+                if not len(self._spool) and not self._held and try_store and await self._write(batch.readings):
+                    to_store += len(batch.readings)
+                else:
+                    to_spool += len(batch.readings)
+                    await self._to_spool(batch)
+                del self._buffer[: len(batch.readings)]
+                self._settle()
+                if self._held and not self._buffer:
+                    break  # the disk refuses even the alarm readings: nothing more can be done
+            if self._held:
+                log.error("%d alarm readings lost: neither the store nor the spool takes them", len(self._held))
+                self._held, self._held_start = [], None
+                while self._waiters:  # not safe: their MQTT messages stay unacknowledged, to come again
+                    _, waiter = self._waiters.popleft()
+                    if not waiter.done():
+                        waiter.set_exception(StoreUnavailable("neither the store nor the spool took the readings"))
+            self._settle()
             self._idle.set()
+        if at_stop:
+            log.info(
+                "telemetry writer stopped: %d readings to the store, %d to the spool; %d segments wait in the spool",
+                to_store,
+                to_spool,
+                len(self._spool),
+            )
 
     def _reject(self, rejected: Sequence[Reading], exc: BatchRejected) -> None:
         reasons = exc.reasons if exc.reasons is not None and len(exc.reasons) == len(rejected) else None
@@ -304,6 +447,62 @@ class TelemetryWriter:
                 default=str,
             )
             self._dead_letter("telemetry", f"{r.device}/{r.point}", reasons[i] if reasons else exc.reason, payload)
+
+    # --- readiness and metrics --------------------------------------------------------------------
+
+    def _warn_if_spool_filling(self) -> None:
+        usage = self._spool.usage
+        now = time.monotonic()
+        if usage >= SPOOL_WARN_AT and now - self._spool_warned >= SPOOL_WARN_EVERY_S:
+            self._spool_warned = now
+            assert self._spool.limit_bytes is not None
+            log.warning(
+                "the spool in %s is %.0f%% full (%.1f of %.1f MB); when full, the oldest routine telemetry goes first",
+                self._spool.folder,
+                usage * 100,
+                self._spool.bytes / 1e6,
+                self._spool.limit_bytes / 1e6,
+            )
+
+    def parts(self) -> Iterable[PartState]:
+        if self._store_down:
+            store = PartState(
+                "telemetry store",
+                "telemetry_store",
+                State.DOWN,
+                self._last_write_ns,
+                "writes fail; readings go to the spool",
+            )
+        else:
+            store = PartState("telemetry store", "telemetry_store", State.UP, self._last_write_ns)
+        yield store
+        usage = self._spool.usage
+        if self._spool_failing or self.dropped:
+            state, detail = State.DEGRADED, "the spool's disk refuses writes or routine telemetry was dropped"
+        elif usage >= SPOOL_WARN_AT:
+            state, detail = State.DEGRADED, f"{usage:.0%} full"
+        else:
+            state, detail = State.UP, ""
+        if self._spool_failing and self._held:
+            state = State.DOWN
+        yield PartState("spool", "spool", state, self._last_spool_ns, detail)
+
+    def figures(self) -> Iterable[Figure]:
+        counters = (
+            ("readings_received_total", "readings handed to the telemetry writer", self._added),
+            ("readings_stored_total", "readings the telemetry store took (directly or replayed)", self.written),
+            ("readings_spooled_total", "readings put into the spool", self.spooled),
+            ("readings_replayed_total", "readings written from the spool", self.replayed),
+            ("readings_dead_lettered_total", "readings the store refused as malformed", self.dead_lettered),
+            ("readings_dropped_total", "routine readings dropped because the spool or its disk was full", self.dropped),
+        )
+        for name, text, value in counters:
+            yield Figure(name, text, "counter", value)
+        yield Figure("spool_bytes", "bytes the spool holds on disk", "gauge", self._spool.bytes)
+        yield Figure("spool_segments", "segments waiting in the spool", "gauge", len(self._spool))
+        if self._spool.limit_bytes:
+            yield Figure("spool_limit_bytes", "the spool's size limit", "gauge", self._spool.limit_bytes)
+        yield Figure("writer_buffered_readings", "readings held in memory by the writer", "gauge", self.buffered)
 
     # --- outage log: once when the spool starts filling, once when it is empty again ---------
 

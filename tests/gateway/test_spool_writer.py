@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from facility.site import InfluxStore
 from facility.store.influx import InfluxTelemetry
 from facility.store.sqlite_telemetry import SqliteTelemetry
 from facility.store.telemetry import Sample, StoreUnavailable
-from gateway.spool import Spool
+from gateway.spool import Spool, SpoolFull, pack
 from gateway.writer import MAX_PENDING, TelemetryWriter
 from tests.influx_servers import Influx1, VictoriaMetrics
 
@@ -395,3 +396,115 @@ async def test_the_writer_deletes_what_is_past_the_retention_and_keeps_writing(t
     finally:
         await cancel_all([running])
         store.close()
+
+
+# --- a spool with a size limit, and readings rules judge ---------------------------------------
+
+
+def test_a_full_spool_drops_the_oldest_routine_telemetry_and_never_an_alarm_reading(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    one = len(pack(series("pump-1", 100, 0)))
+    spool = Spool(tmp_path, limit_bytes=int(one * 3.5))  # room for three routine batches
+    for k in range(3):
+        spool.put(series("pump-1", 100, k * 1000 * MS, first=100 * k))
+    spool.put(series("sump-1", 100, 5 * S), alarm=True)  # makes room: the oldest routine batch goes
+    assert spool.dropped_readings == 100 and spool.bytes <= spool.limit_bytes
+    assert "dropped the oldest routine telemetry, 100 readings from 1970-01-01T00:00:00Z" in caplog.text
+    for k in range(4):  # alarm batches beyond the limit: routine ones give way, then the limit does
+        spool.put(series("sump-1", 100, (6 + k) * S), alarm=True)
+    assert spool.dropped_readings == 300 and spool.bytes > spool.limit_bytes  # nothing routine left
+    with pytest.raises(SpoolFull):  # no room for routine telemetry while alarms fill the spool
+        spool.put(series("pump-1", 100, 20 * S, first=300))
+    assert spool.dropped_readings == 300
+
+    replayed: list[list[Reading]] = []
+    while (segment := spool.oldest()) is not None:
+        replayed.append(segment[1])
+        spool.remove(segment[0])
+    assert replayed == [series("sump-1", 100, k * S) for k in range(5, 10)]  # every alarm batch, in order
+
+
+def test_a_bulk_batch_larger_than_the_whole_spool_is_refused(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, limit_bytes=100)
+    with pytest.raises(SpoolFull):
+        spool.put(series("pump-1", 100, 0))
+    assert spool.put(series("sump-1", 100, 0), alarm=True) >= 0  # an alarm batch is never refused
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs) that fills up; the suite runs as root, as CI does."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.fail(f"cannot mount a small tmpfs (the test needs root): {mounted.stderr.decode()}", pytrace=False)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+async def test_a_full_disk_drops_routine_telemetry_counted_and_keeps_memory_and_alarm_readings(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is down and the spool's disk fills: memory stays bounded, the routine readings
+    given up are counted and logged, and every reading a rule judges is on disk."""
+    spool = Spool(small_disk / "spool")  # no size limit: only the disk stops it
+    writer = TelemetryWriter(
+        nothing_listening(), spool, batch_size=500, alarm_points=lambda: frozenset({("sump-1", "level")})
+    )
+    running = asyncio.create_task(writer.run())
+    fed_alarm = 0
+    peak = 0
+    start = now_ms()
+    try:
+        for k in range(60):  # 60 x 2000 routine readings is several times what 1 MiB holds
+            writer.add(series("pump-1", 2000, start, first=2000 * k))
+            writer.add([Reading("sump-1", "level", float(k), Quality.GOOD, start + k * MS)])
+            fed_alarm += 1
+            waiter = writer.settled()
+            if waiter is not None:
+                await asyncio.wait_for(waiter, 15)  # safe means: on disk, or dropped and counted
+            peak = max(peak, writer.buffered)
+        await until(lambda: writer.dropped > 0, 15, "routine telemetry to be dropped")
+    finally:
+        await cancel_all([running])
+    assert peak <= 3 * 2001  # held on disk or dropped, not piled up in memory
+    assert writer.dropped + writer.spooled >= 60 * 2000  # every routine reading: spooled or counted
+    assert "routine" in caplog.text and "dropped" in caplog.text
+    levels: list[float] = []
+    while (segment := spool.oldest()) is not None:
+        levels += [float(r.value) for r in segment[1] if r.device == "sump-1"]  # type: ignore[arg-type]
+        spool.remove(segment[0])
+    assert sorted(levels) == [float(k) for k in range(fed_alarm)]  # not one alarm reading lost
+
+
+async def test_settled_completes_only_once_the_store_or_the_disk_has_the_readings(tmp_path: Path) -> None:
+    store = SqliteTelemetry(tmp_path / "telemetry.db")
+    writer = TelemetryWriter(store, Spool(tmp_path / "spool"))
+    running = asyncio.create_task(writer.run())
+    try:
+        assert writer.settled() is None  # nothing added: nothing to wait for
+        start = now_ms()
+        writer.add(series("pump-1", 10, start))
+        waiter = writer.settled()
+        assert waiter is not None and not waiter.done()
+        await asyncio.wait_for(waiter, 5)
+        assert writer.written == 10  # completed because the store took them ...
+        assert len(store.history("pump-1", "p0", start, start + S)) == 1  # ... and they are there
+    finally:
+        await cancel_all([running])
+        store.close()
+
+    down = TelemetryWriter(nothing_listening(), Spool(tmp_path / "spool-2"))
+    running = asyncio.create_task(down.run())
+    try:
+        down.add(series("pump-1", 10, now_ms()))
+        waiter = down.settled()
+        assert waiter is not None
+        await asyncio.wait_for(waiter, 15)
+        assert down.spooled == 10 and list((tmp_path / "spool-2").glob("*.seg"))  # on disk
+    finally:
+        await cancel_all([running])
