@@ -8,7 +8,12 @@ select() per message and contends for the GIL with the loop.
 
 A keeper task owns the connection: it connects (in a worker thread, as a TCP connect can block),
 sends keepalives, and reconnects with a growing pause. On every connect paho's on_connect
-resubscribes and publishes the birth message.
+resubscribes and publishes the birth message. A kept session (a client id) that the broker no
+longer has — it crashed before saving it — is a gap: messages published for this client while it
+was away are gone. That is logged as a warning with the gap's start.
+
+With `manual_ack`, QoS 1/2 messages are acknowledged only once `ack_after` says what their batch
+carried is safe (in a store or on disk): a crash before then makes the broker deliver them again.
 """
 
 from __future__ import annotations
@@ -18,22 +23,27 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from facility.aio import cancel_all
+from facility.readiness import Figure, PartState, State
 
 log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes | bytearray]
 MessageHandler = Callable[[list[Message]], None]
+# Called after the handler took a batch holding QoS 1/2 messages: None when what it carried is
+# already safe, else a future that completes once it is (the acknowledgements wait for it).
+AckAfter = Callable[[], "asyncio.Future[None] | None"]
 KEEPALIVE_S = 30
 HOUSEKEEPING_S = 1.0  # how often paho checks keepalive and its in-flight messages
 RECONNECT_FIRST_S = 0.5  # pause before reconnecting, doubled per failure ...
-RECONNECT_MAX_S = 10.0  # ... up to this
+RECONNECT_MAX_S = 2.0  # ... up to this: a broker back from a crash has the gateway again within 2 s
 MAX_PACKETS_PER_READ = 500  # per readable event: the loop turns every few ms, for the other tasks
 READ_CHUNK = 64 * 1024  # bytes taken from the socket per system call
 
@@ -89,15 +99,21 @@ class MqttClient:
         username: str | None = None,
         password: str | None = None,
         manual_ack: bool = False,
+        ack_after: AckAfter | None = None,
+        name: str = "",
     ) -> None:
         """With a `client_id` the broker keeps the session (subscriptions and QoS 1/2 messages
         queued while this client is away). With `manual_ack`, QoS 1/2 messages are acknowledged
-        only after `on_messages` has returned for their batch, so a crash before then makes the
-        broker deliver them again."""
+        only after `on_messages` has returned for their batch and, with `ack_after`, once the
+        future it gives has completed, so a crash before then makes the broker deliver them again.
+        `name` says in readiness and metrics which client this is (default: the client id)."""
         self.host, self.port = host, port
+        self.name = name or client_id or "mqtt"
         self._subscriptions = list(subscriptions)
         self._on_messages = on_messages
         self._manual_ack = manual_ack
+        self._ack_after = ack_after
+        self._kept_session = bool(client_id)
         self._birth = birth  # published on every connect, e.g. a retained "online" status
         c = _Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id, manual_ack=manual_ack
@@ -125,6 +141,14 @@ class MqttClient:
         self._up = asyncio.Event()  # connected and subscribed
         self._closed = asyncio.Event()  # the socket has gone (stop waits for it)
         self._subscribe_mid: int | None = None
+        self._paused = False  # stop() is on its way: read nothing more, send what is owed
+        self._acks_waiting: set[asyncio.Future[None]] = set()
+        # Counters and times for readiness and /metrics.
+        self.received = 0  # messages handed to on_messages
+        self.reconnects = 0  # connections after the first
+        self._connects = 0
+        self._last_success_ns: int | None = None  # the last connect or packet read
+        self._lost_at: int | None = None  # wall time (ns) the connection was lost; None while up
 
     @property
     def connected(self) -> bool:
@@ -141,6 +165,20 @@ class MqttClient:
         except TimeoutError:
             await self._halt()
             raise MqttError(f"no MQTT broker answered at {self.host}:{self.port} within {timeout:g}s") from None
+
+    def pause(self) -> None:
+        """Read no more messages (they stay with the broker, for the next start); the
+        acknowledgements owed for what was already read still go out."""
+        self._paused = True
+        if self._fd is not None and self._loop is not None:
+            self._loop.remove_reader(self._fd)
+
+    async def settle(self, timeout: float) -> int:
+        """Wait, at most `timeout` seconds, until every acknowledgement owed has been handed to
+        paho; returns how many batches are still unacknowledged (the broker delivers them again)."""
+        if self._acks_waiting:
+            await asyncio.wait(set(self._acks_waiting), timeout=timeout)
+        return len(self._acks_waiting)
 
     async def stop(self) -> None:
         """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
@@ -219,7 +257,8 @@ class MqttClient:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
         self._fd = fd
-        self._loop.add_reader(fd, self._readable)
+        if not self._paused:
+            self._loop.add_reader(fd, self._readable)
         if self._client.want_write():
             self._loop.add_writer(fd, self._client.loop_write)
 
@@ -256,16 +295,31 @@ class MqttClient:
         else:
             if self._loop is not None and self._fd is not None:
                 self._loop.call_soon(self._readable)  # bytes may wait in the buffer: the socket will not say
+        self._last_success_ns = time.time_ns()
         if pending:
             self._pending = []
             self._deliver(pending)
 
     # Protocol events, on the loop thread.
 
-    def _connected(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+    def _connected(self, client: paho.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT broker %s:%s refused the connection: %s", self.host, self.port, reason)
             return
+        self._connects += 1
+        self.reconnects = self._connects - 1
+        self._last_success_ns = time.time_ns()
+        if self._kept_session and self._connects > 1 and not flags.session_present:
+            since = self._lost_at or self._last_success_ns
+            log.warning(
+                "MQTT broker %s:%s has lost the session of %s (a crash before it saved it): messages "
+                "published for it since %s may be gone; subscribing again now",
+                self.host,
+                self.port,
+                self.name,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1e9)),
+            )
+        self._lost_at = None
         if self._birth:
             topic, payload, qos, retain = self._birth
             client.publish(topic, payload, qos, retain)
@@ -283,6 +337,8 @@ class MqttClient:
         self._up.set()
 
     def _disconnected(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._lost_at is None:
+            self._lost_at = time.time_ns()
         if reason.value != 0:
             log.warning("MQTT connection to %s:%s lost (%s); reconnecting", self.host, self.port, reason)
 
@@ -290,6 +346,7 @@ class MqttClient:
         self._pending.append((message.topic, message.payload, message.mid, message.qos))
 
     def _deliver(self, received: list[tuple[str, bytes | bytearray, int, int]]) -> None:
+        self.received += len(received)
         if self._on_messages is not None:
             try:
                 self._on_messages([(topic, payload) for topic, payload, _, _ in received])
@@ -304,7 +361,48 @@ class MqttClient:
                         log.exception(
                             "MQTT handler failed on a message on %s; dropped: %r", topic, bytes(payload[:200])
                         )
-        if self._manual_ack:
-            for _, _, mid, qos in received:
-                if qos:
-                    self._client.ack(mid, qos)
+        if not self._manual_ack:
+            return
+        owed = [(mid, qos) for _, _, mid, qos in received if qos]
+        if not owed:
+            return
+        waiter = self._ack_after() if self._ack_after is not None else None
+        if waiter is None:
+            self._ack(owed)
+            return
+        self._acks_waiting.add(waiter)
+        waiter.add_done_callback(lambda done: self._acked(done, owed))
+
+    def _acked(self, done: asyncio.Future[None], owed: list[tuple[int, int]]) -> None:
+        self._acks_waiting.discard(done)
+        if done.cancelled() or done.exception() is not None:
+            # Not safe: leave them unacknowledged. The broker delivers them again on the next
+            # connection (the session is kept), so nothing is lost.
+            log.error("%d MQTT messages not acknowledged: what they carried was not stored", len(owed))
+            return
+        self._ack(owed)
+
+    def _ack(self, owed: list[tuple[int, int]]) -> None:
+        # The connection may have dropped since: the broker then delivers these again, and an
+        # acknowledgement that reaches it for a message id it no longer waits on is ignored.
+        for mid, qos in owed:
+            self._client.ack(mid, qos)
+
+    # Readiness and metrics.
+
+    def parts(self) -> Iterable[PartState]:
+        state = State.UP if self._up.is_set() and self.connected else State.DOWN
+        detail = "" if state is State.UP else f"not connected to {self.host}:{self.port}"
+        yield PartState(f"broker {self.host}:{self.port} ({self.name})", "broker", state, self._last_success_ns, detail)
+
+    def figures(self) -> Iterable[Figure]:
+        labels = (("client", self.name),)
+        yield Figure("mqtt_reconnects_total", "MQTT connections after the first", "counter", self.reconnects, labels)
+        yield Figure("mqtt_messages_received_total", "MQTT messages read", "counter", self.received, labels)
+        yield Figure(
+            "mqtt_unacked_batches",
+            "received batches waiting to be safe before acknowledgement",
+            "gauge",
+            len(self._acks_waiting),
+            labels,
+        )

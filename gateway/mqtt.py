@@ -83,11 +83,20 @@ class MqttIngest:
             self.points[device.id] = [r.name for r in readers]
             self.subscriptions += [(device.mqtt.topic, device.mqtt.qos), (device.mqtt.status, 1)]
         self.received = 0
+        self._last_ts = 0  # the receive time given to the last message (ns)
 
     def handle(self, batch: list[Message]) -> None:
+        """Readings of a batch of messages, each message stamped with a time of its own.
+
+        A batch of messages is read at once, so a backlog after a reconnect would otherwise give
+        hundreds of messages one receive time, and stores keyed on (device, point, time) would keep
+        one of them. The receive times are the clock's, moved on by a nanosecond per message where
+        the clock has not, so that they are distinct and keep the order the broker delivered in.
+        """
         readings: list[Reading] = []
-        now = time.time_ns()
+        now = max(time.time_ns(), self._last_ts + 1)
         for topic, payload in batch:
+            now += 1
             self.received += 1
             entry = self._data.get(topic)
             try:
@@ -97,6 +106,7 @@ class MqttIngest:
                     self._document(entry, topic, payload, now, readings)
             except Exception as exc:  # one message must never sink its batch
                 self._dead_letter("mqtt", topic, f"could not be read: {type(exc).__name__}: {exc}", payload)
+        self._last_ts = now
         if readings:
             self._publish(readings)
 

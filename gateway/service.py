@@ -1,14 +1,22 @@
-"""Starts and stops the gateway's parts for one site."""
+"""Starts and stops the gateway's parts for one site.
+
+Stopping comes in two steps so that the runtime can drain in order: `stop_reading` ends polling
+and reading MQTT (what was read is still handed on), and `stop` — once the writer has made that
+safe — sends the acknowledgements owed and disconnects.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Iterable
 
 from facility.aio import cancel_all
 from facility.bus import Bus
 from facility.model import Reading, Value
-from facility.mqtt import MqttClient
+from facility.mqtt import AckAfter, MqttClient
 from facility.profile import Profile
+from facility.readiness import Figure, PartState
 from facility.site import Device, Site
 from facility.writes import DeviceOffline, check_value, resolve
 from gateway.deadletter import DeadLetters
@@ -16,11 +24,18 @@ from gateway.health import Health
 from gateway.modbus.poller import BusPoller
 from gateway.mqtt import MqttIngest
 
+log = logging.getLogger(__name__)
+
+ACK_SETTLE_S = 5.0  # at a stop, how long acknowledgements may wait for what they carried to be safe
+
 
 class Gateway:
-    def __init__(self, site: Site, bus: Bus, dead_letters: DeadLetters) -> None:
+    def __init__(self, site: Site, bus: Bus, dead_letters: DeadLetters, ack_after: AckAfter | None = None) -> None:
+        """`ack_after` says when what a batch of MQTT messages carried is safe (see MqttClient):
+        QoS 1 messages are acknowledged only then."""
         self._site = site
         self._bus = bus
+        self._ack_after = ack_after
         self._tasks: list[asyncio.Task[None]] = []
         self._mqtt: MqttClient | None = None
         self.dead_letters = dead_letters
@@ -50,6 +65,8 @@ class Gateway:
                 username=broker.username,
                 password=broker.password,
                 manual_ack=True,
+                ack_after=self._ack_after,
+                name="gateway",
             )
             await self._mqtt.start()
         buses: dict[str, list[tuple[Device, Profile]]] = {}
@@ -78,7 +95,25 @@ class Gateway:
             raise DeviceOffline(f"the gateway is not polling {device_id}")
         return await poller.write(device_id, point, checked)
 
-    async def stop(self) -> None:
-        await cancel_all(self._tasks)
+    async def stop_reading(self) -> None:
+        """Poll and read no more; what was read is still handed on."""
         if self._mqtt is not None:
+            self._mqtt.pause()
+        await cancel_all(self._tasks)
+        self._tasks = []
+
+    async def stop(self) -> None:
+        await self.stop_reading()
+        if self._mqtt is not None:
+            unacked = await self._mqtt.settle(ACK_SETTLE_S)
+            if unacked:
+                log.warning("%d batches of MQTT messages left unacknowledged; the broker delivers them again", unacked)
             await self._mqtt.stop()
+
+    def parts(self) -> Iterable[PartState]:
+        if self._mqtt is not None:
+            yield from self._mqtt.parts()
+
+    def figures(self) -> Iterable[Figure]:
+        if self._mqtt is not None:
+            yield from self._mqtt.figures()

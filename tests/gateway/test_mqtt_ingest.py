@@ -547,3 +547,104 @@ def test_the_broker_helper_really_persists(tmp_path: Path) -> None:
         assert got.stdout == b"kept\n", got
     finally:
         server.stop()
+
+
+# 6. QoS 1 messages are acknowledged only once what they carried is safe.
+
+
+async def test_a_handled_message_is_not_acknowledged_until_what_it_carried_is_safe(
+    broker: PersistentMosquitto,
+) -> None:
+    """The handler returned, but the store had not taken the reading yet (its `ack_after` future
+    is pending) when the process died: the broker must deliver the message again."""
+    topic, client_id = "t/safe", "safe-test-consumer"
+    unsafe: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    got: list[Message] = []
+
+    def consumer(ack_after: Any) -> MqttClient:
+        return MqttClient(
+            "127.0.0.1",
+            broker.port,
+            client_id=client_id,
+            subscriptions=[(topic, 1)],
+            on_messages=got.extend,
+            manual_ack=True,
+            ack_after=ack_after,
+        )
+
+    first = consumer(lambda: unsafe)
+    await first.start()
+    try:
+        async with publisher(broker) as source:
+            source.publish(topic, b"m1", qos=1)
+            await until(lambda: got)
+    finally:
+        await first.drop()  # it dies with m1 handled but not safe
+    assert got == [(topic, b"m1")]
+
+    got.clear()
+    safe: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    second = consumer(lambda: safe)
+    await second.start()
+    try:
+        await until(lambda: got)  # m1 again
+        assert got == [(topic, b"m1")]
+        safe.set_result(None)  # now it is in the store: the acknowledgement goes out
+        assert await second.settle(5.0) == 0
+    finally:
+        await second.stop()
+
+    got.clear()
+    third = consumer(lambda: None)  # None: already safe, acknowledged at once
+    await third.start()
+    try:
+        async with publisher(broker) as source:
+            source.publish(topic, b"m2", qos=1)
+            await until(lambda: got)
+    finally:
+        await third.stop()
+    assert got == [(topic, b"m2")]  # m1 was acknowledged: it does not come a third time
+
+
+async def test_a_backlog_without_device_times_keeps_every_reading_in_order(
+    tmp_path: Path, broker: PersistentMosquitto
+) -> None:
+    """Hundreds of queued documents arrive in one read after a restart; each keeps a time of its
+    own, in the broker's order, so that a store keyed on (device, point, time) keeps them all."""
+    count = 400
+    async with running_gateway(tmp_path, broker):
+        pass  # the gateway's kept session now exists; it is away while the backlog builds
+    device = PahoDevice(broker.port, "backlog-device")
+    await device.start()
+    for trips in range(1, count + 1):
+        doc = elevator_doc(trips)  # no "ts": the receive time is all there is
+        device.client.publish(TOPIC, json.dumps(doc), qos=1)
+    await until(lambda: device.acked == count)  # the broker holds them all for the gateway's session
+    await device.stop()
+    async with running_gateway(tmp_path, broker) as rig:
+        await until(lambda: sum(r.point == "trips" for r in rig.received.readings) >= count)
+        trips = [r for r in rig.received.readings if r.point == "trips"]
+    assert [r.value for r in trips] == list(range(1, count + 1))
+    times = [r.ts for r in trips]
+    assert times == sorted(times) and len(set(times)) == count
+
+
+async def test_a_broker_that_lost_the_session_is_told_of_and_subscribed_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker without persistence forgets the gateway's session at a restart: the gateway says
+    so, with the time the gap began, and its subscriptions are back as soon as it reconnects."""
+    plain = Mosquitto(tmp_path)  # persistence false
+    plain.start()
+    try:
+        async with running_gateway(tmp_path, plain) as rig:
+            plain.stop()
+            plain.start()  # same port, no memory of the session
+            await until(lambda: "has lost the session" in caplog.text, timeout=RECONNECT_DEADLINE_S)
+            async with publisher(plain) as source:
+                readings = await send_and_collect(source, rig.received, elevator_doc(7))
+            assert any(r.point == "trips" and r.value == 7 for r in readings)
+        warning = next(r for r in caplog.records if "has lost the session" in r.getMessage())
+        assert warning.levelname == "WARNING" and "since 20" in warning.getMessage()
+    finally:
+        plain.stop()
