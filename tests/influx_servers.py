@@ -2,16 +2,19 @@
 
 VictoriaMetrics speaks the InfluxDB v2 write API; InfluxDB 1.6 speaks `/write` and InfluxQL
 `/query`. Each server keeps its data under the test's own folder and logs to a file there.
+`Unreadable` is the one stand-in: a server that answers `/query` with whatever the test says.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -195,3 +198,49 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         result = json.loads(body)["results"][0]
         assert "error" not in result, result["error"]
         return [row for series in result.get("series", []) for row in series["values"]]
+
+
+class Unreadable:
+    """An HTTP server in a thread of the test that answers every `/query` with `body` (HTTP 200)
+    and takes every write (HTTP 204). It stands in for what no real telemetry server answers on
+    purpose: the page of a web server or proxy at a mistyped URL, or a server of another kind,
+    with answers of shapes InfluxDB never gives. `queries` holds the InfluxQL it was asked."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.queries: list[str] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                owner.queries.extend(query.get("q", []))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(owner.body)))
+                self.end_headers()
+                self.wfile.write(owner.body)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:  # the tests need no access log
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="unreadable store", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)

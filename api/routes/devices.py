@@ -18,9 +18,11 @@ from facility.model import now_ns
 from facility.site import Device
 from facility.store.live import shown_quality
 from facility.store.ops import ActionRefused
+from facility.store.telemetry import HistoryUnavailable
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_RANGE_NS = 400 * DAY_NS  # a year and a bit: beyond that a chart says nothing a report does not
+STORE_FAILED = "the telemetry store could not give the history; `detail` names the store and says why"
 
 
 class OutOfService(Body):
@@ -89,7 +91,11 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         found, maintenance = ctx.device_for(user, device_id), await ctx.ops.out_of_service()
         return board(found, now_ns(), maintenance)
 
-    @r.get("/devices/{device_id}/points/{point}/history", response_model=schemas.History)
+    @r.get(
+        "/devices/{device_id}/points/{point}/history",
+        response_model=schemas.History,
+        responses={502: {"model": schemas.Error, "description": STORE_FAILED}},
+    )
     async def history(
         device_id: str,
         point: str,
@@ -99,7 +105,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         max_samples: Annotated[int, Query(ge=10, le=5000, description="at most this many samples")] = 500,
     ) -> dict[str, Any]:
         """A point's values over a range, as min/mean/max per bucket when raw values would be more
-        than `max_samples` (a chart cannot draw more points than it has pixels)."""
+        than `max_samples` (a chart cannot draw more points than it has pixels). 502 when the
+        telemetry store cannot give them: the answer names the store and says why."""
         found = ctx.device_for(user, device_id)
         spec = ctx.site.profile_of(found).points.get(point)
         if spec is None:
@@ -113,10 +120,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         # Readings expected in the range at the device's interval decide whether to downsample.
         expected = (end - start) / 1e9 / max(found.interval, 1e-3)
         bucket = None if expected <= max_samples else (end - start) / 1e9 / max_samples
-        samples = await asyncio.to_thread(ctx.history, device_id, point, start, end, bucket)
-        if bucket is None and len(samples) > max_samples:  # the device sent faster than its interval says
-            bucket = (end - start) / 1e9 / max_samples
+        try:
             samples = await asyncio.to_thread(ctx.history, device_id, point, start, end, bucket)
+            if bucket is None and len(samples) > max_samples:  # the device sent faster than its interval says
+                bucket = (end - start) / 1e9 / max_samples
+                samples = await asyncio.to_thread(ctx.history, device_id, point, start, end, bucket)
+        except HistoryUnavailable as exc:
+            raise HTTPException(502, str(exc)) from None
         return {
             "device": device_id,
             "point": point,

@@ -9,6 +9,11 @@ Writes go through influxdb-client's v2 write API (synchronous, gzip), or for Inf
 as a plain POST to `/write`. A batch the server refuses (HTTP 400, 413, 422) is bisected so that the good
 lines are stored and only the bad ones come back in BatchRejected. Retries here are few and short:
 the writer above spools a batch that fails, so a long retry would only stall it.
+
+History is read with InfluxQL over `/query`: InfluxDB 1.x, and 2.x through its 1.x-compatible API
+(a bucket is found by its name). Whatever else the server answers — an error, a page that is not
+InfluxQL JSON, series of other columns, values of other types — is HistoryUnavailable naming the
+server and why. VictoriaMetrics takes the writes but cannot answer history (see `_NO_INFLUXQL`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from influxdb_client.rest import ApiException
 
 from facility.model import Quality, Reading, Value
 from facility.site import InfluxStore
-from facility.store.telemetry import BatchRejected, Sample, StoreUnavailable
+from facility.store.telemetry import BatchRejected, HistoryUnavailable, Sample, StoreUnavailable
 
 MEASUREMENT = "telemetry"
 RETRIES = 2  # after the first try, for refused connections and 429/502/503/504
@@ -194,7 +199,7 @@ class InfluxTelemetry:
             if status in _REJECTED:
                 return reason or f"HTTP {status}"
             if status in (401, 403):
-                raise self._refused(status)
+                raise StoreUnavailable(f"{self._store} {self._credentials(status)}")
             problem = f"InfluxDB at {self._where} answered HTTP {status}: {reason}"
             if status not in _RETRY:
                 break
@@ -223,27 +228,34 @@ class InfluxTelemetry:
     def history(
         self, device: str, point: str, start_ns: int, end_ns: int, bucket_s: float | None = None
     ) -> list[Sample]:
+        """Good readings only, as the SQLite store gives them. Raises HistoryUnavailable when the
+        server cannot be asked or answers anything but the InfluxQL answer asked for."""
         where = (
             f"device = {influxql_string(device)} AND point = {influxql_string(point)} AND quality = 'good'"
             f" AND time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         if bucket_s is None:
-            rows = self.query(f"SELECT num, flag, text FROM {MEASUREMENT} WHERE {where}")
-            samples = []
-            for ts, num, flag, text in rows:
-                value = float(num) if num is not None else flag if flag is not None else text
-                samples.append(Sample(ts, value, value, value, 1))
-            return samples
+            rows = self._select(f"SELECT num, flag, text FROM {MEASUREMENT} WHERE {where}", ("num", "flag", "text"))
+            try:
+                return [_raw_sample(*row) for row in rows]
+            except ValueError as exc:
+                raise HistoryUnavailable(self._store, f"it answered a reading it cannot hold: {exc}") from None
         bucket = max(1, int(bucket_s * 1e9))
         # The offset aligns buckets to the range start, as the SQLite store does.
-        rows = self.query(
+        rows = self._select(
             f"SELECT mean(num), min(num), max(num), count(num) FROM {MEASUREMENT} WHERE {where}"
-            f" GROUP BY time({bucket}ns, {start_ns % bucket}ns) fill(none)"
+            f" GROUP BY time({bucket}ns, {start_ns % bucket}ns) fill(none)",
+            ("mean", "min", "max", "count"),
         )
-        return [Sample(ts, float(mean), float(lo), float(hi), int(n)) for ts, mean, lo, hi, n in rows]
+        try:
+            return [_bucket_sample(*row) for row in rows]
+        except ValueError as exc:
+            raise HistoryUnavailable(self._store, f"it answered a bucket it cannot hold: {exc}") from None
 
-    def query(self, influxql: str) -> list[list[Any]]:
-        """Rows of one InfluxQL statement (all series concatenated), times in ns."""
+    def _select(self, influxql: str, columns: tuple[str, ...]) -> list[list[Any]]:
+        """Rows of one InfluxQL SELECT (all series concatenated), times in ns. Each series must
+        have the columns `time` and then `columns`, each row one value per column: what a server
+        answers in another shape is HistoryUnavailable naming it, never a crash of the caller."""
         params = {"db": self.config.bucket, "q": influxql, "epoch": "ns", "chunked": "true", "chunk_size": "10000"}
         try:
             response = self._pool.request(
@@ -253,25 +265,48 @@ class InfluxTelemetry:
                 timeout=self._timeout,
                 retries=False,
             )
+        except urllib3.exceptions.TimeoutError as exc:
+            raise HistoryUnavailable(self._store, f"no answer in {self.config.timeout:g}s") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StoreUnavailable(f"cannot reach InfluxDB at {self._where}: {exc}") from exc
+            raise HistoryUnavailable(self._store, f"cannot reach it: {exc}") from exc
         if response.status in (401, 403):
-            raise self._refused(response.status)
+            raise HistoryUnavailable(self._store, self._credentials(response.status))
         if response.status != 200:
-            raise StoreUnavailable(f"InfluxDB query failed (HTTP {response.status}): {_message(response.data)}")
+            raise HistoryUnavailable(
+                self._store, f"the query failed (HTTP {response.status}): {_message(response.data)}"
+            )
+        expected = ["time", *columns]
         rows: list[list[Any]] = []
-        for chunk in _chunks(response.data):
-            for result in chunk.get("results", []):
-                if "error" in result:
-                    raise StoreUnavailable(f"InfluxDB query failed: {result['error']}")
-                for series in result.get("series", []):
-                    rows.extend(series["values"])
+        try:
+            for series in _series(response.data):
+                if series.get("name") == "databases" and series.get("columns") == ["name"]:
+                    raise HistoryUnavailable(f"VictoriaMetrics at {self._where}", _NO_INFLUXQL)
+                if series.get("columns") != expected:
+                    raise ValueError(f"columns {series.get('columns')!r} where {expected!r} were asked")
+                values = series.get("values")
+                if not isinstance(values, list) or not all(
+                    isinstance(row, list) and len(row) == len(expected) for row in values
+                ):
+                    raise ValueError(f"rows that are not {len(expected)} values each")
+                rows.extend(values)
+        except _QueryFailed as exc:
+            raise HistoryUnavailable(self._store, f"the query failed: {exc}") from None
+        except ValueError as exc:  # json.JSONDecodeError included
+            excerpt = response.data[:200].decode("utf-8", errors="replace")
+            raise HistoryUnavailable(
+                self._store, f"its answer is not the InfluxQL answer asked for ({exc}): {excerpt!r}"
+            ) from None
         return rows
 
-    def _refused(self, status: int) -> StoreUnavailable:
+    @property
+    def _store(self) -> str:
+        """The store as an operator knows it: kind and address, no user info."""
+        return f"InfluxDB at {self._where}"
+
+    def _credentials(self, status: int) -> str:
         """Names where the token comes from, never the token."""
         source = f"the token in ${self.config.token_env}" if self.config.token_env else "the token (none is set)"
-        return StoreUnavailable(f"InfluxDB at {self._where} refused the credentials (HTTP {status}); check {source}")
+        return f"refused the credentials (HTTP {status}); check {source}"
 
     def prune(self, now_ns: int) -> int:
         """Nothing: the server's retention policy (or bucket retention) deletes old data."""
@@ -282,8 +317,73 @@ class InfluxTelemetry:
         self._client.close()
 
 
-def _chunks(data: bytes) -> Iterator[dict[str, Any]]:
-    """The JSON documents of a chunked /query answer, one per line."""
+class _QueryFailed(Exception):
+    """The server ran the query and says why it failed (an unknown database, a bad statement)."""
+
+
+# VictoriaMetrics takes line protocol on /write and answers every /query with its list of databases
+# (for clients that check the database exists); it runs no InfluxQL. It also keeps numbers only: a
+# string field arrives as 0, so the quality of every reading and the value of text points are lost.
+_NO_INFLUXQL = (
+    "it answered the InfluxQL query with a list of databases, as VictoriaMetrics answers every query:"
+    " it runs no InfluxQL, and it keeps only the numbers of what it is sent, so the quality of each"
+    " reading and the text values are not there to read. History needs InfluxDB (1.x, or 2.x through"
+    " its /query); see docs/architecture.md"
+)
+
+
+def _series(data: bytes) -> Iterator[dict[str, Any]]:
+    """The series of a chunked /query answer (one JSON document per line). Raises _QueryFailed
+    for an error the server reports, ValueError for an answer of another shape."""
     for line in data.splitlines():
-        if line.strip():
-            yield json.loads(line)
+        if not line.strip():
+            continue
+        doc = json.loads(line)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        if not isinstance(results, list):
+            raise ValueError("no list of results")
+        for result in results:
+            if not isinstance(result, dict):
+                raise ValueError("a result that is not an object")
+            if "error" in result:
+                raise _QueryFailed(str(result["error"]))
+            series = result.get("series", [])
+            if not isinstance(series, list) or not all(isinstance(s, dict) for s in series):
+                raise ValueError("series that are not a list of objects")
+            yield from series
+
+
+def _time(ts: Any) -> int:
+    if type(ts) is not int:
+        raise ValueError(f"time {ts!r} is not a whole number of nanoseconds")
+    return ts
+
+
+def _number(value: Any, column: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{column} {value!r} is not a number")
+    return float(value)
+
+
+def _raw_sample(ts: Any, num: Any, flag: Any, text: Any) -> Sample:
+    """One stored reading: a number, else a flag, else a text (a reading without a value: None)."""
+    value: Value
+    if num is not None:
+        value = _number(num, "num")
+    elif flag is not None:
+        if not isinstance(flag, bool):
+            raise ValueError(f"flag {flag!r} is not true or false")
+        value = flag
+    elif text is not None:
+        if not isinstance(text, str):
+            raise ValueError(f"text {text!r} is not a string")
+        value = text
+    else:
+        value = None
+    return Sample(_time(ts), value, value, value, 1)
+
+
+def _bucket_sample(ts: Any, mean: Any, lo: Any, hi: Any, count: Any) -> Sample:
+    if type(count) is not int or count < 1:
+        raise ValueError(f"count {count!r} is not a positive whole number")
+    return Sample(_time(ts), _number(mean, "mean"), _number(lo, "min"), _number(hi, "max"), count)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from facility.model import Quality, Reading
 
 STALE_AFTER_INTERVALS = 3  # a value older than this many expected intervals is shown as stale
+SHORTEST_INTERVAL_S = 1.0  # ... counted as at least this: a device polled as fast as it goes (0 s) is not always stale
 _KEEPS_LAST_VALUE = (Quality.STALE, Quality.NO_COMM)
 
 
@@ -48,6 +49,7 @@ class LiveValues:
 
 def shown_quality(reading: Reading, interval_s: float, now_ns: int) -> Quality:
     """The quality to show now: a good value that has not been refreshed in time is stale."""
-    if reading.quality is Quality.GOOD and now_ns - reading.ts > STALE_AFTER_INTERVALS * interval_s * 1e9:
+    limit_s = STALE_AFTER_INTERVALS * max(interval_s, SHORTEST_INTERVAL_S)
+    if reading.quality is Quality.GOOD and now_ns - reading.ts > limit_s * 1e9:
         return Quality.STALE
     return reading.quality

@@ -13,6 +13,20 @@ class StoreUnavailable(Exception):
     """The store cannot take writes now (down, slow, unreachable): keep the batch and retry later."""
 
 
+class HistoryUnavailable(StoreUnavailable):
+    """The store cannot give history now: it cannot be reached, refuses, or answers in a shape it
+    should not (a server that is not what the site file says it is). `store` names it as an
+    operator knows it ("InfluxDB at http://10.0.0.5:8086"), `reason` says why, for the API's 502.
+
+    A StoreUnavailable, so that callers that already stop cleanly on an unavailable store (the
+    backtest command) stop as cleanly on this."""
+
+    def __init__(self, store: str, reason: str) -> None:
+        self.store = store
+        self.reason = reason
+        super().__init__(f"{store} cannot give history: {reason}")
+
+
 class BatchRejected(Exception):
     """The store refused readings as malformed: retrying cannot help; dead-letter them.
 

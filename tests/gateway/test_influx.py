@@ -1,8 +1,9 @@
-"""The InfluxDB store against real servers: VictoriaMetrics (v2 write API) and InfluxDB 1.6
-(`/write`, InfluxQL `/query`, retention policies that refuse old points)."""
+"""The InfluxDB store against real servers: VictoriaMetrics (v2 write API; it cannot give history)
+and InfluxDB 1.6 (`/write`, InfluxQL `/query`, retention policies that refuse old points)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -15,8 +16,8 @@ from facility.model import Quality, Reading
 from facility.netutil import free_port
 from facility.site import InfluxStore
 from facility.store.influx import InfluxTelemetry
-from facility.store.telemetry import BatchRejected, StoreUnavailable
-from tests.influx_servers import Influx1, VictoriaMetrics
+from facility.store.telemetry import BatchRejected, HistoryUnavailable, StoreUnavailable
+from tests.influx_servers import Influx1, Unreadable, VictoriaMetrics
 from tests.servers import poll
 from tests.store_contract import assert_level_history
 
@@ -141,6 +142,94 @@ def test_history_raw_and_downsampled_with_influxql(influx: Influx1) -> None:
     assert [s.mean for s in store.history("tank-1", "state", start, start + 10 * S)] == ["it's \\ full"]
     assert store.history("tank-1", "it's' OR ''='", start, start + 10 * S) == []  # quoted, not injected
     store.close()
+
+
+def test_victoria_metrics_cannot_give_history_and_the_store_says_so(vm: VictoriaMetrics) -> None:
+    """VictoriaMetrics keeps the numbers of what it is sent, and nothing else: a good and a bad
+    reading arrive with the same quality (0). History from it would show bad values as good, so
+    it is refused, naming VictoriaMetrics and why, raw and bucketed alike."""
+    t = now_ms()
+    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None))
+    store.write(
+        [
+            Reading("tank-vm", "level", 1.0, Quality.GOOD, t),
+            Reading("tank-vm", "level", 1000.0, Quality.BAD, t + MS),
+        ]
+    )
+    series = poll(lambda: vm.export('__name__="telemetry_quality",device="tank-vm"'), lambda s: len(s) >= 1)
+    assert by_name_and_point(series)[("telemetry_quality", "level")] == [(t // MS, 0), (t // MS + 1, 0)]
+    for bucket in (None, 1.0):
+        with pytest.raises(HistoryUnavailable) as caught:
+            store.history("tank-vm", "level", t - S, t + S, bucket)
+        assert caught.value.store == f"VictoriaMetrics at {vm.url}"
+        assert "runs no InfluxQL" in caught.value.reason and "quality" in caught.value.reason
+    store.close()
+
+
+def test_history_from_a_database_that_is_not_there_names_the_store_and_the_reason(influx: Influx1) -> None:
+    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="never-made", write_api="v1", token_env=None))
+    with pytest.raises(HistoryUnavailable) as caught:
+        store.history("tank-1", "level", 0, time.time_ns())
+    store.close()
+    assert caught.value.store == f"InfluxDB at {influx.url}"
+    assert "database not found: never-made" in caught.value.reason
+
+
+def _answer(columns: list[str], *rows: list[Any]) -> bytes:
+    """A /query answer of one series, as InfluxDB would lay it out."""
+    series = {"name": "telemetry", "columns": columns, "values": list(rows)}
+    return json.dumps({"results": [{"statement_id": 0, "series": [series]}]}).encode()
+
+
+RAW = ["time", "num", "flag", "text"]
+BUCKETS = ["time", "mean", "min", "max", "count"]
+
+
+@pytest.mark.parametrize(
+    ("body", "bucket_s", "words"),
+    [
+        pytest.param(
+            b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            None,
+            "not the InfluxQL answer asked for",
+            id="a web page",
+        ),
+        pytest.param(b"null", None, "no list of results", id="no results"),
+        pytest.param(
+            b'{"results": [{"statement_id": 0, "series": {"name": "t"}}]}', None, "not a list of objects", id="series"
+        ),
+        pytest.param(
+            _answer(["time", "level", "state", "note"], [1, 2.0, None, None]),
+            None,
+            "columns ['time', 'level'",
+            id="columns",
+        ),
+        pytest.param(_answer(RAW, [1, 2.0, None]), None, "rows that are not 4 values each", id="short row"),
+        pytest.param(_answer(RAW, [1, "2.5", None, None]), None, "num '2.5' is not a number", id="num"),
+        pytest.param(_answer(RAW, [1, None, "yes", None]), None, "flag 'yes' is not true or false", id="flag"),
+        pytest.param(
+            _answer(RAW, ["2026-12-01T00:00:00Z", 2.0, None, None]),
+            None,
+            "not a whole number of nanoseconds",
+            id="time",
+        ),
+        pytest.param(
+            _answer(BUCKETS, [1, 2.0, 1.0, 3.0, "3"]), 3.0, "count '3' is not a positive whole number", id="count"
+        ),
+        pytest.param(_answer(BUCKETS, [1, None, None, None, 0]), 3.0, "count 0 is not a positive", id="empty bucket"),
+    ],
+)
+def test_an_answer_of_another_shape_is_history_unavailable_naming_the_store(
+    body: bytes, bucket_s: float | None, words: str
+) -> None:
+    with Unreadable(body) as server:
+        store = InfluxTelemetry(InfluxStore(url=server.url, bucket="estate", write_api="v1", token_env=None))
+        with pytest.raises(HistoryUnavailable) as caught:
+            store.history("tank-1", "level", 0, 10 * S, bucket_s)
+        store.close()
+    assert server.queries  # it was asked
+    assert caught.value.store == f"InfluxDB at {server.url}"
+    assert words in caught.value.reason, caught.value.reason
 
 
 def test_points_beyond_the_retention_policy_come_back_rejected_and_the_rest_is_stored(influx: Influx1) -> None:
