@@ -1,4 +1,5 @@
-"""The FastAPI application: /healthz, the /api/v1 routes, and the duty-desk page at /."""
+"""The FastAPI application: /healthz and /readyz, /metrics, the /api/v1 routes, and the duty-desk
+page at /."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from api import health, metrics
 from api.audit import AuditChanges
 from api.auth import Role, TokenAuth
 from api.context import ApiContext
 from api.routes import access, alarms, devices, plans, reports, rules, stream, tasks, writes
 from api.schemas import ERRORS
+from api.unavailable import ops_unavailable
+from facility.store.ops import OpsUnavailable
 
 DESK_DIR = Path(__file__).parent / "desk"
 ROUTES = (access, alarms, devices, tasks, plans, rules, reports, stream, writes)
@@ -35,17 +39,13 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
         title="Facility monitoring",
         version="1",
         description="Alarms, tasks, emergency plans, devices and reports of one estate. Every route but "
-        "/healthz needs `Authorization: Bearer <token>`; see docs/api.md.",
+        "/healthz and /readyz needs `Authorization: Bearer <token>`; see docs/api.md.",
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
     )
     guarded = [Depends(auth)]
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Liveness; the only route that needs no token."""
-        return {"status": "ok", "site": ctx.site.site.id}
-
+    app.include_router(health.router(ctx, auth))  # no token: load balancers and probes ask
+    app.include_router(metrics.router(ctx, auth))  # a token: any user, viewer and up
     for module in ROUTES:
         app.include_router(module.router(ctx, auth), prefix="/api/v1", dependencies=guarded, responses=ERRORS)
     for prefix, router in (extra or {}).items():  # the simulators: breaking the plant is for engineers
@@ -57,5 +57,6 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, APIRouter] | N
 
     app.mount("/desk", StaticFiles(directory=DESK_DIR), name="desk")
     app.add_exception_handler(RequestValidationError, validation_failed)
+    app.add_exception_handler(OpsUnavailable, ops_unavailable)  # 503 naming the ops store, not a 500
     app.add_middleware(AuditChanges, ops=ctx.ops)
     return app

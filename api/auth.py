@@ -2,7 +2,9 @@
 
 Two kinds of token are known: the fixed ones given on the command line (the demo's printed token,
 `facility run --token`), whose holders are admins, and the users of the ops store (`facility users
-add`), each with a role. Tokens are kept only as SHA-256 digests.
+add`), each with a role. Tokens are kept only as SHA-256 digests. The fixed tokens are in memory and
+work while the ops store is down; a user's token then gets 503 (we cannot tell whether it is good),
+neither 401 (it may well be) nor 500.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request
 
+from api.unavailable import unavailable
+from facility.store.ops import OpsUnavailable
 from facility.store.users import Role, User, UserStore, digest
 
 __all__ = ["RateLimit", "Role", "TokenAuth", "User"]
@@ -61,7 +65,10 @@ class TokenAuth:
             if hmac.compare_digest(known, candidate):
                 found = user
         if found is None and self._users is not None:
-            found = await self._users.find(token)
+            try:
+                found = await self._users.find(token)
+            except OpsUnavailable:
+                raise unavailable() from None
         return found
 
     async def __call__(self, request: Request) -> User:

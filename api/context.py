@@ -1,4 +1,5 @@
-"""What the API reads and calls: stores, bus, the rules' lifecycle actions, and the write of a point.
+"""What the API reads and calls: stores, bus, the rules' lifecycle actions, the write of a point, and
+the readiness of every part (for /readyz and /metrics).
 
 `write` and `history` are handed in by the runtime (the gateway's audited write, the telemetry
 store's history), so that the API never imports the gateway.
@@ -7,7 +8,7 @@ store's history), so that the API never imports the gateway.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from fastapi import HTTPException, Request
 
 from api.body import field_error
 from facility.bus import Bus
+from facility.readiness import Readiness
 from facility.site import Device, Site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
@@ -45,6 +47,7 @@ class ApiContext:
     rules: RulesService
     write: WritePoint
     history: History
+    readiness: Readiness = field(default_factory=Readiness)  # every part's state and figures: /readyz, /metrics
 
     def visible(self, user: User) -> set[str] | None:
         """Ids of the devices a user may see; None: every device (no building limit)."""

@@ -60,6 +60,11 @@ class HistoryEntry(Answer):
 
 
 class Alarm(Placed):
+    """An alarm as the ops store records it. On the event stream, an alarm raised while the ops
+    store is down comes first as a provisional `alarm` event with `recorded: false` and no `id`
+    (rule, device, priority, state, title, message, times and flags only); the recorded alarm's
+    event, which has no `recorded` key, follows and replaces it (match on rule and device)."""
+
     id: int
     rule: str
     device: str
@@ -288,4 +293,5 @@ ERRORS: dict[int | str, dict[str, object]] = {
     409: {"model": Error, "description": "the record's state does not allow the action"},
     422: {"model": Invalid, "description": "a field is wrong, or is one the server sets"},
     429: {"model": Error, "description": "too many changes; `Retry-After` says when to try again"},
+    503: {"model": Error, "description": "the ops store does not answer; `Retry-After` says when to try again"},
 }

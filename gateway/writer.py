@@ -52,6 +52,7 @@ RETRY_MAX_S = 30.0  # ... up to this
 PRUNE_EVERY_S = 3600.0  # how often the store deletes what is past its retention (first: at start)
 SPOOL_WARN_AT = 0.8  # from this share of its limit the spool is reported degraded and warned about ...
 SPOOL_WARN_EVERY_S = 60.0  # ... this often
+HUNG_AFTER_S = 5.0  # a store write still waiting after this long makes the store degraded: it may hang
 
 DeadLetter = Callable[[str, str, str, str], None]  # (source, key, reason, payload)
 T = TypeVar("T")
@@ -105,8 +106,11 @@ class TelemetryWriter:
         self._outage_logged = False  # ... and whether a store failure was logged since
         self._store_down = False  # the last write failed for want of the store
         self._last_write_ns: int | None = None  # the store's last success
+        self._writing_since: float | None = None  # monotonic start of a store write under way
         self._last_spool_ns: int | None = None  # the spool's last success
         self._spool_warned = 0.0  # monotonic time of the last "spool filling" warning
+        self._refused_logged = -SPOOL_WARN_EVERY_S  # ... and of the last "readings dropped" error
+        self._refused_unlogged: tuple[int, int, int] = (0, 2**63, 0)  # dropped since: count, first ts, last ts
         # Counters for readiness, /metrics and benchmarks, in readings.
         self.written = 0  # taken by the store (directly or replayed)
         self.spooled = 0  # put into the spool
@@ -317,13 +321,14 @@ class TelemetryWriter:
 
     async def _write(self, batch: list[Reading]) -> bool:
         """Write a batch; False when the store cannot take it now. Refused readings are dead-lettered."""
+        self._writing_since = time.monotonic()
         try:
             if self._store.quick_writes:
                 self._store.write(batch)
             else:
                 await asyncio.to_thread(self._store.write, batch)
         except StoreUnavailable as exc:
-            self._store_down = True
+            self._store_down, self._writing_since = True, None
             self._spooling_started(f"telemetry store unavailable: {exc}", outage=True)
             return False
         except BatchRejected as exc:
@@ -335,7 +340,7 @@ class TelemetryWriter:
         except Exception as exc:  # a bug or an unforeseen failure: keep the batch, do not drop it
             if not self._outage_logged:
                 log.exception("telemetry store write failed")
-            self._store_down = True
+            self._store_down, self._writing_since = True, None
             self._spooling_started(f"telemetry store write failed: {exc!r}", outage=True)
             return False
         self.written += len(batch)
@@ -343,6 +348,7 @@ class TelemetryWriter:
         return True
 
     def _stored(self) -> None:
+        self._writing_since = None
         self._store_down = False
         self._last_write_ns = time.time_ns()
 
@@ -356,16 +362,30 @@ class TelemetryWriter:
         if alarm and not await self._spool_put(alarm, first, lane_alarm=True):
             self._held, self._held_start = alarm, held_start  # never dropped: retried with the next batch
         if bulk and not await self._spool_put(bulk, first, lane_alarm=False):
-            self.refused_by_disk += len(bulk)
-            first_ts, last_ts = min(r.ts for r in bulk), max(r.ts for r in bulk)
-            log.error(
-                "%d routine readings dropped (%s to %s): the spool in %s has no room",
-                len(bulk),
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first_ts / 1e9)),
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_ts / 1e9)),
-                self._spool.folder,
-            )
+            self._refused(bulk)
         self._work.set()
+
+    def _refused(self, bulk: list[Reading]) -> None:
+        """Count routine readings the spool had no room for; log them at once, then once a minute
+        with what was given up since, so a full disk does not flood the log."""
+        self.refused_by_disk += len(bulk)
+        first_ts, last_ts = min(r.ts for r in bulk), max(r.ts for r in bulk)
+        count, since, _ = self._refused_unlogged
+        self._refused_unlogged = (count + len(bulk), min(since, first_ts), last_ts)
+        now = time.monotonic()
+        if now - self._refused_logged < SPOOL_WARN_EVERY_S:
+            return
+        self._refused_logged = now
+        count, since, until = self._refused_unlogged
+        self._refused_unlogged = (0, 2**63, 0)
+        log.error(
+            "%d routine readings dropped (%s to %s): the spool in %s has no room; the count is "
+            "facility_readings_dropped_total",
+            count,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1e9)),
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until / 1e9)),
+            self._spool.folder,
+        )
 
     async def _spool_put(self, readings: list[Reading], first: bool, lane_alarm: bool) -> bool:
         """One put; False when the spool or its disk has no room for it. When this returns True
@@ -465,6 +485,7 @@ class TelemetryWriter:
             )
 
     def parts(self) -> Iterable[PartState]:
+        waiting = time.monotonic() - self._writing_since if self._writing_since is not None else 0.0
         if self._store_down:
             store = PartState(
                 "telemetry store",
@@ -472,6 +493,14 @@ class TelemetryWriter:
                 State.DOWN,
                 self._last_write_ns,
                 "writes fail; readings go to the spool",
+            )
+        elif waiting > HUNG_AFTER_S:
+            store = PartState(
+                "telemetry store",
+                "telemetry_store",
+                State.DEGRADED,
+                self._last_write_ns,
+                f"a write has waited {waiting:.0f} s for an answer",
             )
         else:
             store = PartState("telemetry store", "telemetry_store", State.UP, self._last_write_ns)

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from facility.model import Value, now_ns
-from facility.store.ops import OpsStore
+from facility.store.ops import OpsStore, OpsUnavailable
 from facility.writes import AuditUnavailable, DeviceRefused, WriteError
 from gateway.service import Gateway
 
@@ -45,7 +45,7 @@ class AuditedWrites:
                 detail=detail,
                 outcome="pending",
             )
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OpsUnavailable) as exc:
             log.error("audit log unavailable, write of %s/%s by %s not attempted: %s", device, point, actor, exc)
             raise AuditUnavailable("the audit log cannot be written, so nothing was written") from None
         try:

@@ -4,7 +4,10 @@ the alarm lifecycle over time: shelf expiry, chattering, escalation and floods.
 `record` stores one condition change (rules.outcomes calls it, in the engine's order, retrying
 while the store is down). `run` checks the clock-driven parts every `check_every_s`. Every stored
 change is announced on the bus as an `alarm` event; escalations and floods have their own events
-(`escalation`, `flood`) for the notifiers and the desk.
+(`escalation`, `flood`) for the notifiers and the desk. An alarm that waits for the store is
+announced at once by `announce_provisional`: an `alarm` event with `recorded: false` and no id (a
+recorded alarm's event has no `recorded` key), which the desk and the notifiers match to the
+recorded one by rule and device.
 
 Refused actions raise `ActionRefused` (a ValueError saying why); an unknown alarm id gives None.
 """
@@ -18,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from facility.bus import Bus
-from facility.model import Priority, now_ns
+from facility.model import AlarmState, Priority, now_ns
 from facility.site import Site
-from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore
+from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore, OpsUnavailable
 from rules.engine import Change
 from rules.ruleset import render, text_values
 
@@ -59,8 +62,12 @@ class AlarmService:
             await asyncio.sleep(self._check_every_s)
             try:
                 await self.check()
-            except Exception:
+            except OpsUnavailable as exc:
                 if not failing:  # once per outage: the store being down is logged by rules.outcomes too
+                    log.warning("alarm lifecycle checks wait for the ops store: %s", exc)
+                failing = True
+            except Exception:
+                if not failing:
                     log.exception("alarm lifecycle check failed; trying again every %s s", self._check_every_s)
                 failing = True
             else:
@@ -70,11 +77,11 @@ class AlarmService:
         """One round of the clock-driven lifecycle: expired shelves, quiet chatter, escalation, flood end."""
         now = self._clock()
         for alarm in await self._store.unshelve_expired(now):
-            self._announce(alarm)
+            self.announce(alarm)
         for alarm in await self._store.clear_quiet_chattering(now):
-            self._announce(alarm)
+            self.announce(alarm)
         for alarm in await self._store.escalate_due(self._escalate_after, now):
-            self._announce(alarm)
+            self.announce(alarm)
             self._bus.publish_event("escalation", alarm)
         if self._flood_since is not None and self._raised_within(now) < FLOOD_END:
             self._flood_since = None
@@ -98,7 +105,7 @@ class AlarmService:
         alarm, action = await self._store.raise_alarm(self._new_alarm(change))
         if action is None:
             return alarm, None
-        self._announce(alarm)
+        self.announce(alarm)
         if action in ACTIVATIONS and not (alarm["shelved"] or alarm["suppressed"] or alarm["out_of_service"]):
             self._count_raised(change.ts)
         return alarm, action
@@ -136,16 +143,47 @@ class AlarmService:
             raise ActionRefused(f"no device {device!r} on site {self._site.site.id}")
         alarms = await self._store.set_out_of_service(device, on, user, source, reason, self._clock())
         for alarm in alarms:
-            self._announce(alarm)
+            self.announce(alarm)
         return alarms
 
     def _announced(self, alarm: dict[str, Any] | None) -> dict[str, Any] | None:
         if alarm is not None:
-            self._announce(alarm)
+            self.announce(alarm)
         return alarm
 
-    def _announce(self, alarm: dict[str, Any]) -> None:
+    def announce(self, alarm: dict[str, Any]) -> None:
+        """Announce a recorded alarm as it stands; rules.outcomes also calls it to replace a
+        provisional announcement when recording changed nothing (an outcome applied again)."""
         self._bus.publish_event("alarm", alarm)
+
+    def announce_provisional(self, change: Change) -> None:
+        """Announce at once an alarm the ops store has not recorded yet (it is journaled), so that the
+        desk shows it and the notifiers tell people: no id, `recorded: false`, and only what the rule
+        and the readings know (not whether someone shelved it or took its device out of service)."""
+        new = self._new_alarm(change)
+        state = AlarmState.SUPPRESSED if new.suppressed else AlarmState.UNACKNOWLEDGED
+        self._bus.publish_event(
+            "alarm",
+            {
+                "rule": new.rule_id,
+                "device": new.device_id,
+                "priority": new.priority,
+                "state": state.value,
+                "active": True,
+                "acknowledged": False,
+                "title": {"zh": new.title_zh, "en": new.title_en},
+                "message": {"zh": new.message_zh, "en": new.message_en},
+                "ts": new.ts,
+                "raised_at": new.ts,
+                "changed_at": new.ts,
+                "shelved": False,
+                "suppressed": new.suppressed,
+                "out_of_service": False,
+                "chattering": False,
+                "escalated": False,
+                "recorded": False,
+            },
+        )
 
     def _new_alarm(self, change: Change) -> NewAlarm:
         spec = change.rule.spec

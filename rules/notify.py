@@ -4,11 +4,17 @@ MQTT gets every alarm, task, plan, escalation and flood event under
 `facility/v1/events/<site>/<kind>` at QoS 1 (paho keeps QoS 1 messages across a reconnect).
 Webhooks get alarms at or above their `min_priority`, and every escalation.
 
+An alarm raised while the ops store is down is announced first as provisional (`recorded: false`,
+no id) and again once recorded: what people were told of the provisional alarm (known by its rule
+and device, as at most one alarm is open per rule and device) passes to the recorded one, so that
+they are not told twice.
+
 Each webhook has its own queue and sender task, so a receiver that is slow or down delays only
-itself: the bus queue is drained at once and the other receivers are served as usual. A delivery
-that fails is tried again with a growing pause a bounded number of times, then kept as a dead
-letter in the ops store. Webhook URLs (robot keys sit in them) and secrets are never logged: logs
-name the webhook by its `name`.
+itself: the bus queue is drained at once and the other receivers are served as usual. At a stop,
+what is still queued (and the delivery under way) is written to an outbox file on local disk, and
+sent first at the next start. A delivery that fails is tried again with a growing pause a
+bounded number of times, then kept as a dead letter in the ops store. Webhook URLs (robot keys
+sit in them) and secrets are never logged: logs name the webhook by its `name`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,14 +78,19 @@ class Notifier:
         timeout: float = 10.0,
         attempts: int = 5,
         backoff: float = 1.0,
+        outbox: Path | None = None,
     ) -> None:
-        """`attempts` per webhook delivery, with pauses of backoff, 2x backoff, 4x backoff ... between."""
+        """`attempts` per webhook delivery, with pauses of backoff, 2x backoff, 4x backoff ... between.
+        `outbox`: the file that keeps undelivered webhook notifications across a stop."""
+        self._outbox = outbox
+        self._sending: dict[str, Event] = {}  # webhook name -> the delivery under way
         self._site = site
         self._store = store
         self._publish = publish if site.notifications.mqtt else None
         self._timeout, self._attempts, self._backoff = timeout, attempts, backoff
         self._zone = ZoneInfo(site.site.timezone)
-        self._told: dict[Any, Any] = {}  # alarm id -> the state the webhooks last heard of
+        # alarm id, or ("provisional", rule, device) before it has one -> the state the webhooks last heard of
+        self._told: dict[Any, Any] = {}
         self._outboxes: list[tuple[Webhook, asyncio.Queue[Event]]] = [
             (hook, asyncio.Queue()) for hook in site.notifications.webhooks
         ]
@@ -87,6 +99,7 @@ class Notifier:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
 
     async def run(self, bus: Bus) -> None:
+        self._load_outbox()
         async with httpx.AsyncClient(timeout=self._timeout) as client:
             senders = [
                 asyncio.create_task(self._send_all(hook, queue, client), name=f"webhook {hook.name}")
@@ -100,6 +113,56 @@ class Notifier:
             finally:
                 self.subscribed.clear()
                 await cancel_all(senders)
+                self._keep_unsent()
+
+    def _keep_unsent(self) -> None:
+        """Write what the webhooks were not sent to the outbox (temp file, fsync, rename), oldest first."""
+        unsent: list[dict[str, Any]] = []
+        for hook, queue in self._outboxes:
+            events = [self._sending.pop(hook.name)] if hook.name in self._sending else []
+            while not queue.empty():
+                events.append(queue.get_nowait())
+                queue.task_done()
+            unsent += [{"hook": hook.name, "id": e.id, "kind": e.kind, "data": e.data} for e in events]
+        if self._outbox is None:
+            if unsent:
+                log.error("stopping with %d webhook notifications not sent and no outbox to keep them", len(unsent))
+            return
+        if not unsent:
+            return
+        self._outbox.parent.mkdir(parents=True, exist_ok=True)
+        temp = self._outbox.with_suffix(".tmp")
+        with open(temp, "wb") as f:
+            f.write(_json(unsent))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, self._outbox)
+        log.warning("stopping: %d webhook notifications not yet sent kept in %s", len(unsent), self._outbox)
+
+    def _load_outbox(self) -> None:
+        """Queue what an earlier run could not send, before anything new."""
+        if self._outbox is None or not self._outbox.exists():
+            return
+        try:
+            unsent = json.loads(self._outbox.read_bytes())
+        except (OSError, ValueError) as exc:
+            log.error("cannot read the notification outbox %s (%s); left for a person to look at", self._outbox, exc)
+            return
+        queues = {hook.name: queue for hook, queue in self._outboxes}
+        kept = 0
+        for item in unsent:
+            queue = queues.get(item.get("hook"))
+            if queue is None:
+                log.warning(
+                    "notification outbox: no webhook %r any more; its %s event is dropped",
+                    item.get("hook"),
+                    item.get("kind"),
+                )
+                continue
+            queue.put_nowait(Event(int(item["id"]), str(item["kind"]), item["data"]))
+            kept += 1
+        self._outbox.unlink()
+        log.info("%d webhook notifications from the last run queued again", kept)
 
     def handle(self, event: Event) -> None:
         """Publish to MQTT and queue for the webhooks that want it; never waits."""
@@ -119,7 +182,14 @@ class Notifier:
 
     def _state_changed(self, alarm: dict[str, Any]) -> bool:
         """Whether this alarm event moves the alarm to a state people have not been told of."""
-        key, state = alarm.get("id"), alarm.get("state")
+        state = alarm.get("state")
+        provisional = ("provisional", alarm.get("rule"), alarm.get("device"))
+        if alarm.get("recorded") is False:
+            key: Any = provisional
+        else:
+            key = alarm.get("id")
+            if provisional in self._told:  # recorded now: people heard of it as provisional
+                self._told[key] = self._told.pop(provisional)
         if self._told.get(key) == state:
             return False
         if state == "normal":
@@ -136,12 +206,13 @@ class Notifier:
     async def _send_all(self, hook: Webhook, queue: asyncio.Queue[Event], client: httpx.AsyncClient) -> None:
         while True:
             event = await queue.get()
+            self._sending[hook.name] = event  # cancelled in the middle, it stays here for the outbox
             try:
                 await self._send(hook, client, event)
             except Exception:  # a bug must not silence this webhook for good
                 log.exception("webhook %s: cannot send %s event %d", hook.name, event.kind, event.id)
-            finally:
-                queue.task_done()
+            del self._sending[hook.name]
+            queue.task_done()
 
     async def _send(self, hook: Webhook, client: httpx.AsyncClient, event: Event) -> None:
         body = webhook_body(hook, event, self._site, self._zone)
@@ -269,6 +340,8 @@ def markdown(event: Event, site: Site, zone: ZoneInfo) -> tuple[str, str]:
     message_zh, message_en = _both(data.get("message"))
     if message_zh or message_en:
         lines.append(f"> {message_zh}  \n> {message_en}")
+    if data.get("recorded") is False:
+        lines.append("> 尚未入库（运维数据库无响应），恢复后自动补录 Not yet recorded (the ops store does not answer)")
     short = f"[{priority or kind_en}] {title_zh}"
     return short, "\n".join(line for line in lines if line)
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from facility.duration import Duration
 from facility.model import Quality, Reading, now_ns
 from facility.site import Site
-from facility.store.ops import OpsStore
+from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.schedules import SITE, Mark, ScheduleStore
 from facility.yamlfile import ConfigError, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.ruleset import DeviceMatch, Text
@@ -255,6 +255,7 @@ class Scheduler:
             raise ConfigError(
                 [Problem("site", None, "site.timezone", f"unknown time zone {site.site.timezone!r}")]
             ) from None
+        self._ops = store
         self._store = ScheduleStore(store.sessions)
         self._on_due = on_due
         self._marks: dict[tuple[str, str], Mark] | None = None  # loaded by the first check
@@ -379,12 +380,18 @@ class Scheduler:
         return marks
 
     async def run(self) -> None:
-        """Check every `interval` seconds, and at once when a meter passes its mark."""
+        """Check every `interval` seconds, and at once when a meter passes its mark; first wait for
+        the ops store, which holds the marks (meter readings that come meanwhile are kept)."""
         failing = False
+        await self._ops.wait_available()
         while True:
             self._wake.clear()
             try:
                 await self.check(now_ns())
+            except OpsUnavailable as exc:
+                if not failing:
+                    log.warning("preventive schedules wait for the ops store: %s", exc)
+                failing = True
             except Exception:
                 if not failing:
                     log.exception("cannot check preventive schedules; trying again every %gs", self.interval)

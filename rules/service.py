@@ -5,27 +5,35 @@ Engineers tune rules on a running site: a watcher polls the rule files' modifica
 reloads them. A reload that finds problems changes nothing (the last good rules keep running) and
 reports every problem with file, line and field; a good one swaps the rules in without losing the
 state of the conditions it keeps (see Engine.reload).
+
+The service starts without the ops store: the conditions active before a stop come back at once
+from the outcome journal (rules.journal, in `journal_dir`), and again from the open alarms and
+tasks once the store answers (for what the journal does not know, e.g. a journal started afresh),
+without disturbing a condition the engine has judged since.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from facility.aio import cancel_all
 from facility.bus import Bus
 from facility.model import now_ns
 from facility.site import Site
-from facility.store.ops import OpsStore
+from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.plans import PlanStore
 from facility.store.tasks import TaskStore
 from facility.yamlfile import ConfigError
 from rules.alarms import AlarmService
 from rules.engine import Engine
-from rules.outcomes import Outcomes
+from rules.journal import Journal
+from rules.outcomes import DRAIN_S, Outcomes
 from rules.plans import PlanService, load_plans
-from rules.ruleset import load_rules, rule_paths
-from rules.schedules import Scheduler
+from rules.ruleset import Rule, load_rules, rule_paths
+from rules.schedules import Schedule, Scheduler
 from rules.tasks import TaskService
 
 log = logging.getLogger(__name__)
@@ -50,38 +58,76 @@ def rule_files_stamp(site: Site) -> Stamp:
 
 
 class RulesService:
-    def __init__(self, site: Site, bus: Bus, store: OpsStore) -> None:
+    def __init__(self, site: Site, bus: Bus, store: OpsStore, journal_dir: Path) -> None:
+        """`journal_dir`: a folder on local disk of this service's own (beside the telemetry spool)."""
         self._site = site
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
+        self._by_id = {rule.id: rule for rule in self.rules}
         self.alarms = AlarmService(site, store, bus)
         self.task_store = TaskStore(store)  # the API reads task lists straight from it
         self.tasks = TaskService(site, self.task_store, bus)
         self.plans = PlanService(PlanStore(store), bus, load_plans(site))
-        self.outcomes = Outcomes(self.alarms, self.tasks, self.plans)
-        self.engine = Engine(self.rules, self.outcomes.changed)
+        self.outcomes = Outcomes(
+            self.alarms,
+            self.tasks,
+            self.plans,
+            Journal(journal_dir),
+            store,
+            rule_of=self._rule,
+            schedule_of=self._schedule,
+        )
         self.scheduler = Scheduler(site, store, self.outcomes.due)
+        self.engine = Engine(self.rules, self.outcomes.changed)
         self._store = store
         self._bus = bus
         self._reloading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        # Conditions active before a stop resume as active, so that they can clear: those of alarm
-        # rules from their open alarms, those of task-only rules from their open tasks.
-        active = {*await self._store.active_conditions(), *await self.task_store.active_conditions()}
-        self.engine.restore(active)
+        # Conditions active before a stop resume as active, so that they can clear.
+        self.engine.restore(self.outcomes.recover())
         self._bus.on_readings(self.engine.handle)
         self._bus.on_readings(self.scheduler.handle)
         self._tasks = [
             asyncio.create_task(self.outcomes.run(), name="rule outcomes"),
-            asyncio.create_task(self.alarms.run(), name="alarm lifecycle"),
-            asyncio.create_task(self.plans.watch(), name="plan steps"),
+            asyncio.create_task(self._restore_from_store(), name="conditions from the ops store"),
+            asyncio.create_task(self._once_available(self.alarms.run), name="alarm lifecycle"),
+            asyncio.create_task(self._once_available(self.plans.watch), name="plan steps"),
             asyncio.create_task(self.scheduler.run(), name="preventive schedules"),
             asyncio.create_task(self._tick(), name="rule ticks"),
             asyncio.create_task(self._watch(), name="rule file watcher"),
         ]
         log.info("rules: %d loaded", len(self.rules))
+
+    async def _restore_from_store(self) -> None:
+        """Resume the conditions of the open alarms (alarm rules) and open tasks (task-only rules),
+        once the store answers and holds what the journal had (so that it is not behind it). A
+        condition that changed since the start was judged from fresh readings: it stays as it is."""
+        await self.outcomes.recovered()
+        while True:
+            await self._store.wait_available()
+            try:
+                active = {*await self._store.active_conditions(), *await self.task_store.active_conditions()}
+            except OpsUnavailable:
+                continue  # down again: wait for it again
+            except Exception:
+                log.exception("rules: cannot read the active conditions from the ops store; trying again")
+                await asyncio.sleep(WATCH_S)
+                continue
+            break
+        self.engine.restore(active - self.outcomes.touched)
+
+    async def _once_available(self, run: Callable[[], Awaitable[None]]) -> None:
+        """Run a part that only works on the ops store once it answers (it is not up yet at start)."""
+        await self._store.wait_available()
+        await run()
+
+    def _rule(self, rule_id: str) -> Rule | None:
+        return self._by_id.get(rule_id)
+
+    def _schedule(self, schedule_id: str) -> Schedule | None:
+        return next((s for s in self.scheduler.schedules if s.id == schedule_id), None)
 
     async def reload(self) -> list[str]:
         """Load every rule file again and swap the rules in. Returns the problems found, each as
@@ -98,6 +144,7 @@ class RulesService:
                 self._stamp = stamp  # a refused edit is not retried until the files change again
             self.engine.reload(rules, now_ns())
             self.rules = rules
+            self._by_id = {rule.id: rule for rule in rules}
             log.info("rules: %d reloaded", len(rules))
             return []
 
@@ -112,6 +159,7 @@ class RulesService:
             if rule_files_stamp(self._site) != self._stamp:
                 await self.reload()
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float = DRAIN_S) -> None:
+        """Stop, giving what is journaled `drain_s` seconds to be recorded (the rest waits on disk)."""
         await cancel_all(self._tasks)
-        await self.outcomes.drain()
+        await self.outcomes.drain(drain_s)

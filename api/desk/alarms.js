@@ -1,5 +1,9 @@
 // The live alarm list, its banners (unacknowledged emergencies, alarm flood, open plans) and the
 // one-click actions: acknowledge, shelve (reason and minutes from a small inline form), unshelve.
+//
+// An alarm raised while the ops store is down comes as a provisional event (`recorded: false`, no
+// id): it is listed at once, marked "not yet recorded", with no actions (there is nothing to act on
+// yet), until the recorded alarm of the same rule and device replaces it.
 import { api } from "./api.js";
 import { pick, t } from "./i18n.js";
 import { act, can, changed, placed, state } from "./state.js";
@@ -16,6 +20,14 @@ export function unackedEmergencies() {
   return [...state.alarms.values()].filter((a) => a.priority === "emergency" && needsAttention(a));
 }
 
+/** Raised, shown, but not yet in the ops store: it has no id and cannot be acted on. */
+export const isProvisional = (a) => a.recorded === false;
+const provisionalKey = (a) => `provisional:${a.rule}/${a.device}`;
+
+/** Whether recorded alarm `a` is the one provisional alarm `p` stood for (at most one alarm is open
+ * per rule and device): an active one, or one changed since `p` was raised. */
+const records = (a, p) => a.rule === p.rule && a.device === p.device && (a.active || a.changed_at >= p.changed_at);
+
 function deskOrder(a, b) {
   return (needsAttention(b) - needsAttention(a)) || (RANK[a.priority] - RANK[b.priority]) || (b.changed_at - a.changed_at);
 }
@@ -24,7 +36,8 @@ function deskOrder(a, b) {
 
 export async function loadAlarms() {
   const page = await api("/alarms?limit=500");
-  state.alarms = new Map(page.items.map((a) => [a.id, a]));
+  const waiting = [...state.alarms.values()].filter((p) => isProvisional(p) && !page.items.some((a) => records(a, p)));
+  state.alarms = new Map([...page.items.map((a) => [a.id, a]), ...waiting.map((p) => [provisionalKey(p), p])]);
   state.alarmTotal = page.total;
   if (state.alarmView === "closed") await loadClosed();
   changed();
@@ -50,6 +63,13 @@ export async function loadPlans() {
 /** An alarm from an event or an action's answer; an older copy never replaces a newer one. */
 export function upsertAlarm(record) {
   const alarm = placed(record);
+  if (isProvisional(alarm)) {
+    state.alarms.set(provisionalKey(alarm), alarm);
+    changed();
+    return;
+  }
+  const stood = state.alarms.get(provisionalKey(alarm));
+  if (stood && records(alarm, stood)) state.alarms.delete(provisionalKey(alarm));
   const known = state.alarms.get(alarm.id) || (state.closedAlarms && state.closedAlarms.get(alarm.id));
   if (known && known.changed_at > alarm.changed_at) return;
   if (alarm.state === "normal") {
@@ -119,6 +139,7 @@ export function marks(a) {
   if (a.out_of_service && a.state !== "out_of_service") out.push(el("span", { class: "mark oos" }, t("state_out_of_service")));
   if (a.chattering) out.push(el("span", { class: "mark chattering" }, t("chattering")));
   if (a.escalated) out.push(el("span", { class: "mark escalated" }, t("escalated")));
+  if (isProvisional(a)) out.push(el("span", { class: "mark late unrecorded", title: t("notRecordedHint") }, t("notRecorded")));
   if (["shelved", "suppressed", "out_of_service"].includes(a.state)) {
     out.push(el("span", { class: "mark" }, t(a.active ? "stillActive" : "cleared")));
     if (!a.acknowledged) out.push(el("span", { class: "mark" }, t("state_unacknowledged")));
@@ -133,7 +154,7 @@ export function errorOf(key) {
 
 /** Acknowledge / shelve / unshelve buttons for an alarm, with their errors; nothing for a viewer. */
 export function alarmActions(a) {
-  if (!can("duty") || a.state === "normal") return [];
+  if (!can("duty") || a.state === "normal" || isProvisional(a)) return [];
   const stop = (fn) => (event) => {
     event.stopPropagation();
     fn();
@@ -187,11 +208,12 @@ function where(a) {
 
 function row(a) {
   const attention = needsAttention(a);
+  const open = isProvisional(a) ? () => {} : () => openAlarm(a.id);  // no record to open yet
   const tr = el("tr", {
-    class: `alarm priority-${a.priority} state-${a.state}${attention ? " attention" : ""}`,
-    "data-alarm": a.id, tabindex: 0,
-    onclick: () => openAlarm(a.id),
-    onkeydown: (event) => { if (event.key === "Enter" && event.target === tr) openAlarm(a.id); },
+    class: `alarm priority-${a.priority} state-${a.state}${attention ? " attention" : ""}${isProvisional(a) ? " provisional" : ""}`,
+    "data-alarm": isProvisional(a) ? provisionalKey(a) : a.id, tabindex: 0,
+    onclick: open,
+    onkeydown: (event) => { if (event.key === "Enter" && event.target === tr) open(); },
   },
   el("td", { class: "priority" },
     attention ? el("span", { class: "marker", title: t("state_unacknowledged") }, "●") : null,
@@ -227,6 +249,7 @@ export function renderAlarms() {
   const list = shownAlarms();
   $("#alarms tbody").replaceChildren(...list.flatMap(row));
   const open = [...state.alarms.values()];
+  const recorded = open.filter((a) => !isProvisional(a)).length;
   const counts = {
     open: open.filter((a) => !a.shelved).length,
     shelved: open.filter((a) => a.shelved).length,
@@ -241,8 +264,8 @@ export function renderAlarms() {
   empty.hidden = list.length > 0;
   empty.textContent = t(state.alarmView === "open" ? "noAlarms" : state.alarmView === "shelved" ? "noShelved" : "noClosed");
   const total = state.alarmTotal || 0;
-  $("#alarm-more").hidden = !(state.alarmView !== "closed" && total > state.alarms.size);
-  $("#alarm-more").textContent = t("moreAlarms", { shown: state.alarms.size, total });
+  $("#alarm-more").hidden = !(state.alarmView !== "closed" && total > recorded);
+  $("#alarm-more").textContent = t("moreAlarms", { shown: recorded, total });
   const attention = open.filter(needsAttention).length;
   $("#count-alarms").textContent = attention ? String(attention) : "";
   renderPlansStrip();
@@ -266,10 +289,12 @@ export function renderBanners(alert) {
   const banner = $("#emergency-banner");
   banner.hidden = emergencies.length === 0;
   if (emergencies.length) {
-    const items = emergencies.slice(0, 3).map((a) => el("li", { "data-alarm": a.id },
-      el("button", { type: "button", class: "link-button", onclick: () => openAlarm(a.id) },
-        `${pick(a.title)} · ${a.device_name || a.device} · ${when(a.raised_at, "clock")}`),
-      can("duty") ? el("button", {
+    const items = emergencies.slice(0, 3).map((a) => el("li", { "data-alarm": isProvisional(a) ? provisionalKey(a) : a.id },
+      isProvisional(a)
+        ? el("span", {}, `${pick(a.title)} · ${a.device_name || a.device} · ${when(a.raised_at, "clock")} · ${t("notRecorded")}`)
+        : el("button", { type: "button", class: "link-button", onclick: () => openAlarm(a.id) },
+          `${pick(a.title)} · ${a.device_name || a.device} · ${when(a.raised_at, "clock")}`),
+      can("duty") && !isProvisional(a) ? el("button", {
         type: "button", class: "ack", disabled: state.busy.has(`ack-${a.id}`), onclick: () => acknowledge(a.id),
       }, t("ack")) : null,
       errorOf(`ack-${a.id}`)));

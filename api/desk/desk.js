@@ -8,6 +8,7 @@ import {
 import { api, session } from "./api.js";
 import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from "./detail.js";
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
+import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
 import { lang, setLang, t } from "./i18n.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
@@ -29,6 +30,7 @@ const stream = new EventStream("/api/v1/stream", {
   opened: async (resumed) => {
     state.link.state = "live";
     changed();
+    checkHealth();  // what went wrong while the desk was away shows at once
     if (!resumed) await reloadAll();  // nothing to replay from: read everything afresh
   },
   event: (kind, data) => {
@@ -129,6 +131,7 @@ function render() {
     renderTabs();
     renderLink();
     renderBanners(alert);
+    renderHealth();
     renderAlarms();
     renderTasks();
     if (state.tab === "devices" || $("#trend").open) renderDevices();
@@ -173,6 +176,7 @@ async function start() {
   state.link.state = "connecting";
   showTab(sessionStorage.getItem("desk.tab") || "alarms");
   stream.start();
+  startHealth();
   let ticks = 0;
   ticker = setInterval(() => {
     renderHeard();
@@ -192,6 +196,7 @@ function logout(message = "") {
   session.token = null;
   sessionStorage.removeItem("desk.token");
   stream.stop();
+  stopHealth();
   clearInterval(devicePoll);
   clearInterval(ticker);
   state.me = null;

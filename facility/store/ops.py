@@ -10,13 +10,23 @@ service (its device is under maintenance), chattering and escalated.
 
 Refused operator actions raise `ActionRefused` (a ValueError) saying why; an unknown alarm id gives
 None.
+
+The store may be down: `start(wait=False)` returns at once and reaches the database in the
+background (creating or upgrading the schema when it answers), so that ingest and the rules run
+without it. While it does not answer, every call raises `OpsUnavailable` instead of a driver's
+error, which the API answers with 503 and rules.outcomes waits out (outcomes are journaled on local
+disk meanwhile). A watcher checks the database every few seconds while nothing else uses it, so
+that `available` and the readiness view stay honest.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,12 +50,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 from sqlalchemy.schema import CreateColumn
 
-from facility.model import AlarmState
+from facility.model import AlarmState, now_ns
+from facility.readiness import Figure, PartState, State
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +69,25 @@ MAX_COMMENT = 2000  # characters
 ACTIVATIONS = frozenset({"raised", "raised again"})  # history actions of an alarm going active
 
 
+CONNECT_TIMEOUT_S = 10.0  # a PostgreSQL server that does not answer: give up a connection attempt after this
+REACH_MAX_S = 10.0  # the longest pause between attempts to reach a store that is down
+CHECK_EVERY_S = 5.0  # while up and idle, how often the watcher checks that the store still answers
+# SQLite's words for a database that cannot be reached or written (its other errors are bugs or data)
+_SQLITE_UNREACHABLE = ("unable to open database", "disk i/o error", "database is locked", "readonly", "disk is full")
+
+
 class ActionRefused(ValueError):
     """An action the input or the alarm's state does not allow; the message says why."""
+
+
+class OpsUnavailable(ConnectionError):
+    """The ops store does not answer (down, unreachable, or not reached yet since the start): what
+    needs it must wait or retry. A ConnectionError (the command line reports it as such), never a
+    ValueError: nothing about the request is wrong."""
+
+
+class SchemaRefused(RuntimeError):
+    """The database was made by an older version and lacks columns this one cannot add."""
 
 
 class Base(DeclarativeBase):
@@ -249,33 +278,185 @@ def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
     return out
 
 
+class _Sessions(async_sessionmaker[AsyncSession]):
+    """The store's session maker, shared with the stores of other records (tasks, plans, users):
+    a session asked for while `start` has not reached the database yet raises OpsUnavailable,
+    rather than reach a database that is down or lacks its tables."""
+
+    def __init__(self, engine: AsyncEngine, store: OpsStore) -> None:
+        super().__init__(engine, expire_on_commit=False)
+        self._store = store
+
+    def __call__(self, **local_kw: Any) -> AsyncSession:
+        if not self._store.ready:
+            raise OpsUnavailable(self._store.unavailable_text())
+        return super().__call__(**local_kw)
+
+
 class OpsStore:
-    def __init__(self, url: str, *, chatter_limit: int = CHATTER_LIMIT) -> None:
+    def __init__(self, url: str, *, chatter_limit: int = CHATTER_LIMIT, check_every_s: float = CHECK_EVERY_S) -> None:
         self._chatter_limit = chatter_limit
+        self._check_every_s = check_every_s
         parsed = make_url(url)
+        self._folder: Path | None = None
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        self._engine = create_async_engine(url)
-        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+            self._folder = Path(parsed.database).parent
+        connect_args = {"timeout": CONNECT_TIMEOUT_S} if parsed.drivername.endswith("asyncpg") else {}
+        # PostgreSQL: a pooled connection may have died with an outage; test it before use.
+        self._engine = create_async_engine(
+            url, pool_pre_ping=not parsed.drivername.startswith("sqlite"), connect_args=connect_args
+        )
+        self._name = self._engine.url.render_as_string(hide_password=True)
+        sa_event.listen(self._engine.sync_engine, "do_connect", self._connect)
+        sa_event.listen(self._engine.sync_engine, "handle_error", self._failed)
+        sa_event.listen(self._engine.sync_engine, "after_cursor_execute", self._answered)
+        self._sessions = _Sessions(self._engine, self)
+        self._ready = True  # no start under way that has not reached the database: sessions may be handed out
+        self._up = asyncio.Event()  # the last thing tried on the database worked
+        self._detail = "not reached yet"  # why it is not up
+        self._failing = False  # an attempt to reach it failed, and none has worked since
+        self._last_success_ns: int | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         """For the stores of other records (tasks, plans) that keep their tables on `Base`."""
         return self._sessions
 
-    async def start(self) -> None:
+    @property
+    def ready(self) -> bool:
+        """Not waiting for the database to prepare its schema: `start` reached it (or was not called,
+        and the caller uses the database as it is)."""
+        return self._ready
+
+    @property
+    def available(self) -> bool:
+        """The store answered the last thing asked of it."""
+        return self._ready and self._up.is_set()
+
+    @property
+    def failing(self) -> bool:
+        """It was tried and did not answer (rather than: a start has not reached it yet)."""
+        return self._failing
+
+    async def wait_available(self) -> None:
+        """Return once the store answers (at once if it does)."""
+        while not self.available:
+            self._watch()
+            await self._up.wait()
+
+    def unavailable_text(self) -> str:
+        return f"the ops store {self._name} does not answer: {self._detail}"
+
+    async def start(self, *, wait: bool = True) -> None:
         """Create missing tables and add the columns a newer version brought with a default; refuse
-        a database lacking other columns this version needs, rather than fail on the first alarm."""
+        (SchemaRefused) a database lacking other columns this version needs, rather than fail on the
+        first alarm. With `wait` false, return at once and do this in the background, trying again
+        until the database answers: the service must run (ingest, raise alarms) while it is down."""
+        self._ready = False
+        if wait:
+            await self._prepare()
+        self._watch()
+
+    def _watch(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_over(), name="ops store watcher")
+
+    async def _watch_over(self) -> None:
+        """Reach the store (preparing its schema first), then check it while nothing else does."""
+        failures = 0
+        told = ""
+        while True:
+            try:
+                if not self._ready:
+                    await self._prepare()
+                elif not self._up.is_set() or now_ns() - (self._last_success_ns or 0) > self._check_every_s * 1e9:
+                    async with self._engine.connect() as conn:
+                        await conn.execute(select(1))
+            except Exception as exc:
+                if str(exc) != told:  # once per outage and cause, not once per attempt
+                    told = str(exc)
+                    if isinstance(exc, OpsUnavailable):
+                        log.warning("%s; trying again", exc)
+                    else:  # a schema this version cannot upgrade, or a bug: it needs a person
+                        log.error("the ops store %s cannot be used; trying again", self._name, exc_info=exc)
+                failures += 1
+                await asyncio.sleep(min(REACH_MAX_S, 0.1 * 2**failures))
+                continue
+            if told:
+                log.warning("the ops store %s answers again", self._name)
+            failures, told = 0, ""
+            await asyncio.sleep(self._check_every_s)
+
+    async def _prepare(self) -> None:
+        if self._folder is not None:
+            try:
+                self._folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._down(f"{type(exc).__name__}: {exc}")
+                raise OpsUnavailable(self.unavailable_text()) from exc
         async with self._engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
             missing = await conn.run_sync(_upgrade)
         if missing:
-            raise RuntimeError(
-                f"the ops database {self._engine.url.render_as_string()} was made by an older version: "
+            raise SchemaRefused(
+                f"the ops database {self._name} was made by an older version: "
                 f"columns {', '.join(missing)} are missing; add them or start from a new database"
             )
+        log.info("ops store %s ready", self._name)
+        self._ready = True
+        self._failing = False
+        self._up.set()
+
+    def _down(self, detail: str) -> None:
+        self._up.clear()
+        self._detail = detail
+        self._failing = True
+
+    def _connect(self, dialect: Dialect, _record: Any, cargs: Any, cparams: Any) -> Any:
+        """Open a connection as the dialect would, turning a refusal into OpsUnavailable: drivers
+        raise their own errors (or a bare OSError) when the server cannot be reached."""
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (OSError, TimeoutError, dialect.loaded_dbapi.Error) as exc:
+            self._down(f"{type(exc).__name__}: {exc}".strip())
+            raise OpsUnavailable(self.unavailable_text()) from exc
+
+    def _failed(self, context: ExceptionContext) -> None:
+        """A statement failed: a lost connection or an unreachable file becomes OpsUnavailable; other
+        errors (constraints, bugs) stay what they are. A pre-ping only reports: the pool reconnects."""
+        error = context.original_exception
+        if not isinstance(error, Exception):  # a cancellation (SQLAlchemy calls it a disconnect): let it through
+            return
+        lost = context.is_disconnect or (
+            isinstance(error, sqlite3.OperationalError)
+            and any(words in str(error).lower() for words in _SQLITE_UNREACHABLE)
+        )
+        if not lost or context.is_pre_ping:
+            return
+        self._down(f"{type(error).__name__}: {error}".strip())
+        raise OpsUnavailable(self.unavailable_text()) from error
+
+    def _answered(self, *_args: Any) -> None:
+        self._last_success_ns = now_ns()
+        if not self._up.is_set() and self._ready:
+            self._failing = False
+            self._up.set()
+
+    def parts(self) -> Iterable[PartState]:
+        """The ops store's readiness (facility.readiness.Reporter)."""
+        up = self.available
+        detail = "" if up else f"does not answer: {self._detail}; outcomes are journaled, lists and users answer 503"
+        yield PartState("ops store", "ops_store", State.UP if up else State.DOWN, self._last_success_ns, detail)
+
+    def figures(self) -> Iterable[Figure]:
+        return ()
 
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
         await self._engine.dispose()
 
     async def raise_alarm(self, new: NewAlarm) -> tuple[dict[str, Any], str | None]:

@@ -12,6 +12,8 @@ Why each rule:
 - A write goes over the same connection, under the same lock as a poll: a serial line carries one
   request at a time, and a TCP gateway in front of one may not queue. It is read back before it
   counts as done, and its outcome leaves the polling state alone: the next poll judges the device.
+- Every request is counted (sent, unanswered, busy-retried, refused with an exception) in plain
+  integers: the poller is a readiness `Reporter`, asked only when /readyz or /metrics is read.
 """
 
 from __future__ import annotations
@@ -19,20 +21,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient, ModbusBaseClient
 from pymodbus.exceptions import ModbusException
+from pymodbus.pdu import ModbusPDU
 
 from facility.aio import raise_if_cancelled
 from facility.codec import decode, encode
 from facility.model import Quality, Reading, Value
 from facility.profile import ModbusField, Profile
+from facility.readiness import Figure, PartState, State
 from facility.site import Device, ModbusBinding
 from facility.writes import BadValue, DeviceOffline, DeviceRefused, NotConfirmed, UnknownTarget
 from gateway.modbus.planner import Read, plan
-from gateway.modbus.reader import ExceptionResponse, read_block
+from gateway.modbus.reader import ExceptionResponse, WrongAnswer, read_block
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ BUSY_RETRIES = 3
 BUSY_BACKOFF_S = 0.05
 DEMOTED_MAX_S = 30.0  # the longest wait between tries of a device that does not answer
 DEMOTED_TIMEOUTS = 5  # a demoted device is tried again after at least this many of its timeouts
+
+T = TypeVar("T")
 
 
 class DeviceUnavailable(Exception):
@@ -102,7 +109,12 @@ class BusPoller:
         self._on_status = on_status
         self._dead_letter = dead_letter
         self._lock = asyncio.Lock()  # one request on the bus at a time: a poll or a write
-        self.requests = 0  # reads sent, for benchmarks
+        self.requests = 0  # requests sent (reads, writes, retries): a figure, and for benchmarks
+        self.timeouts = 0  # requests that got no answer: timed out, or lost with the connection
+        self.retries = 0  # requests sent again because the device was busy (exception 06)
+        self.exceptions = 0  # requests answered with a Modbus exception, of any code
+        self._answered_ns: int | None = None  # UTC ns of the last request answered with data
+        self._trouble = ""  # why the last failed poll failed, for the readiness view
 
     async def run(self) -> None:
         try:
@@ -150,16 +162,16 @@ class BusPoller:
                 if not self._client.connected and not await self._client.connect():
                     raise DeviceOffline(f"{device_id}: cannot connect to {self.endpoint}")
                 if field.table == "coil":
-                    response = await self._client.write_coil(field.address, bool(words[0]), device_id=unit)
+                    response = await self._ask(self._client.write_coil(field.address, bool(words[0]), device_id=unit))
                 elif len(words) == 1:
-                    response = await self._client.write_register(field.address, words[0], device_id=unit)
+                    response = await self._ask(self._client.write_register(field.address, words[0], device_id=unit))
                 else:
-                    response = await self._client.write_registers(field.address, words, device_id=unit)
+                    response = await self._ask(self._client.write_registers(field.address, words, device_id=unit))
                 if response.isError():
+                    self.exceptions += 1
                     code = response.exception_code
                     raise DeviceRefused(f"{device_id} refused the write to {point}: exception {code:#04x}", code)
-                self.requests += 1
-                confirmed = (await read_block(self._client, plan({point: field})[0], unit))[point]
+                confirmed = (await self._ask(read_block(self._client, plan({point: field})[0], unit)))[point]
             except ExceptionResponse as exc:
                 raise DeviceRefused(
                     f"{device_id} took the write but refused to read {point} back: {exc}", exc.code
@@ -185,6 +197,7 @@ class BusPoller:
                 values.update(await self._read(polled, read))
         except (TimeoutError, ModbusException, DeviceUnavailable, OSError) as exc:
             polled.failures += 1
+            self._trouble = f"{device.id}: {exc or type(exc).__name__}"
             if polled.online is not False:
                 log.warning("device %s on %s stopped answering: %s", device.id, self.endpoint, exc)
                 ts = time.time_ns()
@@ -204,11 +217,11 @@ class BusPoller:
         assert polled.device.modbus is not None
         unit = polled.device.modbus.unit
         for attempt in range(BUSY_RETRIES + 1):
-            self.requests += 1
             try:
-                return await read_block(self._client, read, unit)
+                return await self._ask(read_block(self._client, read, unit))
             except ExceptionResponse as exc:
                 if exc.code == BUSY and attempt < BUSY_RETRIES:
+                    self.retries += 1
                     await asyncio.sleep(BUSY_BACKOFF_S * 2**attempt)
                     continue
                 if exc.code in CONFIG_CODES:
@@ -223,8 +236,7 @@ class BusPoller:
         for name, spec in read.points:
             single = Read(read.table, spec.address, plan({name: spec})[0].count, ((name, spec),))
             try:
-                self.requests += 1
-                values.update(await read_block(self._client, single, polled.device.modbus.unit))
+                values.update(await self._ask(read_block(self._client, single, polled.device.modbus.unit)))
             except ExceptionResponse as exc:
                 if exc.code not in CONFIG_CODES:
                     raise DeviceUnavailable(str(exc)) from None
@@ -247,3 +259,61 @@ class BusPoller:
     def _set_online(self, polled: _Polled, online: bool) -> None:
         polled.online = online
         self._on_status(polled.device.id, online)
+
+    async def _ask(self, request: Awaitable[T]) -> T:
+        """One request on the bus and its answer, counted for `figures()`."""
+        self.requests += 1
+        try:
+            answer = await request
+        except ExceptionResponse:
+            self.exceptions += 1
+            raise
+        except WrongAnswer:
+            raise  # an answer, though not to this request: neither unanswered nor data
+        except (TimeoutError, ModbusException, OSError):
+            self.timeouts += 1
+            raise
+        if not (isinstance(answer, ModbusPDU) and answer.isError()):
+            self._answered_ns = time.time_ns()
+        return answer
+
+    def parts(self) -> Iterable[PartState]:
+        """The bus is up while any device on it answered its last poll: one silent device among
+        answering ones is that device's trouble (its offline event and alarm say so), not the
+        bus's. Down when none did, or none has been polled yet."""
+        name = f"modbus {self.endpoint}"
+        if any(p.online for p in self.devices):
+            silent = [p.device.id for p in self.devices if p.online is False]
+            detail = f"not answering: {', '.join(silent)}" if silent else ""
+            return [PartState(name, "modbus_bus", State.UP, self._answered_ns, detail)]
+        detail = f"no device answered its last poll ({self._trouble})" if self._trouble else "not polled yet"
+        return [PartState(name, "modbus_bus", State.DOWN, self._answered_ns, detail)]
+
+    def figures(self) -> Iterable[Figure]:
+        bus = (("bus", self.endpoint),)
+        return [
+            Figure(
+                "modbus_requests_total", "Modbus requests sent (reads, writes, retries).", "counter", self.requests, bus
+            ),
+            Figure(
+                "modbus_timeouts_total",
+                "Modbus requests that got no answer: timed out, or lost with the connection.",
+                "counter",
+                self.timeouts,
+                bus,
+            ),
+            Figure(
+                "modbus_retries_total",
+                "Modbus requests sent again because the device was busy (exception 06).",
+                "counter",
+                self.retries,
+                bus,
+            ),
+            Figure(
+                "modbus_exceptions_total",
+                "Modbus requests answered with an exception, of any code.",
+                "counter",
+                self.exceptions,
+                bus,
+            ),
+        ]

@@ -29,6 +29,8 @@ DEADLINE_S = 30.0  # a fault's rule `for` plus polling, on a loaded 2-core machi
 # test_every_route_needs_a_valid_token, so that nobody adds one without deciding who may call it.
 NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", "/healthz"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/metrics"): VIEWER,
     ("GET", f"{V1}/me"): VIEWER,
     ("GET", f"{V1}/site"): VIEWER,
     ("GET", f"{V1}/audit"): MANAGER,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +36,9 @@ def never_read(*_: object) -> list[Any]:
 
 
 @pytest.fixture
-async def http(site: Site, store: OpsStore, seed: Seed) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+async def http(
+    site: Site, store: OpsStore, seed: Seed, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
     """A client of the reports routes, and tokens of a viewer of the whole site and one of B1."""
     await seed_october(seed)
     users = UserStore(store)
@@ -46,7 +49,7 @@ async def http(site: Site, store: OpsStore, seed: Seed) -> AsyncIterator[tuple[h
         bus=bus,
         live=LiveValues(),
         ops=store,
-        rules=RulesService(site, bus, store),
+        rules=RulesService(site, bus, store, tmp_path / "journal"),
         write=never_write,
         history=never_read,
     )

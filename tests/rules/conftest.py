@@ -57,11 +57,12 @@ def make_site(tmp_path: Path) -> MakeSite:
 
 @asynccontextmanager
 async def rules_running(site: Site, url: str) -> AsyncIterator[tuple[RulesService, Bus, OpsStore]]:
-    """The rules service of `site` started on a fresh ops store, stopped (and the store closed) after."""
+    """The rules service of `site` started on a fresh ops store, stopped (and the store closed) after.
+    Its outcome journal is `journal` in the site's folder, so a second service of the site finds it."""
     store = OpsStore(url)
     await store.start()
     bus = Bus()
-    service = RulesService(site, bus, store)
+    service = RulesService(site, bus, store, site.path("journal"))
     await service.start()
     try:
         yield service, bus, store

@@ -368,3 +368,29 @@ async def test_signed_deliveries_verify_and_no_secret_reaches_the_logs(
     for hidden in (secret, token, ding.url()):
         assert hidden not in caplog.text
         assert all(hidden not in d.reason + d.payload for d in letters)
+
+
+async def test_what_a_stop_leaves_unsent_is_kept_on_disk_and_sent_at_the_next_start(
+    tmp_path: Path, store: OpsStore
+) -> None:
+    """The receiver hangs while the service stops: the delivery under way and the one queued
+    behind it are written to the outbox, and the next run sends them, in order, before anything new."""
+    outbox = tmp_path / "journal" / "notifications.json"
+    async with receiver(hold=True) as hanging:
+        site = make_site(tmp_path, [{"name": "desk-robot", "url": hanging.url()}])
+        bus = Bus()
+        async with running(Notifier(site, store, None, timeout=30, outbox=outbox), bus):
+            bus.publish_event("alarm", await alarm(store))
+            bus.publish_event("alarm", await alarm(store, rule="second"))
+            await hanging.next()  # the first is under way, the second waits behind it
+    assert outbox.exists()
+
+    async with receiver() as answering:
+        site = make_site(tmp_path, [{"name": "desk-robot", "url": answering.url()}])
+        bus = Bus()
+        async with running(Notifier(site, store, None, outbox=outbox), bus):
+            first, second = await answering.next(), await answering.next()
+            bus.publish_event("alarm", await alarm(store, rule="third"))
+            third = await answering.next()
+    assert [r.json()["data"]["rule"] for r in (first, second, third)] == ["entrapment", "second", "third"]
+    assert not outbox.exists()  # sent: nothing is kept twice
