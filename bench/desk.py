@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,12 @@ from sqlalchemy import create_engine, insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.schemas import Alarm, AlarmPage, History
 from facility.model import Quality, Reading
 from facility.netutil import free_port
 from facility.store.ops import AlarmHistoryRow, AlarmRow, Base
 from facility.store.sqlite_telemetry import SqliteTelemetry
+from tests.answers import CheckedClient, UnexpectedAnswer, until_ready
 from tests.servers import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,16 +300,16 @@ def summary(prefix: str, samples: list[float]) -> dict[str, float]:
     }
 
 
-async def timed(http: httpx.AsyncClient, url: str, params: dict[str, Any], runs: int, warmup: int) -> list[float]:
-    """Seconds per request of `runs` GETs, after `warmup` unmeasured ones; each must succeed."""
+async def timed(
+    http: CheckedClient, url: str, params: dict[str, Any], model: type[AlarmPage | History], runs: int, warmup: int
+) -> list[float]:
+    """Seconds per request of `runs` GETs, after `warmup` unmeasured ones; each answer is checked
+    (after its time is taken) against the route's answer model."""
     out = []
     for i in range(warmup + runs):
-        started = time.perf_counter()
-        response = await http.get(url, params=params)
-        elapsed = time.perf_counter() - started
-        response.raise_for_status()
+        answer = await http.get(url, params=params, model=model)
         if i >= warmup:
-            out.append(elapsed)
+            out.append(answer.elapsed_s)
     return out
 
 
@@ -327,7 +329,15 @@ class Followers:
 
     async def __aenter__(self) -> Followers:
         self._tasks = [asyncio.create_task(self._follow()) for _ in range(self._clients)]
-        await asyncio.wait_for(self._all_connected.wait(), 30)
+        connected = asyncio.create_task(self._all_connected.wait())
+        # A client that failed (an unexpected answer) says why, rather than leaving a timeout.
+        done, _ = await asyncio.wait([connected, *self._tasks], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if connected not in done:
+            connected.cancel()
+            await self.__aexit__()
+            for task in done:
+                task.result()
+            raise TimeoutError(f"{self._connected} of {self._clients} event-stream clients connected within 30 s")
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -338,7 +348,12 @@ class Followers:
 
     async def _follow(self) -> None:
         async with self._http.stream("GET", "/api/v1/stream") as response:
-            response.raise_for_status()
+            media = response.headers.get("content-type", "")
+            if response.status_code != 200 or not media.startswith("text/event-stream"):
+                await response.aread()
+                raise UnexpectedAnswer(
+                    f"GET /api/v1/stream got status {response.status_code} ({media}): {response.text[:500]}"
+                )
             kind = ""
             async for line in response.aiter_lines():
                 if line.startswith("data:") and kind == "alarm":
@@ -366,11 +381,10 @@ class Followers:
         return self._arrivals[alarm_id]
 
 
-async def fan_out(base_url: str, http: httpx.AsyncClient, clients: int, rounds: int) -> dict[str, Any]:
+async def fan_out(base_url: str, http: CheckedClient, clients: int, rounds: int) -> dict[str, Any]:
     """Acknowledge one open alarm per round while `clients` follow the stream; spreads and latencies."""
-    page = await http.get("/api/v1/alarms", params={"state": "unacknowledged", "limit": rounds})
-    page.raise_for_status()
-    chosen = [a["id"] for a in page.json()["items"]]
+    page = await http.get("/api/v1/alarms", params={"state": "unacknowledged", "limit": rounds}, model=AlarmPage)
+    chosen = [a["id"] for a in page.body["items"]]
     if len(chosen) < rounds:
         raise RuntimeError(f"only {len(chosen)} unacknowledged alarms to acknowledge, {rounds} rounds asked")
     wall_minus_perf = time.time_ns() - time.perf_counter_ns()
@@ -378,14 +392,13 @@ async def fan_out(base_url: str, http: httpx.AsyncClient, clients: int, rounds: 
     async with Followers(base_url, clients) as followers:
         for alarm_id in chosen:
             done = followers.expect(alarm_id)
-            sent = time.perf_counter_ns()
-            response = await http.post(f"/api/v1/alarms/{alarm_id}/ack")
-            response.raise_for_status()
+            acked = await http.post(f"/api/v1/alarms/{alarm_id}/ack", model=Alarm, check=acknowledged(alarm_id))
+            sent = round(acked.sent * 1e9)  # the accepted request's, should a 429 have been waited out
             await asyncio.wait_for(done.wait(), 30)
             arrivals = followers.arrivals(alarm_id)
             first, last = min(arrivals), max(arrivals)
             spreads.append((last - first) / 1e6)
-            from_publish.append((last + wall_minus_perf - response.json()["changed_at"]) / 1e6)
+            from_publish.append((last + wall_minus_perf - acked.body["changed_at"]) / 1e6)
             from_request.append((last - sent) / 1e6)
     return {
         "sse_clients": clients,
@@ -398,6 +411,17 @@ async def fan_out(base_url: str, http: httpx.AsyncClient, clients: int, rounds: 
     }
 
 
+def acknowledged(alarm_id: int) -> Callable[[Any], str | None]:
+    """A check of an acknowledgement's answer: that alarm, now acknowledged by the bench's token."""
+
+    def check(body: Any) -> str | None:
+        if body["id"] != alarm_id or not body["acknowledged"]:
+            return f"not alarm {alarm_id} acknowledged"
+        return None
+
+    return check
+
+
 def start_server(site: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         command = [sys.executable, "-m", "facility", "run", "-c", str(site), "--port", str(port), "--token", TOKEN]
@@ -407,16 +431,23 @@ def start_server(site: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 async def wait_ready(url: str, server: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(base_url=url) as http:
+        checked = CheckedClient(http)
         while time.monotonic() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(f"the server exited with {server.returncode}:\n{tail(log)}")
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
+            try:  # not listening yet is the only failure waited out; any answer but this one is not
+                await checked.get("/healthz", check=healthy)
             except httpx.TransportError:
                 pass
+            else:  # it answers; the desk's figures need its stores open (the plant is silent on purpose)
+                await until_ready(checked, ("ops_store", "telemetry_store"), max(1.0, deadline - time.monotonic()))
+                return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"the server did not answer within {timeout} s:\n{tail(log)}")
+
+
+def healthy(body: Any) -> str | None:
+    return None if body == {"status": "ok", "site": "bench"} else "not the bench site's health"
 
 
 def tail(log: Path) -> str:
@@ -434,22 +465,24 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
 
 async def measure(url: str, args: argparse.Namespace, day_start: int) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
-        desk = await http.get("/api/v1/alarms")
-        desk.raise_for_status()
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        http = CheckedClient(client)
+        desk = await http.get("/api/v1/alarms", model=AlarmPage)
         filtered = {"open": "false", "priority": "high", "sort": "-raised_at", "limit": 50}
-        default_list = summary("alarm_list", await timed(http, "/api/v1/alarms", {}, args.requests, 20))
-        filtered_list = summary("alarm_list_filtered", await timed(http, "/api/v1/alarms", filtered, args.requests, 20))
+        default_list = summary("alarm_list", await timed(http, "/api/v1/alarms", {}, AlarmPage, args.requests, 20))
+        filtered_list = summary(
+            "alarm_list_filtered", await timed(http, "/api/v1/alarms", filtered, AlarmPage, args.requests, 20)
+        )
 
         device, point = TREND
         iso = [datetime.fromtimestamp(t / S, UTC).isoformat() for t in (day_start, day_start + DAY)]
         trend_url, trend_params = f"/api/v1/devices/{device}/points/{point}/history", {"since": iso[0], "until": iso[1]}
-        trend = await timed(http, trend_url, trend_params, args.trend_runs, 3)
-        body = (await http.get(trend_url, params=trend_params)).json()
+        trend = await timed(http, trend_url, trend_params, History, args.trend_runs, 3)
+        body = (await http.get(trend_url, params=trend_params, model=History)).body
 
         stream = await fan_out(url, http, args.clients, args.rounds)
     return {
-        "open_alarms": desk.json()["total"],
+        "open_alarms": desk.body["total"],
         "alarm_list_requests": args.requests,
         **default_list,
         **filtered_list,
@@ -459,6 +492,7 @@ async def measure(url: str, args: argparse.Namespace, day_start: int) -> dict[st
         "trend_samples_returned": len(body["samples"]),
         "trend_bucket_s": body["bucket_s"],
         **stream,
+        "rate_limited": http.rate_limited,
     }
 
 
@@ -512,4 +546,8 @@ if __name__ == "__main__":
     parser.add_argument("--trend-runs", type=int, default=30)
     parser.add_argument("--clients", type=int, default=100, help="event-stream clients")
     parser.add_argument("--rounds", type=int, default=5, help="alarms acknowledged while the clients follow")
-    print(json.dumps(asyncio.run(main(parser.parse_args()))), flush=True)
+    try:
+        result = asyncio.run(main(parser.parse_args()))
+    except UnexpectedAnswer as exc:
+        sys.exit(f"bench/desk.py failed: {exc}")
+    print(json.dumps(result), flush=True)

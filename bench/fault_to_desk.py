@@ -1,8 +1,10 @@
 """Fault to desk: from injecting a fault in a simulator to its alarm on the API's event stream.
 
-Runs the whole system in one process against a Mosquitto of its own (real Modbus, real MQTT,
-real HTTP) and repeats fault cycles: inject, wait for the alarm event, clear, acknowledge, wait
-for it to close. Prints one JSON object on a line of its own.
+Runs the whole system in one process, wired as `facility run` wires it (so whatever the runtime
+puts between a reading and the desk, the outcome journal included, is in the path), against a
+Mosquitto of its own (real Modbus, real MQTT, real HTTP), and repeats fault cycles: inject, wait
+for the alarm event, clear, acknowledge, wait for it to close. Prints one JSON object on a line of
+its own.
 
 - `mqtt_*`: elevator entrapment over MQTT with the rule's `for` set to 0 (the pipeline alone).
 - `modbus_*`: pump drive overload trip over Modbus TCP (rule without `for`), polled every `poll_s`; the
@@ -12,6 +14,16 @@ for it to close. Prints one JSON object on a line of its own.
 - `fault_to_desk_p50_ms` / `fault_to_desk_p99_ms` are the MQTT figures, the ones with a limit
   of their own (p99 under 100 ms); `*_to_limit` divide each p99 by its limit (MQTT 100 ms, Modbus
   the poll interval plus 100 ms): under 1 meets it.
+
+Every answer is checked (tests/answers.py): status, and shape against the API's own answer model.
+The API limits each user's changes (api/auth.py: a token bucket per user name, one limit for all
+users, not settable per user), and a cycle makes three. So the bench acts as two users of its own,
+added to the ops store before the system starts, as `facility users add` would: `bench-plant`, an
+engineer, breaks and mends the plant through /sim, and `bench-duty`, a duty officer, acknowledges.
+Each keeps the product's limit; a 429 is waited out (its Retry-After) and the request sent again,
+counted in `rate_limited`. A fault is timed from the request that was accepted, so the wait is
+never in a figure. Any other unexpected answer, or an event that does not come, ends the bench
+with a message and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -24,16 +36,24 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.schemas import Alarm
 from facility.duration import parse_duration
 from facility.netutil import free_port
+from facility.runtime import ops_url
+from facility.site import load_site
+from facility.store.ops import OpsStore
+from facility.store.users import Role, UserStore
+from tests.answers import CheckedClient, UnexpectedAnswer, until_ready
 from tests.servers import Mosquitto
-from tests.system import TOKEN, EventStream, alarm, running_system, write_site
+from tests.system import EventStream, alarm, running_system, write_site
 
 ZERO_FOR = """
 rules:
@@ -44,29 +64,85 @@ rules:
     clear: in_door_zone and door_open
     priority: emergency
 """
+EVENT_TIMEOUT_S = 60.0
+PLANT_USER, DUTY_USER = "bench-plant", "bench-duty"
+READY_KINDS = ("ops_store", "telemetry_store", "spool", "broker", "modbus_bus", "outcomes")
 
 
-async def cycle(
-    http: httpx.AsyncClient, events: EventStream, device: str, fault: str, rule: str, after: int
-) -> tuple[float, int]:
+class BenchFailed(RuntimeError):
+    """Something the bench expected did not happen; the message says what."""
+
+
+class Desk:
+    """The two users' clients and the event stream, with what one fault cycle needs of them."""
+
+    def __init__(self, plant: CheckedClient, duty: CheckedClient, events: EventStream) -> None:
+        self.plant, self.duty, self.events = plant, duty, events
+
+    @property
+    def rate_limited(self) -> int:
+        return self.plant.rate_limited + self.duty.rate_limited
+
+    @property
+    def rate_limited_s(self) -> float:
+        return self.plant.rate_limited_s + self.duty.rate_limited_s
+
+    async def inject(self, device: str, fault: str) -> float:
+        """Give the device the fault; the perf_counter time the accepted request was sent."""
+        answer = await self.plant.post(
+            "/sim/faults", json={"device": device, "fault": fault}, expect=201, check=sim_device(device, fault, True)
+        )
+        return answer.sent
+
+    async def clear(self, device: str, fault: str) -> None:
+        await self.plant.delete(f"/sim/faults/{device}", check=sim_device(device, fault, False))
+
+    async def acknowledge(self, alarm_id: int, rule: str) -> None:
+        def acked(body: Any) -> str | None:
+            if (body["id"], body["rule"], body["acknowledged"]) != (alarm_id, rule, True):
+                return f"not alarm {alarm_id} of {rule} acknowledged"
+            return None if body["acked_by"] == DUTY_USER else f"acknowledged by {body['acked_by']!r}, not {DUTY_USER}"
+
+        await self.duty.post(f"/api/v1/alarms/{alarm_id}/ack", model=Alarm, check=acked)
+
+    async def event(self, rule: str, state: str, after: int, what: str) -> tuple[int, dict[str, Any]]:
+        """The id and data of the first alarm event of `rule` in `state` numbered above `after`."""
+        try:
+            found = await self.events.wait_for(alarm(rule, state), EVENT_TIMEOUT_S, after=after)
+        except TimeoutError:
+            raise BenchFailed(f"no {state} alarm event of {rule} within {EVENT_TIMEOUT_S:g} s {what}") from None
+        return found.id, found.data
+
+
+def sim_device(device: str, fault: str, present: bool) -> Callable[[Any], str | None]:
+    """A check of a /sim answer: the device described, with (or without) the fault."""
+
+    def check(body: Any) -> str | None:
+        if not isinstance(body, dict) or body.get("id") != device or not isinstance(body.get("faults"), dict):
+            return f"not a description of the simulated device {device}"
+        if (fault in body["faults"]) != present:
+            return f"{device} {'lacks' if present else 'still has'} the fault {fault}"
+        return None
+
+    return check
+
+
+async def cycle(desk: Desk, device: str, fault: str, rule: str, after: int) -> tuple[float, int]:
     """Seconds from injecting the fault to its alarm event, and the last event id of the cycle."""
     await asyncio.sleep(random.uniform(0, 1.0))  # fall anywhere in the poll and publish cycles
-    start = time.perf_counter()
-    await http.post("/sim/faults", json={"device": device, "fault": fault})
-    raised = await events.wait_for(alarm(rule, "unacknowledged"), 60, after=after)
+    start = await desk.inject(device, fault)
+    raised_id, raised = await desk.event(rule, "unacknowledged", after, f"after injecting {fault} in {device}")
     elapsed = time.perf_counter() - start
-    await http.delete(f"/sim/faults/{device}")
-    await http.post(f"/api/v1/alarms/{raised.data['id']}/ack")
-    closed = await events.wait_for(alarm(rule, "normal"), 60, after=raised.id)
-    return elapsed, closed.id
+    await desk.clear(device, fault)
+    await desk.acknowledge(raised["id"], rule)
+    closed_id, _ = await desk.event(rule, "normal", raised_id, f"after clearing and acknowledging alarm {raised['id']}")
+    return elapsed, closed_id
 
 
-async def cycles(
-    http: httpx.AsyncClient, events: EventStream, count: int, device: str, fault: str, rule: str
-) -> list[float]:
+async def cycles(desk: Desk, count: int, device: str, fault: str, rule: str) -> list[float]:
     samples, last = [], 0
     for _ in range(count):
-        elapsed, last = await cycle(http, events, device, fault, rule, last)
+        elapsed, last = await cycle(desk, device, fault, rule, last)
         samples.append(elapsed)
     return samples
 
@@ -81,6 +157,20 @@ def summary(prefix: str, samples: list[float]) -> dict[str, float]:
     }
 
 
+async def add_users(site_path: Path, data_dir: Path) -> dict[str, str]:
+    """The bench's own users in the ops store the system will open: name -> token."""
+    ops = OpsStore(ops_url(load_site(site_path), data_dir))
+    await ops.start()
+    try:
+        users = UserStore(ops)
+        return {
+            PLANT_USER: await users.add(PLANT_USER, Role.ENGINEER),
+            DUTY_USER: await users.add(DUTY_USER, Role.DUTY),
+        }
+    finally:
+        await ops.close()
+
+
 async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -89,14 +179,22 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
         try:
             (folder / "rules.yaml").write_text(ZERO_FOR)
             site_path = write_site(folder, broker.url, free_port(), poll=poll, extra="rules: [rules.yaml]\n")
-            async with running_system(site_path, folder / "data") as (url, _site):
-                headers = {"Authorization": f"Bearer {TOKEN}"}
-                async with EventStream(url) as events, httpx.AsyncClient(base_url=url, headers=headers) as http:
-                    mqtt = await cycles(http, events, faults, "lift-1", "entrapment", "elevator-entrapment")
-                    modbus = await cycles(http, events, faults, "pump-1", "overload_trip", "booster-pump-tripped")
-                    library = await cycles(
-                        http, events, library_faults, "pump-1", "low_pressure", "booster-pump-low-pressure"
-                    )
+            data_dir = folder / "data"
+            tokens = await add_users(site_path, data_dir)
+            async with (
+                running_system(site_path, data_dir) as (url, _site),
+                EventStream(url) as events,
+                httpx.AsyncClient(base_url=url, headers=bearer(tokens[PLANT_USER])) as plant,
+                httpx.AsyncClient(base_url=url, headers=bearer(tokens[DUTY_USER])) as duty,
+            ):
+                desk = Desk(CheckedClient(plant), CheckedClient(duty), events)
+                # The API answers before its ops store has opened (users and lists answer 503 until
+                # then) and before the pump's first poll: every part up, then the first fault.
+                await until_ready(desk.plant, READY_KINDS)
+                mqtt = await cycles(desk, faults, "lift-1", "entrapment", "elevator-entrapment")
+                modbus = await cycles(desk, faults, "pump-1", "overload_trip", "booster-pump-tripped")
+                library = await cycles(desk, library_faults, "pump-1", "low_pressure", "booster-pump-low-pressure")
+            data_files = sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*"))
         finally:
             broker.stop()
     over_mqtt, over_modbus = summary("mqtt_fault_to_desk", mqtt), summary("modbus_fault_to_desk", modbus)
@@ -113,7 +211,16 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
         **over_modbus,
         "library_low_pressure_faults": library_faults,
         **summary("library_low_pressure", library),
+        "rate_limited": desk.rate_limited,
+        "rate_limited_wait_s": round(desk.rate_limited_s, 1),
+        # What the runtime kept on disk in the run: a journal in the path shows up here by name.
+        "journal_in_path": any("journal" in name.lower() for name in data_files),
+        "data_files": data_files,
     }
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 if __name__ == "__main__":
@@ -122,4 +229,8 @@ if __name__ == "__main__":
     parser.add_argument("--library-faults", type=int, default=5)
     parser.add_argument("--poll", default="1s", help="Modbus poll interval of the pump")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.faults, args.library_faults, args.poll))), flush=True)
+    try:
+        result = asyncio.run(main(args.faults, args.library_faults, args.poll))
+    except (UnexpectedAnswer, BenchFailed) as exc:
+        sys.exit(f"bench/fault_to_desk.py failed: {exc}")
+    print(json.dumps(result), flush=True)
