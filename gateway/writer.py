@@ -246,6 +246,8 @@ class TelemetryWriter:
         delay = self.retry_first_s
         while True:
             seq: int | None = None
+            if self._held and not len(self._spool):
+                self._held_to_pending()  # the spool has drained: alarm readings the disk refused go now
             if self._pending:
                 batch = self._inflight = self._pending.popleft()
                 readings = batch.readings
@@ -296,6 +298,13 @@ class TelemetryWriter:
                     raise
             await asyncio.sleep(delay)  # a pause before the store is tried again, not a wait for it
             delay = min(delay * 2, self.retry_max_s)
+
+    def _held_to_pending(self) -> None:
+        """Alarm readings the disk would not take, as the oldest batch for the store."""
+        assert self._held_start is not None
+        self._pending.appendleft(_Batch(self._held_start, self._held))
+        self._held, self._held_start = [], None
+        self._idle.clear()
 
     async def _spool_inflight_and_pending(self) -> None:
         """The store failed a batch from memory: it and the batches waiting behind it go to the
