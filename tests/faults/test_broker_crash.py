@@ -1,0 +1,57 @@
+"""Mosquitto killed (SIGKILL: a crash, an OOM kill) in the middle of a burst and started again on
+the same port with the same persistence, with the deploy configuration.
+
+What the broker acknowledged to a device (PUBACK) it owes to the service's kept session, across
+its own restart: deploy/mosquitto.conf must make that session durable, or every message published
+after the restart and before the service subscribes again goes to nobody. Of the many devices of
+an estate some always reconnect before the gateway does; the test makes that order certain by
+holding the service (SIGSTOP) after the crash until the devices are publishing to the restarted
+broker, and letting it go on (SIGCONT) then. It is held only once it has read and closed its
+connections to the dead broker, so that the hold keeps nothing from it.
+
+The publisher keeps what was not acknowledged and sends it again, as a device with a buffer does;
+the service reconnects by itself. The readings carry their device time, so a message the broker
+delivers twice overwrites its first copy: no duplicates.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.harness import Counting, Rig, outcome, pause, resume, wait_flowing, wait_until
+
+pytestmark = pytest.mark.faults
+
+MESSAGES = 15_000
+RATE = 3000
+
+
+def test_broker_sigkill_loses_nothing(rig: Rig) -> None:
+    site = rig.site()
+    service = rig.service(site)
+    service.start_ready()
+    publisher = rig.publisher(site)
+    counting = Counting.sqlite(site, publisher)
+
+    publisher.burst(MESSAGES, rate=RATE)
+    publisher.wait_count(MESSAGES // 3)
+    rig.broker.kill()
+    # Once the service has read what the broker sent before it died (and closed its sockets), it is
+    # held, so that the devices reconnect first.
+    wait_until(lambda: service.connections_to(rig.broker.port) == 0, 15, "the service seeing the broker gone")
+    pause(service.proc)
+    try:
+        publisher.wait_more(MESSAGES // 6)  # the broker is away ~1 s; the devices keep what they publish
+        before = len(publisher.acked)
+        rig.broker.start()
+        wait_until(lambda: len(publisher.acked) >= before + 2000, 30, "the restarted broker taking messages")
+    finally:
+        resume(service.proc)
+    publisher.join()
+    publisher.wait_acked(60)
+    wait_flowing(publisher, counting)  # the service is back on the broker
+    result = outcome("mosquitto SIGKILL", publisher, counting, site.spool)
+
+    assert service.running, f"the service did not ride out the broker restart:\n{service.log_tail()}"
+    assert result.lost == [], f"{result.summary()}\nbroker log:\n{rig.broker.log_text()[-3000:]}"
+    assert result.duplicates == 0, result.summary()

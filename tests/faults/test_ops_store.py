@@ -1,0 +1,103 @@
+"""The ops store (PostgreSQL, behind a TCP proxy the test cuts) refused while an alarm is raised,
+and the service restarted (SIGTERM, then started) while it is still away.
+
+An ops store that is down delays recording an alarm, never raising it: the outcome is journaled on
+local disk before it is applied, and the service starts without the ops store, so once the
+database answers again the alarm is there exactly once, and the telemetry kept flowing through
+all of it: no reading the broker acknowledged is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from tests.faults.harness import RULE_ID, Counting, LoopThread, Rig, outcome, wait_until
+from tests.pg import fresh_database
+
+pytestmark = pytest.mark.faults
+
+RATE = 2500
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (tests/pg.py), dropped after the test and after the service."""
+    loop = LoopThread()
+    database = fresh_database()
+    try:
+        yield loop.run(database.__aenter__())
+    finally:
+        loop.run(database.__aexit__(None, None, None))
+        loop.close()
+
+
+def _recorded(url: str) -> tuple[int, int]:
+    """(alarm rows of the test rule, their activations in the history), asked of PostgreSQL
+    directly, not through the proxy."""
+
+    async def ask() -> tuple[int, int]:
+        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
+        try:
+            if not await db.fetchval("SELECT to_regclass('alarms') IS NOT NULL"):
+                return 0, 0
+            rows = await db.fetchval("SELECT count(*) FROM alarms WHERE rule_id = $1", RULE_ID)
+            activations = await db.fetchval(
+                "SELECT count(*) FROM alarm_history h JOIN alarms a ON a.id = h.alarm_id"
+                " WHERE a.rule_id = $1 AND h.action IN ('raised', 'raised again')",
+                RULE_ID,
+            )
+            return int(rows), int(activations)
+        finally:
+            await db.close()
+
+    return asyncio.run(ask())
+
+
+def test_alarm_raised_while_ops_store_refused_is_recorded_once(pg_url: str, rig: Rig) -> None:
+    proxy = rig.ops_proxy(pg_url)
+    site = rig.site(ops=proxy.url)
+    service = rig.service(site)
+    service.start_ready()
+    publisher = rig.publisher(site)
+    counting = Counting.sqlite(site, publisher)
+
+    publisher.burst(None, rate=RATE)
+    publisher.wait_count(3000)
+    proxy.cut()
+    alarm = publisher.publish({"alarm": 1})  # the rule `alarm > 0` raises an emergency alarm
+    wait_until(lambda: alarm in counting.read().alarms, 30, "the alarm reading reaching the service")
+    publisher.wait_more(2500)
+    code = service.term()
+    service.start()
+    try:
+        service.wait_ready(30)
+        started_without_ops = True
+    except RuntimeError:  # it exited: it could not start without the ops store
+        started_without_ops = False
+    publisher.wait_more(2500)
+    proxy.restore()
+    if not service.running:
+        service.start_ready()  # so that what it kept can still be counted
+    publisher.stop()
+    publisher.wait_acked()
+    result = outcome("ops store refused, alarm, restart", publisher, counting, site.spool)
+    with contextlib.suppress(TimeoutError):  # judged below, with the rest
+        wait_until(lambda: _recorded(pg_url)[0] >= 1, 20, "the alarm in the ops store", interval=0.5)
+    rows, activations = _recorded(pg_url)
+    print(f"alarm rows={rows} activations={activations} started without the ops store={started_without_ops}")
+
+    problems = []
+    if not started_without_ops:
+        problems.append("the service did not start while the ops store was refused")
+    if (rows, activations) != (1, 1):
+        problems.append(f"the alarm is recorded {rows} times with {activations} activations, not once")
+    if result.lost:
+        problems.append(result.summary())
+    if result.duplicates:
+        problems.append(f"{result.duplicates} duplicates")
+    assert not problems, "\n".join([*problems, f"SIGTERM exit code {code}", service.log_tail(60)])
