@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -19,8 +21,10 @@ from tests.servers import Mosquitto, wait_listening
 from tests.system import TOKEN, write_site
 
 
-def _service(site: Path, port: int, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+@contextmanager
+def _service(site: Path, port: int, cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """`facility run` listening on `port`; killed at the end if the test did not stop it."""
+    service = subprocess.Popen(
         [sys.executable, "-m", "facility", "run", "-c", str(site), "--port", str(port)],
         cwd=cwd,
         stdout=subprocess.PIPE,
@@ -28,6 +32,13 @@ def _service(site: Path, port: int, cwd: Path) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1", "FACILITY_TOKEN": TOKEN},  # never on the command line
     )
+    try:
+        wait_listening(port, timeout=60, proc=service)
+        yield service
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.communicate()
 
 
 def _publish(port: int, count: int) -> None:
@@ -49,16 +60,10 @@ def _publish(port: int, count: int) -> None:
 def test_sigterm_drains_in_order_and_says_what_it_drained(tmp_path: Path, mosquitto: Mosquitto) -> None:
     site = write_site(tmp_path, mosquitto.url, free_port())
     port = free_port()
-    service = _service(site, port, tmp_path)
-    try:
-        wait_listening(port, timeout=60, proc=service)
+    with _service(site, port, tmp_path) as service:
         _publish(mosquitto.port, 200)
         service.send_signal(signal.SIGTERM)
         output, _ = service.communicate(timeout=30)
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.communicate()
     assert service.returncode == 0, output
     assert "Traceback" not in output, output
     steps = ["SIGTERM: stopping", "draining the pipeline", "telemetry writer stopped:", "stopped in"]
@@ -73,10 +78,8 @@ def test_a_second_signal_stops_at_once(tmp_path: Path, mosquitto: Mosquitto) -> 
     signal then must not wait for it, nor for the drain."""
     site = write_site(tmp_path, mosquitto.url, free_port())
     port = free_port()
-    service = _service(site, port, tmp_path)
     seen: list[str] = []
-    try:
-        wait_listening(port, timeout=60, proc=service)
+    with _service(site, port, tmp_path) as service:
         with httpx.stream(
             "GET", f"http://127.0.0.1:{port}/api/v1/stream", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
         ) as stream:
@@ -89,10 +92,6 @@ def test_a_second_signal_stops_at_once(tmp_path: Path, mosquitto: Mosquitto) -> 
                     break
             service.send_signal(signal.SIGINT)
             output, _ = service.communicate(timeout=30)
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.communicate()
     output = "".join(seen) + output
     assert service.returncode == 128 + signal.SIGINT, output
     assert "SIGINT after SIGTERM: stopping at once" in output, output
