@@ -21,16 +21,14 @@ from api.app import create_app
 from api.auth import TokenAuth
 from api.context import ApiContext
 from facility.aio import cancel_all
-from facility.bus import Bus
 from facility.model import Reading
 from facility.netutil import free_port
 from facility.readiness import Readiness, Reporter
 from facility.site import Device, ModbusBinding, Site
-from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
 from gateway.modbus.poller import BusPoller
-from rules.service import RulesService
+from tests.api.context import without_plant
 from tests.simulators.conftest import until
 
 TOKEN = "health-test-token-0123456789"  # a fixed token: an admin
@@ -41,14 +39,6 @@ def pump(port: int, device: str = "pump-1") -> str:
     timeout is generous, so that a machine busy with other work does not make it miss a poll."""
     binding = f"{{port: {port}, unit: 1, interval: 0.2, timeout: 1.0}}"
     return f"  - {{id: {device}, profile: booster_pump, modbus: {binding}}}\n"
-
-
-async def never_write(device: str, point: str, value: object, *, actor: str, source: str) -> Any:
-    raise AssertionError("the health tests never write a point")
-
-
-def never_read(*_: object) -> list[Any]:
-    raise AssertionError("the health tests never read telemetry")
 
 
 @contextlib.asynccontextmanager
@@ -92,17 +82,7 @@ async def health_app(folder: Path, site: Site, reporters: Iterable[Reporter]) ->
     try:
         users = UserStore(ops)
         viewer = await users.add("vera", Role.VIEWER)
-        bus = Bus()
-        ctx = ApiContext(
-            site=site,
-            bus=bus,
-            live=LiveValues(),
-            ops=ops,
-            rules=RulesService(site, bus, ops, folder / "journal"),
-            write=never_write,
-            history=never_read,
-            readiness=Readiness(reporters),
-        )
+        ctx = without_plant(site, ops, folder / "journal", Readiness(reporters))
         async with served(create_app(ctx, TokenAuth({TOKEN: "admin"}, users))) as url:
             yield Served(url, ctx, viewer)
     finally:

@@ -13,15 +13,11 @@ import pytest
 
 from api.app import create_app
 from api.auth import TokenAuth
-from api.context import ApiContext
-from api.unavailable import ops_unavailable
-from facility.bus import Bus
 from facility.readiness import State
-from facility.store.live import LiveValues
 from facility.store.ops import NewAlarm, OpsStore, OpsUnavailable
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
-from rules.service import RulesService
+from tests.api.context import without_plant
 from tests.proxy import Outage, outage
 from tests.rules.conftest import RULES, write_site
 from tests.system import eventually
@@ -109,18 +105,7 @@ async def test_the_api_answers_503_naming_the_ops_store_and_the_admin_token_stil
     site = write_site(tmp_path / "site", RULES)
     ops = OpsStore(db.url)
     await ops.start(wait=False)
-    bus = Bus()
-    ctx = ApiContext(
-        site=site,
-        bus=bus,
-        live=LiveValues(),
-        ops=ops,
-        rules=RulesService(site, bus, ops, tmp_path / "journal"),
-        write=never,
-        history=never,
-    )
-    app = create_app(ctx, TokenAuth({ADMIN: "admin"}, UserStore(ops)))
-    app.add_exception_handler(OpsUnavailable, ops_unavailable)  # as api/app.py registers it
+    app = create_app(without_plant(site, ops, tmp_path / "journal"), TokenAuth({ADMIN: "admin"}, UserStore(ops)))
     transport = httpx.ASGITransport(app=app)
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://desk") as client:
@@ -142,7 +127,3 @@ async def test_the_api_answers_503_naming_the_ops_store_and_the_admin_token_stil
             assert (await get("/api/v1/alarms", ADMIN)).status_code == 200
     finally:
         await ops.close()
-
-
-def never(*_: object) -> None:
-    raise AssertionError("no write nor history here")

@@ -16,23 +16,12 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from api.auth import Role, TokenAuth
-from api.context import ApiContext
 from api.routes import reports as report_routes
-from facility.bus import Bus
 from facility.site import Site
-from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.users import UserStore
-from rules.service import RulesService
+from tests.api.context import without_plant
 from tests.reports.conftest import Seed, seed_october
-
-
-async def never_write(device: str, point: str, value: object, *, actor: str, source: str) -> Any:
-    raise AssertionError("reports never write a point")
-
-
-def never_read(*_: object) -> list[Any]:
-    raise AssertionError("reports never read telemetry")
 
 
 @pytest.fixture
@@ -43,16 +32,7 @@ async def http(
     await seed_october(seed)
     users = UserStore(store)
     tokens = {"all": await users.add("ana", Role.VIEWER), "b1": await users.add("bo", Role.VIEWER, ["B1"])}
-    bus = Bus()
-    ctx = ApiContext(
-        site=site,
-        bus=bus,
-        live=LiveValues(),
-        ops=store,
-        rules=RulesService(site, bus, store, tmp_path / "journal"),
-        write=never_write,
-        history=never_read,
-    )
+    ctx = without_plant(site, store, tmp_path / "journal")
     auth = TokenAuth({}, users)
     app = FastAPI()
     app.include_router(report_routes.router(ctx, auth), prefix="/api/v1", dependencies=[Depends(auth)])
