@@ -444,6 +444,18 @@ async def test_source_timestamps_are_kept_and_a_bad_one_falls_back_to_receive_ti
 # 5. QoS 1 messages are acknowledged only after the batch handler has returned.
 
 
+async def publish_m2_to(broker: Mosquitto, client: MqttClient, topic: str, got: list[Message]) -> None:
+    """Start another run of the session, publish m2 and wait for what it gets: the broker resends
+    unacknowledged messages first, so an m1 still owed would come before m2."""
+    await client.start()
+    try:
+        async with publisher(broker) as source:
+            source.publish(topic, b"m2", qos=1)
+            await until(lambda: got)
+    finally:
+        await client.stop()
+
+
 class Crash(BaseException):
     """Stands for the process dying while a batch is being handled: not an error a handler raises
     (those are retried one by one and then dropped with a log line), but an end of the work."""
@@ -495,14 +507,7 @@ async def test_a_message_whose_handling_was_cut_short_is_delivered_again_after_a
     # And once handled, it is acknowledged: a third run of the session gets m2, not m1 again
     # (the broker resends unacknowledged messages first, so m1 would come before m2).
     third_got: list[Message] = []
-    third = consumer(third_got.extend)
-    await third.start()
-    try:
-        async with publisher(broker) as source:
-            source.publish(topic, b"m2", qos=1)
-            await until(lambda: third_got)
-    finally:
-        await third.stop()
+    await publish_m2_to(broker, consumer(third_got.extend), topic, third_got)
     assert third_got == [(topic, b"m2")]
 
 
@@ -595,14 +600,7 @@ async def test_a_handled_message_is_not_acknowledged_until_what_it_carried_is_sa
         await second.stop()
 
     got.clear()
-    third = consumer(lambda: None)  # None: already safe, acknowledged at once
-    await third.start()
-    try:
-        async with publisher(broker) as source:
-            source.publish(topic, b"m2", qos=1)
-            await until(lambda: got)
-    finally:
-        await third.stop()
+    await publish_m2_to(broker, consumer(lambda: None), topic, got)  # None: already safe, acknowledged at once
     assert got == [(topic, b"m2")]  # m1 was acknowledged: it does not come a third time
 
 
