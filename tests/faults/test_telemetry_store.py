@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import INFLUX_DB, Counting, Outcome, Rig, Service, outcome, pause, resume
+from tests.faults.harness import INFLUX_DB, Counting, Outcome, Publisher, Rig, Service, outcome, pause, resume
 
 pytestmark = pytest.mark.faults
 
@@ -41,6 +42,14 @@ def _judge(result: Outcome, service: Service, during: set[str]) -> None:
     assert not problems, "\n".join([*problems, service.log_tail()])
 
 
+def _after_recovery(what: str, publisher: Publisher, counting: Counting, spool: Path) -> Outcome:
+    """5,000 more messages once the store is back, then what reached it."""
+    publisher.wait_more(5000)
+    publisher.stop()
+    publisher.wait_acked()
+    return outcome(what, publisher, counting, spool, timeout=75)
+
+
 def test_store_killed_and_restarted_loses_nothing(rig: Rig) -> None:
     influx = rig.influx1()
     site = rig.site(influx={"url": influx.url, "bucket": INFLUX_DB, "write_api": "v1", "token_env": None})
@@ -57,10 +66,7 @@ def test_store_killed_and_restarted_loses_nothing(rig: Rig) -> None:
     target = publisher.count + 10_000  # the store is away while 10,000 messages come (~4 s)
     during = service.states_while(STORE, lambda _: publisher.count >= target)
     influx.start()
-    publisher.wait_more(5000)
-    publisher.stop()
-    publisher.wait_acked()
-    result = outcome("InfluxDB 1.x killed and restarted", publisher, counting, site.spool, timeout=75)
+    result = _after_recovery("InfluxDB 1.x killed and restarted", publisher, counting, site.spool)
     if service.part(STORE) is not None:
         service.states_while(STORE, lambda seen: "up" in seen, timeout=30)
     _judge(result, service, during)
@@ -82,10 +88,7 @@ def test_store_hung_loses_nothing(rig: Rig) -> None:
     if during != {"absent"} and during <= {"up"}:  # a hung write may take its timeout to fail
         during |= service.states_while(STORE, lambda seen: bool(seen - {"up"}), timeout=20)
     resume(vm.proc)
-    publisher.wait_more(5000)
-    publisher.stop()
-    publisher.wait_acked()
-    result = outcome("VictoriaMetrics hung ~10 s", publisher, counting, site.spool, timeout=75)
+    result = _after_recovery("VictoriaMetrics hung ~10 s", publisher, counting, site.spool)
     if service.part(STORE) is not None:
         service.states_while(STORE, lambda seen: "up" in seen, timeout=30)
     _judge(result, service, during)
@@ -108,10 +111,7 @@ def test_sigterm_while_store_hung_loses_nothing(rig: Rig) -> None:
     stopping_s = time.monotonic() - began
     resume(influx.proc)
     service.start_ready()
-    publisher.wait_more(5000)
-    publisher.stop()
-    publisher.wait_acked()
-    result = outcome("SIGTERM while InfluxDB 1.x hung", publisher, counting, site.spool, timeout=75)
+    result = _after_recovery("SIGTERM while InfluxDB 1.x hung", publisher, counting, site.spool)
     print(f"the service took {stopping_s:.1f} s to stop; exit code {code}")
 
     assert result.lost == [], f"{result.summary()}\n{service.log_tail()}"
