@@ -11,7 +11,6 @@ honest: while the store is away /readyz says so, and once it is back, that it is
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 
@@ -116,5 +115,5 @@ def test_sigterm_while_store_hung_loses_nothing(rig: Rig) -> None:
 
     assert result.lost == [], f"{result.summary()}\n{service.log_tail()}"
     assert result.duplicates == 0, result.summary()
-    # A deploy waits a bounded time for the stop (uvicorn re-raises the signal after a clean stop).
-    assert code in (0, -signal.SIGTERM), f"exit code {code} (None: still running after 40 s)\n{service.log_tail()}"
+    # A deploy waits a bounded time for the stop, and a drained stop exits 0.
+    assert code == 0, f"exit code {code} (None: still running after 40 s)\n{service.log_tail()}"
