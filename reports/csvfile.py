@@ -8,6 +8,11 @@ separates blocks. The headline figures come first, as (section, measure, value, 
 Cells are values a spreadsheet can compute with: local times as `YYYY-MM-DD HH:MM`, durations in
 minutes and shares in percent (the header says so), counts as plain numbers. The text starts with
 a byte order mark, so that Excel opens the Chinese as UTF-8.
+
+Text stays text: a text cell that starts like a formula (`=`, `+`, `-`, `@`, a tab or a carriage
+return: OWASP's list for CSV injection) gets a leading `'`, so that a title someone typed into a
+task cannot run as a formula when a manager opens the report. Numbers are left alone, a negative
+one too: it is a number the spreadsheet should compute with, and a number cannot smuggle anything.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
+from facility.store.tasks import Bilingual
 from reports.model import Cell, Column, Kind, Report
 from reports.periods import NS
 from reports.values import Lang, pick, show
 
 BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_csv(report: Report, lang: Lang) -> str:
@@ -28,16 +35,17 @@ def render_csv(report: Report, lang: Lang) -> str:
     section_label = "栏目" if lang == "zh" else "section"
     blocks: list[list[list[str]]] = []
     for section in report.sections:
-        name = pick(section.title, lang)
+        name = _text(pick(section.title, lang))
         if section.figures:
             head = ["指标", "数值", "基准"] if lang == "zh" else ["measure", "value", "benchmark"]
             block = [[section_label, *head]]
             for f in section.figures:
-                value = "" if f.value is None else show(f.value, f.kind, lang, zone)
-                block.append([name, pick(f.label, lang), value, pick(f.benchmark, lang) if f.benchmark else ""])
+                value = "" if f.value is None else _safe(f.value, show(f.value, f.kind, lang, zone))
+                benchmark = _text(pick(f.benchmark, lang)) if f.benchmark else ""
+                block.append([name, _text(pick(f.label, lang)), value, benchmark])
             blocks.append(block)
         if section.columns:
-            block = [[section_label, *(_header(c, lang) for c in section.columns)]]
+            block = [[section_label, *(_text(_header(c, lang)) for c in section.columns)]]
             block += [
                 [name, *(_cell(row.get(c.key), c.kind, lang, zone) for c in section.columns)] for row in section.rows
             ]
@@ -66,4 +74,14 @@ def _cell(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> str:
         return f"{value / NS / 60:.1f}"
     if kind == "ratio" and isinstance(value, int | float):
         return f"{value * 100:.1f}"
-    return show(value, kind, lang, zone)
+    return _safe(value, show(value, kind, lang, zone))
+
+
+def _safe(value: Cell, shown: str) -> str:
+    """`shown` as the cell of `value`: quoted if it is text that starts like a formula."""
+    return _text(shown) if isinstance(value, str | Bilingual) else shown
+
+
+def _text(shown: str) -> str:
+    """A text cell a spreadsheet keeps as text: a leading `'` when it starts like a formula."""
+    return "'" + shown if shown.startswith(FORMULA_STARTS) else shown
