@@ -15,7 +15,7 @@ from facility.store.ops import DeadLetter, OpsStore
 
 log = logging.getLogger(__name__)
 
-MAX_PAYLOAD = 64 * 1024  # a dead letter keeps at most this much of the payload
+MAX_PAYLOAD = 64 * 1024  # the most of a payload queued; the ops store keeps less (stores.dead_letter_payload_kb)
 FLUSH_S = 1.0
 
 

@@ -44,6 +44,7 @@ class AuditedWrites:
                 target=f"{device}/{point}",
                 detail=detail,
                 outcome="pending",
+                device=device,  # a building's managers see the writes to its devices
             )
         except (SQLAlchemyError, OpsUnavailable) as exc:
             log.error("audit log unavailable, write of %s/%s by %s not attempted: %s", device, point, actor, exc)

@@ -26,10 +26,11 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.get("/audit", response_model=list[schemas.AuditEntry])
     async def audit(
-        _: User = Depends(auth.require(Role.MANAGER)), limit: Annotated[int, Query(ge=1, le=1000)] = 100
+        user: User = Depends(auth.require(Role.MANAGER)), limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> list[dict[str, Any]]:
         """The latest changes asked for through the API, newest first: who, when, from where, what,
-        and how it ended."""
-        return [asdict(entry) for entry in await ctx.ops.audit_log(limit)]
+        and how it ended. A manager limited to buildings reads the changes to their buildings'
+        devices, alarms, tasks and plans, and to site-wide tasks; of other buildings, nothing."""
+        return [asdict(entry) for entry in await ctx.ops.audit_log(limit, ctx.visible(user))]
 
     return r

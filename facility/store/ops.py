@@ -17,6 +17,12 @@ without it. While it does not answer, every call raises `OpsUnavailable` instead
 error, which the API answers with 503 and rules.outcomes waits out (outcomes are journaled on local
 disk meanwhile). A watcher checks the database every few seconds while nothing else uses it, so
 that `available` and the readiness view stay honest.
+
+Dead letters are kept for a while, not for ever (`DeadLetterLimits`, from the site file's `stores`):
+each payload is cut to its first few KiB (its reason says so), the newest rows are kept up to a
+limit as letters come, and those past the retention go in an hourly pass of the watcher. What goes
+is counted (`figures`) and logged, so that a flood of bad input costs bounded space and no one is
+left wondering where a letter went.
 """
 
 from __future__ import annotations
@@ -30,18 +36,21 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    CursorResult,
+    Delete,
     ForeignKey,
     Index,
     String,
     Text,
     and_,
     case,
+    delete,
     false,
     func,
     inspect,
@@ -58,6 +67,8 @@ from sqlalchemy.schema import CreateColumn
 
 from facility.model import AlarmState, now_ns
 from facility.readiness import Figure, PartState, State
+from facility.site import Stores
+from facility.store.sqlite_telemetry import private_file
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,9 @@ ACTIVATIONS = frozenset({"raised", "raised again"})  # history actions of an ala
 CONNECT_TIMEOUT_S = 10.0  # a PostgreSQL server that does not answer: give up a connection attempt after this
 REACH_MAX_S = 10.0  # the longest pause between attempts to reach a store that is down
 CHECK_EVERY_S = 5.0  # while up and idle, how often the watcher checks that the store still answers
+PRUNE_EVERY_NS = 3600 * 1_000_000_000  # how often the watcher deletes the dead letters past their retention
+_PRUNED_HELP = "dead letters deleted: past stores.dead_letter_retention (age), beyond stores.dead_letter_rows (limit)"
+_CUT_HELP = "dead letters whose payload was cut to stores.dead_letter_payload_kb"
 # SQLite's words for a database that cannot be reached or written (its other errors are bugs or data)
 _SQLITE_UNREACHABLE = ("unable to open database", "disk i/o error", "database is locked", "readonly", "disk is full")
 
@@ -194,7 +208,12 @@ class DeadLetterRow(Base):
 
 
 class AuditRow(Base):
-    """One change someone asked for (a Modbus write, ...): who, when, from where, and how it ended."""
+    """One change someone asked for (a Modbus write, ...): who, when, from where, and how it ended.
+
+    `device` and `site_wide` say whose building it concerns, for users limited to buildings: the
+    device of the record changed, or a site-wide record (a task of no device) that every building
+    sees; an entry with neither (a rule reload, an id that names nothing) is for the whole site's
+    managers only."""
 
     __tablename__ = "audit"
 
@@ -206,6 +225,8 @@ class AuditRow(Base):
     target: Mapped[str] = mapped_column(String(400))  # device/point, ...
     detail: Mapped[str] = mapped_column(Text)  # JSON object: value asked for, confirmed value or error
     outcome: Mapped[str] = mapped_column(String(20))  # pending, ok, refused, failed
+    device: Mapped[str | None] = mapped_column(String(200))
+    site_wide: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 @dataclass(frozen=True)
@@ -227,6 +248,25 @@ class DeadLetter:
     key: str
     reason: str
     payload: str
+
+
+@dataclass(frozen=True)
+class DeadLetterLimits:
+    """How much of the dead letters the store keeps: none older than `retention_ns`, at most the
+    newest `rows`, and of each payload its first `payload_bytes` (UTF-8)."""
+
+    retention_ns: int
+    rows: int
+    payload_bytes: int
+
+    @classmethod
+    def of(cls, stores: Stores) -> DeadLetterLimits:
+        """The limits the site file sets (`stores.dead_letter_*`)."""
+        retention_ns = int(stores.dead_letter_retention * 1e9)
+        return cls(retention_ns, stores.dead_letter_rows, stores.dead_letter_payload_kb * 1024)
+
+
+DEAD_LETTER_LIMITS = DeadLetterLimits.of(Stores())  # a site file's defaults
 
 
 @dataclass(frozen=True)
@@ -294,17 +334,36 @@ class _Sessions(async_sessionmaker[AsyncSession]):
 
 
 class OpsStore:
-    def __init__(self, url: str, *, chatter_limit: int = CHATTER_LIMIT, check_every_s: float = CHECK_EVERY_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        chatter_limit: int = CHATTER_LIMIT,
+        check_every_s: float = CHECK_EVERY_S,
+        dead_letters: DeadLetterLimits = DEAD_LETTER_LIMITS,
+    ) -> None:
         self._chatter_limit = chatter_limit
         self._check_every_s = check_every_s
+        self._letter_limits = dead_letters
+        self._letters_pruned = {"age": 0, "limit": 0}  # dead letters deleted, by why
+        self._payloads_cut = 0
+        self._told_letters_full = False  # the row limit's first deletion is logged; the counter tells the rest
+        self._prune_due_ns = 0  # when the watcher next deletes the dead letters past their retention
         parsed = make_url(url)
-        self._folder: Path | None = None
+        self._file: Path | None = None  # a SQLite database file
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
-            self._folder = Path(parsed.database).parent
+            self._file = Path(parsed.database)
         connect_args = {"timeout": CONNECT_TIMEOUT_S} if parsed.drivername.endswith("asyncpg") else {}
+        # Query parameters (among them the digest of every token presented) stay out of the log at
+        # any level: SQLAlchemy hides them from its echo and its errors, and aiosqlite, which logs
+        # every call with its arguments at DEBUG (`facility run -v`), says only its warnings.
+        logging.getLogger("aiosqlite").setLevel(logging.WARNING)
         # PostgreSQL: a pooled connection may have died with an outage; test it before use.
         self._engine = create_async_engine(
-            url, pool_pre_ping=not parsed.drivername.startswith("sqlite"), connect_args=connect_args
+            url,
+            pool_pre_ping=not parsed.drivername.startswith("sqlite"),
+            connect_args=connect_args,
+            hide_parameters=True,
         )
         self._name = self._engine.url.render_as_string(hide_password=True)
         sa_event.listen(self._engine.sync_engine, "do_connect", self._connect)
@@ -373,6 +432,9 @@ class OpsStore:
                 elif not self._up.is_set() or now_ns() - (self._last_success_ns or 0) > self._check_every_s * 1e9:
                     async with self._engine.connect() as conn:
                         await conn.execute(select(1))
+                if self.available and now_ns() >= self._prune_due_ns:
+                    self._prune_due_ns = now_ns() + PRUNE_EVERY_NS
+                    await self.prune_dead_letters(now_ns())
             except Exception as exc:
                 if str(exc) != told:  # once per outage and cause, not once per attempt
                     told = str(exc)
@@ -389,9 +451,10 @@ class OpsStore:
             await asyncio.sleep(self._check_every_s)
 
     async def _prepare(self) -> None:
-        if self._folder is not None:
+        if self._file is not None:
             try:
-                self._folder.mkdir(parents=True, exist_ok=True)
+                self._file.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self._file)  # it holds the users' token digests
             except OSError as exc:
                 self._down(f"{type(exc).__name__}: {exc}")
                 raise OpsUnavailable(self.unavailable_text()) from exc
@@ -450,7 +513,10 @@ class OpsStore:
         yield PartState("ops store", "ops_store", State.UP if up else State.DOWN, self._last_success_ns, detail)
 
     def figures(self) -> Iterable[Figure]:
-        return ()
+        """What the store has deleted or cut of the dead letters since the process started."""
+        for why, count in self._letters_pruned.items():
+            yield Figure("dead_letters_pruned_total", _PRUNED_HELP, "counter", count, (("reason", why),))
+        yield Figure("dead_letter_payloads_cut_total", _CUT_HELP, "counter", self._payloads_cut)
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -637,6 +703,7 @@ class OpsStore:
                     target=device,
                     detail=_json({"reason": reason}),
                     outcome="ok",
+                    device=device,
                 )
             )
             query = select(AlarmRow).where(AlarmRow.device_id == device, AlarmRow.is_open).with_for_update()
@@ -737,10 +804,55 @@ class OpsStore:
             return alarm_dict(row, with_history=True) if row else None
 
     async def add_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Keep `letters`, each payload cut to the limit (the reason then says so), and delete the
+        oldest rows beyond the row limit: a flood of bad input never grows the table past it."""
+        limit = self._letter_limits.payload_bytes
+        rows, cut = [], 0
+        for d in letters:
+            payload, reason, encoded = d.payload, d.reason, d.payload.encode()
+            if len(encoded) > limit:  # its size is not told: the gateway may have cut it already
+                payload = encoded[:limit].decode(errors="ignore")  # never half a character
+                reason = f"{reason} (payload cut to its first {len(payload.encode())} bytes)"
+                cut += 1
+            rows.append(DeadLetterRow(ts=d.ts, source=d.source, key=d.key, reason=reason, payload=payload))
         async with self._sessions.begin() as s:
-            s.add_all(
-                DeadLetterRow(ts=d.ts, source=d.source, key=d.key, reason=d.reason, payload=d.payload) for d in letters
+            s.add_all(rows)
+            await s.flush()
+            over = await self._delete_letters_over_limit(s)
+        self._payloads_cut += cut
+        self._letters_pruned["limit"] += over
+        if over and not self._told_letters_full:
+            self._told_letters_full = True
+            log.warning(
+                "ops store: the dead letters reached their limit of %d rows (stores.dead_letter_rows); the oldest "
+                "are deleted as new ones come, counted in facility_dead_letters_pruned_total",
+                self._letter_limits.rows,
             )
+
+    async def prune_dead_letters(self, now: int) -> int:
+        """Delete the dead letters older than the retention at `now`, and those beyond the row limit;
+        returns how many. The watcher calls it hourly, so that a quiet estate drops them too."""
+        retention = self._letter_limits.retention_ns
+        async with self._sessions.begin() as s:
+            aged = await _deleted(s, delete(DeadLetterRow).where(DeadLetterRow.ts < now - retention))
+            over = await self._delete_letters_over_limit(s)
+        self._letters_pruned["age"] += aged
+        self._letters_pruned["limit"] += over
+        if aged or over:
+            log.info(
+                "ops store: deleted %d dead letters older than %s and %d beyond the newest %d",
+                aged,
+                _days(retention),
+                over,
+                self._letter_limits.rows,
+            )
+        return aged + over
+
+    async def _delete_letters_over_limit(self, s: AsyncSession) -> int:
+        """Delete all but the newest `rows` dead letters; returns how many went."""
+        first_gone = select(DeadLetterRow.id).order_by(DeadLetterRow.id.desc()).offset(self._letter_limits.rows)
+        edge = (await s.execute(first_gone.limit(1))).scalar()
+        return 0 if edge is None else await _deleted(s, delete(DeadLetterRow).where(DeadLetterRow.id <= edge))
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters, newest first."""
@@ -749,12 +861,31 @@ class OpsStore:
             return [DeadLetter(r.ts, r.source, r.key, r.reason, r.payload) for r in rows]
 
     async def add_audit(
-        self, *, ts: int, actor: str, source: str, action: str, target: str, detail: dict[str, Any], outcome: str
+        self,
+        *,
+        ts: int,
+        actor: str,
+        source: str,
+        action: str,
+        target: str,
+        detail: dict[str, Any],
+        outcome: str,
+        device: str | None = None,
+        site_wide: bool = False,
     ) -> int:
-        """Record a change asked for; returns its id, so that a `pending` entry can be finished."""
+        """Record a change asked for; returns its id, so that a `pending` entry can be finished.
+        `device` (or `site_wide`) is whose building it concerns, when that is known (see AuditRow)."""
         async with self._sessions.begin() as s:
             row = AuditRow(
-                ts=ts, actor=actor, source=source, action=action, target=target, detail=_json(detail), outcome=outcome
+                ts=ts,
+                actor=actor,
+                source=source,
+                action=action,
+                target=target,
+                detail=_json(detail),
+                outcome=outcome,
+                device=device,
+                site_wide=site_wide,
             )
             s.add(row)
             await s.flush()
@@ -768,10 +899,14 @@ class OpsStore:
                 raise KeyError(audit_id)
             row.outcome, row.detail = outcome, _json(detail)
 
-    async def audit_log(self, limit: int = 100) -> list[AuditEntry]:
-        """The most recent audit entries, newest first."""
+    async def audit_log(self, limit: int = 100, devices: Collection[str] | None = None) -> list[AuditEntry]:
+        """The most recent audit entries, newest first; with `devices`, only those concerning one of
+        them or a site-wide record (what a user limited to their buildings may learn of)."""
+        query = select(AuditRow)
+        if devices is not None:
+            query = query.where(or_(AuditRow.site_wide, AuditRow.device.in_(sorted(devices))))
         async with self._sessions() as s:
-            rows = await s.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))
+            rows = await s.scalars(query.order_by(AuditRow.id.desc()).limit(limit))
             return [
                 AuditEntry(r.id, r.ts, r.actor, r.source, r.action, r.target, json.loads(r.detail), r.outcome)
                 for r in rows
@@ -854,6 +989,16 @@ def _state_is(state: AlarmState) -> ColumnElement[bool]:
         AlarmState.RTN_UNACKNOWLEDGED: and_(AlarmRow.active == false(), AlarmRow.acknowledged == false()),
     }
     return and_(*ahead, conditions[state])
+
+
+async def _deleted(s: AsyncSession, statement: Delete) -> int:
+    """Run a bulk delete (the session's objects are not looked at); returns how many rows went."""
+    result = await s.execute(statement.execution_options(synchronize_session=False))
+    return cast(CursorResult[Any], result).rowcount  # a DELETE's result is a cursor's
+
+
+def _days(ns: int) -> str:
+    return f"{ns / 86_400_000_000_000:g} days"
 
 
 def _utc(ts: int) -> str:

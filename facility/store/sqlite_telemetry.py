@@ -8,18 +8,25 @@ its own, so a write waits for one chunk at most.
 Writes are quick (WAL, no fsync per commit, 500 rows per statement) and the telemetry writer makes
 them on the event loop; history queries can take longer and run in worker threads, on a
 connection of their own, so a long one never holds up a write.
+
+The database is its owner's alone (0600, see `private_file`): readings tell when flats are empty.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from facility.model import Reading
 from facility.store.telemetry import Sample, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -29,6 +36,26 @@ CREATE TABLE IF NOT EXISTS readings (
 """
 PRUNE_CHUNK = 10_000  # rows deleted per transaction
 ROWS_PER_STATEMENT = 500  # one INSERT per 500 rows costs a fraction of one per row
+OWNER_ONLY = 0o600
+_OTHERS = 0o077  # the mode bits of the group and of everyone else
+_BESIDE = ("-wal", "-shm", "-journal")  # the files SQLite keeps next to a database
+
+
+def private_file(path: Path) -> None:
+    """Make the SQLite database `path` readable by its owner only, creating it empty (which SQLite
+    takes as a new database) if it is missing, before SQLite opens it: SQLite would create it 0644
+    less the umask. SQLite gives the -wal, -shm and -journal files it creates the database's mode,
+    so they follow; those an older version left readable by others are narrowed too, and so is the
+    database. This changes no umask: the process's other files are not the stores' business."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, OWNER_ONLY))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in _BESIDE)):
+        try:
+            mode = stat.S_IMODE(os.stat(file).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & _OTHERS:
+            os.chmod(file, mode & ~_OTHERS)
+            log.warning("%s was readable by others (mode %o); it is now its owner's alone", file, mode)
 
 
 @functools.cache
@@ -41,6 +68,7 @@ class SqliteTelemetry:
 
     def __init__(self, path: Path, retention_s: float = 400 * 86400.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

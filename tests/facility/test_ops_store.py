@@ -4,11 +4,14 @@ SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from facility.store.ops import ActionRefused, NewAlarm, OpsStore
+from facility.store.users import Role, UserStore, digest
 
 S = 1_000_000_000
 MIN = 60 * S
@@ -304,3 +307,24 @@ async def test_a_database_from_before_the_lifecycle_columns_is_refused_by_name(o
     with pytest.raises(RuntimeError, match=r"alarms\.device_id, .*alarms\.shelved, .*alarms\.escalated"):
         await store.start()
     await store.close()
+
+
+async def test_a_token_looked_up_at_debug_leaves_no_trace_of_it_in_the_log(
+    ops_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`facility run -v` logs at DEBUG: the drivers' and SQLAlchemy's logs must not carry the
+    parameters of queries, among them the digest of every token presented (a digest looks a user
+    up as well as the token does)."""
+    caplog.set_level(logging.DEBUG)
+    store = OpsStore(ops_url)
+    await store.start()
+    try:
+        users = UserStore(store)
+        token = await users.add("ana", Role.DUTY)
+        assert await users.find(token) is not None
+        caplog.set_level(logging.INFO, logger="sqlalchemy.engine")  # SQL echo, as one debugging a query turns it on
+        assert await users.find(token) is not None
+    finally:
+        await store.close()
+    assert "ops store" in caplog.text and "SELECT users" in caplog.text  # the log was captured, SQL too
+    assert digest(token) not in caplog.text and token not in caplog.text

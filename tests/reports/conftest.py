@@ -66,11 +66,16 @@ def at(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=ZONE).timestamp()) * 1_000_000_000
 
 
+def estate_in(folder: Path) -> Site:
+    """The estate's site and rule files written to `folder`, and the site loaded."""
+    (folder / "rules.yaml").write_text(RULES)
+    (folder / "site.yaml").write_text(SITE)
+    return load_site(folder / "site.yaml")
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
-    (tmp_path / "rules.yaml").write_text(RULES)
-    (tmp_path / "site.yaml").write_text(SITE)
-    return load_site(tmp_path / "site.yaml")
+    return estate_in(tmp_path)
 
 
 @pytest.fixture
