@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from facility.aio import cancel_all
 from facility.readiness import Figure, PartState, State
+from facility.site import Broker
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,16 @@ class _ReadBuffer:
         return getattr(self._sock, name)
 
 
+def _waiting(sock: Any) -> int:
+    """Bytes already taken from the socket and not yet read by paho: in our read buffer, or
+    decrypted inside a TLS socket. The event loop cannot see either, so a read must go on."""
+    if isinstance(sock, _ReadBuffer):
+        return sock.buffered
+    if isinstance(sock, ssl.SSLSocket):
+        return sock.pending()
+    return 0
+
+
 class _Client(paho.Client):
     def _create_socket(self) -> Any:
         """paho's socket behind a read buffer; a TLS or WebSocket connection stays as paho made it."""
@@ -86,6 +98,21 @@ class _Client(paho.Client):
 
 
 class MqttClient:
+    @classmethod
+    def of(cls, broker: Broker, login: tuple[str, str | None] | None = None, **options: Any) -> MqttClient:
+        """A client of the site's broker: its address, TLS and CA, and its user (or `login`, a
+        device's own user and password), so that no caller forgets one of them."""
+        username, password = login or (broker.username, broker.password)
+        return cls(
+            broker.host,
+            broker.port,
+            username=username,
+            password=password,
+            tls=broker.tls,
+            ca_file=broker.ca_file,
+            **options,
+        )
+
     def __init__(
         self,
         host: str,
@@ -98,6 +125,8 @@ class MqttClient:
         birth: tuple[str, bytes, int, bool] | None = None,
         username: str | None = None,
         password: str | None = None,
+        tls: bool = False,
+        ca_file: str | None = None,
         manual_ack: bool = False,
         ack_after: AckAfter | None = None,
         name: str = "",
@@ -106,7 +135,9 @@ class MqttClient:
         queued while this client is away). With `manual_ack`, QoS 1/2 messages are acknowledged
         only after `on_messages` has returned for their batch and, with `ack_after`, once the
         future it gives has completed, so a crash before then makes the broker deliver them again.
-        `name` says in readiness and metrics which client this is (default: the client id)."""
+        `name` says in readiness and metrics which client this is (default: the client id).
+        With `tls` the broker's certificate and host name are checked, against `ca_file` (PEM)
+        or else the system's CAs."""
         self.host, self.port = host, port
         self.name = name or client_id or "mqtt"
         self._subscriptions = list(subscriptions)
@@ -120,6 +151,8 @@ class MqttClient:
         )
         if username:
             c.username_pw_set(username, password)
+        if tls:
+            c.tls_set(ca_certs=ca_file)
         if will:
             topic, payload, qos, retain = will
             c.will_set(topic, payload, qos, retain)
@@ -281,16 +314,15 @@ class MqttClient:
         """Read every complete packet waiting, then hand the messages on as one batch.
 
         paho's loop_read reads one packet per call; a call that yields no message with nothing
-        left in the read buffer means the socket is drained (or a packet other than PUBLISH came,
-        and the next readable event reads on)."""
+        left in the read buffer (or, over TLS, decrypted and unread) means the socket is drained
+        (or a packet other than PUBLISH came, and the next readable event reads on)."""
         pending = self._pending
         sock = self._client.socket()
-        reader = sock if isinstance(sock, _ReadBuffer) else None
         for _ in range(MAX_PACKETS_PER_READ):
             before = len(pending)
             if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-            if len(pending) == before and not (reader and reader.buffered):
+            if len(pending) == before and not _waiting(sock):
                 break
         else:
             if self._loop is not None and self._fd is not None:

@@ -53,17 +53,13 @@ class Gateway:
 
     async def start(self) -> None:
         if self.ingest.subscriptions:
-            broker = self._site.broker
-            self._mqtt = MqttClient(
-                broker.host,
-                broker.port,
+            self._mqtt = MqttClient.of(
+                self._site.broker,
                 # A fixed client id and a kept session: the broker holds QoS 1 messages while the
                 # gateway restarts, and they are acknowledged only once handed on.
                 client_id=f"facility-gateway-{self._site.site.id}",
                 subscriptions=self.ingest.subscriptions,
                 on_messages=self.ingest.handle,
-                username=broker.username,
-                password=broker.password,
                 manual_ack=True,
                 ack_after=self._ack_after,
                 name="gateway",

@@ -16,7 +16,7 @@ from facility.profile import Profile
 from facility.site import Device, ModbusBinding, Site
 from simulators.modbus_front import build_server
 from simulators.models import MODELS, DeviceModel
-from simulators.mqtt_front import MqttDevice
+from simulators.mqtt_front import DevicePasswords, MqttDevice
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ class SimulatorHost:
         self.site = site
         rng = random.Random(seed)
         self.devices: dict[str, SimulatedDevice] = {}
+        passwords = DevicePasswords.from_environment()
         for device in site.devices:
             model_cls = MODELS.get(device.type)
             if model_cls is None:
@@ -49,7 +50,8 @@ class SimulatorHost:
             model = model_cls(device.id, random.Random(rng.random()))
             sim = SimulatedDevice(device, profile, model)
             if device.mqtt:
-                sim.mqtt = MqttDevice(device, profile, model, site.broker)
+                login = passwords.login(device.id) if passwords else None
+                sim.mqtt = MqttDevice(device, profile, model, site.broker, login)
             self.devices[device.id] = sim
         self.clock_offset = 0.0  # seconds added to the time of day the models see (scenarios at night)
         self.paused = False  # models hold their values (tests compare the wire with them exactly)

@@ -4,13 +4,19 @@ A device publishes its points as one JSON document on its topic, periodically an
 discrete value changes, and keeps a retained `online`/`offline` status with a last will. The
 common faults act here: `comm_loss` cuts the connection (the broker publishes the will), `slow`
 publishes rarely, `garbage` sends malformed JSON or wrongly typed values.
+
+On a broker with a user per device (deploy/mosquitto.conf), a simulated device connects as the
+real one would: as its id, with its own password (DevicePasswords). Over `mqtts://` it checks
+the broker's certificate against the site's `broker.ca_file`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from facility.jsonpath import put
@@ -18,10 +24,12 @@ from facility.model import Value
 from facility.mqtt import MqttClient
 from facility.profile import Profile
 from facility.site import Broker, Device
+from facility.yamlfile import ConfigError, Problem
 from simulators.models import DeviceModel
 
 SLOW_FACTOR = 10  # a slow device publishes this many times less often, and not on change
 ONLINE, OFFLINE = b"online", b"offline"
+DEVICE_PASSWORDS_ENV = "FACILITY_MQTT_DEVICE_PASSWORDS"
 
 
 def payload(profile: Profile, values: Mapping[str, Value], ts_ms: int | None = None) -> bytes:
@@ -35,18 +43,61 @@ def payload(profile: Profile, values: Mapping[str, Value], ts_ms: int | None = N
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+class DevicePasswords:
+    """The devices' own broker passwords, for simulators standing in for the devices.
+
+    The file that FACILITY_MQTT_DEVICE_PASSWORDS names holds one `DEVICE-ID:PASSWORD` line per
+    device: the plain form `mosquitto_passwd -U` hashes, so one secret feeds both the broker's
+    password file and the simulators, and no password sits in the site file or on a command
+    line. Blank lines are skipped; errors name the line, never its content."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._passwords: dict[str, str] = {}
+        problems = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            user, colon, password = line.partition(":")
+            if colon and user and password:
+                self._passwords[user] = password
+            else:
+                problems.append(Problem(str(path), n, "", "expected DEVICE-ID:PASSWORD"))
+        if problems:
+            raise ConfigError(problems)
+
+    @classmethod
+    def from_environment(cls) -> DevicePasswords | None:
+        """The file FACILITY_MQTT_DEVICE_PASSWORDS names; None without it, and the devices then
+        connect as the site's broker user (a development broker with one user, or none)."""
+        path = os.environ.get(DEVICE_PASSWORDS_ENV)
+        return cls(Path(path)) if path else None
+
+    def login(self, device_id: str) -> tuple[str, str]:
+        """(user, password) of one device: its id, and its line of the file."""
+        if device_id not in self._passwords:
+            raise ConfigError([Problem(str(self.path), None, "", f"no line for device {device_id}")])
+        return device_id, self._passwords[device_id]
+
+
 class MqttDevice:
-    def __init__(self, device: Device, profile: Profile, model: DeviceModel, broker: Broker) -> None:
+    def __init__(
+        self,
+        device: Device,
+        profile: Profile,
+        model: DeviceModel,
+        broker: Broker,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        """`login` is the device's own (user, password); without it the site's broker user."""
         assert device.mqtt is not None
         self.binding = device.mqtt
         self.profile = profile
         self.model = model
-        self.client = MqttClient(
-            broker.host,
-            broker.port,
+        self.client = MqttClient.of(
+            broker,
+            login,
             client_id=f"sim-{device.id}",
-            username=broker.username,
-            password=broker.password,
             will=(self.binding.status, OFFLINE, 1, True),
             birth=(self.binding.status, ONLINE, 1, True),
         )

@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import pwd
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -26,7 +25,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Collection, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -44,7 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY_CONF = REPO / "deploy" / "mosquitto.conf"
 SERVICE_USER = "facility"  # the user deploy/site.yaml connects as
 DEVICE_USER = "device"  # the publisher: a device of the estate
-TOKEN = "faults-admin-token-0123456789"
+TOKEN = "faults-admin-token-0123456789-abcdefgh"
 RULE_ID = "fault-test-alarm"
 INFLUX_DB = "faults"
 T = TypeVar("T")
@@ -92,55 +91,81 @@ _LISTENER_SCOPED = {
 _TLS_FILES = {"cafile", "capath", "certfile", "keyfile", "crlfile", "dhparamfile"}
 
 
-def broker_conf(deploy: str, port: int, passwd: Path, data: Path, user: str) -> str:
+@dataclass(frozen=True)
+class TlsListener:
+    """The deployment's TLS listener as a test runs it: on `port` of 127.0.0.1, with the test's
+    own files in place of those the deployment names (`certfile`, `keyfile`, ...)."""
+
+    port: int
+    files: Mapping[str, Path]
+
+
+# The fault tests' one publisher stands in for every device of their sites (`faults/<device>/...`),
+# and their broker starts before a site is written: its ACL grants by that prefix, in the shape
+# `facility broker acl` gives a site (tests/test_broker_acl.py tests a rendered one on this configuration).
+FAULTS_ACL = f"""user {SERVICE_USER}
+topic read faults/#
+topic readwrite facility/v1/#
+
+user {DEVICE_USER}
+topic write faults/#
+"""
+
+
+def broker_conf(
+    deploy: str, port: int, passwd: Path, data: Path, user: str, acl: Path, tls: TlsListener | None = None
+) -> str:
     """deploy/mosquitto.conf as a test runs it: every setting kept (persistence, autosave, queue
-    limits, in-flight window, authentication ...) except where it listens and where its files
+    limits, in-flight window, authentication, ACL ...) except where it listens and where its files
     are. Derived from the file at run time, so that a change to the deployment is tested as made.
 
-    - the first `listener` moves to a free port on 127.0.0.1; further listeners (websockets, TLS)
-      are left out with their own settings: the tests speak plain MQTT on loopback;
-    - `password_file`, `persistence_location` and an `acl_file` (taken from deploy/, beside the
-      configuration) move under the test's folder;
-    - TLS files of the first listener are left out (loopback is plain TCP);
+    - the first plain listener moves to a free port on 127.0.0.1; with `tls`, the first TLS
+      listener (one that names a `certfile`) moves to `tls.port` with the test's files; further
+      listeners (websockets, TLS without `tls`) are left out with their own settings;
+    - `password_file`, `persistence_location` and `acl_file` name the test's files (`acl`: the
+      deployment's ACL is rendered for the deployment's site, and a test has a site of its own);
+    - TLS files outside a kept TLS listener are left out (plain TCP on loopback);
     - `user` becomes the user running the tests: run as root, Mosquitto would otherwise drop to
       the `mosquitto` user, who cannot write the test's persistence folder.
     """
-    out: list[str] = []
-    listeners = 0
-    in_other_listener = False
-    for raw in deploy.splitlines():
-        line = raw.strip()
-        key, _, value = line.partition(" ")
-        if not line or line.startswith("#"):
+    lines = deploy.splitlines()
+    keys = ["" if not line.strip() or line.strip().startswith("#") else line.split()[0] for line in lines]
+    # A listener's settings run to the next `listener` line; with a certfile among them it is TLS.
+    starts = [i for i, key in enumerate(keys) if key == "listener"]
+    kind_of: dict[int, str] = {}  # line of each `listener`: "plain", "tls" (kept) or "left out"
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        is_tls = "certfile" in keys[start:end]
+        wanted = ("tls" if tls is not None else "left out") if is_tls else "plain"
+        kind_of[start] = wanted if wanted not in kind_of.values() else "left out"
+    if tls is not None and "tls" not in kind_of.values():
+        raise ValueError("deploy/mosquitto.conf has no TLS listener (a `listener` with a `certfile`) to test")
+    out = [] if "plain" in kind_of.values() else [f"listener {port} 127.0.0.1"]
+    kind = "global"
+    for i, (raw, key) in enumerate(zip(lines, keys, strict=True)):
+        if not key:
             out.append(raw)
             continue
         if key == "listener":
-            listeners += 1
-            in_other_listener = listeners > 1
-            if not in_other_listener:
-                out.append(f"listener {port} 127.0.0.1")
+            kind = kind_of[i]
+            if kind != "left out":
+                out.append(f"listener {tls.port if tls is not None and kind == 'tls' else port} 127.0.0.1")
             continue
-        if in_other_listener and key in _LISTENER_SCOPED:
+        if kind == "left out" and key in _LISTENER_SCOPED:
             continue
         if key in _TLS_FILES:
+            if tls is not None and kind == "tls":
+                if key not in tls.files:
+                    raise ValueError(f"deploy/mosquitto.conf's TLS listener names a {key}; the test gives none")
+                out.append(f"{key} {tls.files[key]}")
             continue
         if key == "password_file":
             out.append(f"password_file {passwd}")
         elif key == "persistence_location":
             out.append(f"persistence_location {data}/")
         elif key == "acl_file":
-            source = REPO / "deploy" / Path(value.strip()).name
-            if not source.exists():
-                raise FileNotFoundError(f"deploy/mosquitto.conf names {value.strip()}; no {source} to test with")
-            copy = passwd.parent / source.name
-            shutil.copyfile(source, copy)
-            out.append(f"acl_file {copy}")
-        elif key in ("user", "pid_file"):
-            continue
-        else:
+            out.append(f"acl_file {acl}")
+        elif key not in ("user", "pid_file"):
             out.append(raw)
-    if listeners == 0:
-        out.insert(0, f"listener {port} 127.0.0.1")
     out.append(f"user {user}")
     return "\n".join(out) + "\n"
 
@@ -162,9 +187,11 @@ class Broker:
         for i, (user, password) in enumerate(self.passwords.items()):
             flags = ["-c"] if i == 0 else []
             subprocess.run([passwd_tool, *flags, "-b", str(passwd), user, password], check=True, capture_output=True)
+        acl = self.folder / "acl"
+        acl.write_text(FAULTS_ACL)
         self.conf = self.folder / "mosquitto.conf"
         self.conf.write_text(
-            broker_conf(DEPLOY_CONF.read_text(), self.port, passwd, self.data, pwd.getpwuid(os.getuid()).pw_name)
+            broker_conf(DEPLOY_CONF.read_text(), self.port, passwd, self.data, pwd.getpwuid(os.getuid()).pw_name, acl)
         )
         self.log = self.folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
