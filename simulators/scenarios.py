@@ -61,8 +61,11 @@ class Step(_Strict):
         return self
 
 
+SCENARIO_NAME = r"^[a-z0-9][a-z0-9_-]*$"  # an id: also what a request may ask for by name
+
+
 class Scenario(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(pattern=SCENARIO_NAME)
     title: dict[str, str] = Field(default_factory=dict)
     speed: float = Field(default=1.0, gt=0, le=1_000_000)
     clock: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -70,7 +73,12 @@ class Scenario(_Strict):
 
     @property
     def devices(self) -> set[str]:
+        """Every device a step injects into or clears: what playing the scenario touches."""
         return {(s.inject or s.clear).device for s in self.steps}  # type: ignore[union-attr]
+
+    def within(self, visible: set[str] | None) -> bool:
+        """Whether it touches only devices of `visible` (None: every device)."""
+        return visible is None or self.devices <= visible
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -81,21 +89,21 @@ def parse_scenario(text: str, source: str = "<request>") -> Scenario:
     return validate(Scenario, parse_yaml(text, source))
 
 
-def check_against(scenario: Scenario, host: SimulatorHost, source: str = "") -> None:
-    """Every device and fault a scenario names must exist before it starts."""
+def check_against(scenario: Scenario, host: SimulatorHost, source: str = "", visible: set[str] | None = None) -> None:
+    """Every device and fault a scenario names must exist before it starts. A device outside
+    `visible` (None: every device) is reported exactly as one that does not exist."""
     problems = []
     for i, step in enumerate(scenario.steps):
         action = step.inject or step.clear
         assert action is not None
         kind = "inject" if step.inject else "clear"
-        try:
-            model = host.model(action.device)
-        except UnknownDevice:
+        sim = host.devices.get(action.device) if visible is None or action.device in visible else None
+        if sim is None:
             problems.append(
                 Problem(source, None, f"steps[{i}].{kind}.device", f"no simulated device {action.device!r}")
             )
             continue
-        fault = action.fault
+        model, fault = sim.model, action.fault
         if fault is not None and fault not in model.catalogue():
             problems.append(Problem(source, None, f"steps[{i}].{kind}.fault", f"{model.type} has no fault {fault!r}"))
     if problems:
@@ -151,9 +159,10 @@ class ScenarioPlayer:
         self.runs: dict[int, Run] = {}
         self._ids = itertools.count(1)
 
-    def start(self, scenario: Scenario) -> Run:
-        """Check the scenario, set the plant's clock and speed for it at once, and play it."""
-        check_against(scenario, self.host)
+    def start(self, scenario: Scenario, visible: set[str] | None = None) -> Run:
+        """Check the scenario (its devices among `visible`, None: any), set the plant's clock and
+        speed for it at once, and play it."""
+        check_against(scenario, self.host, visible=visible)
         run = Run(next(self._ids), scenario)
         saved_offset = self.host.clock_offset
         if scenario.clock:

@@ -22,14 +22,24 @@ TOKEN = "test-token-0123456789"
 T = TypeVar("T")
 
 
-def write_site(folder: Path, broker_url: str, modbus_port: int, *, poll: str = "200ms", extra: str = "") -> Path:
-    """A small estate: one booster pump on Modbus TCP and one elevator on MQTT."""
+def write_site(
+    folder: Path,
+    broker_url: str,
+    modbus_port: int,
+    *,
+    poll: str = "200ms",
+    extra: str = "",
+    api: dict[str, Any] | None = None,
+) -> Path:
+    """A small estate: one booster pump on Modbus TCP and one elevator on MQTT. `api` is the site
+    file's `api:` section (limits of the HTTP edge, such as a test client's own change limit)."""
     path = folder / "site.yaml"
     path.write_text(
         f"""
 site: {{id: test-{uuid.uuid4().hex[:8]}, name: Test estate, timezone: Asia/Shanghai}}
 broker: {{url: "{broker_url}"}}
 stores: {{telemetry: var/telemetry.db, ops: "sqlite+aiosqlite:///var/ops.db"}}
+{f"api: {json.dumps(api)}" if api else ""}
 devices:
   - id: pump-1
     name: Pump 1
