@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import sys
 import urllib.error
@@ -39,10 +40,60 @@ app.add_typer(users_app, name="users")
 
 DEMO_SITE = Path("sites/demo/site.yaml")
 ScaleOption = Annotated[int, typer.Option(min=1, help="replicate the estate N times (benchmarks)")]
-TokenOption = Annotated[
-    str | None,
-    typer.Option("--token", envvar="FACILITY_TOKEN", help="API token (default: a random one, printed once)"),
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar="FACILITY_TOKEN_FILE",
+        help="file holding the admin token; or set FACILITY_TOKEN (never on the command line, where ps shows it)",
+    ),
 ]
+MIN_TOKEN_LENGTH = 32
+MIN_TOKEN_SYMBOLS = (
+    10  # distinct characters: a random token of 32 has some 20 or more; "aaaa..." or "abab..." is no secret
+)
+
+
+def token_problem(token: str) -> str | None:
+    """Why a token given for the admin is no good, or None. It opens every action of the site."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        return f"it has {len(token)} characters; give at least {MIN_TOKEN_LENGTH}"
+    if len(set(token)) < MIN_TOKEN_SYMBOLS:
+        return f"it uses only {len(set(token))} different characters; give a random one"
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        return "it holds spaces or control characters"
+    return None
+
+
+def _given_token(token_file: Path | None) -> str | None:
+    """The token given in the file (`--token-file`, FACILITY_TOKEN_FILE) or in FACILITY_TOKEN."""
+    if token_file is not None:
+        try:
+            return token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.echo(f"error: cannot read the token file {token_file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return os.environ.get("FACILITY_TOKEN") or None
+
+
+def _admin_token(token_file: Path | None) -> str | None:
+    """The admin token a server is given, refused when weak; None when none is given."""
+    token = _given_token(token_file)
+    if token is not None and (problem := token_problem(token)):
+        source = str(token_file) if token_file is not None else "FACILITY_TOKEN"
+        typer.echo(
+            f"error: the admin token from {source} is too weak: {problem} (e.g. `openssl rand -hex 32`)", err=True
+        )
+        raise typer.Exit(2)
+    return token
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """A command's document, to the file asked for or else to stdout."""
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 def _logging(verbose: bool) -> None:
@@ -65,13 +116,15 @@ def _load(path: Path, scale: int = 1) -> Site:
         raise typer.Exit(2) from None
 
 
-def _serve(site: Site, options: Any, banner: bool) -> None:
+def _serve(site: Site, options: Any, banner: bool, login: str | None = None) -> None:
+    """Serve until stopped. `login` is shown only for a token the process made itself (the
+    demo's): a token given to it is the operator's, and stays out of every output."""
     from facility.runtime import serve  # imported here so that `facility sim fault` stays quick
 
-    token = next(iter(options.tokens))
-
     def ready(url: str, running: Site) -> None:
-        lines = [f"Duty desk:  {url}/#token={token}", f"Login token: {token}", f"API:        {url}/api/docs"]
+        lines = [f"Duty desk:  {url}/" + (f"#token={login}" if login else ""), f"API:        {url}/api/docs"]
+        if login:
+            lines.insert(1, f"Login token: {login}")
         if banner:
             lines.append(f"Simulators: {url}/sim/devices  (facility sim fault DEVICE FAULT --url {url})")
             lines += [f"  {d.id:<18} {d.type:<14} {_binding(d)}" for d in running.devices]
@@ -100,7 +153,7 @@ def demo(
     site: Annotated[Path, typer.Option("--site", "-c", help="site file")] = DEMO_SITE,
     port: Annotated[int, typer.Option(help="HTTP port of the desk and API (0: any free port)")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     mqtt: Annotated[
         str | None, typer.Option(help="use this broker (mqtt://HOST:PORT) instead of an embedded one")
     ] = None,
@@ -108,18 +161,20 @@ def demo(
     scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run the whole system with simulated plant: broker, simulators, gateway, rules, API and desk."""
+    """Run the whole system with simulated plant: broker, simulators, gateway, rules, API and desk.
+    The admin token is FACILITY_TOKEN or the --token-file's, else a random one, printed."""
     from facility.runtime import Options, with_local_endpoints
 
     _logging(verbose)
+    given = _admin_token(token_file)
     loaded = _load(site, scale)
     if mqtt:
         loaded = with_local_endpoints(loaded, mqtt)
-    token = token or secrets.token_urlsafe(16)
+    token = given or secrets.token_urlsafe(32)
     options = Options(
         host=host, port=port, tokens={token: "demo"}, simulate=True, embedded_broker=mqtt is None, data_dir=data
     )
-    _serve(loaded, options, banner=True)
+    _serve(loaded, options, banner=True, login=None if given else token)
 
 
 @app.command()
@@ -127,17 +182,22 @@ def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="site file")],
     port: Annotated[int, typer.Option(help="HTTP port of the desk and API")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run gateway, rules and API for a site against its broker and devices."""
+    """Run gateway, rules and API for a site against its broker and devices. An admin token may be
+    given (FACILITY_TOKEN, or --token-file); the desk's users are those of `facility users add`."""
     from facility.runtime import Options
 
     _logging(verbose)
+    token = _admin_token(token_file)
     loaded = _load(config, scale)
-    token = token or secrets.token_urlsafe(16)
-    _serve(loaded, Options(host=host, port=port, tokens={token: "operator"}), banner=False)
+    if token is None:
+        logging.getLogger("facility").info(
+            "no admin token given (FACILITY_TOKEN or --token-file): the users of `facility users add` sign in"
+        )
+    _serve(loaded, Options(host=host, port=port, tokens={token: "operator"} if token else {}), banner=False)
 
 
 @app.command()
@@ -377,10 +437,7 @@ def _report(
     except (RuntimeError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        out.write_text(text, encoding="utf-8")
+    _emit(text, out)
 
 
 @report_app.command("briefing")
@@ -485,7 +542,7 @@ def sim_run(
     site: Annotated[Path, typer.Argument(help="site file")],
     port: Annotated[int, typer.Option(help="HTTP port of the control API")] = 8001,
     host: Annotated[str, typer.Option(help="address of the control API")] = "127.0.0.1",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
     scale: ScaleOption = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -493,9 +550,10 @@ def sim_run(
     from facility.runtime import run_simulators
 
     _logging(verbose)
+    given = _admin_token(token_file)
     loaded = _load(site, scale)
-    token = token or secrets.token_urlsafe(16)
-    typer.echo(f"Control API: http://{host}:{port}/sim/devices  token: {token}")
+    token = given or secrets.token_urlsafe(32)
+    typer.echo(f"Control API: http://{host}:{port}/sim/devices" + ("" if given else f"  token: {token}"))
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_simulators(loaded, host, port, token))
@@ -509,8 +567,9 @@ SimUrl = Annotated[
 ]
 
 
-def _control(url: str, token: str | None, method: str, path: str, body: Any = None) -> Any:
+def _control(url: str, token_file: Path | None, method: str, path: str, body: Any = None) -> Any:
     base = url.rstrip("/") + "/sim"
+    token = _given_token(token_file)
     request = urllib.request.Request(
         base + path,
         method=method,
@@ -530,9 +589,9 @@ def _control(url: str, token: str | None, method: str, path: str, body: Any = No
 
 
 @sim_app.command("devices")
-def sim_devices(url: SimUrl = "http://127.0.0.1:8000", token: TokenOption = None) -> None:
+def sim_devices(url: SimUrl = "http://127.0.0.1:8000", token_file: TokenFileOption = None) -> None:
     """List simulated devices with their faults."""
-    for d in _control(url, token, "GET", "/devices"):
+    for d in _control(url, token_file, "GET", "/devices"):
         typer.echo(
             f"{d['id']:<18} {d['type']:<14} faults: {', '.join(d['faults']) or '-'}"
             f"  (can: {', '.join(d['available_faults'])})"
@@ -555,19 +614,23 @@ def sim_fault(
     fault: str,
     params: Annotated[list[str] | None, typer.Argument(help="fault parameters as KEY=VALUE, e.g. zone=3")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Inject FAULT into DEVICE."""
     _control(
-        url, token, "POST", "/faults", {"device": device, "fault": fault, "params": dict(map(_param, params or []))}
+        url,
+        token_file,
+        "POST",
+        "/faults",
+        {"device": device, "fault": fault, "params": dict(map(_param, params or []))},
     )
     typer.echo(f"{device}: {fault} injected")
 
 
 @sim_app.command("scenarios")
-def sim_scenarios(url: SimUrl = "http://127.0.0.1:8000", token: TokenOption = None) -> None:
+def sim_scenarios(url: SimUrl = "http://127.0.0.1:8000", token_file: TokenFileOption = None) -> None:
     """List the scenario library and the runs so far."""
-    listing = _control(url, token, "GET", "/scenarios")
+    listing = _control(url, token_file, "GET", "/scenarios")
     for s in listing["library"]:
         typer.echo(f"{s['name']:<28} {s['steps']:>2} steps  x{s['speed']:g}  {s['title'].get('en', '')}")
     for r in listing["runs"]:
@@ -579,7 +642,7 @@ def sim_play(
     name: Annotated[str, typer.Argument(help="a scenario of the library, or a scenario file (.yaml)")],
     speed: Annotated[float | None, typer.Option(help="override the scenario's speed factor")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Play a scenario against the running simulators."""
     body: dict[str, Any] = {"speed": speed}
@@ -592,7 +655,7 @@ def sim_play(
             raise typer.Exit(2) from None
     else:
         body["name"] = name
-    run = _control(url, token, "POST", "/scenarios", body)
+    run = _control(url, token_file, "POST", "/scenarios", body)
     typer.echo(f"run {run['id']}: {run['name']} playing ({run['steps']} steps, x{run['speed']:g})")
 
 
@@ -601,8 +664,29 @@ def sim_clear(
     device: str,
     fault: Annotated[str | None, typer.Argument(help="one fault (default: all)")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token: TokenOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Clear one fault, or all faults, of DEVICE."""
-    _control(url, token, "DELETE", f"/faults/{device}" + (f"/{fault}" if fault else ""))
+    _control(url, token_file, "DELETE", f"/faults/{device}" + (f"/{fault}" if fault else ""))
     typer.echo(f"{device}: {fault or 'all faults'} cleared")
+
+
+broker_app = typer.Typer(help="The MQTT broker of a deployment: its users' rights.", no_args_is_help=True)
+app.add_typer(broker_app, name="broker")
+
+
+@broker_app.command("acl")
+def broker_acl(
+    site: Annotated[Path, typer.Argument(help="site file")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here (default: stdout)")] = None,
+) -> None:
+    """The Mosquitto acl_file of a site: the service's user reads the devices and owns
+    facility/v1/, each MQTT device's user (its id) writes its own topics only."""
+    from facility.mqtt_acl import AclError, render_acl
+
+    try:
+        text = render_acl(_load(site))
+    except AclError as exc:
+        typer.echo(f"error: no safe ACL for {site}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _emit(text, output)

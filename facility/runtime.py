@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from fastapi import APIRouter
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
-from api.app import create_app
+from api.app import ScopedRouter, create_app
 from api.auth import TokenAuth
 from api.context import ApiContext
+from api.edge import Edge
 from facility.aio import cancel_all
 from facility.broker import EmbeddedBroker
 from facility.bus import Bus
@@ -39,10 +40,10 @@ from facility.looplag import LoopLag
 from facility.mqtt import AckAfter, MqttClient
 from facility.netutil import free_port
 from facility.readiness import Readiness
-from facility.site import InfluxStore, Site
+from facility.site import Api, InfluxStore, Site
 from facility.store.factory import open_telemetry
 from facility.store.live import LiveValues
-from facility.store.ops import OpsStore
+from facility.store.ops import DeadLetterLimits, OpsStore
 from facility.store.telemetry import TelemetryStore
 from facility.store.users import UserStore
 from gateway.deadletter import DeadLetters
@@ -52,7 +53,7 @@ from gateway.writer import TelemetryWriter
 from gateway.writes import AuditedWrites
 from rules.notify import Notifier
 from rules.service import RulesService
-from simulators.control import control_router
+from simulators.control import control_router, everything
 from simulators.host import SimulatorHost
 from simulators.scenarios import ScenarioPlayer, load_library
 
@@ -129,7 +130,7 @@ async def _run(
 
     # The simulators first: with_local_endpoints chose their ports by binding port 0 and letting
     # go, and every outgoing connection opened before they bind (MQTT clients) could take one.
-    extra: dict[str, APIRouter] = {}
+    extra: dict[str, ScopedRouter] = {}
     if options.simulate:
         extra["/sim"] = await _start_simulation(site, stack)
 
@@ -142,7 +143,7 @@ async def _run(
     lag_task = asyncio.create_task(lag.run(), name="event loop lag")
     stack.push_async_callback(cancel_all, [lag_task])
 
-    ops = OpsStore(ops_url(site, options.data_dir))
+    ops = OpsStore(ops_url(site, options.data_dir), dead_letters=DeadLetterLimits.of(site.stores))
     await ops.start(wait=False)  # a store that is down delays recording, never raising, an alarm
     try:
         await asyncio.wait_for(ops.wait_available(), OPS_START_WAIT_S)
@@ -189,16 +190,8 @@ async def _run(
         history=telemetry.history,
         readiness=readiness,
     )
-    app = create_app(ctx, TokenAuth(options.tokens or {}, UserStore(ops)), extra)
-    config = uvicorn.Config(
-        app,
-        host=options.host,
-        port=options.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=1,  # event streams never end by themselves: do not wait on them
-        lifespan="off",
-    )
+    app = create_app(ctx, TokenAuth(options.tokens or {}, UserStore(ops), site.api), extra)
+    config = http_config(app, options.host, options.port, site.api)
     server = _Server(config, lambda url: on_ready(url, site))
     helper = asyncio.create_task(_stop_when(stopping, server))
     try:
@@ -207,6 +200,23 @@ async def _run(
         await cancel_all([helper])
     if not server.started and not stopping.is_set():
         raise RuntimeError(f"the API could not listen on {options.host}:{options.port}")
+
+
+def http_config(app: ASGIApp, host: str, port: int, api: Api) -> uvicorn.Config:
+    """uvicorn for the API: no server banner, and X-Forwarded-For believed only from the site's
+    trusted proxies (uvicorn's own default trusts loopback, which any local process is)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=1,  # event streams never end by themselves: do not wait on them
+        lifespan="off",
+        server_header=False,
+        proxy_headers=bool(api.trusted_proxies),
+        forwarded_allow_ips=list(api.trusted_proxies),
+    )
 
 
 def _both_settled(writer: TelemetryWriter, rules: RulesService) -> AckAfter:
@@ -347,13 +357,9 @@ async def _start_notifier(
     `outbox` for the next start. Returns its stop."""
     publish = None
     if site.notifications.mqtt:
-        broker = site.broker
-        client = MqttClient(
-            broker.host,
-            broker.port,
+        client = MqttClient.of(
+            site.broker,
             client_id=f"facility-events-{site.site.id}",  # a kept session: QoS 1 events wait out a reconnect
-            username=broker.username,
-            password=broker.password,
             name="events",
         )
         await client.start()
@@ -399,14 +405,15 @@ class _Server(uvicorn.Server):
             self._on_started(f"http://{host}:{port}")
 
 
-async def _start_simulation(site: Site, stack: AsyncExitStack) -> APIRouter:
-    """Start the site's simulators (stopped by `stack`) and return their control API."""
+async def _start_simulation(site: Site, stack: AsyncExitStack) -> ScopedRouter:
+    """Start the site's simulators (stopped by `stack`) and return their control API, built for
+    the scope (the visible devices) of the asking user."""
     host = SimulatorHost(site)
     player = ScenarioPlayer(host, load_library([site.path(p) for p in site.scenarios]))
     await host.start()
     stack.push_async_callback(host.stop)
     stack.push_async_callback(player.stop_all)
-    return control_router(host, player)
+    return lambda scope: control_router(host, player, scope=scope)
 
 
 async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
@@ -414,8 +421,10 @@ async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
     from fastapi import Depends, FastAPI
 
     async with AsyncExitStack() as stack:
-        app = FastAPI(title="Facility simulators")
-        router = await _start_simulation(site, stack)
-        app.include_router(router, prefix="/sim", dependencies=[Depends(TokenAuth({token: "sim"}))])
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off")
-        await uvicorn.Server(config).serve()
+        # The estate's app has the docs; this one serves /sim alone, behind the same edge.
+        app = FastAPI(title="Facility simulators", docs_url=None, redoc_url=None, openapi_url=None)
+        auth = TokenAuth({token: "sim"}, settings=site.api)
+        router = (await _start_simulation(site, stack))(everything)  # its one token sees the whole plant
+        app.include_router(router, prefix="/sim", dependencies=[Depends(auth)])
+        app.add_middleware(Edge, auth=auth, settings=site.api)
+        await uvicorn.Server(http_config(app, host, port, site.api)).serve()

@@ -5,6 +5,7 @@ Relative paths in the file are relative to the file itself, so a site folder can
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,10 +67,12 @@ class MqttBinding(_Strict):
     def status(self) -> str:
         return self.status_topic or f"{self.topic.rsplit('/', 1)[0]}/status"
 
-    @field_validator("topic")
+    @field_validator("topic", "status_topic")
     @classmethod
-    def _no_wildcards(cls, topic: str) -> str:
-        if "+" in topic or "#" in topic:
+    def _no_wildcards(cls, topic: str | None) -> str | None:
+        # Both become the device user's grants in the broker's ACL (facility/mqtt_acl.py): a
+        # wildcard there would let one device publish as any other.
+        if topic is not None and ("+" in topic or "#" in topic):
             raise ValueError("a device's topic names that device alone: no wildcards")
         return topic
 
@@ -99,9 +102,15 @@ class Device(_Strict):
 
 
 class Broker(_Strict):
+    """The MQTT broker and the service's user on it: `mqtts://` for TLS (port 8883 by default),
+    its certificate checked against `ca_file`, or the system's CAs without it."""
+
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password_env: str | None = None  # name of the environment variable holding the password
+    # The CA certificate (PEM) the broker's certificate is checked against. An absolute path: the
+    # service, the simulators and the broker's container each see it where they mount it.
+    ca_file: str | None = None
 
     @property
     def password(self) -> str | None:
@@ -112,9 +121,27 @@ class Broker(_Strict):
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
         parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
-            raise ValueError("expected mqtt://HOST[:PORT]")
+        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
+            raise ValueError("expected mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS")
         return url
+
+    @field_validator("ca_file")
+    @classmethod
+    def _absolute(cls, ca_file: str | None) -> str | None:
+        if ca_file is not None and not Path(ca_file).is_absolute():
+            raise ValueError("give the CA file's absolute path (as the service sees it)")
+        return ca_file
+
+    @model_validator(mode="after")
+    def _ca_needs_tls(self) -> Broker:
+        # A CA file beside a plain URL would read as "checked" while nothing is encrypted.
+        if self.ca_file is not None and not self.tls:
+            raise ValueError("ca_file is for a TLS broker: use an mqtts:// url")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def host(self) -> str:
@@ -122,7 +149,7 @@ class Broker(_Strict):
 
     @property
     def port(self) -> int:
-        return urlsplit(self.url).port or 1883
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
 
 class InfluxStore(_Strict):
@@ -150,6 +177,12 @@ class Stores(_Strict):
     # telemetry is dropped (counted and logged), never the readings alarm rules use.
     spool_limit_mb: int = Field(default=1024, gt=0)
     ops: str = "sqlite+aiosqlite:///var/ops.db"  # SQLAlchemy URL
+    # Dead letters (input that could not be used, kept in the ops store to be looked into) are
+    # evidence for a while, not an archive: older ones, those beyond the newest `dead_letter_rows`,
+    # and each payload past its first `dead_letter_payload_kb` are dropped, counted and logged.
+    dead_letter_retention: Duration = Field(default=30 * 86400.0, gt=0)
+    dead_letter_rows: int = Field(default=10_000, gt=0)
+    dead_letter_payload_kb: int = Field(default=4, gt=0, le=64)
 
 
 class WriteRule(_Strict):
@@ -206,6 +239,45 @@ class Notifications(_Strict):
         return hooks
 
 
+class Limit(_Strict):
+    """A token bucket: `burst` at once, then `per_second`."""
+
+    burst: int = Field(gt=0)
+    per_second: float = Field(gt=0)
+
+
+class Api(_Strict):
+    """How the HTTP edge protects the service: body sizes, rates, proxies and host names."""
+
+    # The largest request body, in KiB; larger is answered 413 before it is read. The routes that
+    # take a whole file (a rule file to check, a scenario to play) allow MAX_FILE_BODY_KB.
+    max_body_kb: int = Field(default=1024, gt=0, le=65536)
+    # Changes (POST, PUT, PATCH, DELETE) per user: enough for a duty officer acknowledging a flood
+    # by hand, not for a runaway script. `user_limits` gives named users (a test client) their own.
+    change_limit: Limit = Limit(burst=60, per_second=2.0)
+    user_limits: dict[str, Limit] = Field(default_factory=dict)
+    # Requests with a missing or wrong token, per client address: a guesser gets 429.
+    auth_failure_limit: Limit = Limit(burst=20, per_second=0.5)
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For is believed; none by default,
+    # so that the address in the audit log and the throttles is the connection's own.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Host names the service answers to (the Host header); empty: any. Redirects never echo it.
+    hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network (such as 10.0.0.0/8)") from None
+        return proxies
+
+
+MAX_FILE_BODY_KB = 8192  # a rule file of 1,000,000 characters, each escaped in JSON, fits
+
+
 class SiteInfo(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
@@ -233,6 +305,7 @@ class Site(_Strict):
     schedules: list[str] = Field(default_factory=list)  # preventive schedule files or folders, besides the library's
     vendors: list[Vendor] = Field(default_factory=list)
     notifications: Notifications = Notifications()
+    api: Api = Api()
     devices: list[Device]
     writes: list[WriteRule] = Field(default_factory=list)  # the only points that may be written
 

@@ -13,7 +13,18 @@ import pytest
 from facility.netutil import free_port
 from tests.servers import http_json, poll, wait_listening
 
-TOKEN = "demo-test-token"
+GIVEN_TOKEN = "demo-test-token-5f0c9a7e3b21d84c6e"  # as an operator sets FACILITY_TOKEN
+
+
+def _banner(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines the demo prints up to its last one ("Ctrl-C stops."), as a user reads them."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not lines or lines[-1] != "Ctrl-C stops.":
+        line = proc.stdout.readline()
+        assert line, "the demo ended before it printed its banner:\n" + "\n".join(lines)
+        lines.append(line.rstrip("\n"))
+    return lines
 
 
 def _children(pid: int) -> list[int]:
@@ -44,26 +55,33 @@ def test_demo_serves_alarms_and_stops_on_sigint(
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    args = ["demo", "--port", str(port), "--token", TOKEN, "--data", str(tmp_path)]
-    if broker == "external":
+    args = ["demo", "--port", str(port), "--data", str(tmp_path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FACILITY_TOKEN", None)
+    if broker == "external":  # and a token of the operator's, in the environment, never printed
         args += ["--mqtt", request.getfixturevalue("mosquitto").url]
+        env["FACILITY_TOKEN"] = GIVEN_TOKEN
     proc = subprocess.Popen(
         [sys.executable, "-m", "facility", *args],
         cwd=repo_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=env,
     )
     try:
+        banner = _banner(proc)
+        printed = [line.split(": ", 1)[1].strip() for line in banner if line.startswith("Login token:")]
+        token = printed[0] if broker == "embedded" else GIVEN_TOKEN
+        assert len(token) >= 32
         wait_listening(port, timeout=60, proc=proc)
         assert http_json(f"{base}/healthz", token=None)["status"] == "ok"
-        ids = {d["id"] for d in http_json(f"{base}/sim/devices", token=TOKEN)}
+        ids = {d["id"] for d in http_json(f"{base}/sim/devices", token=token)}
         assert {"pump-b2-1", "elevator-b1-1"} <= ids
 
-        http_json(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"}, TOKEN)
+        http_json(f"{base}/sim/faults", "POST", {"device": "pump-b2-1", "fault": "low_pressure"}, token)
         alarms = poll(
-            lambda: [a for a in http_json(f"{base}/api/v1/alarms", token=TOKEN)["items"] if a["device"] == "pump-b2-1"],
+            lambda: [a for a in http_json(f"{base}/api/v1/alarms", token=token)["items"] if a["device"] == "pump-b2-1"],
             bool,
             timeout=30,
         )
@@ -82,6 +100,10 @@ def test_demo_serves_alarms_and_stops_on_sigint(
                 if _alive(pid):
                     os.kill(pid, signal.SIGKILL)
     assert proc.returncode == 0, output
-    assert f"{base}/#token={TOKEN}" in output  # the desk URL with its login
+    output = "\n".join(banner) + "\n" + output
+    if broker == "embedded":
+        assert f"{base}/#token={token}" in output  # the desk URL with the login the demo made
+    else:
+        assert token not in output  # the operator's token is in no output
     assert "Traceback" not in output, output
     assert [pid for pid in children if _alive(pid)] == []  # the embedded broker went with it

@@ -12,21 +12,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from facility.netutil import free_port
 from tests.servers import Mosquitto, http_json, poll, wait_listening
 from tests.system import write_site
 
-TOKEN = "split-test-token"
+TOKEN = "split-test-token-8d1f4b6a2c9e0735ab"
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+def _start(args: list[str], cwd: Path, token: dict[str, str]) -> subprocess.Popen[str]:
+    """The command, given its token by `token` (FACILITY_TOKEN or FACILITY_TOKEN_FILE): never on
+    the command line, where ps shows it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACILITY_TOKEN")}
     return subprocess.Popen(
-        [sys.executable, "-m", "facility", *args, "--token", TOKEN],
+        [sys.executable, "-m", "facility", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1", **token},
     )
 
 
@@ -44,11 +49,19 @@ def _stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
 def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto: Mosquitto) -> None:
     site = write_site(tmp_path, mosquitto.url, free_port())
     sim_port, api_port = free_port(), free_port()
-    sims = _start(["sim", "run", str(site), "--port", str(sim_port)], tmp_path)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    sims = _start(
+        ["sim", "run", str(site), "--port", str(sim_port)], tmp_path, {"FACILITY_TOKEN_FILE": str(token_file)}
+    )
     service = None
     try:
         wait_listening(sim_port, timeout=60, proc=sims)
-        service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path)
+        # The simulators alone stand behind the same edge as the estate's API.
+        stranger = httpx.post(f"http://127.0.0.1:{sim_port}/sim/faults", content=b"{}", timeout=10)
+        assert stranger.status_code == 401
+        assert "server" not in stranger.headers and stranger.headers["x-content-type-options"] == "nosniff"
+        service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path, {"FACILITY_TOKEN": TOKEN})
         wait_listening(api_port, timeout=60, proc=service)
         http_json(f"http://127.0.0.1:{sim_port}/sim/faults", "POST", {"device": "lift-1", "fault": "entrapment"}, TOKEN)
         alarms = poll(
@@ -60,4 +73,5 @@ def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto:
     for code, output in results:
         assert code == 0, output
         assert "Traceback" not in output, output
+        assert TOKEN not in output  # a token given to a process is in none of its output
     assert (tmp_path / "var/ops.db").exists()  # stores resolved against the site file's folder

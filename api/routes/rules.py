@@ -7,12 +7,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from api import schemas
 from api.auth import Role, TokenAuth, User
-from api.body import Body
+from api.body import Body, documented, parsed_off_loop
 from api.context import ApiContext
 from facility.site import Site
 from facility.yamlfile import ConfigError
@@ -21,9 +21,18 @@ from rules.ruleset import load_rules, rule_paths
 MAX_RULE_FILE = 1_000_000  # characters
 
 
+# One file name, written in a folder of its own: no separator, and no leading dot, which refuses
+# `.` and `..` (the folder itself and its parent) and hidden files.
+FILE_NAME = r"^[\w-][\w.-]{0,99}$"
+
+
 class RuleFileText(Body):
     text: str = Field(max_length=MAX_RULE_FILE, description="the YAML of one rule file")
-    name: str = Field(default="candidate.yaml", pattern=r"^[\w.-]{1,100}$", description="named in the problems")
+    name: str = Field(
+        default="candidate.yaml",
+        pattern=FILE_NAME,
+        description="a file name (letters, digits, `_`, `-`, `.`; not starting with `.`), named in the problems",
+    )
 
 
 class Checked(BaseModel):
@@ -52,25 +61,35 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["rules"])
 
     @r.get("/rules", response_model=list[schemas.RuleInfo])
-    async def list_rules(_: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
-        """The rules running now: where each is defined and what it does."""
-        return [
-            {
-                "id": rule.id,
-                "source": rule.source,
-                "title": rule.spec.title.model_dump(),
-                "priority": rule.spec.priority.value,
-                "outcome": rule.spec.outcome,
-                "plan": rule.spec.plan,
-                "when": rule.spec.when,
-                "devices": list(rule.devices),
-            }
-            for rule in ctx.rules.rules
-        ]
+    async def list_rules(user: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
+        """The rules running now: where each is defined, what it does and the devices it watches.
+        A user limited to buildings gets only the rules that watch one of their devices, each with
+        only their devices, so that the list names nothing of the other buildings."""
+        visible = ctx.visible(user)
+        listed = []
+        for rule in ctx.rules.rules:
+            devices = [d for d in rule.devices if visible is None or d in visible]
+            if visible is not None and not devices:
+                continue
+            listed.append(
+                {
+                    "id": rule.id,
+                    "source": rule.source,
+                    "title": rule.spec.title.model_dump(),
+                    "priority": rule.spec.priority.value,
+                    "outcome": rule.spec.outcome,
+                    "plan": rule.spec.plan,
+                    "when": rule.spec.when,
+                    "devices": devices,
+                }
+            )
+        return listed
 
-    @r.post("/rules/validate", response_model=Checked)
-    async def validate(body: RuleFileText, _: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
-        """Check a rule file against this site before saving it: its problems, or none."""
+    @r.post("/rules/validate", response_model=Checked, openapi_extra=documented(RuleFileText))
+    async def validate(request: Request, _: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
+        """Check a rule file against this site before saving it: its problems, or none. The body
+        (up to 8 MiB: a whole file) is parsed off the event loop, as the file is checked."""
+        body = await parsed_off_loop(request, RuleFileText)
         problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
         return {"ok": not problems, "problems": problems}
 

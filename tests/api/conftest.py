@@ -47,3 +47,8 @@ class Accounts:
 def accounts(tmp_path: Path) -> Accounts:
     """Users of a system run with the data directory `tmp_path / "data"`."""
     return Accounts(tmp_path / "data")
+
+
+# A site's `api:` section for tests that send many wrong tokens on purpose (every route, every
+# role): from one address, they would otherwise meet the throttle of wrong tokens (tests/api/test_edge.py).
+MANY_PROBES = "api: {auth_failure_limit: {burst: 10000, per_second: 1000}}"

@@ -17,7 +17,7 @@ import httpx
 
 from facility.netutil import free_port
 from facility.store.users import Role
-from tests.api.conftest import Accounts
+from tests.api.conftest import MANY_PROBES, Accounts
 from tests.servers import Mosquitto
 from tests.system import TOKEN, Event, EventStream, running_system, write_site
 
@@ -134,7 +134,7 @@ async def one_user_per_role(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, list[Route], dict[Role, str]]]:
     """The test estate with a user of each role (`viewer-1` ...); yields a client, the routes and
     the tokens by role."""
-    site = write_site(tmp_path, mosquitto.url, free_port())
+    site = write_site(tmp_path, mosquitto.url, free_port(), extra=MANY_PROBES)
     tokens = await accounts.add_many([(f"{role.name.lower()}-1", role, ()) for role in Role])
     async with running_system(site, accounts.data) as (url, _site), httpx.AsyncClient(base_url=url) as http:
         yield http, await served_routes(http), {role: tokens[f"{role.name.lower()}-1"] for role in Role}
@@ -235,7 +235,7 @@ async def test_a_user_limited_to_a_building_sees_and_acts_on_its_records_only(
     tmp_path: Path, mosquitto: Mosquitto, accounts: Accounts
 ) -> None:
     port = free_port()
-    site = write_site(tmp_path, mosquitto.url, port, extra=BUILDINGS.format(port=port))
+    site = write_site(tmp_path, mosquitto.url, port, extra=BUILDINGS.format(port=port) + MANY_PROBES)
     tokens = await accounts.add_many([("ana", DUTY, ("B1",)), ("eng", ENGINEER, ("B1",))])
     admin = {"Authorization": f"Bearer {TOKEN}"}
     async with running_system(site, accounts.data) as (url, _site), httpx.AsyncClient(base_url=url) as http:
@@ -319,7 +319,7 @@ async def test_a_user_limited_to_a_building_cannot_write_a_point_of_another(
     tmp_path: Path, mosquitto: Mosquitto, accounts: Accounts
 ) -> None:
     port = free_port()
-    site = write_site(tmp_path, mosquitto.url, port, extra=BUILDINGS.format(port=port))
+    site = write_site(tmp_path, mosquitto.url, port, extra=BUILDINGS.format(port=port) + MANY_PROBES)
     token = await accounts.add("eng", ENGINEER, ["B1"])
     async with running_system(site, accounts.data) as (url, _site), httpx.AsyncClient(base_url=url) as http:
         mine = await ask(

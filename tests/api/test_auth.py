@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from facility.netutil import free_port
+from tests.api.conftest import MANY_PROBES
 from tests.servers import Mosquitto
 from tests.system import TOKEN, running_system, write_site
 
@@ -26,7 +27,7 @@ GUARDED = [
 
 
 async def test_tokens_are_required_and_checked(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    site_path = write_site(tmp_path, mosquitto.url, free_port())
+    site_path = write_site(tmp_path, mosquitto.url, free_port(), extra=MANY_PROBES)
     async with running_system(site_path, tmp_path / "data") as (url, _site), httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/")).status_code == 200  # the login page

@@ -60,6 +60,14 @@ async def _user(site: Path, data: Path, name: str, role: str) -> str:
     return await asyncio.to_thread(_add_user, site, data, name, role)  # the command runs its own event loop
 
 
+def _refusals(page: Page) -> list[str]:
+    """What the page's Content-Security-Policy refuses from now on (Chromium says so on the console,
+    for the page and its frames): the desk must run whole under its policy."""
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    return refused
+
+
 async def _log_in(page: Page, url: str, token: str) -> None:
     await page.goto(url + "/")
     await page.fill("#token", token)
@@ -335,6 +343,7 @@ async def test_the_device_board_shows_live_values_lost_devices_and_a_trend(
     site_path = write_site(tmp_path, mosquitto.url, free_port())
     async with running_system(site_path, tmp_path / "data") as (url, _site):
         page = await browser.new_page(viewport=DESK)
+        refused = _refusals(page)
         await _log_in(page, url, TOKEN)
         await page.click('#tabs button[data-tab="devices"]')
         pump = page.locator('#devices [data-building="B2"] [data-system="water_supply"] [data-device="pump-1"]')
@@ -370,6 +379,7 @@ async def test_the_device_board_shows_live_values_lost_devices_and_a_trend(
         await expect(pressure).to_have_class(re.compile(r"^q-(stale|no_comm)$"), timeout=30_000)
         await expect(pressure.locator(".quality")).to_have_text(re.compile("^(过期|通讯中断)$"))
         await _shot(page, "9-devices")
+        assert refused == []
 
 
 async def test_the_morning_briefing_is_shown_in_the_desk_language_and_can_be_printed(
@@ -380,12 +390,16 @@ async def test_the_morning_briefing_is_shown_in_the_desk_language_and_can_be_pri
         page = await browser.new_page(viewport=DESK)
         asked: list[Request] = []
         page.on("request", lambda request: asked.append(request))
+        refused = _refusals(page)
         await _log_in(page, url, TOKEN)
         await page.click('#tabs button[data-tab="reports"]')
         yesterday = (datetime.now(SITE_ZONE) - timedelta(days=1)).strftime("%Y-%m-%d")
         await expect(page.locator("#report-date")).to_have_value(yesterday)
         report = page.frame_locator("#report")
         await expect(report.locator("body")).to_contain_text("Test estate", timeout=15_000)
+        # The report's own stylesheet applies inside the desk's policy (A4 width, its table borders).
+        await expect(report.locator("body")).to_have_css("max-width", re.compile(r"^79[0-9]"))
+        assert refused == []
         await expect(page.locator("#report-print")).to_be_enabled()
         await _shot(page, "10-briefing")
         # A headless browser has no print dialog: note the call instead (the one stand-in here).

@@ -366,7 +366,7 @@ def test_mosquitto_sub_sees_the_profiles_json_and_the_status_with_its_last_will(
     log = tmp_path / "sim.log"
     cmd = [sys.executable, "-m", "facility", "sim", "run", str(site_file), "--port", str(free_port())]
     with log.open("wb") as sink:
-        sim = subprocess.Popen([*cmd, "--token", "wire-token"], cwd=repo_root, stdout=sink, stderr=subprocess.STDOUT)
+        sim = subprocess.Popen(cmd, cwd=repo_root, stdout=sink, stderr=subprocess.STDOUT)
     try:
         # (a) Each device's JSON as the profile lays it out. mosquitto_sub stops itself after -W
         # seconds; we stop it sooner, by its pid, once both devices have been heard.
