@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -12,7 +13,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from swagger_ui_bundle import swagger_ui_path
 
 from api import health, metrics
 from api.audit import AuditChanges
@@ -26,6 +26,7 @@ from facility.store.ops import OpsUnavailable
 
 DESK_DIR = Path(__file__).parent / "desk"
 DOCS_DIR = Path(__file__).parent / "apidocs"
+SWAGGER_UI_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))  # swagger-ui-bundle.js, swagger-ui.css
 ROUTES = (access, alarms, devices, tasks, plans, rules, reports, stream, writes)
 
 
@@ -80,7 +81,7 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, ScopedRouter] 
     async def docs_init() -> FileResponse:
         return FileResponse(DOCS_DIR / "init.js")
 
-    app.mount("/api/docs/ui", StaticFiles(directory=swagger_ui_path), name="docs-ui")
+    app.mount("/api/docs/ui", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-ui")
     app.mount("/desk", StaticFiles(directory=DESK_DIR), name="desk")
     app.add_exception_handler(RequestValidationError, validation_failed)
     app.add_exception_handler(OpsUnavailable, ops_unavailable)  # 503 naming the ops store, not a 500

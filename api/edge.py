@@ -34,7 +34,7 @@ from reports.html import STYLE as REPORT_STYLE
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/api/openapi.json", "/api/docs"})
 OPEN_PREFIXES = ("/desk/", "/api/docs/")
-FILE_ROUTES = frozenset({"/api/v1/rules/validate", "/sim/scenarios"})  # each takes a whole YAML file
+FILE_ROUTES = frozenset({"/api/v1/rules/validate"})  # takes a whole rule file, parsed off the event loop
 
 _SELF = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # The desk shows a report in a sandboxed frame of its own document (srcdoc), which keeps the desk's

@@ -249,8 +249,8 @@ class Limit(_Strict):
 class Api(_Strict):
     """How the HTTP edge protects the service: body sizes, rates, proxies and host names."""
 
-    # The largest request body, in KiB; larger is answered 413 before it is read. The routes that
-    # take a whole file (a rule file to check, a scenario to play) allow MAX_FILE_BODY_KB.
+    # The largest request body, in KiB; larger is answered 413 before it is read. The route that
+    # takes a whole rule file to check allows MAX_FILE_BODY_KB.
     max_body_kb: int = Field(default=1024, gt=0, le=65536)
     # Changes (POST, PUT, PATCH, DELETE) per user: enough for a duty officer acknowledging a flood
     # by hand, not for a runaway script. `user_limits` gives named users (a test client) their own.

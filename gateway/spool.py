@@ -78,7 +78,7 @@ class Dropped:
 
 class Spool:
     def __init__(self, folder: Path, limit_bytes: int | None = None) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # the estate's readings: the service user's alone
         self.folder = folder
         self.limit_bytes = limit_bytes
         for stale in folder.glob("*.tmp"):  # a put cut short by a crash: never acknowledged

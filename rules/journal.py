@@ -138,7 +138,7 @@ class Journal:
     def open(self) -> list[tuple[int, Entry]]:
         """Read the journal at start: the entries not applied yet, oldest first. Blocking (a small
         file, read once before anything runs)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # alarms and who is notified: the service's alone
         (self.folder / "journal.tmp").unlink(missing_ok=True)  # a compaction cut short
         data = self._path.read_bytes() if self._path.exists() else b""
         frames, end = _frames(data)

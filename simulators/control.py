@@ -11,6 +11,7 @@ unknown ones do, so that the answers tell nothing of the other buildings.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -154,7 +155,9 @@ def control_router(
                 raise HTTPException(404, f"no scenario {request.name!r} (known: {names})")
         else:
             try:
-                scenario = parse_scenario(request.definition or "", "definition")
+                # In a worker thread: YAML is parsed in Python, and a large definition on the
+                # event loop would hold up the gateway and the rules that share it.
+                scenario = await asyncio.to_thread(parse_scenario, request.definition or "", "definition")
             except ConfigError as exc:
                 raise invalid(("body", "definition"), [str(p) for p in exc.problems]) from None
         if request.speed is not None:

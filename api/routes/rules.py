@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from api import schemas
 from api.auth import Role, TokenAuth, User
-from api.body import Body, documented, parsed_off_loop
+from api.body import Body, documented, field_error, parsed_off_loop
 from api.context import ApiContext
 from facility.site import Site
-from facility.yamlfile import ConfigError
+from facility.yamlfile import ConfigError, parse_yaml
 from rules.ruleset import load_rules, rule_paths
 
 MAX_RULE_FILE = 1_000_000  # characters
@@ -87,9 +87,15 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.post("/rules/validate", response_model=Checked, openapi_extra=documented(RuleFileText))
     async def validate(request: Request, _: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
-        """Check a rule file against this site before saving it: its problems, or none. The body
-        (up to 8 MiB: a whole file) is parsed off the event loop, as the file is checked."""
+        """Check a rule file against this site before saving it: its problems, or none. Text that
+        is not YAML that can be read safely (a syntax error, an alias past the limits, a Python
+        tag) is a 422 naming `text`, with the line. The body (up to 8 MiB: a whole file) is parsed
+        off the event loop, as the file is checked."""
         body = await parsed_off_loop(request, RuleFileText)
+        try:
+            await asyncio.to_thread(parse_yaml, body.text, body.name)
+        except ConfigError as exc:  # not YAML that can be read safely (syntax, limits, tags): the field is wrong
+            raise field_error("body", "text", str(exc)) from None
         problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
         return {"ok": not problems, "problems": problems}
 

@@ -7,6 +7,7 @@ Screenshots of each step are kept in test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -58,6 +59,17 @@ def _add_user(site: Path, data: Path, name: str, role: str) -> str:
 
 async def _user(site: Path, data: Path, name: str, role: str) -> str:
     return await asyncio.to_thread(_add_user, site, data, name, role)  # the command runs its own event loop
+
+
+@contextlib.asynccontextmanager
+async def _on_desk_screen(
+    tmp_path: Path, mosquitto: Mosquitto, browser: Browser
+) -> AsyncIterator[tuple[str, Page, list[str]]]:
+    """The test estate running, a page on a desk-sized screen, and what its policy refuses."""
+    site_path = write_site(tmp_path, mosquitto.url, free_port())
+    async with running_system(site_path, tmp_path / "data") as (url, _site):
+        page = await browser.new_page(viewport=DESK)
+        yield url, page, _refusals(page)
 
 
 def _refusals(page: Page) -> list[str]:
@@ -340,10 +352,7 @@ async def test_on_a_phone_the_alarms_come_first_with_big_buttons_and_a_viewer_ge
 async def test_the_device_board_shows_live_values_lost_devices_and_a_trend(
     tmp_path: Path, mosquitto: Mosquitto, browser: Browser
 ) -> None:
-    site_path = write_site(tmp_path, mosquitto.url, free_port())
-    async with running_system(site_path, tmp_path / "data") as (url, _site):
-        page = await browser.new_page(viewport=DESK)
-        refused = _refusals(page)
+    async with _on_desk_screen(tmp_path, mosquitto, browser) as (url, page, refused):
         await _log_in(page, url, TOKEN)
         await page.click('#tabs button[data-tab="devices"]')
         pump = page.locator('#devices [data-building="B2"] [data-system="water_supply"] [data-device="pump-1"]')
@@ -385,12 +394,9 @@ async def test_the_device_board_shows_live_values_lost_devices_and_a_trend(
 async def test_the_morning_briefing_is_shown_in_the_desk_language_and_can_be_printed(
     tmp_path: Path, mosquitto: Mosquitto, browser: Browser
 ) -> None:
-    site_path = write_site(tmp_path, mosquitto.url, free_port())
-    async with running_system(site_path, tmp_path / "data") as (url, _site):
-        page = await browser.new_page(viewport=DESK)
+    async with _on_desk_screen(tmp_path, mosquitto, browser) as (url, page, refused):
         asked: list[Request] = []
         page.on("request", lambda request: asked.append(request))
-        refused = _refusals(page)
         await _log_in(page, url, TOKEN)
         await page.click('#tabs button[data-tab="reports"]')
         yesterday = (datetime.now(SITE_ZONE) - timedelta(days=1)).strftime("%Y-%m-%d")
@@ -429,3 +435,16 @@ async def test_a_wrong_token_is_refused_on_the_login_page(
         await expect(page.locator("#login-error")).not_to_be_empty(timeout=10_000)
         await expect(page.locator("#login")).to_be_visible()
         await expect(page.locator("#desk")).to_be_hidden()
+
+
+async def test_the_api_docs_render_from_the_service_itself_under_their_policy(
+    tmp_path: Path, mosquitto: Mosquitto, browser: Browser
+) -> None:
+    async with _on_desk_screen(tmp_path, mosquitto, browser) as (url, page, refused):
+        asked: list[str] = []
+        page.on("request", lambda request: asked.append(request.url))
+        await page.goto(url + "/api/docs")
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("Facility monitoring", timeout=15_000)
+        await expect(page.locator(".opblock-tag", has_text="alarms")).to_be_visible()
+        assert refused == []
+        assert asked and all(u.startswith(url) or u.startswith("data:") for u in asked), asked  # no CDN

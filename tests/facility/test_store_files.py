@@ -18,6 +18,8 @@ from facility.model import Quality, Reading
 from facility.store.ops import OpsStore
 from facility.store.sqlite_telemetry import SqliteTelemetry
 from facility.store.users import Role, UserStore
+from gateway.spool import Spool
+from rules.journal import Journal
 
 OWNER_ONLY = 0o600
 
@@ -93,3 +95,12 @@ async def test_an_ops_store_database_readable_by_others_is_narrowed_when_opened(
         assert mode(db) == OWNER_ONLY
     finally:
         await again.close()
+
+
+def test_the_spool_and_the_outcome_journal_are_folders_of_the_service_user_alone(tmp_path: Path) -> None:
+    """What waits on disk for a store (readings, alarm outcomes, notifications owed) is kept in
+    folders only the service user may enter, whatever mode the files in them get."""
+    Spool(tmp_path / "spool")
+    Journal(tmp_path / "journal").open()
+    assert mode(tmp_path / "spool") == 0o700
+    assert mode(tmp_path / "journal") == 0o700
