@@ -18,7 +18,7 @@ from facility.netutil import free_port
 from facility.runtime import Options, serve
 from facility.site import Site, load_site
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-abcdefghijkl"  # as an operator gives one: 32 characters or more
 T = TypeVar("T")
 
 
