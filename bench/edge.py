@@ -6,13 +6,16 @@ attacker on the network would see it:
 - `stranger_401_ms`: from sending the head of a 14 MB POST without a token (and 64 KiB of its
   body) to reading the answer; the body is never sent whole, so any answer proves nobody waited
   for it;
-- `healthz_*_ms`: /healthz while 4 connections keep uploading 100 MB bodies without a token, each
-  reconnecting when refused, against /healthz idle (`healthz_stall_ratio`: p99 under upload over
-  p99 idle; the gateway, the rules and the API share this event loop);
-- `rss_growth_mb`: the server's resident memory after 10 chunked 100 MB uploads with a valid token
-  (each refused 413 once past the 1 MiB limit), over before;
-- `throttle_*`: 400 wrong tokens sent as fast as one client can, after the uploads above (each of
-  them a wrong token from the same address too): how many got 401, and how many 429.
+- `healthz_*_ms`: /healthz while 4 connections, from a process of their own, keep uploading 100 MB
+  bodies without a token, each reconnecting when refused (`uploaded_mb`: what they pushed while
+  /healthz was timed), against /healthz idle (`healthz_stall_ratio`: p99 under upload over p99
+  idle; the gateway, the rules and the API share this event loop);
+- `rss_growth_mb`: the server's resident memory after all of the uploads, over before: the 10
+  chunked 100 MB uploads with a valid token (each refused 413 once past the 1 MiB limit), sent
+  first because an address that has sent too many wrong tokens is refused even a right one, and
+  the tokenless ones;
+- `throttle_*`: 400 wrong tokens sent as fast as one client can, after the uploads above (each
+  tokenless one a wrong token from the same address too): how many got 401, and how many 429.
 
 Every answer is checked: a status that is not the one expected fails the run. Prints one JSON
 object on a line of its own.
@@ -22,11 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
 
@@ -75,25 +84,57 @@ def expect(status: int, wanted: int, what: str) -> None:
         raise UnexpectedAnswer(f"{what}: answered {status}, expected {wanted}")
 
 
-async def upload_forever(port: int, stop: asyncio.Event, answers: list[int]) -> None:
-    """A stranger uploading 100 MB bodies, one after another, until `stop`; each answer noted (0:
-    the server closed the connection on a body it would not read, before the answer was read)."""
-    while not stop.is_set():
+@dataclass
+class Uploads:
+    """What the strangers did: each answer (0: the server closed the connection on a body it would
+    not read, before the answer was read), and the bytes they pushed."""
+
+    answers: list[int] = field(default_factory=list)
+    sent: int = 0
+
+
+async def upload_forever(port: int, stop: Callable[[], bool], uploads: Uploads, started: Callable[[], None]) -> None:
+    """A stranger uploading 100 MB bodies, one after another, until `stop()`; `started()` once its
+    first bytes are on the wire."""
+    while not stop():
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             writer.write(post_head(100 * MB))
             with contextlib.suppress(ConnectionError):
                 for _ in range(100 * MB // len(CHUNK)):
-                    if stop.is_set():
+                    if stop():
                         break
                     writer.write(CHUNK)
                     await writer.drain()
+                    uploads.sent += len(CHUNK)
+                    started()
             line = await asyncio.wait_for(reader.readline(), 30)
-            answers.append(int(line.split()[1]) if line else 0)
+            uploads.answers.append(int(line.split()[1]) if line else 0)
         except ConnectionError:
-            answers.append(0)
+            uploads.answers.append(0)
         finally:
             writer.close()
+
+
+def uploaders(port: int, count: int, going: EventType, stop: EventType, results: Connection) -> None:
+    """`count` strangers uploading until `stop`, in a process of their own, so that pushing their
+    bytes does not delay the /healthz timer's event loop; `going` is set once all of them are
+    uploading, and what they did is sent back."""
+
+    async def run() -> Uploads:
+        uploads, waiting = Uploads(), set(range(count))
+
+        def started(n: int) -> None:
+            waiting.discard(n)
+            if not waiting:
+                going.set()
+
+        await asyncio.gather(
+            *(upload_forever(port, stop.is_set, uploads, functools.partial(started, n)) for n in range(count))
+        )
+        return uploads
+
+    results.send(asyncio.run(run()))
 
 
 async def healthz_ms(http: httpx.AsyncClient, count: int) -> list[float]:
@@ -124,13 +165,27 @@ async def measure(port: int, pid: int) -> dict[str, Any]:
     expect(status, 401, "a 14 MB POST without a token")
     figures["stranger_401_ms"] = round(took_ms, 2)
 
+    before = rss_mb(pid)
+    for _ in range(10):
+        status, _ms = await answer_to(port, post_head(None, TOKEN), b"".join(_chunk() for _ in range(100)))
+        expect(status, 413, "a chunked 100 MB POST with a token")
+    after_token_uploads = rss_mb(pid)
+
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         idle = await healthz_ms(http, 200)
-        stop, answers = asyncio.Event(), []
-        uploads = [asyncio.create_task(upload_forever(port, stop, answers)) for _ in range(4)]
-        busy = await healthz_ms(http, 200)
-        stop.set()
-        await asyncio.gather(*uploads)
+        spawn = multiprocessing.get_context("spawn")
+        going, stop, (results, sender) = spawn.Event(), spawn.Event(), spawn.Pipe(duplex=False)
+        strangers = spawn.Process(target=uploaders, args=(port, 4, going, stop, sender))
+        strangers.start()
+        try:
+            if not await asyncio.to_thread(going.wait, 60):
+                raise UnexpectedAnswer("the four uploads did not start within 60 s")
+            busy = await healthz_ms(http, 200)
+        finally:
+            stop.set()
+        uploads: Uploads = await asyncio.to_thread(results.recv)
+        strangers.join()
+        answers = uploads.answers
         # 429 once the address has sent more wrong tokens than it may (each upload is one).
         refused = [a for a in answers if a not in (401, 429, 0)]
         if refused:
@@ -142,13 +197,11 @@ async def measure(port: int, pid: int) -> dict[str, Any]:
             "healthz_uploading_p99_ms": round(p99(busy), 2),
             "healthz_stall_ratio": round(p99(busy) / p99(idle), 2),
             "uploads_refused": len(answers),
+            "uploaded_mb": round(uploads.sent / MB, 1),
         }
 
-        before = rss_mb(pid)
-        for _ in range(10):
-            status, _ms = await answer_to(port, post_head(None, TOKEN), b"".join(_chunk() for _ in range(100)))
-            expect(status, 413, "a chunked 100 MB POST with a token")
         figures["rss_before_mb"] = round(before, 1)
+        figures["rss_growth_token_uploads_mb"] = round(after_token_uploads - before, 1)
         figures["rss_growth_mb"] = round(rss_mb(pid) - before, 1)
 
         statuses = []

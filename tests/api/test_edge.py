@@ -135,6 +135,8 @@ async def test_wrong_tokens_are_throttled_per_address_whatever_it_forwards(
                 assert int(answer.headers["retry-after"]) >= 1
         assert statuses[:20] == [401] * 20
         assert set(statuses[20:]) == {429}
+        right = await http.get("/api/v1/alarms", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert right.status_code == 429  # a hit looks like the misses until the address may try again
         assert (await http.get("/healthz")).status_code == 200  # probes are never throttled
     assert any("too many wrong tokens from 127.0.0.1" in r.getMessage() for r in caplog.records)
 
