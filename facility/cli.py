@@ -690,3 +690,60 @@ def broker_acl(
         typer.echo(f"error: no safe ACL for {site}: {exc}", err=True)
         raise typer.Exit(2) from None
     _emit(text, output)
+
+
+db_app = typer.Typer(help="The ops store's schema: its revision, and upgrades to this version's.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+DbSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its stores.ops names the database)")]
+
+
+def _ops_of(site: Path, data: Path | None) -> OpsStore:
+    """The site's ops store (or the one in a `--data` folder), not started: `db` commands decide
+    what happens to its schema."""
+    from facility.runtime import ops_url  # the runtime imports every package: only when needed
+
+    return OpsStore(ops_url(_load(site), data))
+
+
+@db_app.command("current")
+def db_current(site: DbSite = DEMO_SITE, data: DataOption = None) -> None:
+    """Print the database's revision and whether it is the newest; exit 1 unless it is.
+
+    It changes nothing (nor makes a SQLite file that is not there): a deployment script can ask
+    whether an upgrade is due."""
+    from facility.store.migrations import Schema
+
+    async def read() -> Schema:
+        ops = _ops_of(site, data)
+        try:
+            return await ops.schema()
+        finally:
+            await ops.close()
+
+    schema = asyncio.run(read())
+    typer.echo(schema.describe())
+    if not schema.newest:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(site: DbSite = DEMO_SITE, data: DataOption = None) -> None:
+    """Bring the database to this version's newest revision and say from which to which.
+
+    Every start does the same, under the same lock: this is for upgrading in a maintenance window,
+    before the service starts, rather than at its first start."""
+    from facility.store.migrations import SchemaRefused, Upgraded
+
+    async def upgrade() -> Upgraded:
+        ops = _ops_of(site, data)
+        try:
+            return await ops.upgrade()
+        finally:
+            await ops.close()
+
+    try:
+        done = asyncio.run(upgrade())
+    except SchemaRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(done.describe())

@@ -63,11 +63,12 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
-from sqlalchemy.schema import CreateColumn
 
 from facility.model import AlarmState, now_ns
 from facility.readiness import Figure, PartState, State
 from facility.site import Stores
+from facility.store import migrations
+from facility.store.migrations import SchemaRefused
 from facility.store.sqlite_telemetry import private_file
 
 log = logging.getLogger(__name__)
@@ -98,10 +99,6 @@ class OpsUnavailable(ConnectionError):
     """The ops store does not answer (down, unreachable, or not reached yet since the start): what
     needs it must wait or retry. A ConnectionError (the command line reports it as such), never a
     ValueError: nothing about the request is wrong."""
-
-
-class SchemaRefused(RuntimeError):
-    """The database was made by an older version and lacks columns this one cannot add."""
 
 
 class Base(DeclarativeBase):
@@ -408,10 +405,10 @@ class OpsStore:
         return f"the ops store {self._name} does not answer: {self._detail}"
 
     async def start(self, *, wait: bool = True) -> None:
-        """Create missing tables and add the columns a newer version brought with a default; refuse
-        (SchemaRefused) a database lacking other columns this version needs, rather than fail on the
-        first alarm. With `wait` false, return at once and do this in the background, trying again
-        until the database answers: the service must run (ingest, raise alarms) while it is down."""
+        """Create the schema or bring it to this version's newest revision (`upgrade`); refuse
+        (SchemaRefused) a database this version cannot upgrade, rather than fail on the first alarm.
+        With `wait` false, return at once and do this in the background, trying again until the
+        database answers: the service must run (ingest, raise alarms) while it is down."""
         self._ready = False
         if wait:
             await self._prepare()
@@ -451,6 +448,16 @@ class OpsStore:
             await asyncio.sleep(self._check_every_s)
 
     async def _prepare(self) -> None:
+        await self.upgrade()
+        log.info("ops store %s ready", self._name)
+        self._ready = True
+        self._failing = False
+        self._up.set()
+
+    async def upgrade(self) -> migrations.Upgraded:
+        """Apply the migrations this database lacks (adopting one of the release before them), under
+        a lock that other instances and processes wait for, and check that the result holds every
+        table and column this version uses. `start` does it; `facility db upgrade` does only it."""
         if self._file is not None:
             try:
                 self._file.parent.mkdir(parents=True, exist_ok=True)
@@ -458,18 +465,35 @@ class OpsStore:
             except OSError as exc:
                 self._down(f"{type(exc).__name__}: {exc}")
                 raise OpsUnavailable(self.unavailable_text()) from exc
-        async with self._engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-            missing = await conn.run_sync(_upgrade)
+        return await migrations.upgrade(self._engine, self._name, self._check_schema)
+
+    async def schema(self) -> migrations.Schema:
+        """Where the database stands against this version's migrations, changing nothing (a SQLite
+        file that does not exist is not made)."""
+        if self._file is not None and not self._file.exists():
+            return migrations.Schema(None, migrations.head(), tables=False, known=True)
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(migrations.schema)
+
+    def _check_schema(self, conn: Connection) -> None:
+        """Refuse a database lacking a table or column of this version's records once its migrations
+        are applied, as it would fail on the first alarm: changed by hand, or made by a version older
+        than those an adoption upgrades."""
+        inspector = inspect(conn)
+        present = set(inspector.get_table_names())
+        missing = []
+        for table in Base.metadata.sorted_tables:
+            if table.name not in present:
+                missing.append(table.name)
+                continue
+            columns = {c["name"] for c in inspector.get_columns(table.name)}
+            missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in columns]
         if missing:
             raise SchemaRefused(
-                f"the ops database {self._name} was made by an older version: "
-                f"columns {', '.join(missing)} are missing; add them or start from a new database"
+                f"the ops database {self._name} lacks {', '.join(missing)}, which no migration adds: it was"
+                " changed by hand, or made by a version older than the release before migrations;"
+                " restore those or start from a new database"
             )
-        log.info("ops store %s ready", self._name)
-        self._ready = True
-        self._failing = False
-        self._up.set()
 
     def _down(self, detail: str) -> None:
         self._up.clear()
@@ -922,30 +946,6 @@ class OpsStore:
     async def _open(s: AsyncSession, rule_id: str, device_id: str) -> AlarmRow | None:
         query = select(AlarmRow).where(AlarmRow.rule_id == rule_id, AlarmRow.device_id == device_id, AlarmRow.is_open)
         return (await s.scalars(query)).first()
-
-
-def _upgrade(conn: Connection) -> list[str]:
-    """Bring tables made by an older version up to this one: add each missing column that can be
-    filled for the rows already there (it has a server default, or may be empty), then each missing
-    index. Returns the columns that cannot be added, as `table.column`, and then adds no index."""
-    inspector = inspect(conn)
-    missing = []
-    for table in Base.metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if column.server_default is None and not column.nullable:
-                missing.append(f"{table.name}.{column.name}")
-                continue
-            spec = CreateColumn(column).compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {conn.dialect.identifier_preparer.format_table(table)} ADD COLUMN {spec}"))
-            log.info("ops store: added column %s.%s", table.name, column.name)
-    if not missing:
-        for table in Base.metadata.sorted_tables:
-            for index in table.indexes:
-                index.create(conn, checkfirst=True)
-    return missing
 
 
 def _unshelve(s: AsyncSession, row: AlarmRow, user: str, source: str, detail: str, ts: int) -> None:

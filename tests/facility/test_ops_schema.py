@@ -1,6 +1,8 @@
-"""An ops database made by an older version: indexes that came later, and columns that came later
-with a default, are added at start, and the users and alarms already there keep working; a column
-that cannot be filled for the rows already there stops the start with its name."""
+"""An ops database this version did not make. One of a release before migrations (no
+alembic_version) is adopted: the indexes and the columns with a default that release would have
+added are added at start, and the users and alarms already there keep working. A column that no
+migration adds stops the start with its name, and a refused adoption leaves the database as it was;
+a revision this version does not know (a newer version upgraded it) stops the start too."""
 
 from __future__ import annotations
 
@@ -8,23 +10,45 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from facility.store.ops import OpsStore
+from facility.store.ops import OpsStore, SchemaRefused
 from facility.store.users import Role, UserStore, digest
 
 
-async def test_a_column_with_a_default_is_added_and_old_rows_keep_working(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+async def made_then_changed(url: str, *statements: str) -> None:
+    """A database this version made, then changed by `statements` (as an older one, or a person)."""
+    store = OpsStore(url)
     await store.start()
     await store.close()
-    engine = create_async_engine(ops_url)
+    engine = create_async_engine(url)
     async with engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE users DROP COLUMN buildings"))  # as an older version made it
-        await conn.execute(text("DROP INDEX alarm_history_by_action_and_time"))
-        await conn.execute(
-            text("INSERT INTO users (name, role, token_digest, created_at) VALUES ('kim', 'duty', :d, 0)"),
-            {"d": digest("kim-token")},
+        for statement in statements:
+            await conn.execute(text(statement))
+    await engine.dispose()
+
+
+async def inspected(url: str, table: str) -> tuple[set[str], set[str], set[str]]:
+    """The database's tables, and the columns and indexes of `table`."""
+    engine = create_async_engine(url)
+    async with engine.connect() as conn:
+        found = await conn.run_sync(
+            lambda sync: (
+                set(inspect(sync).get_table_names()),
+                {c["name"] for c in inspect(sync).get_columns(table)},
+                {i["name"] or "" for i in inspect(sync).get_indexes(table)},
+            )
         )
     await engine.dispose()
+    return found
+
+
+async def test_an_older_release_gets_its_columns_and_indexes_and_old_rows_keep_working(ops_url: str) -> None:
+    await made_then_changed(
+        ops_url,
+        "DROP TABLE alembic_version",  # as a release before migrations made it
+        "ALTER TABLE users DROP COLUMN buildings",
+        "DROP INDEX alarm_history_by_action_and_time",
+        f"INSERT INTO users (name, role, token_digest, created_at) VALUES ('kim', 'duty', '{digest('kim-token')}', 0)",
+    )
 
     upgraded = OpsStore(ops_url)
     await upgraded.start()
@@ -37,23 +61,39 @@ async def test_a_column_with_a_default_is_added_and_old_rows_keep_working(ops_ur
         assert li[0].buildings == frozenset({"B1"})
     finally:
         await upgraded.close()
-    engine = create_async_engine(ops_url)
-    async with engine.connect() as conn:
-        indexes = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("alarm_history")})
-    await engine.dispose()
+    _, _, indexes = await inspected(ops_url, "alarm_history")
     assert "alarm_history_by_action_and_time" in indexes
 
 
-async def test_a_column_that_cannot_be_filled_is_named_and_the_start_refused(ops_url: str) -> None:
-    store = OpsStore(ops_url)
-    await store.start()
-    await store.close()
-    engine = create_async_engine(ops_url)
-    async with engine.begin() as conn:
-        await conn.execute(text("ALTER TABLE audit DROP COLUMN outcome"))
-    await engine.dispose()
+async def test_a_column_no_migration_adds_is_named_and_the_start_refused(ops_url: str) -> None:
+    await made_then_changed(ops_url, "ALTER TABLE audit DROP COLUMN outcome")
 
     again = OpsStore(ops_url)
-    with pytest.raises(RuntimeError, match=r"columns audit\.outcome are missing"):
+    with pytest.raises(SchemaRefused, match=r"lacks audit\.outcome, which no migration adds"):
+        await again.start()
+    await again.close()
+
+
+async def test_a_refused_adoption_leaves_the_database_as_it_was(ops_url: str) -> None:
+    await made_then_changed(
+        ops_url,
+        "DROP TABLE alembic_version",
+        *(f"ALTER TABLE audit DROP COLUMN {column}" for column in ("device", "site_wide", "outcome")),
+    )
+
+    again = OpsStore(ops_url)
+    with pytest.raises(SchemaRefused, match=r"lacks audit\.outcome"):
+        await again.start()
+    await again.close()
+    tables, columns, _ = await inspected(ops_url, "audit")
+    assert "alembic_version" not in tables  # not stamped: the same start is refused again, not half done
+    assert "device" not in columns and "site_wide" not in columns
+
+
+async def test_a_revision_this_version_does_not_know_is_refused(ops_url: str) -> None:
+    await made_then_changed(ops_url, "UPDATE alembic_version SET version_num = '9999_from_a_newer_version'")
+
+    again = OpsStore(ops_url)
+    with pytest.raises(SchemaRefused, match=r"revision 9999_from_a_newer_version, which this version does not know"):
         await again.start()
     await again.close()
