@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from facility.placeholders import is_placeholder, placeholder_variables
 from facility.site import Site, load_site, replicate
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
@@ -77,8 +78,20 @@ def _given_token(token_file: Path | None) -> str | None:
 
 
 def _admin_token(token_file: Path | None) -> str | None:
-    """The admin token a server is given, refused when weak; None when none is given."""
+    """The admin token a server is given, refused when weak; None when none is given. Every server
+    asks for it before it starts, so this is also where a start is refused while any variable of
+    the environment still holds a placeholder of deploy/env.example (named, never shown)."""
+    if names := placeholder_variables(os.environ):
+        typer.echo(
+            f"error: {', '.join(names)} still hold the placeholder of deploy/env.example; set each to a"
+            " secret of your own (e.g. `openssl rand -hex 32`)",
+            err=True,
+        )
+        raise typer.Exit(2)
     token = _given_token(token_file)
+    if token is not None and is_placeholder(token):
+        typer.echo(f"error: the admin token in {token_file} is the placeholder of deploy/env.example", err=True)
+        raise typer.Exit(2)
     if token is not None and (problem := token_problem(token)):
         source = str(token_file) if token_file is not None else "FACILITY_TOKEN"
         typer.echo(

@@ -158,6 +158,10 @@ class InfluxStore(_Strict):
     url: str = "http://127.0.0.1:8086"
     org: str = "facility"
     bucket: str = "telemetry"  # also the database name for InfluxQL reads
+    # Environment variables that, when set, name the org and bucket instead: a deployment's `.env`
+    # then sets up InfluxDB and points the service at it in one place (deploy/site.yaml).
+    org_env: str | None = None
+    bucket_env: str | None = None
     write_api: Literal["v2", "v1"] = "v2"  # v1: InfluxDB 1.x `/write?db=bucket` (before 1.8)
     token_env: str | None = "INFLUXDB_TOKEN"  # environment variable holding the API token
     timeout: Duration = 10.0
@@ -167,6 +171,17 @@ class InfluxStore(_Strict):
     def token(self) -> str | None:
         """Read from the environment when used, so that no secret sits in a site file."""
         return os.environ.get(self.token_env) if self.token_env else None
+
+    @property
+    def org_name(self) -> str:
+        """The org written to: `org_env`'s value when that is set, else `org`."""
+        return (os.environ.get(self.org_env) if self.org_env else None) or self.org
+
+    @property
+    def bucket_name(self) -> str:
+        """The bucket written to and read from (as an InfluxQL database): `bucket_env`'s value
+        when that is set, else `bucket`."""
+        return (os.environ.get(self.bucket_env) if self.bucket_env else None) or self.bucket
 
 
 class Stores(_Strict):

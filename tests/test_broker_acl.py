@@ -40,7 +40,7 @@ from facility.site import Site, load_site
 from facility.yamlfile import ConfigError
 from simulators.host import SimulatorHost
 from simulators.mqtt_front import DEVICE_PASSWORDS_ENV
-from tests.faults.harness import DEPLOY_CONF, TlsListener, broker_conf
+from tests.faults.harness import DEPLOY_CONF, TlsListener, broker_conf, compose_password_files
 from tests.servers import require_binary, wait_listening
 from tests.system import TOKEN, eventually, running_system
 
@@ -117,12 +117,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     plain_port, tls_port = free_port(), free_port()
     site = write_site(folder, tls_port, ca)
     passwords = {user: uuid.uuid4().hex for user in (SERVICE, *LIFTS)}
-    # As docker-compose.yml does: plain lines, hashed in place; no password on a command line.
-    device_passwords = folder / "device-passwords"
-    device_passwords.write_text("".join(f"{lift}:{passwords[lift]}\n" for lift in LIFTS))
-    passwd = folder / "passwd"
-    passwd.write_text(f"{SERVICE}:{passwords[SERVICE]}\n" + device_passwords.read_text())
-    subprocess.run([require_binary("mosquitto_passwd", "mosquitto"), "-U", str(passwd)], check=True)
+    device_passwords, passwd = compose_password_files(
+        folder, (SERVICE, passwords[SERVICE]), {lift: passwords[lift] for lift in LIFTS}
+    )
     acl = folder / "acl"
     acl.write_text(render_acl(site))
     data = folder / "data"

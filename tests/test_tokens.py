@@ -54,3 +54,26 @@ def test_no_token_is_taken_from_the_command_line() -> None:
     result = CliRunner().invoke(app, ["demo", "--token", GOOD])
     assert result.exit_code == 2
     assert "No such option: --token" in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["demo"], ["run", "-c", "sites/demo/site.yaml"], ["sim", "run", "sites/demo/site.yaml"]]
+)
+def test_a_server_refuses_the_examples_placeholders_naming_each_never_its_value(command: list[str]) -> None:
+    """`.env` copied from deploy/env.example and not filled in: nothing starts."""
+    placeholders = {
+        "FACILITY_MQTT_PASSWORD": "replace-with-a-long-random-password",
+        "INFLUXDB_TOKEN": "'replace-with-x'",
+    }
+    result = CliRunner().invoke(app, command, env={"FACILITY_TOKEN": GOOD, **placeholders})
+    assert result.exit_code == 2
+    assert "FACILITY_MQTT_PASSWORD, INFLUXDB_TOKEN still hold the placeholder of deploy/env.example" in result.output
+    assert not any(value.strip("'") in result.output for value in placeholders.values())
+
+
+def test_a_placeholder_in_the_token_file_is_refused(tmp_path: Path) -> None:
+    placeholder = tmp_path / "token"
+    placeholder.write_text("replace-with-a-long-random-token\n")  # 32 characters: long enough otherwise
+    result = CliRunner().invoke(app, ["run", "-c", "sites/demo/site.yaml", "--token-file", str(placeholder)])
+    assert result.exit_code == 2
+    assert f"the admin token in {placeholder} is the placeholder of deploy/env.example" in result.output

@@ -121,14 +121,14 @@ class InfluxTelemetry:
         self._where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # for messages: no user info
         token = config.token
         self._client = InfluxDBClient(
-            url=self._url, token=token or "", org=config.org, timeout=int(config.timeout * 1000), enable_gzip=True
+            url=self._url, token=token or "", org=config.org_name, timeout=int(config.timeout * 1000), enable_gzip=True
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         # influxdb-client's own urllib3 pool (thread-safe, keep-alive) for v1 writes and queries.
         self._pool: urllib3.PoolManager = self._client.api_client.rest_client.pool_manager
         self._timeout = urllib3.Timeout(total=config.timeout)
         self._headers = {"Authorization": f"Token {token}"} if token else {}
-        self._v1_write_url = f"{self._url}/write?" + urlencode({"db": config.bucket, "precision": "ns"})
+        self._v1_write_url = f"{self._url}/write?" + urlencode({"db": config.bucket_name, "precision": "ns"})
         self._prefixes: dict[tuple[str, str], str] = {}
 
     # --- writing -----------------------------------------------------------------------------
@@ -209,7 +209,7 @@ class InfluxTelemetry:
         if self.config.write_api == "v2":
             try:
                 # The client's default precision is ns (WritePrecision.NS, typed as a plain str).
-                self._write_api.write(self.config.bucket, self.config.org, body)
+                self._write_api.write(self.config.bucket_name, self.config.org_name, body)
             except ApiException as exc:
                 return int(exc.status or 0), _message(exc.body or exc.reason)
             return 204, ""
@@ -256,7 +256,7 @@ class InfluxTelemetry:
         """Rows of one InfluxQL SELECT (all series concatenated), times in ns. Each series must
         have the columns `time` and then `columns`, each row one value per column: what a server
         answers in another shape is HistoryUnavailable naming it, never a crash of the caller."""
-        params = {"db": self.config.bucket, "q": influxql, "epoch": "ns", "chunked": "true", "chunk_size": "10000"}
+        params = {"db": self.config.bucket_name, "q": influxql, "epoch": "ns", "chunked": "true", "chunk_size": "10000"}
         try:
             response = self._pool.request(
                 "GET",

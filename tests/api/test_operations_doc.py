@@ -1,6 +1,6 @@
-"""docs/operations.md keeps its promises: its alert rules load, there is one for each way the service
-is known to fail, each names only metrics the document explains, and promtool accepts them and
-fires each alert on the series of its failure (`promtool test rules`)."""
+"""The alert rules docs/operations.md promises, in deploy/prometheus/alerts.yml: they load, there is
+one for each way the service is known to fail, each names only metrics the document explains, and
+promtool accepts them and fires each alert on the series of its failure (`promtool test rules`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import yaml
 
 from tests.servers import require_binary
 
-DOC = Path(__file__).resolve().parents[2] / "docs/operations.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs/operations.md"
+RULES = ROOT / "deploy/prometheus/alerts.yml"
 
 # The failures of the issue ("health lies"), each with the alert that must catch it.
 FAILURES = {
@@ -30,13 +32,8 @@ FAILURES = {
 }
 
 
-def rules_text() -> str:
-    (text,) = [b for b in re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S) if b.startswith("groups:")]
-    return text
-
-
 def rules() -> list[dict[str, Any]]:
-    (group,) = yaml.safe_load(rules_text())["groups"]
+    (group,) = yaml.safe_load(RULES.read_text())["groups"]
     return list(group["rules"])
 
 
@@ -117,7 +114,7 @@ tests:
 
 def test_promtool_accepts_the_rules_and_each_fires_on_its_failure(tmp_path: Path) -> None:
     promtool = require_binary("promtool", "prometheus")
-    (tmp_path / "rules.yml").write_text(rules_text())
+    (tmp_path / "rules.yml").write_text(RULES.read_text())
     (tmp_path / "tests.yml").write_text(TESTS)
     for command in (["check", "rules", "rules.yml"], ["test", "rules", "tests.yml"]):
         done = subprocess.run([promtool, *command], cwd=tmp_path, capture_output=True, text=True, timeout=60)

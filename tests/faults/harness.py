@@ -112,6 +112,18 @@ topic write faults/#
 """
 
 
+def compose_password_files(folder: Path, service: tuple[str, str], devices: Mapping[str, str]) -> tuple[Path, Path]:
+    """The broker's users as docker-compose.yml makes them: the devices' plain `id:password` file
+    (the secret the simulators read too) and the broker's password file, the service's line and
+    the devices', hashed in place (no password on a command line). Returns (devices', broker's)."""
+    device_passwords = folder / "mqtt-device-passwords"
+    device_passwords.write_text("".join(f"{device}:{password}\n" for device, password in devices.items()))
+    passwd = folder / "passwd"
+    passwd.write_text(f"{service[0]}:{service[1]}\n" + device_passwords.read_text())
+    subprocess.run([require_binary("mosquitto_passwd", "mosquitto"), "-U", str(passwd)], check=True)
+    return device_passwords, passwd
+
+
 def broker_conf(
     deploy: str, port: int, passwd: Path, data: Path, user: str, acl: Path, tls: TlsListener | None = None
 ) -> str:
