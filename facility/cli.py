@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from facility.placeholders import is_placeholder, placeholder_variables
 from facility.site import Site, load_site, replicate
@@ -39,14 +40,48 @@ app.add_typer(rules_app, name="rules")
 users_app = typer.Typer(help="Users of the desk and the API, each with a role and a token.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 
+
+class _ManyValuedArgument(TyperArgument):
+    """A many-valued argument shown in --help by its name alone (`PATH...`): typer adds its
+    Python type, `<list[Path]>`, which tells a user nothing (and ignores `metavar=`)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Command(TyperCommand):
+    """A command whose many-valued arguments are shown as `_ManyValuedArgument`s."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.nargs != 1:
+                param.__class__ = _ManyValuedArgument
+
+
 DEMO_SITE = Path("sites/demo/site.yaml")
+_DEMO_DATA_HINT = " (`facility demo` keeps its data in var/demo: add --data var/demo)"  # where a newcomer looks
 ScaleOption = Annotated[int, typer.Option(min=1, help="replicate the estate N times (benchmarks)")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="log debug detail, and the MQTT and Modbus libraries' warnings")
+]
 TokenFileOption = Annotated[
     Path | None,
     typer.Option(
         "--token-file",
         envvar="FACILITY_TOKEN_FILE",
-        help="file holding the admin token; or set FACILITY_TOKEN (never on the command line, where ps shows it)",
+        help="file holding the admin token this server accepts; or set FACILITY_TOKEN"
+        " (never on the command line, where ps shows it)",
+    ),
+]
+# The client commands (`facility sim devices|fault|...`) send a token; the servers serve with one.
+SendTokenFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        envvar="FACILITY_TOKEN_FILE",
+        help="file holding the token to send to the demo or `sim run` (`facility demo` prints its"
+        " FACILITY_TOKEN_FILE); or set FACILITY_TOKEN",
     ),
 ]
 MIN_TOKEN_LENGTH = 32
@@ -101,6 +136,31 @@ def _admin_token(token_file: Path | None) -> str | None:
     return token
 
 
+def _demo_token(data: Path) -> tuple[str, Path]:
+    """The demo's own admin token and its file, `<data>/token`: made on first start and read after,
+    so that a restart leaves an open desk (and the other terminal's FACILITY_TOKEN_FILE) signed in.
+    Created 0600 in one step (O_EXCL), so it is never readable by others, not even for a moment."""
+    path = data / "token"
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        token = _given_token(path) or ""
+        if problem := token_problem(token):
+            typer.echo(
+                f"error: the demo's token file {path} cannot be used: {problem}; remove it for a new one", err=True
+            )
+            raise typer.Exit(2) from None
+        return token, path
+    except OSError as exc:
+        typer.echo(f"error: cannot keep the demo's token in {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    token = secrets.token_urlsafe(32)  # 43 characters
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(token + "\n")
+    return token, path
+
+
 def _emit(text: str, out: Path | None) -> None:
     """A command's document, to the file asked for or else to stdout."""
     if out is None:
@@ -129,9 +189,11 @@ def _load(path: Path, scale: int = 1) -> Site:
         raise typer.Exit(2) from None
 
 
-def _serve(site: Site, options: Any, banner: bool, login: str | None = None) -> None:
+def _serve(site: Site, options: Any, banner: bool, login: str | None = None, token_file: Path | None = None) -> None:
     """Serve until stopped. `login` is shown only for a token the process made itself (the
-    demo's): a token given to it is the operator's, and stays out of every output."""
+    demo's): a token given to it is the operator's, and stays out of every output. The banner
+    ends with the `export` lines that point `facility sim ...` in another terminal at this
+    server: its URL (the port may be any) and the file of the token, never the token itself."""
     from facility.runtime import serve  # imported here so that `facility sim fault` stays quick
 
     def ready(url: str, running: Site) -> None:
@@ -141,6 +203,10 @@ def _serve(site: Site, options: Any, banner: bool, login: str | None = None) -> 
         if banner:
             lines.append(f"Simulators: {url}/sim/devices  (facility sim fault DEVICE FAULT --url {url})")
             lines += [f"  {d.id:<18} {d.type:<14} {_binding(d)}" for d in running.devices]
+            lines.append("In another terminal, for `facility sim ...`:")
+            lines.append(f"  export FACILITY_URL={url}")
+            if token_file is not None:
+                lines.append(f"  export FACILITY_TOKEN_FILE={token_file.absolute()}")
         lines.append("Ctrl-C stops.")
         typer.echo("\n".join(lines), err=False)
         sys.stdout.flush()
@@ -150,7 +216,7 @@ def _serve(site: Site, options: Any, banner: bool, login: str | None = None) -> 
     except KeyboardInterrupt:
         pass
     except (ConfigError, RuntimeError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc or type(exc).__name__}", err=True)  # some (ProcessLookupError) say nothing
         raise typer.Exit(1) from None
 
 
@@ -170,24 +236,33 @@ def demo(
     mqtt: Annotated[
         str | None, typer.Option(help="use this broker (mqtt://HOST:PORT) instead of an embedded one")
     ] = None,
-    data: Annotated[Path, typer.Option(help="folder for the demo's stores")] = Path("var/demo"),
+    data: Annotated[Path, typer.Option(help="folder for the demo's stores and its token")] = Path("var/demo"),
     scale: ScaleOption = 1,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run the whole system with simulated plant: broker, simulators, gateway, rules, API and desk.
-    The admin token is FACILITY_TOKEN or the --token-file's, else a random one, printed."""
+    The admin token is FACILITY_TOKEN or the --token-file's, else the demo's own, made once and
+    kept in DATA/token (printed)."""
     from facility.runtime import Options, with_local_endpoints
 
     _logging(verbose)
+    if token_file is not None and token_file.resolve() == (data / "token").resolve():
+        token_file = None  # the demo's own, exported by its banner into this shell: not an operator's
     given = _admin_token(token_file)
     loaded = _load(site, scale)
     if mqtt:
         loaded = with_local_endpoints(loaded, mqtt)
-    token = given or secrets.token_urlsafe(32)
+    token, kept = (given, token_file) if given else _demo_token(data)
     options = Options(
-        host=host, port=port, tokens={token: "demo"}, simulate=True, embedded_broker=mqtt is None, data_dir=data
+        host=host,
+        port=port,
+        tokens={token: "demo"},
+        simulate=True,
+        embedded_broker=mqtt is None,
+        local_endpoints=True,
+        data_dir=data,
     )
-    _serve(loaded, options, banner=True, login=None if given else token)
+    _serve(loaded, options, banner=True, login=None if given else token, token_file=kept)
 
 
 @app.command()
@@ -197,7 +272,7 @@ def run(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     token_file: TokenFileOption = None,
     scale: ScaleOption = 1,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run gateway, rules and API for a site against its broker and devices. An admin token may be
     given (FACILITY_TOKEN, or --token-file); the desk's users are those of `facility users add`."""
@@ -230,7 +305,7 @@ def check(site: Annotated[Path, typer.Argument(help="site file")]) -> None:
 SiteOption = Annotated[Path, typer.Option("--site", "-c", help="site file the rules are bound to")]
 
 
-@rules_app.command("check")
+@rules_app.command("check", cls=_Command)
 def rules_check(
     paths: Annotated[list[Path], typer.Argument(help="rule files or folders of them")],
     site: SiteOption = DEMO_SITE,
@@ -259,7 +334,7 @@ def rules_check(
     typer.echo(f"{len(rules)} rules in {len(files)} files: {conditions} conditions on {len(bound)} devices: OK")
 
 
-@rules_app.command("test")
+@rules_app.command("test", cls=_Command)
 def rules_test(files: Annotated[list[Path], typer.Argument(help="rule test files (YAML)")]) -> None:
     """Run rule unit tests: input series per point, and what must be active when."""
     from rules.testing import load_suite, run_case
@@ -291,11 +366,16 @@ def rules_backtest(
     end: Annotated[str, typer.Option("--to", help="ISO 8601, or relative: now, -1h")] = "now",
     site: SiteOption = DEMO_SITE,
     rules: Annotated[
-        list[Path] | None, typer.Option("--rules", help="rule files or folders (default: the site's rules)")
+        list[Path] | None,
+        typer.Option("--rules", metavar="PATH", help="rule files or folders, repeated (default: the site's rules)"),
     ] = None,
     step: Annotated[str, typer.Option(help="engine tick: raise times are exact to this")] = "1m",
+    data: Annotated[
+        Path | None, typer.Option(help="the data folder of `facility demo --data` (its telemetry.db) instead")
+    ] = None,
 ) -> None:
-    """Replay the site's stored telemetry through a rule set: what would have fired, when, how long."""
+    """Replay the site's stored telemetry (or a --data folder's) through a rule set: what would have
+    fired, when, how long."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -322,11 +402,13 @@ def rules_backtest(
     except ConfigError as exc:
         typer.echo(f"error: the rules cannot be used:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    stores = loaded.stores
-    if isinstance(stores.telemetry, str) and not loaded.path(stores.telemetry).exists():
-        typer.echo(f"error: no telemetry store at {loaded.path(stores.telemetry)}", err=True)
+    stores, base = loaded.stores, loaded.path(".")
+    if data is not None and isinstance(stores.telemetry, str):  # where `facility demo --data` writes it
+        stores, base = stores.model_copy(update={"telemetry": "telemetry.db"}), data
+    if isinstance(stores.telemetry, str) and not (where := base / stores.telemetry).exists():
+        typer.echo(f"error: no telemetry store at {where}{_DEMO_DATA_HINT if data is None else ''}", err=True)
         raise typer.Exit(2)
-    store = open_telemetry(stores, loaded.path("."))
+    store = open_telemetry(stores, base)
     try:
         with Progress(console=Console(stderr=True), transient=True) as progress:
             bar = progress.add_task("reading history", total=reads_count(rule_set, start_ns, end_ns))
@@ -345,6 +427,19 @@ def _option(parse: Callable[[], int], name: str) -> int:
         return parse()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+def _ops_place(site: Site, data: Path | None) -> tuple[str, bool]:
+    """Where a command reads the ops store (a file, or a URL without its password), and whether
+    it is a SQLite file that is not there: what a newcomer must be told when a report is empty."""
+    from sqlalchemy.engine import make_url
+
+    from facility.runtime import ops_url
+
+    url = make_url(ops_url(site, data))
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        return url.database, not Path(url.database).exists()
+    return url.render_as_string(hide_password=True), False
 
 
 UsersSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its ops store holds the users)")]
@@ -372,7 +467,8 @@ def users_add(
     name: Annotated[str, typer.Argument(help="who: a person or a desk")],
     role: Annotated[str, typer.Option(help="viewer, duty, engineer, manager or admin")],
     building: Annotated[
-        list[str] | None, typer.Option(help="limit the user to this building (repeat for more); default: all")
+        list[str] | None,
+        typer.Option(metavar="BUILDING", help="limit the user to this building (repeat for more); default: all"),
     ] = None,
     site: UsersSite = DEMO_SITE,
     data: DataOption = None,
@@ -405,7 +501,11 @@ def users_list(site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
 
 
 @users_app.command("revoke")
-def users_revoke(name: str, site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
+def users_revoke(
+    name: Annotated[str, typer.Argument(help="the user, as `facility users list` names them")],
+    site: UsersSite = DEMO_SITE,
+    data: DataOption = None,
+) -> None:
     """Remove a user: their token stops working at once."""
     if not asyncio.run(_with_users(_load(site), data, lambda users: users.revoke(name))):
         typer.echo(f"error: no user {name!r}", err=True)
@@ -434,6 +534,8 @@ def _report(
     """Build a report on the site's ops store (or the --data folder's) and print or write it."""
     from typing import cast
 
+    from rich.console import Console
+
     from reports import FORMATS, Format, Lang, render
 
     if fmt not in FORMATS:
@@ -441,8 +543,14 @@ def _report(
     if lang not in ("zh", "en"):
         raise typer.BadParameter(f"{lang!r} is not zh or en", param_hint="--lang")
     loaded = _load(site)
-    try:
-        report = asyncio.run(_with_ops(loaded, data, lambda ops: make(loaded, ops)))
+    where, absent = _ops_place(loaded, data)
+
+    async def build(ops: OpsStore) -> tuple[Any, bool]:
+        return await make(loaded, ops), not await ops.list_alarms(include_closed=True, limit=1)
+
+    try:  # a month over a large store takes a while: a spinner on stderr (on a terminal only)
+        with Console(stderr=True).status(f"building the report from {where}"):
+            report, empty = asyncio.run(_with_ops(loaded, data, build))
         text = render(report, cast("Format", fmt), cast("Lang", lang))
     except ConfigError as exc:
         typer.echo(f"error: the site's rules or schedules cannot be used:\n{exc}", err=True)
@@ -450,6 +558,10 @@ def _report(
     except (RuntimeError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    if absent or empty:  # an all-zero report is then no news: say where it looked
+        found = "there was no ops store" if absent else "the ops store holds no alarm"
+        hint = _DEMO_DATA_HINT if data is None else " (is it the folder of `facility demo --data`?)"
+        typer.echo(f"note: {found} at {where}, so the report is empty{hint}", err=True)
     _emit(text, out)
 
 
@@ -557,7 +669,7 @@ def sim_run(
     host: Annotated[str, typer.Option(help="address of the control API")] = "127.0.0.1",
     token_file: TokenFileOption = None,
     scale: ScaleOption = 1,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Run only the simulators of a site, for a gateway in another process or on another machine."""
     from facility.runtime import run_simulators
@@ -602,7 +714,7 @@ def _control(url: str, token_file: Path | None, method: str, path: str, body: An
 
 
 @sim_app.command("devices")
-def sim_devices(url: SimUrl = "http://127.0.0.1:8000", token_file: TokenFileOption = None) -> None:
+def sim_devices(url: SimUrl = "http://127.0.0.1:8000", token_file: SendTokenFileOption = None) -> None:
     """List simulated devices with their faults."""
     for d in _control(url, token_file, "GET", "/devices"):
         typer.echo(
@@ -621,13 +733,13 @@ def _param(text: str) -> tuple[str, Any]:
         return key, value
 
 
-@sim_app.command("fault")
+@sim_app.command("fault", cls=_Command)
 def sim_fault(
-    device: str,
-    fault: str,
+    device: Annotated[str, typer.Argument(help="a device id, as `facility sim devices` lists them")],
+    fault: Annotated[str, typer.Argument(help="one of the faults the device can be given (its `can:`)")],
     params: Annotated[list[str] | None, typer.Argument(help="fault parameters as KEY=VALUE, e.g. zone=3")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token_file: TokenFileOption = None,
+    token_file: SendTokenFileOption = None,
 ) -> None:
     """Inject FAULT into DEVICE."""
     _control(
@@ -641,7 +753,7 @@ def sim_fault(
 
 
 @sim_app.command("scenarios")
-def sim_scenarios(url: SimUrl = "http://127.0.0.1:8000", token_file: TokenFileOption = None) -> None:
+def sim_scenarios(url: SimUrl = "http://127.0.0.1:8000", token_file: SendTokenFileOption = None) -> None:
     """List the scenario library and the runs so far."""
     listing = _control(url, token_file, "GET", "/scenarios")
     for s in listing["library"]:
@@ -655,7 +767,7 @@ def sim_play(
     name: Annotated[str, typer.Argument(help="a scenario of the library, or a scenario file (.yaml)")],
     speed: Annotated[float | None, typer.Option(help="override the scenario's speed factor")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token_file: TokenFileOption = None,
+    token_file: SendTokenFileOption = None,
 ) -> None:
     """Play a scenario against the running simulators."""
     body: dict[str, Any] = {"speed": speed}
@@ -674,10 +786,10 @@ def sim_play(
 
 @sim_app.command("clear")
 def sim_clear(
-    device: str,
+    device: Annotated[str, typer.Argument(help="a device id, as `facility sim devices` lists them")],
     fault: Annotated[str | None, typer.Argument(help="one fault (default: all)")] = None,
     url: SimUrl = "http://127.0.0.1:8000",
-    token_file: TokenFileOption = None,
+    token_file: SendTokenFileOption = None,
 ) -> None:
     """Clear one fault, or all faults, of DEVICE."""
     _control(url, token_file, "DELETE", f"/faults/{device}" + (f"/{fault}" if fault else ""))

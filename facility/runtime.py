@@ -38,7 +38,6 @@ from facility.broker import EmbeddedBroker
 from facility.bus import Bus
 from facility.looplag import LoopLag
 from facility.mqtt import AckAfter, MqttClient
-from facility.netutil import free_port
 from facility.readiness import Readiness
 from facility.site import Api, InfluxStore, Site
 from facility.store.factory import open_telemetry
@@ -71,6 +70,7 @@ class Options:
     tokens: dict[str, str] | None = None  # token -> user name, an admin; the ops store has the other users
     simulate: bool = False  # run the site's simulators in-process and serve /sim
     embedded_broker: bool = False
+    local_endpoints: bool = False  # the simulators listen on ports of their choosing; the gateway is told them
     data_dir: Path | None = None  # overrides the site's store paths
 
 
@@ -85,20 +85,14 @@ def ops_url(site: Site, data_dir: Path | None) -> str:
 
 
 def with_local_endpoints(site: Site, broker_url: str) -> Site:
-    """The site with every Modbus endpoint moved to a free local port and MQTT on `broker_url`.
+    """The site with MQTT on `broker_url`, without the site's broker login.
 
-    The demo runs its own plant, so it must never collide with services already on the machine.
+    The demo runs its own plant, so it must never collide with services already on the machine:
+    its Modbus endpoints move too, but only once the simulators listen (`Options.local_endpoints`),
+    on ports the system chose for them; a port found free and let go could be taken meanwhile.
     """
-    moved: dict[str, int] = {}
-    devices = []
-    for device in site.devices:
-        if device.modbus and not device.modbus.serial:
-            port = moved.setdefault(device.modbus.endpoint, free_port())
-            binding = device.modbus.model_copy(update={"host": "127.0.0.1", "port": port})
-            device = device.model_copy(update={"modbus": binding})
-        devices.append(device)
     broker = site.broker.model_copy(update={"url": broker_url, "username": None, "password_env": None})
-    return site.model_copy(update={"devices": devices, "broker": broker})
+    return site.model_copy(update={"broker": broker})
 
 
 async def serve(
@@ -128,11 +122,11 @@ async def _run(
         stack.push_async_callback(broker.stop)
         site = with_local_endpoints(site, broker.url)
 
-    # The simulators first: with_local_endpoints chose their ports by binding port 0 and letting
-    # go, and every outgoing connection opened before they bind (MQTT clients) could take one.
+    # The simulators first: with local endpoints they choose their Modbus ports, and the gateway
+    # (and the banner) are given the site with those ports.
     extra: dict[str, ScopedRouter] = {}
     if options.simulate:
-        extra["/sim"] = await _start_simulation(site, stack)
+        extra["/sim"], site = await _start_simulation(site, stack, any_port=options.local_endpoints)
 
     bus = Bus()
     live = LiveValues()
@@ -405,15 +399,15 @@ class _Server(uvicorn.Server):
             self._on_started(f"http://{host}:{port}")
 
 
-async def _start_simulation(site: Site, stack: AsyncExitStack) -> ScopedRouter:
-    """Start the site's simulators (stopped by `stack`) and return their control API, built for
-    the scope (the visible devices) of the asking user."""
-    host = SimulatorHost(site)
+async def _start_simulation(site: Site, stack: AsyncExitStack, any_port: bool = False) -> tuple[ScopedRouter, Site]:
+    """Start the site's simulators (stopped by `stack`); return their control API, built for the
+    scope (the visible devices) of the asking user, and the site with the ports they listen on."""
+    host = SimulatorHost(site, any_port=any_port)
     player = ScenarioPlayer(host, load_library([site.path(p) for p in site.scenarios]))
     await host.start()
     stack.push_async_callback(host.stop)
     stack.push_async_callback(player.stop_all)
-    return lambda scope: control_router(host, player, scope=scope)
+    return (lambda scope: control_router(host, player, scope=scope)), host.site
 
 
 async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
@@ -424,7 +418,8 @@ async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
         # The estate's app has the docs; this one serves /sim alone, behind the same edge.
         app = FastAPI(title="Facility simulators", docs_url=None, redoc_url=None, openapi_url=None)
         auth = TokenAuth({token: "sim"}, settings=site.api)
-        router = (await _start_simulation(site, stack))(everything)  # its one token sees the whole plant
+        control, _ = await _start_simulation(site, stack)
+        router = control(everything)  # its one token sees the whole plant
         app.include_router(router, prefix="/sim", dependencies=[Depends(auth)])
         app.add_middleware(Edge, auth=auth, settings=site.api)
         await uvicorn.Server(http_config(app, host, port, site.api)).serve()

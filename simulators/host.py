@@ -14,7 +14,7 @@ from pymodbus.server.base import ModbusBaseServer
 from facility.aio import cancel_all
 from facility.profile import Profile
 from facility.site import Device, ModbusBinding, Site
-from simulators.modbus_front import build_server
+from simulators.modbus_front import bound_port, build_server
 from simulators.models import MODELS, DeviceModel
 from simulators.mqtt_front import DevicePasswords, MqttDevice
 
@@ -36,8 +36,13 @@ class SimulatedDevice:
 
 
 class SimulatorHost:
-    def __init__(self, site: Site, seed: int | None = None) -> None:
+    """The plant of a site. With `any_port` (the demo), each Modbus TCP bus listens on 127.0.0.1 on
+    a port the system chooses, never one already in use on the machine; once started, `site` is
+    the site with those ports, for the gateway and the banner."""
+
+    def __init__(self, site: Site, seed: int | None = None, *, any_port: bool = False) -> None:
         self.site = site
+        self._any_port = any_port
         rng = random.Random(seed)
         self.devices: dict[str, SimulatedDevice] = {}
         passwords = DevicePasswords.from_environment()
@@ -101,19 +106,41 @@ class SimulatorHost:
             binding = sim.device.modbus
             if binding:
                 buses.setdefault(binding.endpoint, (binding, []))[1].append((binding.unit, sim.profile, sim.model))
+        bound: dict[str, ModbusBinding] = {}  # endpoint in the site file -> where it listens
         try:
-            for binding, members in buses.values():
+            for endpoint, (binding, members) in buses.items():
+                if self._any_port and not binding.serial:
+                    binding = binding.model_copy(update={"host": "127.0.0.1", "port": 0})
                 server = build_server(binding, members)
                 await server.serve_forever(background=True)
                 self._servers.append(server)
+                if binding.port == 0 and not binding.serial:
+                    bound[endpoint] = binding.model_copy(update={"port": bound_port(server)})
             for sim in self.devices.values():
                 if sim.mqtt is not None:
                     await sim.mqtt.start()
         except BaseException:
             await self.stop()
             raise
+        if bound:
+            self._rebind(bound)
         self._last = time.monotonic()
         self._tasks.append(asyncio.create_task(self._run(), name="simulators"))
+
+    def _rebind(self, bound: dict[str, ModbusBinding]) -> None:
+        """Each device on a bus in `bound` given that bus's host and port (the unit stays)."""
+        devices = []
+        for device in self.site.devices:
+            binding = device.modbus
+            if binding is not None and binding.endpoint in bound:
+                listening = bound[binding.endpoint]
+                device = device.model_copy(
+                    update={"modbus": binding.model_copy(update={"host": listening.host, "port": listening.port})}
+                )
+                if device.id in self.devices:
+                    self.devices[device.id].device = device
+            devices.append(device)
+        self.site = self.site.model_copy(update={"devices": devices})
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

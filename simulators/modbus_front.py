@@ -152,6 +152,15 @@ def build_server(binding: ModbusBinding, devices: Sequence[tuple[int, Profile, D
     return _TcpServer([*sim_devices, absent], address=(binding.host, binding.port))
 
 
+def bound_port(server: ModbusBaseServer) -> int:
+    """The TCP port a started server listens on: for an endpoint of port 0, the one the system
+    chose, which nothing else can have taken (binding a port, letting go and binding it again can
+    lose it to another process in between)."""
+    transport = server.transport
+    assert isinstance(transport, asyncio.Server), "a started Modbus TCP server"
+    return int(transport.sockets[0].getsockname()[1])
+
+
 _ANSWERING: ContextVar[ModbusPDU | None] = ContextVar("answering", default=None)
 
 

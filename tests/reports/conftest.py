@@ -3,6 +3,7 @@ methods, at explicit times, so that every figure of a report can be worked out b
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -157,3 +158,19 @@ async def seed_october(seed: Seed) -> None:
     await seed.clear("low-pressure", "pump-1", "2026-10-05 10:30")
     await seed.raise_("sump-high", "sump-1", "2026-10-05 11:00")
     await seed.task("2026-10-05 09:00", "2026-10-05 17:00", kind=TaskKind.COMPLAINT, title="noise")
+
+
+def seeded_folder(data: Path) -> Path:
+    """A data folder (as `facility demo --data` keeps) whose ops store holds the October day: for
+    the commands that read it with `--data`."""
+
+    async def fill() -> None:
+        store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+        await store.start()
+        try:
+            await seed_october(Seed(store))
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    return data

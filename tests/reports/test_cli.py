@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from pathlib import Path
@@ -11,24 +10,7 @@ from typer.testing import CliRunner
 
 from facility.cli import app
 from facility.site import Site
-from facility.store.ops import OpsStore
-from tests.reports.conftest import Seed, seed_october
-
-
-def seeded(tmp_path: Path) -> Path:
-    """A data folder whose ops store holds the October day."""
-    data = tmp_path / "data"
-
-    async def seed() -> None:
-        store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
-        await store.start()
-        try:
-            await seed_october(Seed(store))
-        finally:
-            await store.close()
-
-    asyncio.run(seed())
-    return data
+from tests.reports.conftest import seeded_folder
 
 
 def report(tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -38,7 +20,7 @@ def report(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 
 def test_reports_print_as_markdown_or_go_to_a_file_in_any_format(tmp_path: Path, site: Site) -> None:
-    seeded(tmp_path)
+    seeded_folder(tmp_path / "data")
     code, out, _ = report(tmp_path, "monthly", "--month", "2026-10")
     assert code == 0
     assert out.startswith("# 月度报告 2026-10\n") and "| 平均确认时间 | 4分 |" in out
@@ -62,7 +44,7 @@ def test_reports_print_as_markdown_or_go_to_a_file_in_any_format(tmp_path: Path,
 
 
 def test_bad_options_are_refused_naming_the_option(tmp_path: Path, site: Site) -> None:
-    seeded(tmp_path)
+    seeded_folder(tmp_path / "data")
     for args, message in [
         (["monthly", "--month", "2026-13"], "2026-13 is not a month"),
         (["monthly", "--month", "October"], "'October' is not a month; write YYYY-MM"),
