@@ -45,6 +45,9 @@ class Health:
         self._checked = clock()  # clock time of the last check (or of the start)
         self._late = 0.0  # how much later than planned the checks have woken, in all
 
+    def _loop_time(self) -> float:
+        return min(self._clock(), self._checked + CHECK_S) - self._late
+
     def seen(self, readings: Sequence[Reading]) -> None:
         """Bus handler: note who was heard from (cheap: one dict write per reading).
 
@@ -53,13 +56,23 @@ class Health:
         it is dated at the moment the check was due, so that its silence afterwards is counted
         from there, in loop time.
         """
-        now = min(self._clock(), self._checked + CHECK_S) - self._late
+        now = self._loop_time()
         last_seen = self.last_seen
         for r in readings:
             if r.quality is Quality.GOOD or r.quality is Quality.BAD:
                 last_seen[r.device] = now
         if self.stale:
             self.stale.difference_update(r.device for r in readings if r.quality is Quality.GOOD)
+
+    def status(self, device: str, online: bool) -> None:
+        """A device's own word on its status topic. Offline: its points are no communication
+        already, so its silence is not judged (stale would hide that). Online: its values are due
+        from now, so its silence is counted from now, not from before it went away."""
+        if online:
+            self.last_seen[device] = self._loop_time()
+            self.stale.discard(device)
+        else:
+            self.last_seen.pop(device, None)
 
     def check(self, now: float) -> None:
         """Mark stale each watched device silent for longer than 3 of its intervals of loop time;

@@ -2,8 +2,13 @@
 online/offline.
 
 Paths are compiled once at start; the per-message work is one JSON decode and one lookup per
-point. A payload that cannot be used (not JSON, too large, a value of the wrong type, a topic no
-device has) is counted and kept as a dead letter; the ingest never raises on input.
+point. A payload that cannot be used (not JSON, too large, a value of the wrong type, an
+implausible source time) is counted and kept as a dead letter; the ingest never raises on input.
+
+The gateway subscribes to the site's topic prefixes rather than to each device's topic, so that a
+device publishing on a misspelt topic is seen: whatever arrives under a prefix on a topic no
+device has is counted, and kept as a dead letter once a minute per topic (a chatty device on a
+wrong topic must not fill the dead-letter table).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from facility.site import Site
 MAX_PAYLOAD_BYTES = 64 * 1024  # a device document is a few hundred bytes; larger is garbage
 EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is a clock that was never set
 FUTURE_SLACK_MS = 86_400_000  # a device clock may run a day fast; more is a unit error
+UNKNOWN_TOPIC_EVERY_NS = 60 * 1_000_000_000  # at most one dead letter per unknown topic per minute
+UNKNOWN_TOPICS_KEPT = 10_000  # unknown topics remembered for that limit; older ones are forgotten first
+SERVICE_LEVELS = ("facility", "v1")  # the service's own topics (facility/v1/#): never under a device prefix
 ONLINE, OFFLINE = b"online", b"offline"
 _decode = msgspec.json.Decoder().decode  # 10x the stdlib's speed on small documents
 
@@ -43,6 +51,35 @@ class _DeviceTopic:
     device: str
     points: list[_PointReader]
     timestamp: Callable[[Any], Any] | None  # the document's own time, in ms since the epoch
+
+
+def topic_filters(topics: dict[str, int]) -> list[tuple[str, int]]:
+    """The subscriptions that take in every topic given (topic -> QoS), and what else is published
+    beside them: per first level, the leading levels the topics share, with `#`.
+
+    A group that shares no level but its last, or whose prefix would take in the service's own
+    `facility/v1/...` (the gateway would read the readings and events it publishes), keeps its
+    exact topics. A prefix is subscribed at the highest QoS of its topics (the broker delivers at
+    the lower of that and the publisher's).
+    """
+    groups: dict[str, list[str]] = {}
+    for topic in topics:
+        groups.setdefault(topic.split("/", 1)[0], []).append(topic)
+    filters: list[tuple[str, int]] = []
+    for members in groups.values():
+        common = members[0].split("/")[:-1]
+        for topic in members[1:]:
+            levels = topic.split("/")[:-1]
+            shared = 0
+            while shared < min(len(common), len(levels)) and common[shared] == levels[shared]:
+                shared += 1
+            common = common[:shared]
+        reach = min(len(common), len(SERVICE_LEVELS))
+        if tuple(common[:reach]) == SERVICE_LEVELS[:reach]:  # no shared level, or the service's own
+            filters += [(topic, topics[topic]) for topic in members]
+        else:
+            filters.append(("/".join(common) + "/#", max(topics[topic] for topic in members)))
+    return filters
 
 
 def _typed(value: Any, value_type: str) -> bool:
@@ -67,7 +104,7 @@ class MqttIngest:
         self._data: dict[str, _DeviceTopic] = {}
         self._status: dict[str, str] = {}  # status topic -> device
         self.points: dict[str, list[str]] = {}  # device -> its points
-        self.subscriptions: list[tuple[str, int]] = []
+        topics: dict[str, int] = {}  # every device topic -> its QoS
         for device in site.devices:
             if device.mqtt is None:
                 continue
@@ -81,8 +118,13 @@ class MqttIngest:
             self._data[device.mqtt.topic] = _DeviceTopic(device.id, readers, ts)
             self._status[device.mqtt.status] = device.id
             self.points[device.id] = [r.name for r in readers]
-            self.subscriptions += [(device.mqtt.topic, device.mqtt.qos), (device.mqtt.status, 1)]
+            topics[device.mqtt.topic] = device.mqtt.qos
+            topics[device.mqtt.status] = 1
+        self.subscriptions = topic_filters(topics)
         self.received = 0
+        self.unknown = 0  # messages on a topic no device has
+        self._unknown_told: dict[str, int] = {}  # unknown topic -> when it was last kept as a dead letter (ns)
+        self._offline: set[str] = set()  # devices whose status topic said offline, not heard from since
         self._last_ts = 0  # the receive time given to the last message (ns)
 
     def handle(self, batch: list[Message]) -> None:
@@ -124,7 +166,19 @@ class MqttIngest:
         if not isinstance(doc, dict):
             self._dead_letter("mqtt", topic, f"not a JSON object but {type(doc).__name__}", payload)
             return
-        ts = self._source_time(entry, doc, topic, payload, now) or now
+        ms: Any = entry.timestamp(doc) if entry.timestamp is not None else MISSING
+        if ms is MISSING:
+            ts = now
+        elif _typed(ms, "number") and EARLIEST_MS <= ms <= now // 1_000_000 + FUTURE_SLACK_MS:
+            ts = int(ms * 1_000_000)
+        else:
+            # A dead letter as a whole: its values, dated at the receive time instead, could be
+            # hours away from when they were measured.
+            reason = f"timestamp {ms!r} is not a plausible time in ms since the epoch; no value of it is used"
+            self._dead_letter("mqtt", topic, reason, payload)
+            return
+        if self._offline:
+            self._offline.discard(entry.device)
         wrong = []
         for reader in entry.points:
             value = reader.get(doc)
@@ -138,27 +192,32 @@ class MqttIngest:
         if wrong:
             self._dead_letter("mqtt", topic, "; ".join(wrong), payload)
 
-    def _source_time(
-        self, entry: _DeviceTopic, doc: Any, topic: str, payload: bytes | bytearray, now: int
-    ) -> int | None:
-        if entry.timestamp is None:
-            return None
-        ms = entry.timestamp(doc)
-        if ms is MISSING:
-            return None
-        if not _typed(ms, "number") or not EARLIEST_MS <= ms <= now // 1_000_000 + FUTURE_SLACK_MS:
-            self._dead_letter("mqtt", topic, f"timestamp {ms!r} is not a plausible time in ms since the epoch", payload)
-            return None
-        return int(ms * 1_000_000)
-
     def _other(self, topic: str, payload: bytes | bytearray, now: int, readings: list[Reading]) -> None:
         device = self._status.get(topic)
         if device is None:
-            self._dead_letter("mqtt", topic, "no device has this topic", payload)
+            self._unknown_topic(topic, payload, now)
         elif payload == ONLINE:
             self._on_status(device, True)
+            if device in self._offline:
+                # Heard from, but with no values yet: every point is unknown (bad, no value) until
+                # the next document, and the device is no longer without communication.
+                self._offline.discard(device)
+                readings.extend(Reading(device, p, None, Quality.BAD, now) for p in self.points[device])
         elif payload == OFFLINE:
             self._on_status(device, False)
+            self._offline.add(device)
             readings.extend(Reading(device, p, None, Quality.NO_COMM, now) for p in self.points[device])
         else:
             self._dead_letter("mqtt", topic, "status is neither online nor offline", payload)
+
+    def _unknown_topic(self, topic: str, payload: bytes | bytearray, now: int) -> None:
+        """Count a message under a site prefix on a topic no device has; keep it as a dead letter
+        if its topic has not been kept within the last minute."""
+        self.unknown += 1
+        told = self._unknown_told.get(topic)
+        if told is not None and now - told < UNKNOWN_TOPIC_EVERY_NS:
+            return
+        if told is None and len(self._unknown_told) >= UNKNOWN_TOPICS_KEPT:
+            self._unknown_told = {t: at for t, at in self._unknown_told.items() if now - at < UNKNOWN_TOPIC_EVERY_NS}
+        self._unknown_told[topic] = now
+        self._dead_letter("mqtt", topic, "no device has this topic", payload)

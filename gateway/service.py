@@ -49,6 +49,7 @@ class Gateway:
         self._bus.publish_readings(readings)
 
     def _status(self, device: str, online: bool) -> None:
+        self.health.status(device, online)
         self._bus.publish_event("device", {"device": device, "online": online})
 
     async def start(self) -> None:
@@ -113,3 +114,9 @@ class Gateway:
     def figures(self) -> Iterable[Figure]:
         if self._mqtt is not None:
             yield from self._mqtt.figures()
+            yield Figure(
+                "mqtt_unknown_topic_messages_total",
+                "MQTT messages on a topic no device has (kept as a dead letter once per topic a minute)",
+                "counter",
+                self.ingest.unknown,
+            )

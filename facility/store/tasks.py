@@ -13,9 +13,24 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, ForeignKey, Index, String, Text, and_, func, not_, or_, select, text
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Select,
+    String,
+    Text,
+    and_,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, joinedload, mapped_column, relationship
 
 from facility.store.ops import Base, OpsStore
 
@@ -242,10 +257,7 @@ class TaskStore:
         whether it changed (a condition reported active again without clearing changes nothing)."""
         assert new.rule_id is not None and new.device_id is not None
         async with self._sessions.begin() as s:
-            query = select(TaskRow).where(
-                TaskRow.rule_id == new.rule_id, TaskRow.device_id == new.device_id, TaskRow.is_open
-            )
-            row = (await s.scalars(query.with_for_update())).first()
+            row = await _claim(s, TaskRow.rule_id == new.rule_id, TaskRow.device_id == new.device_id, TaskRow.is_open)
             if row is None:
                 row = _row(new)
                 s.add(row)
@@ -263,10 +275,9 @@ class TaskStore:
         """Note that the condition behind the open task of (rule, device) has cleared; None if no
         open task waits for it."""
         async with self._sessions.begin() as s:
-            query = select(TaskRow).where(
-                TaskRow.rule_id == rule_id, TaskRow.device_id == device_id, TaskRow.is_open, TaskRow.condition_active
+            row = await _claim(
+                s, TaskRow.rule_id == rule_id, TaskRow.device_id == device_id, TaskRow.is_open, TaskRow.condition_active
             )
-            row = (await s.scalars(query.with_for_update())).first()
             if row is None:
                 return None
             row.condition_active = False
@@ -331,7 +342,7 @@ class TaskStore:
 
     async def get(self, task_id: int, now: int) -> dict[str, Any] | None:
         async with self._sessions() as s:
-            row = await s.get(TaskRow, task_id)
+            row = (await s.scalars(_whole().where(TaskRow.id == task_id))).unique().one_or_none()
             return task_dict(row, now, with_history=True) if row else None
 
     async def active_conditions(self) -> list[tuple[str, str]]:
@@ -389,9 +400,9 @@ class TaskStore:
         `list` from later annotations.)"""
         where = _filters(now, status, kind, team, vendor, overdue, devices)
         order = (TaskRow.changed_at.desc(), TaskRow.id.desc()) if latest_first else (TaskRow.due, TaskRow.id)
-        query = select(TaskRow).where(*where).order_by(*order).limit(limit).offset(offset)
+        query = _whole().where(*where).order_by(*order).limit(limit).offset(offset)
         async with self._sessions() as s:
-            return [task_dict(row, now) for row in (await s.scalars(query)).all()]
+            return [task_dict(row, now) for row in (await s.scalars(query)).unique().all()]
 
     async def count(
         self,
@@ -491,8 +502,29 @@ def _record(row: TaskRow, ts: int, action: str, actor: str, source: str, detail:
     row.changed_at = ts
 
 
+def _whole() -> Select[TaskRow]:
+    """Tasks with their history and checklist in one statement. Loaded in several (the
+    relationships' own `selectin`), each statement may see the database at another moment: a
+    recurrence committed in between gives a task its `recurred` entry with the count from before
+    it. One statement is one moment on SQLite and PostgreSQL alike."""
+    return select(TaskRow).options(joinedload(TaskRow.history), joinedload(TaskRow.checklist))
+
+
+async def _claim(s: AsyncSession, *where: ColumnElement[bool] | InstrumentedAttribute[bool]) -> TaskRow | None:
+    """The task matching `where`, held by this transaction until it ends, then read whole.
+
+    The hold is taken by a write that changes nothing, before the read: SQLite has no FOR UPDATE
+    (two changes would each read the task before the other wrote it, and each announce a task
+    without the other's change), and on PostgreSQL a FOR UPDATE that waited re-reads the task's
+    row but not its history joined to it. After the write, no other change can commit until this
+    one has, and the read sees every change committed before it."""
+    hold = update(TaskRow).where(*where).values(changed_at=TaskRow.changed_at)
+    await s.execute(hold.execution_options(synchronize_session=False))
+    return (await s.scalars(_whole().where(*where))).unique().one_or_none()
+
+
 async def _locked(s: AsyncSession, task_id: int) -> TaskRow:
-    row = (await s.scalars(select(TaskRow).where(TaskRow.id == task_id).with_for_update())).first()
+    row = await _claim(s, TaskRow.id == task_id)
     if row is None:
         raise TaskNotFound(f"no task {task_id}")
     return row

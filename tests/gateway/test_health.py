@@ -136,3 +136,28 @@ def test_a_loop_that_is_always_late_still_finds_a_silent_device(tmp_path: Path) 
     assert published == []
     health.check(start + 4 * 1.5 * CHECK_S)
     assert {r.quality for r in published} == {Quality.STALE}
+
+
+def test_a_device_that_said_offline_is_not_made_stale_and_one_back_online_is_given_its_intervals(
+    tmp_path: Path,
+) -> None:
+    """Its status topic is the device's own word: offline (its points are no communication) must
+    not turn into stale three intervals on; online counts its silence from then, not from before."""
+    plant = site(tmp_path, "  - {id: lift-1, profile: elevator, mqtt: {topic: a/b, interval: 1s}}\n")
+    clock = Clock()
+    published: list[Reading] = []
+    health = Health(plant, published.extend, clock)
+    start = clock.now
+    health.seen(good("lift-1"))
+    health.status("lift-1", False)
+    for tick in range(1, 11):
+        health.check(start + tick * CHECK_S)
+    assert published == []  # ten intervals away: still no communication, never stale
+
+    clock.now = start + 10 * CHECK_S
+    health.status("lift-1", True)
+    for tick in (11, 12, 13):  # its data is due within 3 intervals of coming back
+        health.check(start + tick * CHECK_S)
+    assert published == []
+    health.check(start + 14 * CHECK_S)  # and then it is overdue
+    assert {r.quality for r in published} == {Quality.STALE}

@@ -384,8 +384,14 @@ async def test_status_topics_give_device_events_and_offline_marks_every_point_no
         assert await device_event(events) == {"device": DEVICE, "online": False}
 
         async with publisher(broker) as device:
+            mark = len(received.readings)
             device.publish(STATUS, b"online", qos=1, retain=True)
             assert await device_event(events) == {"device": DEVICE, "online": True}
+            # Heard from again: no point is without communication any more; each is unknown (bad,
+            # no value) until the device's next document.
+            back = received.since(mark)
+            assert {r.point for r in back} == points
+            assert all(r.device == DEVICE and r.quality is Quality.BAD and r.value is None for r in back)
 
         # The real thing: a monitoring unit with a birth message and a last will.
         mark = len(received.readings)
@@ -399,7 +405,7 @@ async def test_status_topics_give_device_events_and_offline_marks_every_point_no
         await unit.start()
         try:
             assert await device_event(events) == {"device": DEVICE, "online": True}
-            assert received.since(mark) == []  # online alone makes no readings
+            assert received.since(mark) == []  # online when already online makes no readings
             await unit.drop()  # power cut: no DISCONNECT, so the broker publishes the will
             assert await device_event(events) == {"device": DEVICE, "online": False}
         finally:
@@ -411,7 +417,7 @@ async def test_status_topics_give_device_events_and_offline_marks_every_point_no
 # 4. Source timestamps are kept.
 
 
-async def test_source_timestamps_are_kept_and_a_bad_one_falls_back_to_receive_time(
+async def test_source_timestamps_are_kept_and_a_document_with_a_bad_one_is_a_dead_letter_whole(
     tmp_path: Path, broker: PersistentMosquitto
 ) -> None:
     hour_ago_ms = time.time_ns() // 1_000_000 - 3_600_000
@@ -427,18 +433,22 @@ async def test_source_timestamps_are_kept_and_a_bad_one_falls_back_to_receive_ti
             after = time.time_ns()
             assert all(before <= r.ts <= after for r in unstamped), (before, [r.ts for r in unstamped], after)
 
-            before = time.time_ns()
-            garbled = await send_and_collect(device, received, elevator_doc(3, ts="yesterday"))
-            after = time.time_ns()
-            assert all(before <= r.ts <= after for r in garbled), (before, [r.ts for r in garbled], after)
-            assert all(r.quality is Quality.GOOD for r in garbled)  # the values themselves are fine
+            # A garbled time and a time in seconds (a unit error) make the document a dead letter:
+            # none of its values is used, at any time. The next good document is read as usual.
+            mark = len(received.readings)
+            device.publish(TOPIC, json.dumps(elevator_doc(3, ts="yesterday")), qos=1)
+            device.publish(TOPIC, json.dumps(elevator_doc(4, ts=hour_ago_ms // 1000)), qos=1)
+            after_them = await send_and_collect(device, received, elevator_doc(5))
+            assert received.since(mark) == after_them
+            assert {r.value for r in after_them if r.point == "trips"} == {5}
 
-        [letter] = await stored_dead_letters(gateway, store, 1)
-        assert (letter.key, letter.reason) == (
-            TOPIC,
-            "timestamp 'yesterday' is not a plausible time in ms since the epoch",
-        )
-        assert json.loads(letter.payload)["ts"] == "yesterday"
+        letters = await stored_dead_letters(gateway, store, 2)
+        implausible = "is not a plausible time in ms since the epoch; no value of it is used"
+        assert [(d.key, d.reason) for d in letters] == [
+            (TOPIC, f"timestamp 'yesterday' {implausible}"),
+            (TOPIC, f"timestamp {hour_ago_ms // 1000} {implausible}"),
+        ]
+        assert json.loads(letters[0].payload)["ts"] == "yesterday"
 
 
 # 5. QoS 1 messages are acknowledged only after the batch handler has returned.
@@ -621,9 +631,9 @@ async def test_a_backlog_without_device_times_keeps_every_reading_in_order(
     await device.stop()
     async with running_gateway(tmp_path, broker) as rig:
         await until(lambda: sum(r.point == "trips" for r in rig.received.readings) >= count)
-        trips = [r for r in rig.received.readings if r.point == "trips"]
-    assert [r.value for r in trips] == list(range(1, count + 1))
-    times = [r.ts for r in trips]
+        got = [r for r in rig.received.readings if r.point == "trips"]
+    assert [r.value for r in got] == list(range(1, count + 1))
+    times = [r.ts for r in got]
     assert times == sorted(times) and len(set(times)) == count
 
 

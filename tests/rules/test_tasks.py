@@ -230,3 +230,90 @@ async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Des
     lifts = report["lifts-co"]
     assert (lifts.limit_ns, lifts.tasks, lifts.met, lifts.missed, lifts.open_past_limit) == (30 * MIN, 2, 1, 1, 0)
     assert lifts.worst_response_ns is not None and lifts.worst_response_ns >= 40 * MIN
+
+
+RECURRENCES = 40  # cycles of clear and recur while the desk reads: enough for reads to fall between writes
+
+
+async def test_a_task_read_while_it_recurs_shows_its_count_and_its_history_together(
+    tmp_path: Path, ops_url: str
+) -> None:
+    """The desk reads a task while its condition clears and recurs. Each
+    read is one moment of the task: its recurrence count is the number of `recurred` entries in
+    its history, never a count from before the history it comes with."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "site.yaml").write_text(SITE)
+    site = load_site(tmp_path / "site.yaml")
+    ops = OpsStore(ops_url)
+    await ops.start()
+    try:
+        service = TaskService(site, TaskStore(ops), Bus())
+        rule = with_outcome(load_rules(site)[0], "both", TaskOutcome(team="water"))
+        values = {"running": True, "outlet_pressure": 0.18}
+        ts = now_ns()
+        task = await service.from_rule(Change(rule, "pump-1", True, ts, values))
+        assert task is not None
+        recurring = True
+        reads: list[tuple[int, int]] = []  # (recurrences, `recurred` entries) of each read
+
+        async def recur() -> None:
+            nonlocal recurring
+            for n in range(1, RECURRENCES + 1):
+                await service.condition_cleared("low-pressure", "pump-1", ts + 2 * n - 1)
+                await service.from_rule(Change(rule, "pump-1", True, ts + 2 * n, values))
+            recurring = False
+
+        async def read_alone() -> None:
+            while recurring:
+                found = await service.get(task["id"])
+                assert found is not None
+                reads.append((found["recurrences"], sum(h["action"] == "recurred" for h in found["history"])))
+
+        await asyncio.gather(recur(), read_alone(), read_alone())
+        assert reads and all(count == entries for count, entries in reads), [r for r in reads if r[0] != r[1]]
+        final = await service.get(task["id"])
+        assert final is not None and final["recurrences"] == RECURRENCES
+    finally:
+        await ops.close()
+
+
+async def test_changes_to_a_task_at_once_are_each_announced_with_all_the_changes_before_it(
+    tmp_path: Path, ops_url: str
+) -> None:
+    """A note is added from the desk while the task's condition clears and recurs. Each change is
+    announced with the task as it made it: it saw every change recorded before it, so of any two
+    announcements one has all that the other has (notes and recurrences alike)."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "site.yaml").write_text(SITE)
+    site = load_site(tmp_path / "site.yaml")
+    ops = OpsStore(ops_url)
+    await ops.start()
+    try:
+        bus = Bus()
+        service = TaskService(site, TaskStore(ops), bus)
+        rule = with_outcome(load_rules(site)[0], "both", TaskOutcome(team="water"))
+        values = {"running": True, "outlet_pressure": 0.18}
+        ts = now_ns()
+        with bus.subscribe() as events:
+            task = await service.from_rule(Change(rule, "pump-1", True, ts, values))
+            assert task is not None
+
+            async def recur() -> None:
+                for n in range(1, RECURRENCES + 1):
+                    await service.condition_cleared("low-pressure", "pump-1", ts + 2 * n - 1)
+                    await service.from_rule(Change(rule, "pump-1", True, ts + 2 * n, values))
+
+            async def note() -> None:
+                for n in range(RECURRENCES):
+                    await service.add_note(task["id"], f"note {n}", "duty", "desk")
+
+            await asyncio.gather(recur(), note())
+            announced = []
+            while not events.empty():
+                data = events.get_nowait().data
+                announced.append((len(data["notes"]), data["recurrences"]))
+        # Pairs of which one saw a note the other did not, and the other a recurrence the first did not.
+        apart = [(a, b) for a in announced for b in announced if a[0] < b[0] and a[1] > b[1]]
+        assert not apart, apart[:5]
+    finally:
+        await ops.close()
