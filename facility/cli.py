@@ -290,19 +290,37 @@ def run(
 
 @app.command()
 def check(site: Annotated[Path, typer.Argument(help="site file")]) -> None:
-    """Validate a site file, its profiles and its rules; errors name file, line and field."""
+    """Validate a site file, its profiles, rules, plans and schedules; errors name file, line and
+    field. What loads but is likely a slip (a text in one language only) is a warning on stderr."""
+    from rules.plans import load_plans
     from rules.ruleset import load_rules
+    from rules.schedules import load_schedules
 
     loaded = _load(site)
     try:
         rules = load_rules(loaded)
+        plans = load_plans(loaded)
+        schedules = load_schedules(loaded)
     except ConfigError as exc:
-        typer.echo(f"error: the rules cannot be used:\n{exc}", err=True)
+        typer.echo(f"error: the rules, plans or schedules cannot be used:\n{exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{site}: {len(loaded.devices)} devices, {len(rules)} rules: OK")
+    warnings = [
+        *loaded.warnings,
+        *(w for r in rules for w in r.warnings),
+        *(w for p in plans.values() for w in p.warnings),
+        *(w for schedule in schedules for w in schedule.warnings),
+    ]
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"{site}: {_counted(len(loaded.devices), 'device')}, {_counted(len(rules), 'rule')}: OK")
 
 
 SiteOption = Annotated[Path, typer.Option("--site", "-c", help="site file the rules are bound to")]
+
+
+def _counted(count: int, noun: str) -> str:
+    """`1 rule`, `0 rules`, `2 rules`: an engineer reads the summary, not a template."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 @rules_app.command("check", cls=_Command)
@@ -329,9 +347,15 @@ def rules_check(
     for rule in rules:
         if not rule.devices:
             typer.echo(f"warning: {rule.source}: devices: rule {rule.id} matches no device of {site}", err=True)
+        for warning in rule.warnings:
+            typer.echo(f"warning: {warning}", err=True)
     bound = {d for rule in rules for d in rule.devices}
     conditions = sum(len(rule.devices) for rule in rules)
-    typer.echo(f"{len(rules)} rules in {len(files)} files: {conditions} conditions on {len(bound)} devices: OK")
+    summary = (
+        f"{_counted(len(rules), 'rule')} in {_counted(len(files), 'file')}:"
+        f" {_counted(conditions, 'condition')} on {_counted(len(bound), 'device')}: OK"
+    )
+    typer.echo(summary)
 
 
 @rules_app.command("test", cls=_Command)

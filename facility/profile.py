@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from facility.yamlfile import ConfigError, Problem, load_yaml, validate
+from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
 
 BUILTIN_DIR = Path(__file__).parent / "profiles"
 
@@ -58,6 +58,15 @@ class PointSpec(_Strict):
     json_path: str | None = Field(default=None, alias="json")  # dotted path in an MQTT payload
     value_type: Literal["number", "bool", "string"] = Field(default="number", alias="type")
 
+    @field_validator("label")
+    @classmethod
+    def _both_languages(cls, label: dict[str, str]) -> dict[str, str]:
+        """A label in one language is shown in that language in both modes (the loader warns)."""
+        if len(label.keys() & {"zh", "en"}) == 1:
+            given = label.get("zh") or label.get("en") or ""
+            return {"zh": given, "en": given, **label}
+        return label
+
     @model_validator(mode="after")
     def _one_source(self) -> PointSpec:
         if (self.modbus is None) == (self.json_path is None):
@@ -77,6 +86,13 @@ class Profile(_Strict):
     timestamp_json: str | None = Field(default=None, alias="timestamp")  # JSON path of the source time, ms
     points: dict[str, PointSpec]
 
+    _warnings: list[ConfigWarning] = PrivateAttr(default_factory=list)  # filled by load_profile
+
+    @property
+    def warnings(self) -> list[ConfigWarning]:
+        """What in the file loads but is likely a slip (a label in one language)."""
+        return self._warnings
+
     @property
     def protocol(self) -> Literal["modbus", "mqtt"]:
         first = next(iter(self.points.values()))
@@ -95,7 +111,9 @@ class Profile(_Strict):
 def load_profile(path: Path) -> Profile:
     doc = load_yaml(path)
     profile = validate(Profile, doc)
-    return profile.model_copy(update={"name": profile.name or path.stem})
+    loaded = profile.model_copy(update={"name": profile.name or path.stem})
+    loaded._warnings = doc.one_language()
+    return loaded
 
 
 def load_profiles(dirs: list[Path]) -> dict[str, Profile]:

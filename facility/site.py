@@ -1,6 +1,7 @@
 """The site file: one estate's devices, broker, stores and rules, validated on load.
 
-Relative paths in the file are relative to the file itself, so a site folder can be moved whole.
+Relative paths in the file (`stores:`, `profiles:`, `rules:`, `plans:`, `schedules:`,
+`scenarios:`) are relative to the file itself, so a site folder can be moved whole.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from facility.codec import encode
 from facility.duration import Duration
 from facility.profile import BUILTIN_DIR, ModbusField, Profile, load_profiles
-from facility.yamlfile import ConfigError, Loc, load_yaml, validate
+from facility.yamlfile import ConfigError, ConfigWarning, Loc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -327,15 +328,13 @@ class Site(_Strict):
     # Filled by load_site, not by the file.
     _base_dir: Path = PrivateAttr(default=Path("."))
     _profiles: dict[str, Profile] = PrivateAttr(default_factory=dict)
+    _warnings: list[ConfigWarning] = PrivateAttr(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Site:
-        seen: set[str] = set()
-        for device in self.devices:
-            if device.id in seen:
-                raise ValueError(f"device id {device.id!r} appears twice")
-            seen.add(device.id)
-        return self
+    @property
+    def warnings(self) -> list[ConfigWarning]:
+        """What the site file and its profiles give that loads but is likely a slip (a text in one
+        language only), each with file, line and field: `facility check` shows them."""
+        return self._warnings
 
     def path(self, relative: str) -> Path:
         """A path from the site file, resolved against the site's folder."""
@@ -382,7 +381,14 @@ def load_site(path: Path) -> Site:
     problems = []
     devices = []
     vendors = {v.id for v in site.vendors}
+    first_of: dict[str, int] = {}
     for i, device in enumerate(site.devices):
+        k = first_of.setdefault(device.id, i)
+        if k != i:
+            message = (
+                f"device id {device.id!r} appears twice: first at devices[{k}] (line {doc.line_of(('devices', k))})"
+            )
+            problems.append(doc.problem(("devices", i, "id"), message))
         if device.vendor is not None and device.vendor not in vendors:
             known = ", ".join(sorted(vendors)) or "none declared under vendors:"
             problems.append(doc.problem(("devices", i, "vendor"), f"no vendor {device.vendor!r} (known: {known})"))
@@ -412,6 +418,7 @@ def load_site(path: Path) -> Site:
         raise ConfigError(problems)
     loaded = site.model_copy(update={"devices": devices})  # private attributes survive copies
     loaded._base_dir, loaded._profiles = base, profiles
+    loaded._warnings = doc.one_language() + [w for p in profiles.values() for w in p.warnings]
     return loaded
 
 

@@ -8,7 +8,7 @@ size, aliases, values and nesting, and to YAML's plain tags, before it can cost 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,12 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ConfigWarning(Problem):
+    """Something in a file that loads and works but is likely not what its author meant (a text in
+    one language only): the loaders keep these beside what they load, for `facility check` to show."""
 
 
 class ConfigError(Exception):
@@ -63,6 +69,8 @@ _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = frozenset(_YAML + name for name in ("str", "int", "float", "bool", "null", "timestamp", "binary"))
 _MAP, _SEQ, _MERGE = _YAML + "map", _YAML + "seq", _YAML + "merge"
 _VALUE = _YAML + "value"  # what PyYAML resolves a plain `=` to, and has no constructor for
+_BOOL = _YAML + "bool"
+_LANGUAGES = ("zh", "en")
 
 
 def _refusal(file: str, mark: yaml.Mark | None, message: str, loc: Loc = ()) -> ConfigError:
@@ -81,6 +89,7 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0  # lists and mappings being composed
         self.nodes = 0  # values constructed, each alias expansion counted again
         self.within: set[int] = set()  # ids of the collection nodes being constructed
+        self.bools: dict[Loc, str] = {}  # the text of each unquoted value YAML read as a bool
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         """PyYAML's, refusing the alias past MAX_ALIASES and the collection past MAX_DEPTH before
@@ -118,6 +127,8 @@ def _construct(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int]
         )
     if isinstance(node, yaml.ScalarNode):
         value = _scalar(loader, node, loc)
+        if node.tag == _BOOL and node.style is None:
+            loader.bools[loc] = node.value
     elif id(node) in loader.within:
         raise _refusal(loader.file, node.start_mark, "YAML: an alias inside the value it names never ends")
     elif len(loader.within) >= MAX_DEPTH:
@@ -193,6 +204,7 @@ class YamlDoc:
     file: str
     data: Any
     lines: dict[Loc, int]
+    bools: dict[Loc, str] = field(default_factory=dict)  # unquoted `off`, `yes`... read as bools
 
     def line_of(self, loc: Loc) -> int | None:
         """Line of the deepest part of `loc` that exists in the file."""
@@ -203,6 +215,37 @@ class YamlDoc:
 
     def problem(self, loc: Loc, message: str) -> Problem:
         return Problem(self.file, self.line_of(loc), _field(loc), message)
+
+    def warning(self, loc: Loc, message: str) -> ConfigWarning:
+        return ConfigWarning(self.file, self.line_of(loc), _field(loc), message)
+
+    def value_at(self, loc: Loc) -> Any:
+        """The parsed value at `loc`, or None where the file has none."""
+        value = self.data
+        for part in loc:
+            try:
+                value = value[part]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
+
+    def one_language(self, base: Loc = ()) -> list[ConfigWarning]:
+        """A warning for each text under `base` given as {zh: ...} or {en: ...} alone: it loads,
+        and the desk shows it in that language in both modes, but its author likely forgot one."""
+        found: list[ConfigWarning] = []
+        stack: list[tuple[Loc, Any]] = [(base, self.value_at(base))]
+        while stack:
+            loc, value = stack.pop()
+            if isinstance(value, dict):
+                given = [k for k in _LANGUAGES if isinstance(value.get(k), str)]
+                if len(given) == 1 and set(value) <= set(_LANGUAGES):
+                    other = "en" if given[0] == "zh" else "zh"
+                    message = f"given in {given[0]} only: the desk shows this text in {other} mode too; add `{other}:`"
+                    found.append(self.warning(loc, message))
+                stack.extend(((*loc, k), v) for k, v in value.items())
+            elif isinstance(value, list):
+                stack.extend(((*loc, i), v) for i, v in enumerate(value))
+        return sorted(found, key=lambda w: (w.line or 0, w.field))
 
 
 def parse_yaml(text: str, file: str) -> YamlDoc:
@@ -223,7 +266,7 @@ def parse_yaml(text: str, file: str) -> YamlDoc:
         raise ConfigError([Problem(file, line, "", f"YAML: the character U+{code:04X} is not allowed")]) from None
     lines: dict[Loc, int] = {}
     data = _construct(loader, node, (), lines) if node is not None else None
-    return YamlDoc(file, data, lines)
+    return YamlDoc(file, data, lines, loader.bools)
 
 
 def load_yaml(path: Path) -> YamlDoc:
@@ -250,6 +293,9 @@ def _problem(doc: YamlDoc, base: Loc, err: Any) -> Problem:
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown field (check its spelling)"
+    text = doc.bools.get(loc)
+    if isinstance(err.get("input"), bool) and text is not None and text.lower() not in ("true", "false"):
+        message += f"; YAML 1.1 reads a bare {text} as {str(err['input']).lower()}: write it quoted: '{text}'"
     return doc.problem(loc, message)
 
 

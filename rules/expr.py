@@ -124,6 +124,17 @@ class Counter:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A point tested for equality with a text (`mode == "defrost"`, `mode in ["a", "b"]`): the
+    loader checks the text against the labels of the point's enum, since a label the device can
+    never send makes a condition that can never hold, and no run-time error would say so."""
+
+    point: str
+    label: str
+    column: int  # 1-based, of the text
+
+
+@dataclass(frozen=True)
 class Expression:
     text: str
     names: frozenset[str]  # the points it reads, inside functions too
@@ -131,6 +142,7 @@ class Expression:
     rates: frozenset[tuple[str, int]] = frozenset()  # (point, window ns) of each rate()
     counters: tuple[Counter, ...] = ()
     reads_quality: bool = False  # uses stale() or offline(): a rule about communication, not values
+    labels: tuple[Comparison, ...] = ()  # texts compared with points, inside functions too
 
     def evaluate(self, values: Values, scope: Scope = NO_PAST) -> Any:
         return self.fn(values, scope)
@@ -149,6 +161,7 @@ class _Builder:
     rates: set[tuple[str, int]] = field(default_factory=set)
     counters: list[Counter] = field(default_factory=list)
     reads_quality: bool = False
+    labels: list[Comparison] = field(default_factory=list)
 
 
 def compile_expr(text: str, known_names: set[str] | None = None) -> Expression:
@@ -160,7 +173,9 @@ def compile_expr(text: str, known_names: set[str] | None = None) -> Expression:
         raise ExprError(f"syntax error: {exc.msg}", exc.offset) from None
     b = _Builder(known_names, durations)
     fn = _compile(tree.body, b)
-    return Expression(text, frozenset(b.names), fn, frozenset(b.rates), tuple(b.counters), b.reads_quality)
+    return Expression(
+        text, frozenset(b.names), fn, frozenset(b.rates), tuple(b.counters), b.reads_quality, tuple(b.labels)
+    )
 
 
 def _durations(text: str) -> tuple[str, dict[int, float]]:
@@ -205,8 +220,24 @@ def _compile(node: ast.AST, b: _Builder) -> Compiled:
     if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
         operands = [_compile(node.left, b)] + [_compile(c, b) for c in node.comparators]
         ops = [_COMPARE[type(op)] for op in node.ops]
+        _collect_labels(node, b)
         return _compare(ops[0], *operands) if len(ops) == 1 else _chain(ops, operands)
     raise ExprError(f"{type(node).__name__} is not allowed in a rule expression", getattr(node, "col_offset", -1) + 1)
+
+
+def _collect_labels(node: ast.Compare, b: _Builder) -> None:
+    """Record each point compared for (in)equality or membership with string constants."""
+    operands = [node.left, *node.comparators]
+    for k, op in enumerate(node.ops):
+        if not isinstance(op, ast.Eq | ast.NotEq | ast.In | ast.NotIn):
+            continue
+        for name, other in ((operands[k], operands[k + 1]), (operands[k + 1], operands[k])):
+            if not isinstance(name, ast.Name) or name.id in _CONSTANTS:
+                continue
+            texts = other.elts if isinstance(other, ast.List | ast.Tuple) else [other]
+            for text in texts:
+                if isinstance(text, ast.Constant) and isinstance(text.value, str):
+                    b.labels.append(Comparison(name.id, text.value, text.col_offset + 1))
 
 
 def _name(node: ast.Name, b: _Builder) -> Compiled:
@@ -271,6 +302,7 @@ def _call(node: ast.Call, b: _Builder) -> Compiled:
     key = ast.unparse(node.args[0])
     b.names |= inner.names
     b.reads_quality |= inner.reads_quality
+    b.labels.extend(inner.labels)
     b.counters.append(Counter(key, fn, frozenset(inner.names), window))
     return lambda _v, s: s.count(key, window)
 

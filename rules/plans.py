@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from facility.bus import Bus
 from facility.duration import Duration
 from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
 from facility.store.plans import NewStep, PlanRefused, PlanStore
-from facility.yamlfile import ConfigError, Problem, load_yaml, validate
-from rules.ruleset import Text
+from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
+from rules.ruleset import Text, render
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ class Plan(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: Text
     steps: list[Step] = Field(min_length=1)
+
+    _warnings: list[ConfigWarning] = PrivateAttr(default_factory=list)  # filled by the loader
+
+    @property
+    def warnings(self) -> list[ConfigWarning]:
+        """What in the plan loads but is likely a slip (a text in one language), with file and line."""
+        return self._warnings
 
 
 class PlanFile(_Strict):
@@ -93,6 +101,7 @@ def _load_file(path: Path) -> list[Plan]:
             if step.id in steps:
                 problems.append(doc.problem(("plans", i, "steps", k, "id"), f"step id {step.id!r} appears twice"))
             steps.add(step.id)
+        plan._warnings = doc.one_language(("plans", i))
     if problems:
         raise ConfigError(problems)
     return parsed.plans
@@ -101,10 +110,15 @@ def _load_file(path: Path) -> list[Plan]:
 class PlanService:
     """Opens, ticks and closes plan instances, and announces every change on the bus as kind `plan`."""
 
-    def __init__(self, store: PlanStore, bus: Bus, plans: dict[str, Plan]) -> None:
+    def __init__(
+        self, store: PlanStore, bus: Bus, plans: dict[str, Plan], device_names: Mapping[str, str] | None = None
+    ) -> None:
+        """`device_names` (device id -> the site file's name) fill a title's `{device_name}`: two
+        lifts trapping passengers at once are two plans on the desk, each naming its lift."""
         self._store = store
         self._bus = bus
         self._plans = plans
+        self._device_names = dict(device_names or {})
 
     async def open(self, plan_id: str, alarm_id: int, device_id: str, ts: int) -> dict[str, Any]:
         """The alarm's instance of the plan: a new one, or the one it already has."""
@@ -112,9 +126,9 @@ class PlanService:
         if plan is None:
             raise PlanRefused(f"no plan {plan_id!r} (known: {', '.join(sorted(self._plans))})")
         steps = [NewStep(s.id, s.text.zh, s.text.en, int(s.within * 1e9)) for s in plan.steps]
-        instance, created = await self._store.open(
-            plan.id, (plan.title.zh, plan.title.en), alarm_id, device_id, ts, steps
-        )
+        named = {"device": device_id, "device_name": self._device_names.get(device_id) or device_id}
+        title = (render(plan.title.zh, named), render(plan.title.en, named))
+        instance, created = await self._store.open(plan.id, title, alarm_id, device_id, ts, steps)
         if created:
             self._announce(instance)
         return instance

@@ -14,7 +14,7 @@ line and field, and nothing of a file with problems is used. One rule:
       suppressed_by: {rule: fire-zone-alarm, scope: building}   # device | building | site; or a list
       priority: emergency | high | medium | low
       outcome: alarm | task | both        # default alarm
-      task: {kind: repair, team: electricians, sla: 4h, checklist: ["..."]}
+      task: {kind: repair, team: electricians, sla: 4h, checklist: [{zh: "...", en: "..."}]}
       plan: fire                          # an emergency plan id; priority emergency only
 """
 
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from facility.duration import Duration
 from facility.model import Priority
 from facility.site import ID_PATTERN, Device, Site
-from facility.yamlfile import ConfigError, Loc, Problem, YamlDoc, load_yaml, validate
+from facility.yamlfile import ConfigError, ConfigWarning, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.expr import ExprError, Expression, compile_expr
 
 LIBRARY_DIR = Path(__file__).parent / "library"
@@ -42,10 +42,23 @@ class _Strict(BaseModel):
 
 
 class Text(_Strict):
-    """A text in both languages of the desk; placeholders like {device_name} or {outlet_pressure:.2f}."""
+    """A text in both languages of the desk; placeholders like {device_name} or {outlet_pressure:.2f}.
+
+    A text given in one language only is shown in that language in both modes, rather than
+    refused or left blank (the loader warns of it, naming file, line and field)."""
 
     zh: str
     en: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_language(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        given = [data[k] for k in ("zh", "en") if k in data]
+        if len(given) == 1 and isinstance(given[0], str):
+            return {"zh": given[0], "en": given[0], **data}
+        return data
 
 
 class DeviceMatch(_Strict):
@@ -82,7 +95,7 @@ class TaskSpec(_Strict):
     kind: TaskKind | None = None  # filled from the priority: emergency -> emergency, else repair
     team: str | None = Field(default=None, min_length=1)  # a team or vendor id
     sla: Duration | None = None  # due this long after the task opens
-    checklist: list[str] = Field(default_factory=list)
+    checklist: list[Text | str] = Field(default_factory=list)  # {zh, en} each, or one text for both
 
 
 class RuleSpec(_Strict):
@@ -129,6 +142,7 @@ class Rule:
     shown: frozenset[str] = frozenset()  # points the title and message show
     unless: Expression | None = None
     buildings: tuple[str, ...] = ()  # the building of each of `devices`, for suppression by building
+    warnings: tuple[ConfigWarning, ...] = ()  # what in its file loads but is likely a slip
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -174,6 +188,10 @@ def render(template: str, values: dict[str, Any]) -> str:
             return str(values[name])
 
     return _PLACEHOLDER.sub(one, template)
+
+
+TEXT_FIELDS = ("device", "device_name", "building", "location_floor", "room")
+"""What a title or message may name besides the points of the rule's devices (see text_values)."""
 
 
 def text_values(device: Device, values: dict[str, Any]) -> dict[str, Any]:
@@ -256,6 +274,9 @@ def _load_file(
                 problems.extend(exc.problems)
         if len(compiled) < 3 or compiled["when"] is None:  # a problem was found in an expression
             continue
+        problems.extend(_label_problems(doc, loc, compiled, devices, site))
+        if devices:
+            problems.extend(_placeholder_problems(doc, loc, points))
         texts = [spec.title.zh, spec.title.en] + ([spec.message.zh, spec.message.en] if spec.message else [])
         shown = frozenset(m.group(1) for text in texts for m in _PLACEHOLDER.finditer(text)) & points
         rule = Rule(
@@ -267,6 +288,7 @@ def _load_file(
             shown,
             compiled["unless"],
             tuple(d.location.building for d in devices),
+            tuple(doc.one_language(loc)),
         )
         out.append((rule, [(ref, p) for ref, p in refs if ref != spec.id]))
     if problems:
@@ -284,6 +306,48 @@ def _outcome_problems(doc: YamlDoc, loc: Loc, spec: RuleSpec, plan_ids: frozense
     if spec.outcome == "alarm" and "task" in doc.data["rules"][loc[1]]:
         message = "a task is described but the outcome is alarm: write outcome: task or both"
         problems.append(doc.problem((*loc, "task"), message))
+    if spec.outcome == "both" and "task" not in doc.data["rules"][loc[1]]:
+        message = "outcome both opens a task: describe it under task: (kind, team, sla, checklist)"
+        problems.append(doc.problem((*loc, "task"), message))
+    return problems
+
+
+def _label_problems(
+    doc: YamlDoc, loc: Loc, compiled: dict[str, Expression | None], devices: list[Device], site: Site
+) -> list[Problem]:
+    """A text compared with an enum point that is not among the enum's labels in the profile of a
+    device the rule binds: on that device the comparison could never hold (a misspelt or missing mode)."""
+    problems = []
+    for name, expression in compiled.items():
+        for comparison in expression.labels if expression is not None else ():
+            for device in devices:
+                profile = site.profile_of(device)
+                spec = profile.points.get(comparison.point)
+                enum = spec.modbus.enum if spec is not None and spec.modbus is not None else None
+                if enum is None or comparison.label in enum.values():
+                    continue
+                message = (
+                    f"{comparison.point} is never {comparison.label!r} (column {comparison.column}): "
+                    f"profile {device.profile!r} gives it the values {', '.join(enum.values())}"
+                )
+                problems.append(doc.problem((*loc, name), message))
+                break
+    return problems
+
+
+def _placeholder_problems(doc: YamlDoc, loc: Loc, points: set[str]) -> list[Problem]:
+    """A {name} in a title or message that is neither a point of the rule's devices nor one of
+    TEXT_FIELDS: at run time it would show as written, or as `?`, instead of a value."""
+    known = points | set(TEXT_FIELDS)
+    problems = []
+    for part in ("title", "message"):
+        given = doc.value_at((*loc, part))
+        for language, text in given.items() if isinstance(given, dict) else ():
+            for match in _PLACEHOLDER.finditer(text) if isinstance(text, str) else ():
+                if match.group(1) not in known:
+                    others = ", ".join(TEXT_FIELDS)
+                    message = f"{{{match.group(1)}}} is no point of this rule's devices nor one of {others}"
+                    problems.append(doc.problem((*loc, part, language), message))
     return problems
 
 

@@ -29,7 +29,7 @@ from facility.model import Quality, Reading, now_ns
 from facility.site import Site
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.schedules import SITE, Mark, ScheduleStore
-from facility.yamlfile import ConfigError, Loc, Problem, YamlDoc, load_yaml, validate
+from facility.yamlfile import ConfigError, ConfigWarning, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.ruleset import DeviceMatch, Text
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class Schedule:
     spec: ScheduleSpec
     targets: tuple[str | None, ...]
     source: str  # file:line, to explain where a schedule came from
+    warnings: tuple[ConfigWarning, ...] = ()  # what loads but is likely a slip (a text in one language)
 
     @property
     def id(self) -> str:
@@ -161,7 +162,7 @@ def _load_file(path: Path, site: Site) -> list[Schedule]:
         if found:
             problems.extend(found)
             continue
-        out.append(Schedule(spec, targets, f"{path}:{doc.line_of(loc)}"))
+        out.append(Schedule(spec, targets, f"{path}:{doc.line_of(loc)}", tuple(doc.one_language(loc))))
     if problems:
         raise ConfigError(problems)
     return out

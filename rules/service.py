@@ -67,7 +67,8 @@ class RulesService:
         self.alarms = AlarmService(site, store, bus)
         self.task_store = TaskStore(store)  # the API reads task lists straight from it
         self.tasks = TaskService(site, self.task_store, bus)
-        self.plans = PlanService(PlanStore(store), bus, load_plans(site))
+        names = {d.id: d.name for d in site.devices if d.name}
+        self.plans = PlanService(PlanStore(store), bus, load_plans(site), names)
         self.outcomes = Outcomes(
             self.alarms,
             self.tasks,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -97,10 +98,73 @@ def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
     assert (caught.value.problems[0].line, caught.value.problems[0].field) == (8, "devices[0].modbus.port")
 
 
-def test_duplicate_device_ids_are_refused(tmp_path: Path) -> None:
+def test_a_duplicate_device_id_is_named_at_the_second_device(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD.replace("id: lift-1", "id: pump-1"))
-    with pytest.raises(ConfigError, match="appears twice"):
+    with pytest.raises(ConfigError) as caught:
         load_site(path)
+    (problem,) = caught.value.problems
+    assert str(problem) == f"{path}:8: devices[1].id: device id 'pump-1' appears twice: first at devices[0] (line 3)"
+
+
+CHILLER = """\
+type: chiller
+points:
+  mode:
+    label: {zh: 运行模式, en: Mode}
+    modbus: {table: holding, address: 0, enum: {0: cool, 1: heat, 2: off}}
+  alarm:
+    label: {zh: 故障, en: Fault}
+    modbus: {table: holding, address: 1, enum: {0: no, 1: yes}}
+"""
+
+
+def _chiller_site(tmp_path: Path, profile: str) -> Path:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "chiller.yaml").write_text(profile)
+    return _write(
+        tmp_path,
+        "site: {id: t}\nprofiles: [profiles]\ndevices:\n  - {id: chiller-1, profile: chiller, modbus: {port: 1502}}\n",
+    )
+
+
+def test_a_bare_off_in_an_enum_says_to_quote_it(tmp_path: Path) -> None:
+    path = _chiller_site(tmp_path, CHILLER)
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    profile = tmp_path / "profiles" / "chiller.yaml"
+    assert [str(p) for p in caught.value.problems] == [
+        f"{profile}:5: points.mode.modbus.enum[2]: Input should be a valid string; "
+        "YAML 1.1 reads a bare off as false: write it quoted: 'off'",
+        f"{profile}:8: points.alarm.modbus.enum[0]: Input should be a valid string; "
+        "YAML 1.1 reads a bare no as false: write it quoted: 'no'",
+        f"{profile}:8: points.alarm.modbus.enum[1]: Input should be a valid string; "
+        "YAML 1.1 reads a bare yes as true: write it quoted: 'yes'",
+    ]
+
+
+def test_a_label_in_one_language_is_used_for_both_with_a_warning(tmp_path: Path) -> None:
+    quoted = CHILLER.replace("2: off", '2: "off"').replace("0: no, 1: yes", '0: "no", 1: "yes"')
+    path = _chiller_site(tmp_path, quoted.replace("{zh: 故障, en: Fault}", "{zh: 故障}"))
+    site = load_site(path)
+    chiller = site.device("chiller-1")
+    assert site.profile_of(chiller).points["alarm"].label == {"zh": "故障", "en": "故障"}
+    assert site.profile_of(chiller).points["mode"].label == {"zh": "运行模式", "en": "Mode"}
+    profile = tmp_path / "profiles" / "chiller.yaml"
+    assert [str(w) for w in site.warnings] == [
+        f"{profile}:7: points.alarm.label: given in zh only: the desk shows this text in en mode too; add `en:`"
+    ]
+
+
+def test_check_command_warns_of_a_text_in_one_language_and_passes(tmp_path: Path) -> None:
+    quoted = CHILLER.replace("2: off", '2: "off"').replace("0: no, 1: yes", '0: "no", 1: "yes"')
+    path = _chiller_site(tmp_path, quoted.replace("{zh: 故障, en: Fault}", "{zh: 故障}"))
+    result = subprocess.run(
+        [sys.executable, "-m", "facility", "check", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    profile = tmp_path / "profiles" / "chiller.yaml"
+    assert f"warning: {profile}:7: points.alarm.label: given in zh only" in result.stderr
+    assert re.search(r": 1 device, \d+ rules: OK\n$", result.stdout), result.stdout
 
 
 def test_check_command_reports_the_error_and_fails(tmp_path: Path) -> None:

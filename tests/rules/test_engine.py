@@ -201,7 +201,9 @@ def test_a_suppressing_rule_may_come_from_another_file(site: Site, tmp_path: Pat
 
 def test_outcomes_default_to_an_alarm_and_a_task_kind_follows_the_priority(site: Site, tmp_path: Path) -> None:
     text = (
-        FIRE.replace("priority: emergency", "priority: emergency\n    outcome: both\n    plan: fire")
+        FIRE.replace(
+            "priority: emergency", "priority: emergency\n    outcome: both\n    task: {team: security}\n    plan: fire"
+        )
         + RULES.replace("rules:\n", "").replace("priority: high", "priority: high\n    outcome: task")
         + FIRE.replace("rules:\n", "").replace("id: fire", "id: alarm-only")
         + FIRE.replace("rules:\n", "")

@@ -83,7 +83,7 @@ def test_bad_plan_files_name_file_line_and_field(tmp_path: Path, site: Site) -> 
     shapes.write_text(
         "plans:\n"
         "  - id: fire\n"
-        "    title: {zh: 火警}\n"  # line 3: no English title
+        "    title: {zh: 火警}\n"  # line 3: no English title, a warning only (see test_one_language)
         "    steps:\n"
         "      - id: confirm\n"
         "        text: {zh: 确认, en: Confirm}\n"
@@ -103,7 +103,6 @@ def test_bad_plan_files_name_file_line_and_field(tmp_path: Path, site: Site) -> 
         load_plans(site, [shapes, twice])
     found = {(p.file, p.line, p.field) for p in caught.value.problems}
     assert found == {
-        (str(shapes), 3, "plans[0].title.en"),
         (str(shapes), 7, "plans[0].steps[0].within"),
         (str(shapes), 8, "plans[0].steps[1].within"),
         (str(twice), 6, "plans[0].steps[1].id"),
@@ -131,6 +130,18 @@ async def test_one_instance_per_alarm_however_often_it_is_opened(store: OpsStore
     assert [p["id"] for p in await service.active()] == [first["id"], other["id"]]
     with pytest.raises(PlanRefused, match="no plan 'nope'"):
         await service.open("nope", 9, "lift-1", 1)
+
+
+async def test_two_lifts_trapping_at_once_are_two_plans_each_naming_its_lift(repo_root: Path, store: OpsStore) -> None:
+    """The library's entrapment plan names its lift, from the site file's device names."""
+    site = load_site(repo_root / "sites/demo/site.yaml")
+    names = {d.id: d.name for d in site.devices if d.name}
+    service = PlanService(PlanStore(store), Bus(), load_plans(site), names)
+    first = await service.open("elevator-entrapment", 1, "elevator-b1-1", 1000)
+    second = await service.open("elevator-entrapment", 2, "elevator-b1-2", 1000)
+    assert first["title"]["zh"] == f"{names['elevator-b1-1']}困人应急预案"
+    assert second["title"]["en"] == f"{names['elevator-b1-2']}: lift entrapment"
+    assert first["title"] != second["title"]
 
 
 async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: OpsStore, ops_url: str) -> None:

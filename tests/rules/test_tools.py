@@ -80,7 +80,7 @@ def test_check_binds_to_the_demo_site_by_default(
     )
     monkeypatch.chdir(repo_root)
     code, out, _ = facility("rules", "check", rules)
-    assert (code, out) == (0, "1 rules in 1 files: 1 conditions on 1 devices: OK\n")
+    assert (code, out) == (0, "1 rule in 1 file: 1 condition on 1 device: OK\n")
 
 
 def test_check_warns_of_a_rule_that_binds_no_device(tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_check_warns_of_a_rule_that_binds_no_device(tmp_path: Path) -> None:
     code, out, err = facility("rules", "check", rules, "--site", SITE)
     assert code == 0
     assert f"warning: {rules}:2: devices: rule chiller-off matches no device of {SITE}" in err
-    assert out == "1 rules in 1 files: 0 conditions on 0 devices: OK\n"
+    assert out == "1 rule in 1 file: 0 conditions on 0 devices: OK\n"
 
 
 def test_check_refuses_a_folder_without_rule_files(tmp_path: Path) -> None:
