@@ -32,6 +32,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +88,7 @@ CHECK_EVERY_S = 5.0  # while up and idle, how often the watcher checks that the 
 PRUNE_EVERY_NS = 3600 * 1_000_000_000  # how often the watcher deletes the dead letters past their retention
 _PRUNED_HELP = "dead letters deleted: past stores.dead_letter_retention (age), beyond stores.dead_letter_rows (limit)"
 _CUT_HELP = "dead letters whose payload was cut to stores.dead_letter_payload_kb"
+_KEPT_HELP = "input that could not be used, kept as a dead letter in the ops store, by source"
 # SQLite's words for a database that cannot be reached or written (its other errors are bugs or data)
 _SQLITE_UNREACHABLE = ("unable to open database", "disk i/o error", "database is locked", "readonly", "disk is full")
 
@@ -344,6 +346,7 @@ class OpsStore:
         self._letter_limits = dead_letters
         self._letters_pruned = {"age": 0, "limit": 0}  # dead letters deleted, by why
         self._payloads_cut = 0
+        self._letters_kept: Counter[str] = Counter()  # dead letters stored, by source
         self._told_letters_full = False  # the row limit's first deletion is logged; the counter tells the rest
         self._prune_due_ns = 0  # when the watcher next deletes the dead letters past their retention
         parsed = make_url(url)
@@ -541,6 +544,8 @@ class OpsStore:
         for why, count in self._letters_pruned.items():
             yield Figure("dead_letters_pruned_total", _PRUNED_HELP, "counter", count, (("reason", why),))
         yield Figure("dead_letter_payloads_cut_total", _CUT_HELP, "counter", self._payloads_cut)
+        for source, count in sorted(self._letters_kept.items()):
+            yield Figure("dead_letters_total", _KEPT_HELP, "counter", count, (("source", source),))
 
     async def close(self) -> None:
         if self._watcher is not None:
@@ -845,6 +850,7 @@ class OpsStore:
             over = await self._delete_letters_over_limit(s)
         self._payloads_cut += cut
         self._letters_pruned["limit"] += over
+        self._letters_kept.update(d.source for d in letters)
         if over and not self._told_letters_full:
             self._told_letters_full = True
             log.warning(

@@ -67,6 +67,15 @@ async def test_a_payload_is_cut_to_the_limit_and_its_reason_says_so(ops_url: str
         assert "facility_dead_letter_payloads_cut_total 1.0" in metrics(store)
 
 
+async def test_every_letter_kept_is_counted_by_its_source(ops_url: str) -> None:
+    async with opened(ops_url, DeadLetterLimits(30 * DAY, 100, 4 * KIB)) as store:
+        modbus = DeadLetter(now_ns(), "modbus", "pump-1/outlet_pressure", "value out of range", "65535")
+        await store.add_dead_letters([letter(now_ns()), letter(now_ns()), modbus])
+        scraped = metrics(store)
+        assert 'facility_dead_letters_total{source="mqtt"} 2.0' in scraped
+        assert 'facility_dead_letters_total{source="modbus"} 1.0' in scraped
+
+
 async def test_beyond_the_row_limit_the_oldest_go_as_new_ones_come_counted_and_logged_once(
     ops_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
