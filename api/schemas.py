@@ -59,6 +59,12 @@ class HistoryEntry(Answer):
     detail: str
 
 
+class AlarmHistoryEntry(HistoryEntry):
+    """`detail` is kept as the store wrote it (for the audit); `text` says it in both languages."""
+
+    text: Text
+
+
 class Alarm(Placed):
     """An alarm as the ops store records it. On the event stream, an alarm raised while the ops
     store is down comes first as a provisional `alarm` event with `recorded: false` and no `id`
@@ -91,7 +97,7 @@ class Alarm(Placed):
 
 
 class AlarmDetail(Alarm):
-    history: list[HistoryEntry]
+    history: list[AlarmHistoryEntry]
     plan: int | None = Field(description="the emergency plan instance it opened")
 
 
@@ -244,12 +250,19 @@ class History(Answer):
     samples: list[Sample]
 
 
+class VendorInfo(Answer):
+    id: str
+    name: Text = Field(description='the site file\'s name, split where it gives "中文 / English"')
+
+
 class SiteInfo(Answer):
     id: str
-    name: str
+    name: str = Field(description="as the site file writes it")
+    title: Text = Field(description="the name in each language")
     timezone: str
     buildings: list[str]
     systems: list[str]
+    vendors: list[VendorInfo]
 
 
 class Me(Answer):

@@ -8,6 +8,7 @@ and announces every change on the bus as an event of kind "task" carrying the ta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -189,14 +190,28 @@ def _choice(enum: type[E], value: str, field: str) -> E:
         raise TaskError(f"{field}: {value!r} is not one of {known}") from None
 
 
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def name_pair(text: str) -> Bilingual:
+    """A text written "中文 / English", as the site file writes names, split into its two
+    languages; any other text is the same in both."""
+    parts = [p.strip() for p in text.split(" / ")]
+    if len(parts) == 2 and all(parts) and bool(CJK.search(parts[0])) != bool(CJK.search(parts[1])):
+        zh, en = parts if CJK.search(parts[0]) else parts[::-1]
+        return Bilingual(zh, en)
+    return Bilingual.same(text)
+
+
 def _bilingual(item: object) -> Bilingual:
-    """A checklist line: a plain string from a rule file, or a text with zh and en."""
+    """A checklist line: a text with zh and en (a rule file's `{zh, en}`), or one string, the same in
+    both languages ("中文 / English" is split as in the site file)."""
     if isinstance(item, Bilingual):
         return item
     zh, en = getattr(item, "zh", None), getattr(item, "en", None)
     if isinstance(zh, str) and isinstance(en, str):
         return Bilingual(zh, en)
-    return Bilingual.same(str(item))
+    return name_pair(str(item))
 
 
 def _ns(seconds: float) -> int:

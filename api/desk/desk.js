@@ -9,13 +9,13 @@ import { api, session } from "./api.js";
 import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from "./detail.js";
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
-import { lang, setLang, t } from "./i18n.js";
+import { lang, pick, setLang, t } from "./i18n.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
 import { changed, onChange, state } from "./state.js";
 import { EventStream } from "./stream.js";
 import { loadTasks, renderTasks, upsertTask } from "./tasks.js";
-import { $, duration, keepFocus, setZone } from "./util.js";
+import { $, ago, keepFocus, setZone } from "./util.js";
 
 const DEVICE_POLL_MS = 2000;  // device values are read, not streamed: only while the board is shown
 const TABS = ["alarms", "tasks", "devices", "reports"];
@@ -82,12 +82,12 @@ function applyStatic() {
 
 function renderHeard() {
   const heard = $("#heard");
-  heard.textContent = state.link.heardAt ? t("heard", { d: duration((Date.now() - state.link.heardAt) / 1000) }) : "";
+  heard.textContent = state.link.heardAt ? t("heard", { d: ago((Date.now() - state.link.heardAt) / 1000, lang()) }) : "";
   const banner = $("#offline-banner");
   banner.hidden = state.link.state !== "offline";
   if (!banner.hidden) {
     banner.textContent = state.link.heardAt
-      ? t("offlineBanner", { d: duration((Date.now() - state.link.heardAt) / 1000) })
+      ? t("offlineBanner", { d: ago((Date.now() - state.link.heardAt) / 1000, lang()) })
       : t("offlineNever");
   }
 }
@@ -108,7 +108,7 @@ function renderWho() {
     who.textContent = `${state.me.name} · ${t(`role_${state.me.role}`)}${where}`;
   }
   document.body.dataset.role = state.me ? state.me.role : "";
-  $("#site").textContent = state.site ? state.site.name || state.site.id : "";
+  $("#site").textContent = state.site ? pick(state.site.title) || state.site.id : "";
 }
 
 function renderTabs() {

@@ -2,7 +2,7 @@
 // steps are ticked here (with a note) against their time limits.
 import { alarmActions, errorOf, marks, shelveForm, stateLabel, upsertAlarm, upsertPlan } from "./alarms.js";
 import { api } from "./api.js";
-import { pick, t } from "./i18n.js";
+import { named, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, fill, forget, when } from "./util.js";
 
@@ -133,8 +133,8 @@ function historyLine(h) {
   const action = HISTORY_ACTIONS.has(h.action) ? t(`history_${h.action.replaceAll(" ", "_")}`) : h.action;
   return el("li", { class: h.action === "comment" ? "comment" : "" },
     el("span", { class: "quiet" }, when(h.ts, "short")), " ",
-    el("strong", {}, action), " ", h.actor ? el("span", {}, h.actor) : null,
-    h.detail ? el("div", { class: h.action === "comment" ? "note" : "quiet" }, h.detail) : null);
+    el("strong", {}, action), " ", h.actor ? el("span", {}, named("actor", h.actor)) : null,
+    h.detail ? el("div", { class: h.action === "comment" ? "note" : "quiet" }, pick(h.text) || h.detail) : null);
 }
 
 export function renderDetail() {

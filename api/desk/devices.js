@@ -4,7 +4,7 @@
 import { errorOf } from "./alarms.js";
 import { api } from "./api.js";
 import { trendChart } from "./chart.js";
-import { lang, pick, t } from "./i18n.js";
+import { lang, named, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, when } from "./util.js";
 
@@ -50,7 +50,7 @@ function shown(value) {
   if (value === null || value === undefined) return "—";
   if (typeof value === "boolean") return t(value ? "yes" : "no");
   if (typeof value === "number" && !Number.isInteger(value)) return String(+value.toFixed(3));
-  return String(value);
+  return typeof value === "string" ? named("value", value) : String(value);
 }
 
 function pointRow(device, name, p, elapsed) {

@@ -2,8 +2,8 @@
 // stream connects again; while any part is not up, a banner names it in the desk's words and says
 // what it means for the duty officer ("alarms are shown but not yet recorded"). The server's own
 // detail, in English, is the item's tooltip. /readyz needs no token and tells no secret.
-import { t } from "./i18n.js";
-import { $, el } from "./util.js";
+import { lang, t } from "./i18n.js";
+import { $, ago, el } from "./util.js";
 
 const POLL_MS = 5000;
 const SHOWN = 5;  // items listed before "and n more"
@@ -76,15 +76,5 @@ function describe(part) {
 function age(part) {
   if (part.last_success_age_s === null) return null;
   const seconds = part.last_success_age_s + (Date.now() - readAt) / 1000;
-  return el("span", { class: "age" }, t("healthLastSuccess", { d: ago(seconds) }));
-}
-
-/** A rough age in one unit, in words of the desk's language ("3 分钟"): how long a part has been
- * out needs no more precision, and the shared `duration` writes its units in Latin letters. */
-function ago(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 120) return t("healthSeconds", { n: s });
-  if (s < 7200) return t("healthMinutes", { n: Math.floor(s / 60) });
-  if (s < 172800) return t("healthHours", { n: Math.floor(s / 3600) });
-  return t("healthDays", { n: Math.floor(s / 86400) });
+  return el("span", { class: "age" }, t("healthLastSuccess", { d: ago(seconds, lang()) }));
 }

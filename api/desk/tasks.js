@@ -3,7 +3,7 @@
 // form for a resident's complaint.
 import { PRIORITIES, errorOf } from "./alarms.js";
 import { api } from "./api.js";
-import { pick, t } from "./i18n.js";
+import { named, pick, t } from "./i18n.js";
 import { act, can, changed, placed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, siteIso, when } from "./util.js";
 
@@ -162,7 +162,9 @@ function card(task) {
   const items = task.checklist || [];
   const done = items.filter((i) => i.done).length;
   const late = (Date.now() - task.due / 1e6) / 1000;
-  const who = [task.assignee, task.team, task.vendor].filter(Boolean).join(" · ");
+  const vendor = task.vendor && ((state.site && state.site.vendors) || []).find((v) => v.id === task.vendor);
+  const who = [task.assignee, task.team && named("team", task.team), vendor ? pick(vendor.name) : task.vendor]
+    .filter(Boolean).join(" · ");
   const place = [task.device_name || task.device, task.building].filter(Boolean).join(" · ");
   return el("article", {
     class: `task priority-${task.priority}${overdue ? " overdue" : ""}`, "data-task": task.id, "data-status": task.status,

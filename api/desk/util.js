@@ -1,5 +1,6 @@
 // Small helpers shared by the desk's views: building DOM nodes, keeping what someone is typing
 // across the re-renders that live events cause, and showing times in the site's own zone.
+import { lang } from "./i18n.js";
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -122,14 +123,34 @@ export function siteIso(local) {
   return `${local}:00${sign}${hh}:${mm}`;
 }
 
-/** A duration in seconds as "42 s", "5 min", "3 h 10 min", "2 d 4 h" (units are the same in both languages). */
+/** A duration in seconds in the desk's language: "42 秒", "5 分钟", "3 小时 10 分钟", "2 天 4 小时"
+ * (or "42 s", "5 min", "3 h 10 min", "2 d 4 h" in English). */
 export function duration(seconds) {
+  const [sec, min, hour, day] = lang() === "en" ? ["s", "min", "h", "d"] : ["秒", "分钟", "小时", "天"];
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
+  if (s < 60) return `${s} ${sec}`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min`;
+  if (m < 60) return `${m} ${min}`;
   const h = Math.floor(m / 60);
-  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  if (h < 48) return m % 60 ? `${h} ${hour} ${m % 60} ${min}` : `${h} ${hour}`;
   const d = Math.floor(h / 24);
-  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+  return h % 24 ? `${d} ${day} ${h % 24} ${hour}` : `${d} ${day}`;
+}
+
+const relative = new Map();
+
+/** How long ago, in the desk's language as it says it: "11 秒前", "3 分钟前", "2 hours ago" (from
+ * Intl.RelativeTimeFormat; a Latin unit glued to 前 is English to a Chinese reader). Chinese takes
+ * the short form with the number set apart, as the trade writes it. */
+export function ago(seconds, language) {
+  const tag = language === "en" ? "en" : "zh-CN";
+  if (!relative.has(tag)) {
+    relative.set(tag, new Intl.RelativeTimeFormat(tag, { numeric: "always", style: tag === "en" ? "long" : "short" }));
+  }
+  const s = Math.max(0, Math.round(seconds));
+  const [value, unit] = s < 60 ? [s, "second"] : s < 3600 ? [Math.floor(s / 60), "minute"]
+    : s < 172_800 ? [Math.floor(s / 3600), "hour"] : [Math.floor(s / 86_400), "day"];
+  const parts = relative.get(tag).formatToParts(-value, unit);
+  if (tag === "en") return parts.map((p) => p.value).join("");
+  return parts.map((p) => (p.type === "integer" ? ` ${p.value} ` : p.value)).join("").replace(/\s+/g, " ").trim();
 }

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import Field
@@ -19,6 +21,33 @@ from facility.store.ops import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS, SORTS, Act
 
 Sort = Literal["desk", "priority", "-priority", "changed_at", "-changed_at", "raised_at", "-raised_at"]
 assert set(Sort.__args__) == set(SORTS)  # type: ignore[attr-defined]
+
+
+# What the ops store writes as a history entry's `detail` (English, kept as written for the audit),
+# read back so that the desk can say it in the user's language.
+ESCALATED = re.compile(r"not acknowledged within (?P<s>\d+) s")
+CHATTERING = re.compile(r"(?P<n>\d+) activations within (?P<m>\d+) min")
+SHELVED = re.compile(r"until (?P<until>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ): (?P<reason>.*)", re.S)
+
+
+def history_text(entry: dict[str, Any], alarm: dict[str, Any], zone: ZoneInfo) -> dict[str, str]:
+    """A history entry's detail in both languages, from its kind and parameters: the stored detail
+    is English where the system wrote it, and a person's own words (a comment, a reason) stay as
+    they were written."""
+    detail, action = str(entry["detail"]), entry["action"]
+    if action in ("raised", "raised again") and detail == alarm["message"]["en"]:
+        return dict(alarm["message"])
+    if action == "escalated" and (m := ESCALATED.fullmatch(detail)):
+        seconds = int(m["s"])
+        zh = f"超过 {seconds // 60} 分钟未确认" if seconds % 60 == 0 else f"超过 {seconds} 秒未确认"
+        return {"zh": zh, "en": detail}
+    if action == "chattering" and (m := CHATTERING.fullmatch(detail)):
+        return {"zh": f"{m['m']} 分钟内报警 {m['n']} 次", "en": detail}
+    if action == "shelved" and (m := SHELVED.fullmatch(detail)):
+        until = datetime.strptime(m["until"], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC).astimezone(zone)
+        shown = f"{until:%Y-%m-%d %H:%M}"
+        return {"zh": f"搁置至 {shown}：{m['reason']}", "en": f"until {shown}: {m['reason']}"}
+    return {"zh": detail, "en": detail}
 
 
 class Shelve(Body):
@@ -94,7 +123,9 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         plan it opened, if any."""
         found = await visible_alarm(alarm_id, user)
         plan = await ctx.rules.plans.of_alarm(alarm_id)
-        return {**ctx.placed(found), "plan": plan["id"] if plan else None}
+        zone = ZoneInfo(ctx.site.site.timezone)
+        history = [{**h, "text": history_text(h, found, zone)} for h in found["history"]]
+        return {**ctx.placed(found), "history": history, "plan": plan["id"] if plan else None}
 
     @r.post("/alarms/{alarm_id}/ack", response_model=schemas.Alarm)
     async def acknowledge(

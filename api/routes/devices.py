@@ -18,11 +18,17 @@ from facility.model import now_ns
 from facility.site import Device
 from facility.store.live import shown_quality
 from facility.store.ops import ActionRefused
+from facility.store.tasks import Bilingual
 from facility.store.telemetry import HistoryUnavailable
+from rules.tasks import name_pair
 
 DAY_NS = 86_400 * 1_000_000_000
 MAX_RANGE_NS = 400 * DAY_NS  # a year and a bit: beyond that a chart says nothing a report does not
 STORE_FAILED = "the telemetry store could not give the history; `detail` names the store and says why"
+
+
+def _text(pair: Bilingual) -> dict[str, str]:
+    return {"zh": pair.zh, "en": pair.en}
 
 
 class OutOfService(Body):
@@ -61,17 +67,20 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
 
     @r.get("/site", response_model=schemas.SiteInfo)
     async def site(user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
-        """The estate: id, display name, the time zone the desk shows times in, and the buildings
-        and systems its devices are in (a limited user's buildings only)."""
+        """The estate: id, display name (`name` as the site file writes it, `title` in each
+        language), the time zone the desk shows times in, the buildings and systems its devices are
+        in (a limited user's buildings only), and the maintenance companies by id with their names."""
         info = ctx.site.site
         visible = ctx.visible(user)
         devices = [d for d in ctx.site.devices if visible is None or d.id in visible]
         return {
             "id": info.id,
             "name": info.name,
+            "title": _text(name_pair(info.name or info.id)),
             "timezone": info.timezone,
             "buildings": sorted({d.location.building for d in devices if d.location.building}),
             "systems": sorted({ctx.site.system_of(d) for d in devices}),
+            "vendors": [{"id": v.id, "name": _text(name_pair(v.name or v.id))} for v in ctx.site.vendors],
         }
 
     @r.get("/devices", response_model=list[schemas.Device])
