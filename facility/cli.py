@@ -164,12 +164,16 @@ def _demo_token(data: Path) -> tuple[str, Path]:
     return token, path
 
 
-def _emit(text: str, out: Path | None) -> None:
-    """A command's document, to the file asked for or else to stdout."""
-    if out is None:
-        typer.echo(text, nl=False)
+def _emit(document: str | bytes, out: Path | None) -> None:
+    """A command's document, to the file asked for or else to stdout (text only: a caller refuses a
+    binary format without a file before building it)."""
+    if isinstance(document, bytes):
+        assert out is not None, "a binary document needs --out"
+        out.write_bytes(document)
+    elif out is None:
+        typer.echo(document, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        out.write_text(document, encoding="utf-8")
 
 
 def _logging(verbose: bool) -> None:
@@ -622,7 +626,7 @@ report_app = typer.Typer(
 )
 app.add_typer(report_app, name="report")
 ReportSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its ops store holds what reports read)")]
-ReportFormat = Annotated[str, typer.Option("--format", help="md, html, csv or json")]
+ReportFormat = Annotated[str, typer.Option("--format", help="md, html, csv, json or xlsx (with --out)")]
 ReportLang = Annotated[str, typer.Option("--lang", help="zh or en")]
 ReportOut = Annotated[Path | None, typer.Option("--out", help="write to this file (default: print)")]
 
@@ -640,10 +644,12 @@ def _report(
 
     from rich.console import Console
 
-    from reports import FORMATS, Format, Lang, render
+    from reports import BINARY_FORMATS, FORMATS, Format, Lang, render
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+    if fmt in BINARY_FORMATS and out is None:
+        raise typer.BadParameter(f"{fmt} is a file, not for a terminal: give --out FILE.{fmt}", param_hint="--format")
     if lang not in ("zh", "en"):
         raise typer.BadParameter(f"{lang!r} is not zh or en", param_hint="--lang")
     loaded = _load(site)
@@ -671,15 +677,19 @@ def _report(
 
 @report_app.command("briefing")
 def report_briefing(
-    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday)")] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="YYYY-MM-DD, a local calendar day (default: since yesterday's 08:00 up to now)"),
+    ] = None,
     fmt: ReportFormat = "md",
     lang: ReportLang = "zh",
     out: ReportOut = None,
     site: ReportSite = DEMO_SITE,
     data: DataOption = None,
 ) -> None:
-    """The morning briefing: a day's alarms, emergencies and tasks, and what today starts with."""
-    from datetime import date, timedelta
+    """The morning briefing (晨会简报): last night's alarms, emergencies and tasks (or a --date's),
+    and what today starts with."""
+    from datetime import date
 
     from facility.model import now_ns
     from reports import briefing
@@ -690,8 +700,7 @@ def report_briefing(
         raise typer.BadParameter(f"{day!r} is not a date; write YYYY-MM-DD", param_hint="--date") from None
 
     async def make(loaded: Site, ops: OpsStore) -> Any:
-        yesterday = datetime.now(ZoneInfo(loaded.site.timezone)).date() - timedelta(days=1)
-        return await briefing(loaded, ops, chosen or yesterday, now=now_ns())
+        return await briefing(loaded, ops, chosen, now=now_ns())
 
     _report(site, data, fmt, lang, out, make)
 

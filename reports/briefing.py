@@ -1,10 +1,12 @@
-"""The morning briefing (晨会): what happened on a day, and what the following day starts with.
+"""The morning briefing (晨会简报): what happened since the last one, and what today starts with.
 
-The day's events (alarms, emergencies, tasks opened, resolved and closed) cover the local calendar
-day. What stands (overdue tasks, devices offline or out of service) is judged "as of" the time the
-report is made, or the end of the following day for an older day, so that a briefing read at the
-morning meeting shows this morning's state and one reprinted later shows the state of that morning's
-day. Today's rounds and due tasks are those of the following day.
+By default it runs from yesterday's morning meeting (08:00 local, `periods.BRIEFING_AT`) up to
+now, so that the briefing read at this morning's meeting holds last night: a calendar day would
+leave out the small hours just before the meeting, when the alarms that matter most at the meeting
+happen. Asked for a day, it covers that local calendar day, and what stands (overdue tasks, devices
+offline or out of service) is judged "as of" the end of the following day (or now, if sooner), so
+that one reprinted later shows the state of that morning; today's rounds and due tasks are then
+those of the following day.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from facility.store.tasks import Bilingual, TaskRow
 from reports import alarm_load
 from reports.communication import communication_rules, offline_at
 from reports.model import Column, Figure, Report, Row, Section, text
-from reports.periods import day_bounds
+from reports.periods import day_bounds, local_date, since_last_briefing
 from reports.scope import Scope
 from reports.task_lists import COLUMNS, task_row, tasks, unfinished_at
 from rules.ruleset import Rule
@@ -35,22 +37,29 @@ WHOLE_SITE = text("全场", "whole site")
 async def briefing(
     site: Site,
     ops: OpsStore,
-    day: date,
+    day: date | None,
     devices: Iterable[str] | None = None,
     *,
     now: int | None = None,
     rules: Iterable[Rule] | None = None,
     schedules: Iterable[Schedule] | None = None,
 ) -> Report:
-    """The briefing on `day` (local). `rules` and `schedules` default to the site's files as they are
-    now; the running service passes its own, which stay good while a file being edited is not."""
+    """The briefing on `day` (local), or since yesterday's morning meeting up to `now` when `day` is
+    None. `rules` and `schedules` default to the site's files as they are now; the running service
+    passes its own, which stay good while a file being edited is not."""
     scope = Scope(site, devices)
     now = now_ns() if now is None else now
-    start, end = day_bounds(day, scope.zone)
-    next_start, next_end = day_bounds(day + timedelta(days=1), scope.zone)
+    if day is None:
+        start, end = since_last_briefing(now, scope.zone), now
+        today = local_date(now, scope.zone)
+    else:
+        start, end = day_bounds(day, scope.zone)
+        today = day + timedelta(days=1)
+    next_start, next_end = day_bounds(today, scope.zone)
     as_of = min(now, next_end)
     comm = communication_rules(site, rules)
-    report = scope.report("briefing", text(f"晨会简报 {day}", f"Morning briefing {day}"), start, end, now)
+    shown = today if day is None else day
+    report = scope.report("briefing", text(f"晨会简报 {shown}", f"Morning briefing {shown}"), start, end, now)
     async with ops.sessions() as s:
         counts = await alarm_load.by_device_and_priority(s, scope, start, end)
         emergencies = await _emergencies(s, scope, start, end)
@@ -95,7 +104,7 @@ async def briefing(
                 Column("building", text("楼栋", "Building")),
                 Column("title", text("内容", "Title")),
                 Column("acked_at", text("确认时间", "Acknowledged"), "time"),
-                Column("acked_by", text("确认人", "By")),
+                Column("acked_by", text("确认人", "By"), "name"),
                 Column("cleared_at", text("恢复时间", "Cleared"), "time"),
                 Column("state", text("当前状态", "State now"), "word"),
             ],
@@ -127,7 +136,7 @@ async def briefing(
                 for o in sorted(offline.values(), key=lambda o: (o.start, o.device))
             ],
             note=text(
-                "通讯类规则（条件含 offline()）的报警处于激活状态的设备",
+                "通讯类规则（条件含 offline()）的报警仍在报警中的设备",
                 "Devices with an active alarm of a communication rule (a condition calling offline())",
             ),
         )
@@ -140,7 +149,7 @@ async def briefing(
                 Column("device", text("设备", "Device")),
                 Column("building", text("楼栋", "Building")),
                 Column("since", text("起始", "Since"), "time"),
-                Column("by", text("操作人", "By")),
+                Column("by", text("操作人", "By"), "name"),
                 Column("reason", text("原因", "Reason")),
             ],
             rows=out_of_service,
@@ -154,7 +163,7 @@ async def briefing(
                 Column("at", text("计划时间", "Scheduled"), "time"),
                 Column("title", text("内容", "Round")),
                 Column("kind", text("类型", "Kind"), "word"),
-                Column("team", text("班组", "Team")),
+                Column("team", text("班组", "Team"), "name"),
                 Column("devices", text("设备", "Devices")),
                 Column("due", text("完成期限", "Due"), "time"),
             ],

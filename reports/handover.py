@@ -7,7 +7,6 @@ histories of alarms and tasks and from the plan steps done; what is still open i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,11 +15,13 @@ from sqlalchemy.orm import selectinload
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, AlarmHistoryRow, AlarmRow, OpsStore
 from facility.store.plans import PlanInstanceRow, PlanStepRow
-from facility.store.tasks import UNFINISHED, Bilingual, TaskHistoryRow, TaskRow
+from facility.store.tasks import UNFINISHED, Bilingual, ChecklistItemRow, TaskHistoryRow, TaskRow
+from reports.history import alarm_detail, task_detail
 from reports.model import Column, Figure, Report, Row, Section, text
-from reports.periods import NS, shift_start
+from reports.periods import shift_start
 from reports.scope import Scope
 from reports.task_lists import COLUMNS, task_row, tasks
+from reports.values import local_time
 
 PRIORITY_RANK = case({"emergency": 0, "high": 1, "medium": 2, "low": 3}, value=AlarmRow.priority, else_=4)
 
@@ -69,14 +70,12 @@ async def handover(
                 Figure(
                     "alarms_acknowledged", text("确认", "Alarms acknowledged"), actions(alarm_events, "acknowledged")
                 ),
-                Figure(
-                    "alarms_cleared", text("恢复正常", "Alarms cleared"), actions(alarm_events, "returned to normal")
-                ),
+                Figure("alarms_cleared", text("已恢复", "Alarms cleared"), actions(alarm_events, "returned to normal")),
                 Figure("task_changes", text("工单变动", "Task changes"), len(task_events)),
                 Figure("plans_opened", text("启动预案", "Plans opened"), plans_opened),
                 Figure("plan_steps", text("完成预案步骤", "Plan steps done"), len(steps)),
                 Figure("comments", text("备注与记录", "Comments and notes"), len(comments)),
-                Figure("open_alarms", text("未关闭报警", "Alarms still open"), len(open_alarms)),
+                Figure("open_alarms", text("当前报警", "Alarms still open"), len(open_alarms)),
                 Figure("unfinished_tasks", text("未完成工单", "Tasks not finished"), len(unfinished)),
                 Figure("open_plans", text("进行中预案", "Plans still open"), len(open_plans)),
             ],
@@ -93,7 +92,7 @@ async def handover(
                 Column("device", text("设备", "Device")),
                 Column("title", text("内容", "Title")),
                 Column("action", text("动作", "Event"), "word"),
-                Column("actor", text("操作人", "By")),
+                Column("actor", text("操作人", "By"), "name"),
                 Column("detail", text("说明", "Detail")),
             ],
             rows=alarm_events,
@@ -109,7 +108,7 @@ async def handover(
                 Column("title", text("标题", "Title")),
                 Column("device", text("设备", "Device")),
                 Column("action", text("动作", "Change"), "word"),
-                Column("actor", text("操作人", "By")),
+                Column("actor", text("操作人", "By"), "name"),
                 Column("detail", text("说明", "Detail")),
             ],
             rows=task_events,
@@ -125,7 +124,7 @@ async def handover(
                 Column("title", text("预案名称", "Plan title")),
                 Column("device", text("设备", "Device")),
                 Column("step", text("步骤", "Step")),
-                Column("by", text("执行人", "By")),
+                Column("by", text("执行人", "By"), "name"),
                 Column("late", text("超时", "Late"), "flag"),
                 Column("note", text("备注", "Note")),
             ],
@@ -142,7 +141,7 @@ async def handover(
                 Column("ref", text("编号", "No."), "count"),
                 Column("title", text("标题", "Title")),
                 Column("device", text("设备", "Device")),
-                Column("actor", text("填写人", "By")),
+                Column("actor", text("填写人", "By"), "name"),
                 Column("detail", text("内容", "Text")),
             ],
             rows=[{c: e.get(c) for c in ("ts", "on", "ref", "title", "device", "actor", "detail")} for e in comments],
@@ -151,7 +150,7 @@ async def handover(
     report.sections.append(
         Section(
             "open_alarms",
-            text("未关闭报警", "Alarms still open"),
+            text("当前报警", "Alarms still open"),
             columns=[
                 Column("alarm", text("报警", "Alarm"), "count"),
                 Column("priority", text("优先级", "Priority"), "word"),
@@ -160,7 +159,7 @@ async def handover(
                 Column("device", text("设备", "Device")),
                 Column("building", text("楼栋", "Building")),
                 Column("title", text("内容", "Title")),
-                Column("acked_by", text("确认人", "Acknowledged by")),
+                Column("acked_by", text("确认人", "Acknowledged by"), "name"),
             ],
             rows=open_alarms,
         )
@@ -199,7 +198,7 @@ def _ts(row: Row) -> int:
 
 
 def _local(ts: int, scope: Scope) -> str:
-    return datetime.fromtimestamp(ts / NS, scope.zone).strftime("%Y-%m-%d %H:%M")
+    return local_time(ts, scope.zone)
 
 
 async def _alarm_events(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:
@@ -218,7 +217,7 @@ async def _alarm_events(s: AsyncSession, scope: Scope, since: int, now: int) -> 
             "title": Bilingual(a.title_zh, a.title_en),
             "action": h.action,
             "actor": h.actor,
-            "detail": h.detail,
+            "detail": alarm_detail(h.action, h.detail, Bilingual(a.message_zh, a.message_en), scope.zone),
         }
         for h, a in (await s.execute(query)).all()
     ]
@@ -226,23 +225,31 @@ async def _alarm_events(s: AsyncSession, scope: Scope, since: int, now: int) -> 
 
 async def _task_events(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:
     query = (
-        select(TaskHistoryRow, TaskRow.id, TaskRow.title_zh, TaskRow.title_en, TaskRow.device_id)
+        select(TaskHistoryRow, TaskRow)
         .join(TaskRow, TaskRow.id == TaskHistoryRow.task_id)
         .where(TaskHistoryRow.ts >= since, TaskHistoryRow.ts <= now, scope.tasks())
         .order_by(TaskHistoryRow.ts, TaskHistoryRow.id)
     )
-    return [
-        {
+    found = (await s.execute(query)).all()
+    items = select(ChecklistItemRow).where(ChecklistItemRow.task_id.in_({t.id for _, t in found}))
+    checklists: dict[int, dict[str, Bilingual]] = {}
+    for item in (await s.scalars(items)).all():
+        checklists.setdefault(item.task_id, {})[item.text_en] = Bilingual(item.text_zh, item.text_en)
+    rows: list[Row] = []
+    for h, t in found:
+        title, description = Bilingual(t.title_zh, t.title_en), Bilingual(t.description_zh, t.description_en)
+        detail = task_detail(h.action, h.detail, title, description, checklists.get(t.id, {}))
+        row: Row = {
             "ts": h.ts,
-            "task": task_id,
-            "title": Bilingual(zh, en),
-            "device": scope.name(device),
+            "task": t.id,
+            "title": title,
+            "device": scope.name(t.device_id),
             "action": h.action,
             "actor": h.actor,
-            "detail": h.detail,
+            "detail": detail,
         }
-        for h, task_id, zh, en, device in (await s.execute(query)).all()
-    ]
+        rows.append(row)
+    return rows
 
 
 async def _steps(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:

@@ -13,8 +13,9 @@ from typing import Any, Literal
 from facility.store.tasks import Bilingual
 
 # text: a string or a Bilingual; word: an id with a name in both languages (a priority, a status);
+# name: a team, vendor or person, named when the desk names it (a library team, the rule engine);
 # time: UTC ns; duration: ns; ratio: 0..1; count: an integer; number: a float; flag: a bool
-Kind = Literal["text", "word", "time", "duration", "ratio", "count", "number", "flag"]
+Kind = Literal["text", "word", "name", "time", "duration", "ratio", "count", "number", "flag"]
 Cell = str | int | float | bool | Bilingual | None
 Row = dict[str, Cell]
 ReportKind = Literal["briefing", "handover", "monthly"]

@@ -102,7 +102,7 @@ async def monthly(
                 Figure("peak_10_min", text("10 分钟内报警峰值", "Alarms in the busiest 10 minutes"), load.peak),
                 Figure(
                     "flood_share",
-                    text("报警泛滥时段占比", "Share of 10-minute windows in flood"),
+                    text("报警风暴时段占比", "Share of 10-minute windows in flood"),
                     load.flood_share,
                     "ratio",
                 ),
@@ -162,7 +162,7 @@ async def monthly(
             ],
             rows=[row for _, row in availability],
             note=text(
-                "可用率 = 1 − 通讯类报警激活时长 ÷ 统计时长（本月已过时长）",
+                "可用率 = 1 − 通讯类报警的报警中时长 ÷ 统计时长（本月已过时长）",
                 "Availability = 1 − time under an active communication alarm ÷ the time covered (the month so far)",
             ),
         )
@@ -243,12 +243,12 @@ def _load_section(
             ),
             Figure(
                 "flood_windows",
-                text("报警泛滥时段（10 分钟内超过 10 次）", "10-minute windows in flood (more than 10 alarms)"),
+                text("报警风暴时段（10 分钟内超过 10 次）", "10-minute windows in flood (more than 10 alarms)"),
                 load.flood_windows,
             ),
             Figure(
                 "flood_share",
-                text("报警泛滥时段占比", "Share of 10-minute windows in flood"),
+                text("报警风暴时段占比", "Share of 10-minute windows in flood"),
                 load.flood_share,
                 "ratio",
                 text("< 1%", "< 1%"),
@@ -304,7 +304,7 @@ def _load_section(
             ),
         ],
         note=text(
-            "基准见 ANSI/ISA-18.2-2016 与 EEMUA 191（单个操作岗位）；报警次数为报警进入激活状态的次数",
+            "基准见 ANSI/ISA-18.2-2016 与 EEMUA 191（单个操作岗位）；报警次数为报警进入报警中的次数",
             "Benchmarks of ANSI/ISA-18.2-2016 and EEMUA 191, for one operator position; "
             "an alarm counts each time it goes active",
         ),
@@ -392,7 +392,7 @@ def _acks_section(acks: dict[str, Acks]) -> Section:
         ],
         rows=rows,
         note=text(
-            "每次报警激活到其后第一次确认的时间；未确认的不计入平均",
+            "每次报警发生（含再次发生）到其后第一次确认的时间；未确认的不计入平均",
             "From each activation to the acknowledgement that follows it; activations never acknowledged are left out",
         ),
     )
@@ -473,7 +473,7 @@ def _deadline_section(scope: Scope, key: str, title: Bilingual, by: str, found: 
         key,
         title,
         columns=[
-            Column(by, text("班组", "Team") if by == "team" else text("维保单位", "Vendor")),
+            Column(by, text("班组", "Team") if by == "team" else text("维保单位", "Vendor"), "name"),
             Column("due", text("本月到期", "Due this month"), "count"),
             Column("met", text("按期完成", "On time"), "count"),
             Column("missed", text("超期", "Late"), "count"),
@@ -580,7 +580,7 @@ def _frequent_section(scope: Scope, frequent: list[alarm_load.Frequent]) -> Sect
             for f in frequent
         ],
         note=text(
-            "按规则与设备统计激活次数；频繁报警（chattering）是处理优先的对象",
+            "按规则与设备统计报警次数；频繁抖动的报警应优先处理",
             "Activations per rule and device; chattering alarms are the first to fix",
         ),
     )

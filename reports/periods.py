@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 NS = 1_000_000_000
 SHIFT_STARTS = (time(8, 0), time(20, 0))  # the day and the night shift, local time
+BRIEFING_AT = time(8, 0)  # the morning meeting, local time: the day shift's start
 
 
 def local_ns(day: date, at: time, zone: ZoneInfo) -> int:
@@ -35,3 +36,9 @@ def shift_start(now: int, zone: ZoneInfo) -> int:
     today = local_date(now, zone)
     starts = [local_ns(today - timedelta(days=back), at, zone) for back in (0, 1) for at in SHIFT_STARTS]
     return max(ts for ts in starts if ts <= now)
+
+
+def since_last_briefing(now: int, zone: ZoneInfo) -> int:
+    """When the default briefing begins: yesterday's morning meeting (BRIEFING_AT local on the day
+    before `now`'s local day), so that the briefing read this morning holds all of last night."""
+    return local_ns(local_date(now, zone) - timedelta(days=1), BRIEFING_AT, zone)

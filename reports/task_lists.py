@@ -20,8 +20,8 @@ COLUMNS = [
     Column("priority", text("优先级", "Priority"), "word"),
     Column("status", text("状态", "Status"), "word"),
     Column("device", text("设备", "Device")),
-    Column("team", text("班组或维保单位", "Team or vendor")),
-    Column("assignee", text("负责人", "Assignee")),
+    Column("team", text("班组或维保单位", "Team or vendor"), "name"),
+    Column("assignee", text("负责人", "Assignee"), "name"),
     Column("due", text("期限", "Due"), "time"),
 ]
 

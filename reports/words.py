@@ -1,4 +1,8 @@
-"""Names of the ids a report shows (priorities, systems, statuses, history actions) in both languages."""
+"""Names of the ids a report shows (priorities, systems, statuses, history actions) in both languages.
+
+The Chinese are the duty desk's words (api/desk/i18n.js) and the glossary the desk and the reports
+share, so that a state has one name wherever a user meets it: a closed alarm is 已恢复, an alarm
+suppressed by design 条件屏蔽, on the page and on paper alike."""
 
 from __future__ import annotations
 
@@ -25,20 +29,20 @@ WORDS: dict[str, Bilingual] = {
     "unacknowledged": Bilingual("未确认", "unacknowledged"),
     "acknowledged": Bilingual("已确认", "acknowledged"),
     "rtn_unacknowledged": Bilingual("已恢复未确认", "returned, unacknowledged"),
-    "normal": Bilingual("正常", "normal"),
+    "normal": Bilingual("已恢复", "closed"),
     "shelved": Bilingual("已搁置", "shelved"),
-    "suppressed": Bilingual("设计抑制", "suppressed"),
+    "suppressed": Bilingual("条件屏蔽", "suppressed by design"),
     "out_of_service": Bilingual("停用检修", "out of service"),
     # alarm history
-    "raised": Bilingual("报警", "raised"),
-    "raised again": Bilingual("再次报警", "raised again"),
-    "returned to normal": Bilingual("恢复正常", "returned to normal"),
+    "raised": Bilingual("报警发生", "raised"),
+    "raised again": Bilingual("再次发生", "raised again"),
+    "returned to normal": Bilingual("已恢复", "returned to normal"),
     "unshelved": Bilingual("取消搁置", "unshelved"),
     "comment": Bilingual("备注", "comment"),
-    "suppression ended": Bilingual("抑制结束", "suppression ended"),
-    "chattering": Bilingual("频繁报警", "chattering"),
-    "chattering ended": Bilingual("频繁报警结束", "chattering ended"),
-    "escalated": Bilingual("已升级", "escalated"),
+    "suppression ended": Bilingual("屏蔽解除", "suppression ended"),
+    "chattering": Bilingual("频繁抖动", "chattering"),
+    "chattering ended": Bilingual("抖动结束", "chattering ended"),
+    "escalated": Bilingual("升级", "escalated"),
     "out of service": Bilingual("停用检修", "out of service"),
     "back in service": Bilingual("恢复使用", "back in service"),
     # task kinds
@@ -47,7 +51,7 @@ WORDS: dict[str, Bilingual] = {
     "preventive": Bilingual("保养", "preventive"),
     "complaint": Bilingual("投诉", "complaint"),
     # task statuses
-    "open": Bilingual("待处理", "open"),
+    "open": Bilingual("待派单", "open"),
     "assigned": Bilingual("已派单", "assigned"),
     "in_progress": Bilingual("处理中", "in progress"),
     "resolved": Bilingual("已解决", "resolved"),
@@ -64,12 +68,38 @@ WORDS: dict[str, Bilingual] = {
     # plans
     "opened": Bilingual("启动", "opened"),
     "step done": Bilingual("步骤完成", "step done"),
-    "closed": Bilingual("关闭", "closed"),
+    "closed": Bilingual("结束", "closed"),
     # where a record comes from
     "alarm": Bilingual("报警", "alarm"),
     "task": Bilingual("工单", "task"),
     "plan": Bilingual("预案", "plan"),
 }
+
+
+# Teams, vendors and people are ids the site's users choose; those the rule library uses, and the
+# system's own actors, have the names the desk gives them. Any other is shown as it is.
+NAMES: dict[str, Bilingual] = {
+    "plumbing": Bilingual("给排水班组", "Plumbing"),
+    "electrical": Bilingual("强电班组", "Electrical"),
+    "controls": Bilingual("弱电班组", "Controls"),
+    "security": Bilingual("秩序维护部", "Security"),
+    "engineering": Bilingual("工程部", "Engineering"),
+    "elevator-vendor": Bilingual("电梯维保单位", "Lift contractor"),
+    "elevator-contractor": Bilingual("电梯维保单位", "Lift contractor"),
+    "fire-maintenance": Bilingual("消防维保单位", "Fire contractor"),
+    "fire-safety": Bilingual("消防班组", "Fire safety"),
+    "customer-service": Bilingual("客服中心", "Customer service"),
+    "rules": Bilingual("规则引擎", "rules"),
+    "system": Bilingual("系统", "system"),
+}
+
+
+def name(value: str, lang: str) -> str:
+    """The name of a team or actor id in `lang`, or the id (a person, a vendor's name) as it is."""
+    known = NAMES.get(value)
+    if known is None:
+        return value
+    return known.zh if lang == "zh" else known.en
 
 
 def word(value: str, lang: str) -> str:

@@ -274,6 +274,7 @@ $("#report-form").addEventListener("submit", (event) => {
 });
 $("#report-kind").addEventListener("change", () => renderReports());
 $("#report-print").addEventListener("click", printReport);
+$("#report-xlsx").addEventListener("click", () => downloadReport("xlsx"));
 $("#report-csv").addEventListener("click", () => downloadReport("csv"));
 $("#report-md").addEventListener("click", () => downloadReport("md"));
 

@@ -1,6 +1,6 @@
 // Reports on the desk: the morning briefing, the shift handover and the monthly report, fetched
 // with the token in the header and shown in a sandboxed frame (no scripts run in it), to print or
-// to download as CSV or Markdown.
+// to download as Excel, CSV or Markdown.
 import { api } from "./api.js";
 import { lang, t } from "./i18n.js";
 import { state } from "./state.js";
@@ -19,9 +19,10 @@ function query(kind, format) {
   return `/reports/${kind}?${params}`;
 }
 
-/** Fill in the defaults the first time the tab opens: yesterday's briefing, last month. */
+/** Fill in the defaults the first time the tab opens: last month. The briefing's date stays empty,
+ * so that the server's default applies: since yesterday's morning meeting up to now, which holds
+ * last night (a calendar day would leave out the night's 05:39 entrapment). */
 export function prepareReports() {
-  if (!$("#report-date").value) $("#report-date").value = siteDate(-1);
   if (!$("#report-month").value) {
     const [year, month] = siteDate(0).split("-").map(Number);
     $("#report-month").value = month === 1 ? `${year - 1}-12` : `${year}-${String(month - 1).padStart(2, "0")}`;
@@ -63,7 +64,7 @@ export async function downloadReport(format) {
   try {
     const blob = await api(query(kind, format), { as: "blob" });
     const url = URL.createObjectURL(blob);
-    const name = `${kind}-${(state.site && state.site.id) || "site"}-${siteDate(0)}.${format === "md" ? "md" : "csv"}`;
+    const name = `${kind}-${(state.site && state.site.id) || "site"}-${siteDate(0)}.${format}`;
     const link = el("a", { href: url, download: name });
     document.body.append(link);
     link.click();

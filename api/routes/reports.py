@@ -1,5 +1,6 @@
 """Reports: the morning briefing, the shift handover and the monthly report, as JSON (the report's
-data) or rendered as HTML, Markdown or CSV in Chinese or English. A user limited to buildings gets
+data) or rendered as HTML, Markdown, CSV or an Excel workbook in Chinese or English; CSV and Excel
+come as a download named for the report, its site and its start. A user limited to buildings gets
 the report of their buildings."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from api.context import ApiContext
 from facility.model import now_ns
 from reports.periods import local_date
 
-FormatQuery = Annotated[reports.Format, Query(alias="format", description="json (the data), html, md or csv")]
+FormatQuery = Annotated[reports.Format, Query(alias="format", description="json (the data), html, md, csv or xlsx")]
+DOWNLOADS = ("csv", "xlsx")  # files for a spreadsheet: saved, not shown
 FIRST_YEAR, LAST_YEAR = 1970, 2261  # the times the stores can hold (UTC ns in 64 bits)
 LangQuery = Annotated[reports.Lang, Query(description="zh or en (JSON carries both)")]
 
@@ -27,24 +29,33 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     zone = ZoneInfo(ctx.site.site.timezone)
 
     def rendered(report: reports.Report, fmt: reports.Format, lang: reports.Lang) -> Response:
-        return Response(reports.render(report, fmt, lang), media_type=reports.MEDIA_TYPES[fmt])
+        headers = {}
+        if fmt in DOWNLOADS:
+            start = datetime.fromtimestamp(report.start / 1e9, zone).strftime("%Y-%m-%d-%H%M")
+            name = f"{report.kind}-{report.site}-{start}-{lang}.{fmt}"
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return Response(reports.render(report, fmt, lang), media_type=reports.MEDIA_TYPES[fmt], headers=headers)
 
     @r.get("/reports/briefing")
     async def briefing(
         user: User = Depends(auth.require(Role.VIEWER)),
-        day: Annotated[date | None, Query(alias="date", description="YYYY-MM-DD; default: yesterday")] = None,
+        day: Annotated[
+            date | None,
+            Query(alias="date", description="YYYY-MM-DD, a local day; default: since yesterday's 08:00 up to now"),
+        ] = None,
         fmt: FormatQuery = "json",
         lang: LangQuery = "zh",
     ) -> Response:
-        """The morning briefing on a local day: its alarms, emergencies and tasks, and what the next
-        day starts with (overdue tasks, devices offline or out of service, rounds, tasks due)."""
+        """The morning briefing: the alarms, emergencies and tasks since yesterday's morning meeting
+        (or of a local day), and what today starts with (overdue tasks, devices offline or out of
+        service, rounds, tasks due)."""
         now = now_ns()
         if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
             raise query_error("date", f"a day between {FIRST_YEAR} and {LAST_YEAR}")
         report = await reports.briefing(
             ctx.site,
             ctx.ops,
-            day or local_date(now, zone) - timedelta(days=1),
+            day,
             ctx.visible(user),
             now=now,
             rules=ctx.rules.rules,

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
+import openpyxl
 import pytest
 from playwright.async_api import Browser, Page, Request, ViewportSize, async_playwright, expect
 from typer.testing import CliRunner
@@ -399,10 +400,10 @@ async def test_the_morning_briefing_is_shown_in_the_desk_language_and_can_be_pri
         page.on("request", lambda request: asked.append(request))
         await _log_in(page, url, TOKEN)
         await page.click('#tabs button[data-tab="reports"]')
-        yesterday = (datetime.now(SITE_ZONE) - timedelta(days=1)).strftime("%Y-%m-%d")
-        await expect(page.locator("#report-date")).to_have_value(yesterday)
+        await expect(page.locator("#report-date")).to_have_value("")  # the server's default: last night
         report = page.frame_locator("#report")
         await expect(report.locator("body")).to_contain_text("Test estate", timeout=15_000)
+        await expect(report.locator("body")).to_contain_text("晨会简报")
         # The report's own stylesheet applies inside the desk's policy (A4 width, its table borders).
         await expect(report.locator("body")).to_have_css("max-width", re.compile(r"^79[0-9]"))
         assert refused == []
@@ -412,12 +413,20 @@ async def test_the_morning_briefing_is_shown_in_the_desk_language_and_can_be_pri
         await page.evaluate("document.querySelector('#report').contentWindow.print = () => { window.printed = true; }")
         await page.click("#report-print")
         assert await page.evaluate("window.printed === true")
+        async with page.expect_download() as downloading:  # as property companies exchange them
+            await page.click("#report-xlsx")
+        download = await downloading.value
+        assert download.suggested_filename.startswith("briefing-") and download.suggested_filename.endswith(".xlsx")
+        saved = tmp_path / download.suggested_filename  # openpyxl goes by the file's extension
+        await download.save_as(saved)
+        workbook = openpyxl.load_workbook(saved)
+        assert "晨会简报" in str(workbook.worksheets[0]["A1"].value)
 
         await page.click("#lang")  # the report is read again, in English
         await expect(report.locator("body")).to_contain_text("briefing", ignore_case=True, timeout=15_000)
         briefings = [r for r in asked if "/api/v1/reports/briefing?" in r.url]
         assert [parse_qs(urlsplit(r.url).query) for r in briefings] == [
-            {"format": ["html"], "lang": [lang], "date": [yesterday]} for lang in ("zh", "en")
+            {"format": [fmt], "lang": [lang]} for fmt, lang in (("html", "zh"), ("xlsx", "zh"), ("html", "en"))
         ]
         assert all(r.headers.get("authorization") == f"Bearer {TOKEN}" for r in briefings)
         assert not any(TOKEN in r.url for r in asked)  # the token travels in a header, never in a URL

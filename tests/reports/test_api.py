@@ -6,6 +6,7 @@ the telemetry history, which reports never use, are stand-ins that fail if calle
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from openpyxl import load_workbook
 
 from api.auth import Role, TokenAuth
 from api.routes import reports as report_routes
@@ -100,3 +102,12 @@ async def test_a_bad_parameter_is_a_422_naming_it(http: Any, path: str, field: s
 async def test_a_report_needs_a_token(http: Any) -> None:
     client, _ = http
     assert (await client.get("/api/v1/reports/briefing")).status_code == 401
+
+
+async def test_an_excel_report_comes_as_a_named_download(http: Any) -> None:
+    response = await get(http, "briefing?date=2026-10-05&format=xlsx&lang=zh")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert response.headers["content-disposition"] == 'attachment; filename="briefing-estate-2026-10-05-0000-zh.xlsx"'
+    book = load_workbook(io.BytesIO(response.content))
+    assert book.sheetnames[:2] == ["报告", "概要"] and book["概要"]["B2"].value == 2  # alarms raised, a number

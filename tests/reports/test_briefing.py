@@ -150,3 +150,22 @@ async def test_a_briefing_limited_to_buildings_keeps_their_devices_and_site_wide
     assert column(b2, "devices_offline", "device") == ["Pump 2"]
     assert english(column(b2, "rounds_today", "title")) == ["Daily pump-room round"]
     assert b2.buildings == ["B2"] and b2.devices == ["pump-2"]
+
+
+async def test_the_default_briefing_at_the_morning_meeting_holds_last_night(
+    site: Site, store: OpsStore, seed: Seed
+) -> None:
+    await seed.raise_("low-pressure", "pump-1", "2026-12-09 07:59")  # before yesterday's meeting: not in it
+    await seed.raise_("low-pressure", "pump-2", "2026-12-09 08:00")
+    trapped = await seed.raise_("entrapment", "lift-1", "2026-12-10 05:39")
+    report = await briefing(site, store, None, now=at("2026-12-10 08:00"))
+    assert (report.start, report.end) == (at("2026-12-09 08:00"), at("2026-12-10 08:00"))
+    assert figures(report)["alarms"] == 2 and figures(report)["emergencies"] == 1
+    (emergency,) = report.section("emergencies").rows
+    assert (emergency["alarm"], emergency["raised_at"]) == (trapped, at("2026-12-10 05:39"))
+    assert report.title.zh == "晨会简报 2026-12-10"
+    assert [r["at"] for r in report.section("rounds_today").rows] == [at("2026-12-10 09:00")] * 2  # today's
+
+    by_day = await briefing(site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"))
+    assert (by_day.start, by_day.end) == (at("2026-12-09 00:00"), at("2026-12-10 00:00"))  # --date: the calendar day
+    assert figures(by_day)["emergencies"] == 0

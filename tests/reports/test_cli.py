@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import openpyxl
 from typer.testing import CliRunner
 
 from facility.cli import app
@@ -43,6 +44,19 @@ def test_reports_print_as_markdown_or_go_to_a_file_in_any_format(tmp_path: Path,
     assert code == 0 and out.startswith("<!DOCTYPE html>") and "<svg" in out and "Morning briefing 2026-10-05" in out
 
 
+def test_an_excel_report_goes_to_a_file_and_never_to_the_terminal(tmp_path: Path, site: Site) -> None:
+    seeded_folder(tmp_path / "data")
+    target = tmp_path / "2026-10.xlsx"
+    code, out, _ = report(tmp_path, "monthly", "--month", "2026-10", "--format", "xlsx", "--out", str(target))
+    assert code == 0 and out == ""
+    workbook = openpyxl.load_workbook(target)
+    assert len(workbook.sheetnames) > 1 and "月度报告" in str(workbook.worksheets[0]["A1"].value)
+
+    code, out, err = report(tmp_path, "monthly", "--month", "2026-10", "--format", "xlsx")
+    assert code == 2 and out == ""
+    assert "--format" in err and "--out" in err and "FILE.xlsx" in err
+
+
 def test_bad_options_are_refused_naming_the_option(tmp_path: Path, site: Site) -> None:
     seeded_folder(tmp_path / "data")
     for args, message in [
@@ -50,7 +64,7 @@ def test_bad_options_are_refused_naming_the_option(tmp_path: Path, site: Site) -
         (["monthly", "--month", "October"], "'October' is not a month; write YYYY-MM"),
         (["briefing", "--date", "5/10/2026"], "'5/10/2026' is not a date; write YYYY-MM-DD"),
         (["handover", "--since", "2099-01-01T08:00"], "is after now"),
-        (["briefing", "--format", "pdf"], "'pdf' is not one of html, md, csv, json"),
+        (["briefing", "--format", "pdf"], "'pdf' is not one of html, md, csv, json, xlsx"),
         (["briefing", "--lang", "fr"], "'fr' is not zh or en"),
     ]:
         code, _, err = report(tmp_path, *args)

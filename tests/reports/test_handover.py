@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from facility.site import Site
 from facility.store.ops import OpsStore
 from facility.store.plans import NewStep, PlanStore
-from facility.store.tasks import TaskKind
-from reports import Report, handover
+from facility.store.tasks import Bilingual, TaskKind, TaskStatus
+from reports import Report, briefing, handover, render
 from reports.periods import shift_start
 from tests.reports.conftest import MINUTE, ZONE, Seed, at
 
@@ -33,6 +35,10 @@ async def seed_shift(seed: Seed) -> None:
     await seed.tasks.assign(t1, "li", "ana", "", at("2026-12-09 10:30"))
     await seed.clear("low-pressure", "pump-1", "2026-12-09 11:00")
     await seed.task("2026-12-09 11:15", "2026-12-10 11:15", kind=TaskKind.COMPLAINT, title="noise")
+
+
+def in_zh(detail: object) -> object:
+    return detail.zh if isinstance(detail, Bilingual) else detail
 
 
 def figures(report: Report) -> dict[str, object]:
@@ -112,3 +118,41 @@ async def test_since_moves_the_start_and_a_building_limit_leaves_other_buildings
 )
 def test_shifts_start_at_eight_in_the_morning_and_the_evening(now: str, start: str) -> None:
     assert shift_start(at(now), ZONE) == at(start)
+
+
+async def test_the_handover_in_chinese_says_every_detail_in_chinese_at_site_times(
+    site: Site, store: OpsStore, seed: Seed
+) -> None:
+    trapped = await seed.raise_("entrapment", "lift-1", "2026-12-09 08:30")
+    await seed.ops.escalate_due({"emergency": 120 * 1_000_000_000}, at("2026-12-09 08:32"))
+    await seed.ack(trapped, "2026-12-09 08:33")
+    sump = await seed.raise_("sump-high", "sump-1", "2026-12-09 09:00")
+    assert await seed.ops.shelve(sump, "ana", "", "pump being replaced", at("2026-12-09 12:00"), at("2026-12-09 09:05"))
+    task = await seed.task("2026-12-09 09:10", "2026-12-09 17:00", device="sump-1", title="sump")
+    await seed.tasks.assign(task, "li", "ana", "", at("2026-12-09 09:20"))
+    await seed.tasks.assign(task, "wu", "ana", "", at("2026-12-09 09:25"))
+    await seed.move(task, "2026-12-09 09:30", TaskStatus.IN_PROGRESS)
+
+    report = await handover(site, store, None, at(NOW))
+    alarms = {(e["action"], in_zh(e["detail"])) for e in report.section("alarm_events").rows}
+    assert ("escalated", "2 分钟内未确认") in alarms
+    assert ("shelved", "搁置至 2026-12-09 12:00：pump being replaced") in alarms  # site time, not 04:00:00Z
+    tasks = [in_zh(e["detail"]) for e in report.section("task_events").rows]
+    assert tasks == ["sump", "派给 li", "由 li 改派给 wu", "已派单 → 处理中"]
+
+    page = render(report, "md", "zh")
+    assert "Z" not in page.replace("Zone", "") and "within" not in page and "->" not in page
+    assert "| 升级 |" in page and "| 已确认 |" in page
+    english = render(report, "md", "en")
+    assert "until 2026-12-09 12:00: pump being replaced" in english and "assigned → in progress" in english
+
+
+async def test_a_closed_alarm_is_called_as_on_the_desk(site: Site, store: OpsStore, seed: Seed) -> None:
+    lift = await seed.raise_("entrapment", "lift-1", "2026-12-09 09:00")
+    await seed.clear("entrapment", "lift-1", "2026-12-09 09:20")
+    await seed.ack(lift, "2026-12-09 09:30")
+    report = await briefing(site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"))
+    (row,) = report.section("emergencies").rows
+    assert row["state"] == "normal"
+    page = render(report, "md", "zh")
+    assert "| 已恢复 |" in page and "正常 |" not in page and "已关闭" not in page

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from facility.site import Site
 from facility.store.ops import OpsStore
@@ -184,7 +186,9 @@ async def test_every_report_renders_in_every_format_and_language(
     for report in reports:
         for lang in LANGS:
             text = render(report, fmt, lang)
-            if fmt == "html":
+            if isinstance(text, bytes):
+                assert fmt == "xlsx" and load_workbook(io.BytesIO(text)).sheetnames[0] in ("报告", "Report")
+            elif fmt == "html":
                 parse(text)
             elif fmt == "csv":
                 assert csv_blocks(text)
