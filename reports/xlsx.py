@@ -23,7 +23,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell, MergedCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -140,8 +140,10 @@ def _put(cell: Cell | MergedCell, value: Value, kind: CellKind, zone: ZoneInfo) 
 
 
 def _text(cell: Cell | MergedCell, value: str) -> Cell | MergedCell:
-    """A string cell, whatever it starts with: openpyxl would take a leading `=` for a formula."""
-    cell.value = value
+    """A string cell, whatever it starts with: openpyxl would take a leading `=` for a formula.
+    Control characters, which the file format cannot hold (a device's garbage in a dead letter, a
+    pasted title), are written as `\\x01`, so that the report is still made and says they were there."""
+    cell.value = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
     cell.data_type = "s"
     return cell
 

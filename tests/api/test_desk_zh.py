@@ -26,7 +26,7 @@ ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 UNITS = {"kPa", "MPa", "m", "mm", "A", "V", "kW", "kWh", "Hz", "lx", "rpm", "kvar"}
 UNIT_MARKS = ("m³/h", "℃", "°C", "mm/s", "m³", "%")
 # File formats named on buttons, and standards cited in messages: written so in Chinese too.
-NAMES = {"CSV", "Markdown", "GB/T", "ISO"}
+NAMES = {"CSV", "Excel", "Markdown", "GB/T", "ISO"}  # file formats and standards, named as written
 LATIN = re.compile(r"[A-Za-z][A-Za-z0-9_./\-]*")
 
 

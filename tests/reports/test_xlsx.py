@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from openpyxl import load_workbook
@@ -15,6 +16,7 @@ from facility.site import Site
 from facility.store.ops import OpsStore
 from facility.store.tasks import TaskKind
 from reports import briefing, handover, monthly, render
+from reports.xlsx import Block, Sheet, XColumn, workbook
 from tests.reports.conftest import Seed, at
 from tests.reports.test_briefing import DAY, MORNING, seed_day
 
@@ -83,3 +85,12 @@ async def test_the_handover_and_monthly_workbooks_keep_durations_and_shares_as_n
         [datetime(2026, 10, 5, 10, 0), alarm, "高", "Pump 1", "pump-1 low-pressure", "报警发生"],
         [datetime(2026, 10, 5, 10, 4), alarm, "高", "Pump 1", "pump-1 low-pressure", "已确认"],
     ]
+
+
+def test_control_characters_are_written_visibly_never_refused() -> None:
+    """A task title pasted with a control character (or a device's garbage) must not make the
+    report fail: the file format cannot hold it, so it is written as `\\x01`."""
+    table = Block([XColumn("标题", "text")], [["泵房\x01漏水\x1b[31m"]])
+    wb = load_workbook(io.BytesIO(workbook([Sheet("工单", [table])], ZoneInfo("Asia/Shanghai"))))
+    values = [c.value for row in wb["工单"].iter_rows() for c in row if c.value]
+    assert "泵房\\x01漏水\\x1b[31m" in values
