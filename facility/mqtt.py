@@ -187,15 +187,30 @@ class MqttClient:
     def connected(self) -> bool:
         return self._client.is_connected()
 
-    async def start(self, timeout: float = 10.0) -> None:
+    async def start(self, timeout: float = 10.0, *, required: bool = True) -> None:
         """Connect, and return once the broker has acknowledged the connection and every
-        subscription, so that nothing published after this returns is missed."""
+        subscription, so that nothing published after this returns is missed.
+
+        Not `required` (the service's own clients), a broker that does not answer within `timeout`
+        is said once and the client keeps trying in the background, subscribing when it connects:
+        a service started before its broker (or while it restarts) runs its Modbus devices, rules
+        and desk meanwhile, and /readyz shows the broker down."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._keeper = asyncio.create_task(self._keep(), name=f"mqtt {self.host}:{self.port}")
         try:
             await asyncio.wait_for(self._up.wait(), timeout)
         except TimeoutError:
+            if not required:
+                log.warning(
+                    "MQTT broker %s:%s did not answer within %gs; starting without it (%s) and connecting"
+                    " as soon as it answers",
+                    self.host,
+                    self.port,
+                    timeout,
+                    self.name,
+                )
+                return
             await self._halt()
             raise MqttError(f"no MQTT broker answered at {self.host}:{self.port} within {timeout:g}s") from None
 

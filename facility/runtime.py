@@ -356,7 +356,7 @@ async def _start_notifier(
             client_id=f"facility-events-{site.site.id}",  # a kept session: QoS 1 events wait out a reconnect
             name="events",
         )
-        await client.start()
+        await client.start(required=False)  # events wait in paho (QoS 1) until the broker answers
         readiness.add(client)
         closers.append(client.stop)
         publish = client.publish

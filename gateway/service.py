@@ -65,7 +65,7 @@ class Gateway:
                 ack_after=self._ack_after,
                 name="gateway",
             )
-            await self._mqtt.start()
+            await self._mqtt.start(required=False)  # a broker not up yet delays MQTT devices, nothing else
         buses: dict[str, list[tuple[Device, Profile]]] = {}
         for device in self._site.devices:
             if device.modbus:
