@@ -25,7 +25,7 @@ from facility.model import AlarmState, Priority, now_ns
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore, OpsUnavailable
 from rules.engine import Change
-from rules.ruleset import render, text_values
+from rules.ruleset import point_names, render, text_values
 
 log = logging.getLogger(__name__)
 
@@ -187,15 +187,18 @@ class AlarmService:
 
     def _new_alarm(self, change: Change) -> NewAlarm:
         spec = change.rule.spec
-        values = text_values(self._site.device(change.device), change.values)
+        device = self._site.device(change.device)
+        values = text_values(device, change.values)
+        profile = self._site.profile_of(device)
+        zh, en = point_names(profile, "zh"), point_names(profile, "en")
         return NewAlarm(
             rule_id=spec.id,
             device_id=change.device,
             priority=spec.priority.value,
-            title_zh=render(spec.title.zh, values),
-            title_en=render(spec.title.en, values),
-            message_zh=render(spec.message.zh, values) if spec.message else "",
-            message_en=render(spec.message.en, values) if spec.message else "",
+            title_zh=render(spec.title.zh, values, zh),
+            title_en=render(spec.title.en, values, en),
+            message_zh=render(spec.message.zh, values, zh) if spec.message else "",
+            message_en=render(spec.message.en, values, en) if spec.message else "",
             ts=change.ts,
             suppressed=change.suppressed,
         )

@@ -6,6 +6,7 @@ line and field, and nothing of a file with problems is used. One rule:
     - id: lighting-circuit-off            # ASCII id; a later file redefining it overrides it
       title: {zh: "...", en: "{device_name}: circuit 1 off"}   # {device_name} {building}
       message: {zh: "...", en: "..."}     # {location_floor} {room} and point values {lux:.0f}
+                                          # {points_in:fire}: the points now `fire`, by label
       devices: {types: [...], ids: [...], buildings: [...], tags: [...]}
       when: circuit_1_command and not circuit_1_on   # see rules.expr for the language
       for: 30s                            # must hold this long before it is active
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from facility.duration import Duration
 from facility.model import Priority
+from facility.profile import Profile
 from facility.site import ID_PATTERN, Device, Site
 from facility.yamlfile import ConfigError, ConfigWarning, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.expr import ExprError, Expression, compile_expr
@@ -174,12 +176,38 @@ class Rule:
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 
+POINTS_IN = "points_in"
+"""`{points_in:fire}`: the labels of the device's points whose value is now `fire`, as a fire
+panel's display names the zones in alarm (the value is an enum label of the rule's devices)."""
 
-def render(template: str, values: dict[str, Any]) -> str:
-    """Fill {name} and {name:spec} from `values`; no attribute or index access, unknown names stay."""
+
+@dataclass(frozen=True)
+class PointNames:
+    """How one language names a device's points in `{points_in:...}`: the profile's labels, in
+    profile order (zone 3 before zone 5 whatever order the readings came in), and the separator
+    the language lists them with."""
+
+    labels: dict[str, str]
+    separator: str
+
+
+def point_names(profile: Profile, lang: Literal["zh", "en"]) -> PointNames:
+    """The profile's point labels in `lang` (the id where a point has none)."""
+    labels = {name: spec.label.get(lang) or name for name, spec in profile.points.items()}
+    return PointNames(labels, "、" if lang == "zh" else ", ")
+
+
+def render(template: str, values: dict[str, Any], names: PointNames | None = None) -> str:
+    """Fill {name} and {name:spec} from `values`; no attribute or index access, unknown names stay.
+    `{points_in:<value>}` lists the points at that value by their `names` (ids without them), or
+    `?` when none is: the text never claims an empty list of zones in alarm."""
 
     def one(match: re.Match[str]) -> str:
         name, spec = match.group(1), match.group(2) or ""
+        if name == POINTS_IN and name not in values:
+            given = names or PointNames({point: point for point in values}, ", ")
+            found = [label for point, label in given.labels.items() if values.get(point) == spec]
+            return given.separator.join(found) or "?"
         if name not in values or values[name] is None:
             return match.group(0) if name not in values else "?"
         try:
@@ -275,10 +303,13 @@ def _load_file(
         if len(compiled) < 3 or compiled["when"] is None:  # a problem was found in an expression
             continue
         problems.extend(_label_problems(doc, loc, compiled, devices, site))
+        states = _enum_states(site, devices)
         if devices:
-            problems.extend(_placeholder_problems(doc, loc, points))
+            problems.extend(_placeholder_problems(doc, loc, points, states))
         texts = [spec.title.zh, spec.title.en] + ([spec.message.zh, spec.message.en] if spec.message else [])
-        shown = frozenset(m.group(1) for text in texts for m in _PLACEHOLDER.finditer(text)) & points
+        named = [(m.group(1), m.group(2)) for text in texts for m in _PLACEHOLDER.finditer(text)]
+        listed = {p for name, value in named if name == POINTS_IN for p in states.get(value or "", ())}
+        shown = (frozenset(name for name, _ in named) & points) | listed
         rule = Rule(
             spec,
             compiled["when"],
@@ -335,18 +366,37 @@ def _label_problems(
     return problems
 
 
-def _placeholder_problems(doc: YamlDoc, loc: Loc, points: set[str]) -> list[Problem]:
+def _enum_states(site: Site, devices: list[Device]) -> dict[str, set[str]]:
+    """Each enum label of the devices' profiles -> the points that can take it: what
+    `{points_in:<label>}` may ask for and the points it lists."""
+    states: dict[str, set[str]] = {}
+    for device in devices:
+        for name, point in site.profile_of(device).points.items():
+            for label in point.modbus.enum.values() if point.modbus is not None and point.modbus.enum else ():
+                states.setdefault(label, set()).add(name)
+    return states
+
+
+def _placeholder_problems(doc: YamlDoc, loc: Loc, points: set[str], states: dict[str, set[str]]) -> list[Problem]:
     """A {name} in a title or message that is neither a point of the rule's devices nor one of
-    TEXT_FIELDS: at run time it would show as written, or as `?`, instead of a value."""
+    TEXT_FIELDS, or a {points_in:<value>} whose value no enum point of the devices takes: at run
+    time it would show as written, or as `?`, instead of a value."""
     known = points | set(TEXT_FIELDS)
     problems = []
     for part in ("title", "message"):
         given = doc.value_at((*loc, part))
         for language, text in given.items() if isinstance(given, dict) else ():
             for match in _PLACEHOLDER.finditer(text) if isinstance(text, str) else ():
-                if match.group(1) not in known:
+                name, value = match.group(1), match.group(2)
+                if name == POINTS_IN and name not in points:
+                    if value not in states:
+                        values = ", ".join(sorted(states)) or "none: the devices have no enum point"
+                        asked = f"{{{POINTS_IN}:{value or ''}}}"
+                        message = f"{asked} names no value of an enum point of this rule's devices (values: {values})"
+                        problems.append(doc.problem((*loc, part, language), message))
+                elif name not in known:
                     others = ", ".join(TEXT_FIELDS)
-                    message = f"{{{match.group(1)}}} is no point of this rule's devices nor one of {others}"
+                    message = f"{{{name}}} is no point of this rule's devices nor one of {others}"
                     problems.append(doc.problem((*loc, part, language), message))
     return problems
 

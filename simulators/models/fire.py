@@ -16,11 +16,14 @@ FLAT_V = 21.0  # deep-discharge cut-off
 
 
 class FirePanel(DeviceModel):
-    """A quiet panel until a fault is given; the fire counter only ever counts up."""
+    """A quiet panel until a fault is given; the fire counter only ever counts up.
+
+    A fire spreads rather than moves: `fire zone=5` given while zone 3 is in fire puts both in
+    fire, as a panel latches each zone until it is reset (clearing the fault resets them all)."""
 
     type = "fire_panel"
     FAULTS: ClassVar[dict[str, str]] = {
-        "fire": "a detector goes into alarm in one zone (param zone: 1-8, default 1)",
+        "fire": "a detector goes into alarm in one more zone (param zone: 1-8, default 1)",
         "zone_fault": "a zone reports an open or short circuit (param zone: 1-8, default 2)",
         "panel_mains_failure": "the panel loses mains and runs down its standby battery from 27.2 V",
         "battery_fault": "the standby battery is missing or failed: no voltage can be measured",
@@ -31,7 +34,7 @@ class FirePanel(DeviceModel):
     def __init__(self, device_id: str, rng: random.Random) -> None:
         super().__init__(device_id, rng)
         self.fire_count = rng.randint(0, 30)  # fire events since commissioning, false alarms included
-        self.burning: int | None = None  # the zone in fire at the last update
+        self.burning: set[int] = set()  # the zones in fire at the last update
         self.battery = FLOAT_V
 
     def check_params(self, fault: str, params: dict[str, Any]) -> None:
@@ -42,6 +45,17 @@ class FirePanel(DeviceModel):
         else:
             super().check_params(fault, params)
 
+    def inject(self, fault: str, params: dict[str, Any] | None = None) -> None:
+        """A fire in a further zone joins those already in fire: the fault's params list them all."""
+        burning = self._fire_zones()
+        super().inject(fault, params)
+        if fault == "fire":
+            zone = self.faults["fire"].get("zone", self.DEFAULT_ZONE["fire"])
+            self.faults["fire"] = {"zones": sorted({*burning, zone})}
+
+    def _fire_zones(self) -> set[int]:
+        return set(self.faults["fire"]["zones"]) if "fire" in self.faults else set()
+
     def _zone_of(self, fault: str) -> int | None:
         if fault not in self.faults:
             return None
@@ -49,15 +63,14 @@ class FirePanel(DeviceModel):
         return zone
 
     def update(self, dt: float, t: float) -> None:
-        fire_zone, fault_zone = self._zone_of("fire"), self._zone_of("zone_fault")
-        if fire_zone is not None and fire_zone != self.burning:
-            self.fire_count += 1
-        self.burning = fire_zone
+        fire_zones, fault_zone = self._fire_zones(), self._zone_of("zone_fault")
+        self.fire_count += len(fire_zones - self.burning)  # each zone going into fire is one event
+        self.burning = fire_zones
         states = {z: "isolated" if z in ISOLATED_ZONES else "normal" for z in ZONES}
         if fault_zone is not None:
             states[fault_zone] = "fault"
-        if fire_zone is not None:
-            states[fire_zone] = "fire"  # a fire outranks a fault in the same zone
+        for zone in fire_zones:
+            states[zone] = "fire"  # a fire outranks a fault in the same zone
         mains_fail = "panel_mains_failure" in self.faults
         battery_fault = "battery_fault" in self.faults
         if mains_fail:
@@ -69,7 +82,7 @@ class FirePanel(DeviceModel):
             "mains_fail": mains_fail,
             "battery_fault": battery_fault,
             "silenced": False,
-            "general_fire": fire_zone is not None,
+            "general_fire": bool(fire_zones),
             # Loss of mains and a failed battery are faults too, as EN 54-2 has panels show them.
             "general_fault": fault_zone is not None or mains_fail or battery_fault,
             "battery_voltage": None if battery_fault else round(self.jitter(self.battery, 0.01), 2),

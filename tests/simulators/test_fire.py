@@ -74,13 +74,19 @@ async def test_fire_in_a_zone_counts_once_and_clears(panel: Running, params: dic
     await read_until(site, "panel-1", lambda v: v["fire_count"] == count + 2)
 
 
-async def test_fire_moving_to_another_zone_is_a_new_event(panel: Running) -> None:
+async def test_fire_spreading_to_another_zone_keeps_both_in_fire_and_is_a_new_event(panel: Running) -> None:
     site, host = panel
     count = (await read(site))["fire_count"]
     await host.inject("panel-1", "fire", {"zone": 2})
+    await read_until(site, "panel-1", lambda v: only_zone(v, 2, "fire"))
     await host.inject("panel-1", "fire", {"zone": 4})
-    v = await read_until(site, "panel-1", lambda v: only_zone(v, 4, "fire"))
+    v = await read_until(site, "panel-1", lambda v: v["zone_4_state"] == "fire")
+    assert [v[f"zone_{z}_state"] for z in ZONES] == ["normal", "fire", "normal", "fire"] + ["normal"] * 3 + ["isolated"]
+    assert v["general_fire"] is True
     assert v["fire_count"] == count + 2
+    assert host.model("panel-1").faults["fire"] == {"zones": [2, 4]}
+    await host.clear("panel-1", "fire")  # the panel is reset: every zone leaves fire
+    await read_until(site, "panel-1", quiet)
 
 
 @pytest.mark.parametrize(("params", "zone"), [(None, 2), ({"zone": 6}, 6)])
