@@ -8,8 +8,8 @@ parse a large body stalls the whole service. Here, in order:
    (health, the desk's files, the API's docs), before the body is touched: a stranger's upload is
    answered 401 at once;
 3. the body's size is held to `api.max_body_kb` (`MAX_FILE_BODY_KB` on the routes that take a
-   whole file): a larger `Content-Length` is answered 413 unread, and a body without one (chunked)
-   is read only up to the limit.
+   whole file, `api.max_attachment_kb` on a task's attachment upload): a larger `Content-Length`
+   is answered 413 unread, and a body without one (chunked) is read only up to the limit.
 
 Every answer leaves with the browser hardening of its kind (a Content-Security-Policy without
 inline script for the desk, one of its own for the docs, none at all for the API's data), and API
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
@@ -35,6 +36,7 @@ from reports.html import STYLE as REPORT_STYLE
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/api/openapi.json", "/api/docs"})
 OPEN_PREFIXES = ("/desk/", "/api/docs/")
 FILE_ROUTES = frozenset({"/api/v1/rules/validate"})  # takes a whole rule file, parsed off the event loop
+UPLOAD_ROUTE = re.compile(r"/api/v1/tasks/\d+/attachments")  # a photo or PDF: api.max_attachment_kb
 
 _SELF = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # The desk shows a report in a sandboxed frame of its own document (srcdoc), which keeps the desk's
@@ -76,6 +78,7 @@ class Edge:
         self._hosts = frozenset(h.lower() for h in settings.hosts)
         self._max_body = settings.max_body_kb * 1024
         self._max_file = max(MAX_FILE_BODY_KB, settings.max_body_kb) * 1024
+        self._max_upload = max(settings.max_attachment_kb, settings.max_body_kb) * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,7 +98,7 @@ class Edge:
                 await _answer(send, exc.status_code, exc.detail, (exc.headers or {}).items())
                 return
             scope.setdefault("state", {})["user"] = user  # the routes and the audit log find it here
-        limit = self._max_file if path in FILE_ROUTES else self._max_body
+        limit = self._limit_of(path)
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -111,6 +114,12 @@ class Edge:
                 return
             receive = _replay(body, receive)
         await self._app(scope, receive, send)
+
+    def _limit_of(self, path: str) -> int:
+        """The most a request to `path` may carry, in bytes."""
+        if path in FILE_ROUTES:
+            return self._max_file
+        return self._max_upload if UPLOAD_ROUTE.fullmatch(path) else self._max_body
 
 
 async def _read_up_to(receive: Receive, limit: int) -> bytes | None:

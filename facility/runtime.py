@@ -162,7 +162,9 @@ async def _run(
 
     outbox = local_dir(site, options.data_dir, "journal") / "notifications.json"
     pipeline.notifier_stop = await _start_notifier(site, bus, ops, pipeline.closers, readiness, outbox)
-    rules = pipeline.rules = RulesService(site, bus, ops, local_dir(site, options.data_dir, "journal"))
+    rules = pipeline.rules = RulesService(
+        site, bus, ops, local_dir(site, options.data_dir, "journal"), local_dir(site, options.data_dir, "attachments")
+    )
     await rules.start()
     readiness.add(rules.outcomes)
     writer.alarm_points = _judged_points(rules)
@@ -311,8 +313,8 @@ def _signals(stopping: asyncio.Event) -> Iterator[None]:
 
 
 def local_dir(site: Site, data_dir: Path | None, name: str) -> Path:
-    """A folder on this machine's disk for the spool or the outcome journal: in the data dir, or
-    (journal) beside the site's spool."""
+    """A folder on this machine's disk for the spool, the outcome journal or the tasks' attachments:
+    in the data dir, or (journal, attachments) beside the site's spool."""
     if data_dir is not None:
         return data_dir / name
     spool = Path(site.stores.spool)

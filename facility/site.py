@@ -231,6 +231,15 @@ class Vendor(_Strict):
     arrive_within: Duration | None = None  # contractual response time to an emergency, e.g. 30m
 
 
+class Person(_Strict):
+    """Someone tasks can be given to: the duty desk picks an assignee from the people, their teams
+    and the vendors, so that a task never goes to a name nobody answers to."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: str = ""  # "中文 / English", as vendor names are written
+    team: str = ""  # the team they work in (water, electrical, lifts...), also a possible assignee
+
+
 class Webhook(_Strict):
     """A receiver of alarm notifications (JSON POST); `format` shapes the body for group robots."""
 
@@ -268,6 +277,8 @@ class Api(_Strict):
     # The largest request body, in KiB; larger is answered 413 before it is read. The route that
     # takes a whole rule file to check allows MAX_FILE_BODY_KB.
     max_body_kb: int = Field(default=1024, gt=0, le=65536)
+    # The largest photo or file on a task, in KiB: a phone's photo, a vendor's PDF report.
+    max_attachment_kb: int = Field(default=10240, gt=0, le=65536)
     # Changes (POST, PUT, PATCH, DELETE) per user: enough for a duty officer acknowledging a flood
     # by hand, not for a runaway script. `user_limits` gives named users (a test client) their own.
     change_limit: Limit = Limit(burst=60, per_second=2.0)
@@ -320,6 +331,7 @@ class Site(_Strict):
     plans: list[str] = Field(default_factory=list)  # emergency plan files or folders, besides the library's
     schedules: list[str] = Field(default_factory=list)  # preventive schedule files or folders, besides the library's
     vendors: list[Vendor] = Field(default_factory=list)
+    people: list[Person] = Field(default_factory=list)  # who tasks may be assigned to, with vendors and teams
     notifications: Notifications = Notifications()
     api: Api = Api()
     devices: list[Device]

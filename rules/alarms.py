@@ -25,7 +25,7 @@ from facility.model import AlarmState, Priority, now_ns
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore, OpsUnavailable
 from rules.engine import Change
-from rules.ruleset import point_names, render, text_values
+from rules.ruleset import rule_texts
 
 log = logging.getLogger(__name__)
 
@@ -187,18 +187,15 @@ class AlarmService:
 
     def _new_alarm(self, change: Change) -> NewAlarm:
         spec = change.rule.spec
-        device = self._site.device(change.device)
-        values = text_values(device, change.values)
-        profile = self._site.profile_of(device)
-        zh, en = point_names(profile, "zh"), point_names(profile, "en")
+        texts = rule_texts(spec, self._site, change.device, change.values)
         return NewAlarm(
             rule_id=spec.id,
             device_id=change.device,
             priority=spec.priority.value,
-            title_zh=render(spec.title.zh, values, zh),
-            title_en=render(spec.title.en, values, en),
-            message_zh=render(spec.message.zh, values, zh) if spec.message else "",
-            message_en=render(spec.message.en, values, en) if spec.message else "",
+            title_zh=texts.title_zh,
+            title_en=texts.title_en,
+            message_zh=texts.message_zh,
+            message_en=texts.message_en,
             ts=change.ts,
             suppressed=change.suppressed,
         )

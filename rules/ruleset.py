@@ -235,6 +235,32 @@ def text_values(device: Device, values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RuleTexts:
+    """A rule's title and message filled in for one device, in both languages."""
+
+    title_zh: str
+    title_en: str
+    message_zh: str
+    message_en: str
+
+
+def rule_texts(spec: RuleSpec, site: Site, device_id: str, values: dict[str, Any]) -> RuleTexts:
+    """The title and message an alarm and its task show: each language with its own point names
+    (for `{points_in:...}`), an absent message empty in both."""
+    device = site.device(device_id)
+    filled = text_values(device, values)
+    profile = site.profile_of(device)
+    zh, en = point_names(profile, "zh"), point_names(profile, "en")
+    message = spec.message
+    return RuleTexts(
+        render(spec.title.zh, filled, zh),
+        render(spec.title.en, filled, en),
+        render(message.zh, filled, zh) if message else "",
+        render(message.en, filled, en) if message else "",
+    )
+
+
 def rule_paths(site: Site) -> list[Path]:
     """Rule files in the order they load: the library (unless disabled), then the site's own."""
     sources = ([LIBRARY_DIR] if site.use_rule_library else []) + [site.path(p) for p in site.rules]

@@ -58,15 +58,18 @@ def rule_files_stamp(site: Site) -> Stamp:
 
 
 class RulesService:
-    def __init__(self, site: Site, bus: Bus, store: OpsStore, journal_dir: Path) -> None:
-        """`journal_dir`: a folder on local disk of this service's own (beside the telemetry spool)."""
+    def __init__(
+        self, site: Site, bus: Bus, store: OpsStore, journal_dir: Path, attachments_dir: Path | None = None
+    ) -> None:
+        """`journal_dir`: a folder on local disk of this service's own (beside the telemetry spool);
+        `attachments_dir`: where the files of tasks are kept (default: beside the journal)."""
         self._site = site
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self._by_id = {rule.id: rule for rule in self.rules}
         self.alarms = AlarmService(site, store, bus)
         self.task_store = TaskStore(store)  # the API reads task lists straight from it
-        self.tasks = TaskService(site, self.task_store, bus)
+        self.tasks = TaskService(site, self.task_store, bus, attachments_dir or journal_dir.parent / "attachments")
         names = {d.id: d.name for d in site.devices if d.name}
         self.plans = PlanService(PlanStore(store), bus, load_plans(site), names)
         self.outcomes = Outcomes(

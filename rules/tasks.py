@@ -8,17 +8,23 @@ and announces every change on the bus as an event of kind "task" carrying the ta
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from facility.bus import Bus
 from facility.model import Priority, now_ns
 from facility.site import Site
-from facility.store.tasks import Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
+from facility.store.tasks import Attachment, Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
 from rules.engine import Change
-from rules.ruleset import render, text_values
+from rules.ruleset import rule_texts
 
 SLA_BY_PRIORITY_S: dict[Priority, float] = {
     Priority.EMERGENCY: 30 * 60.0,
@@ -30,11 +36,48 @@ SLA_BY_PRIORITY_S: dict[Priority, float] = {
 E = TypeVar("E", bound=StrEnum)
 
 
+# What a task may carry, and how each kind's bytes begin: the declared type must match the bytes,
+# so that a script renamed .jpg is not served to a phone as a photo.
+ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/webp": (b"RIFF",),
+    "image/heic": (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"),  # at byte 4, after the box size
+    "application/pdf": (b"%PDF-",),
+}
+
+
+class AttachmentRefused(TaskError):
+    """An upload the task does not take: `status` is the HTTP answer it deserves (413 too large,
+    415 a type it does not take, or whose bytes are not of it)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnknownAssignee(TaskError):
+    """An assignee who is none of the site's people, teams or vendors: a task given to a name
+    nobody answers to would wait unseen."""
+
+
+@dataclass(frozen=True)
+class Assignee:
+    """One choice for a task's assignee: a person, a team (named by its id) or a vendor."""
+
+    id: str
+    kind: Literal["person", "team", "vendor"]
+    name: Bilingual
+
+
 class TaskService:
-    def __init__(self, site: Site, store: TaskStore, bus: Bus) -> None:
+    def __init__(self, site: Site, store: TaskStore, bus: Bus, attachments_dir: Path | None = None) -> None:
+        """`attachments_dir`: the folder of the data folder where the bytes of task attachments
+        are kept (their records are in the ops store); without one, uploads are refused."""
         self._site = site
         self._store = store
         self._bus = bus
+        self._files = attachments_dir
 
     async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
         """The task of a condition that became active, when its rule's outcome is `task` or `both`:
@@ -122,12 +165,28 @@ class TaskService:
         )
         return self._announce(await self._store.create(new))
 
+    def assignees(self) -> list[Assignee]:
+        """Who a task may be given to: the site's people, the teams they work in, its vendors."""
+        people = [Assignee(p.id, "person", name_pair(p.name or p.id)) for p in self._site.people]
+        teams = [Assignee(team, "team", Bilingual.same(team)) for team in sorted({p.team for p in self._site.people})]
+        vendors = [Assignee(v.id, "vendor", name_pair(v.name or v.id)) for v in self._site.vendors]
+        return people + [team for team in teams if team.id] + vendors
+
     async def assign(self, task_id: int, assignee: str, by: str, source: str = "") -> dict[str, Any]:
+        """Give the task to one of `assignees()`; anyone else is refused (UnknownAssignee)."""
+        known = [a.id for a in self.assignees()]
+        if assignee not in known:
+            listed = ", ".join(known) or "none: declare people: or vendors: in the site file"
+            raise UnknownAssignee(f"assignee: {assignee!r} is none of the site's people, teams or vendors ({listed})")
         return self._announce(await self._store.assign(task_id, assignee, by, source, now_ns()))
 
-    async def set_status(self, task_id: int, status: TaskStatus | str, by: str, source: str = "") -> dict[str, Any]:
+    async def set_status(
+        self, task_id: int, status: TaskStatus | str, by: str, source: str = "", override: str | None = None
+    ) -> dict[str, Any]:
+        """Move the task on; `override` is a manager's reason to verify it with its checklist not
+        all done (the caller checks the role)."""
         move = _choice(TaskStatus, status, "status")
-        return self._announce(await self._store.set_status(task_id, move, by, source, now_ns()))
+        return self._announce(await self._store.set_status(task_id, move, by, source, now_ns(), override))
 
     async def tick(self, task_id: int, item: int, by: str, source: str = "", done: bool = True) -> dict[str, Any]:
         """Mark checklist item `item` (its position, from 0) done, or not done again."""
@@ -135,6 +194,44 @@ class TaskService:
 
     async def add_note(self, task_id: int, note: str, by: str, source: str = "") -> dict[str, Any]:
         return self._announce(await self._store.add_note(task_id, note, by, source, now_ns()))
+
+    async def attach(
+        self, task_id: int, name: str, content_type: str, data: bytes, by: str, source: str = ""
+    ) -> Attachment:
+        """Keep a photo or file on the task: checked against the site's size limit and the types a
+        task takes, written to a file named by its record's id, then recorded (and announced)."""
+        limit = self._site.api.max_attachment_kb * 1024
+        if len(data) > limit:
+            raise AttachmentRefused(413, f"file: {len(data)} bytes is over the {limit // 1024} KiB a task takes")
+        kind = content_type.partition(";")[0].strip().lower()
+        starts = ATTACHMENT_TYPES.get(kind)
+        if starts is None:
+            known = ", ".join(ATTACHMENT_TYPES)
+            raise AttachmentRefused(415, f"content type: {kind!r} is not one a task takes ({known})")
+        head = data[4:12] if kind == "image/heic" else data
+        if not any(head.startswith(start) for start in starts):
+            raise AttachmentRefused(415, f"content type: the bytes of {name!r} are not {kind}")
+        if self._files is None:
+            raise TaskError("attachments: this service has no folder for them")
+        written = await asyncio.to_thread(_written, self._files, data)  # megabytes and an fsync: off the loop
+        try:
+            digest = hashlib.sha256(data).hexdigest()
+            added, task = await self._store.add_attachment(task_id, name, kind, len(data), digest, by, source, now_ns())
+        except BaseException:
+            written.unlink()  # refused or failed: no file without its record
+            raise
+        written.replace(self.attachment_path(added))
+        self._announce(task)
+        return added
+
+    def attachment_path(self, attachment: Attachment) -> Path:
+        """Where the bytes of `attachment` are kept."""
+        if self._files is None:
+            raise TaskError("attachments: this service has no folder for them")
+        return self._files / str(attachment.id)
+
+    async def attachments(self, task_id: int) -> list[Attachment]:
+        return await self._store.attachments(task_id)
 
     async def get(self, task_id: int) -> dict[str, Any] | None:
         """The task with its full history; None if there is none."""
@@ -152,12 +249,8 @@ class TaskService:
 
     def _texts(self, change: Change) -> tuple[Bilingual, Bilingual]:
         """The rule's title and message filled in for the device, as the alarm shows them."""
-        spec = change.rule.spec
-        values = text_values(self._site.device(change.device), change.values)
-        title = Bilingual(render(spec.title.zh, values), render(spec.title.en, values))
-        if spec.message is None:
-            return title, Bilingual("", "")
-        return title, Bilingual(render(spec.message.zh, values), render(spec.message.en, values))
+        texts = rule_texts(change.rule.spec, self._site, change.device, change.values)
+        return Bilingual(texts.title_zh, texts.title_en), Bilingual(texts.message_zh, texts.message_en)
 
     async def list(
         self,
@@ -216,3 +309,14 @@ def _bilingual(item: object) -> Bilingual:
 
 def _ns(seconds: float) -> int:
     return round(seconds * 1e9)
+
+
+def _written(folder: Path, data: bytes) -> Path:
+    """`data` in a new file of `folder` (made private to the service, as the spool is), on disk
+    before this returns: the record that names it is stored only after."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    return Path(out.name)

@@ -40,6 +40,9 @@ site: {{id: test-{uuid.uuid4().hex[:8]}, name: Test estate, timezone: Asia/Shang
 broker: {{url: "{broker_url}"}}
 stores: {{telemetry: var/telemetry.db, ops: "sqlite+aiosqlite:///var/ops.db"}}
 {f"api: {json.dumps(api)}" if api else ""}
+people:  # whom tasks may be given to, with the teams they are in
+  - {{id: li, name: 李工 / Engineer Li, team: plumbing}}
+  - {{id: wu, name: 吴师傅 / Master Wu, team: elevator-vendor}}
 devices:
   - id: pump-1
     name: Pump 1

@@ -1,5 +1,7 @@
 // The desk's words in Simplified Chinese and English; the choice is remembered in localStorage.
 
+import { TASK_WORDS } from "./words_tasks.js";
+
 const TEXT = {
   zh: {
     title: "值班台", pageTitle: "值班台", emergencyTitle: "⚠ 紧急报警未确认 ({n})", otherLanguage: "English",
@@ -26,6 +28,11 @@ const TEXT = {
     emergencyBanner: "紧急报警未确认：{n} 条", silence: "静音", enableSound: "开启报警声音",
     silenced: "已静音（有新的紧急报警时会再次响起）",
     floodBanner: "报警风暴：自 {time} 起 {n} 条报警。请先处理紧急和高优先级报警。",
+    emergencyCount: "{n} 条紧急报警", showEmergencies: "展开紧急报警列表", hideEmergencies: "收起紧急报警列表",
+    atBuilding: "楼栋 {b}", atFloor: "楼层 {f}", shelvedBecause: "搁置原因：{reason}",
+    badTokenChars: "令牌中含有不可用的字符（空格、换行或中文字符），请重新复制令牌",
+    checkingToken: "正在验证令牌…", slowServer: "服务器响应较慢，仍在等待…",
+    zoomIn: "放大", zoomOut: "缩小", zoomReset: "复位", zoomHint: "在曲线上拖动可放大所选时段",
     openPlans: "进行中的应急预案", stepsOverdue: "{n} 步超时",
     raised: "发生时间", acked: "确认", clearedAt: "恢复时间", history: "记录与备注",
     addComment: "添加备注", commentHint: "写下处理情况…",
@@ -117,6 +124,11 @@ const TEXT = {
     emergencyBanner: "Emergency alarms unacknowledged: {n}", silence: "Silence", enableSound: "Turn alarm sound on",
     silenced: "Silenced (sounds again on the next new emergency)",
     floodBanner: "Alarm flood: {n} alarms since {time}. Deal with emergency and high priority first.",
+    emergencyCount: "{n} emergency alarms", showEmergencies: "Show the emergency alarms", hideEmergencies: "Hide the emergency alarms",
+    atBuilding: "Building {b}", atFloor: "Floor {f}", shelvedBecause: "Shelved because: {reason}",
+    badTokenChars: "The token has characters no token has (a space, a line break or a Chinese character): copy it again",
+    checkingToken: "Checking the token…", slowServer: "The server is slow to answer; still waiting…",
+    zoomIn: "Zoom in", zoomOut: "Zoom out", zoomReset: "Reset", zoomHint: "Drag across the chart to zoom into that time",
     openPlans: "Emergency plans under way", stepsOverdue: "{n} overdue",
     raised: "Raised", acked: "Acknowledged", clearedAt: "Cleared", history: "History and comments",
     addComment: "Add comment", commentHint: "What was done…",
@@ -184,6 +196,8 @@ const TEXT = {
     health_other_down: "{name} is down", health_other_degraded: "{name} is degraded",
   },
 };
+
+for (const language of ["zh", "en"]) Object.assign(TEXT[language], TASK_WORDS[language]);
 
 let current = localStorage.getItem("desk.lang") === "en" ? "en" : "zh";
 

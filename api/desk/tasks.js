@@ -1,8 +1,10 @@
 // The task board: work orders by status, overdue ones marked, moved on by buttons that offer only
 // the next legal status (facility/store/tasks.py MOVES), with assignment, checklist, notes, and a
-// form for a resident's complaint.
+// form for a resident's complaint. The assignee is picked from the site's people, teams and vendors
+// (GET /tasks/assignees); verifying a task with checklist items open names them, and only a
+// manager may verify it anyway, with a reason the task's history keeps and the card shows.
 import { PRIORITIES, errorOf } from "./alarms.js";
-import { api } from "./api.js";
+import { api, session } from "./api.js";
 import { named, pick, t } from "./i18n.js";
 import { act, can, changed, placed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, siteIso, when } from "./util.js";
@@ -12,11 +14,18 @@ const UNFINISHED = new Set(["open", "assigned", "in_progress"]);
 const NEXT = { assigned: "in_progress", in_progress: "resolved", resolved: "verified" };  // open moves by assigning
 const VERIFIED_SHOWN_MS = 24 * 3600 * 1000;
 
+let assignees = [];  // {id, kind, name: {zh, en}} from GET /tasks/assignees
+const overrides = new Map();  // task id -> its "checklist overridden" history entries, read when it is opened
+const attached = new Map();  // task id -> its photos and files, read when it is opened
+
 const isOverdue = (task) => UNFINISHED.has(task.status) && Date.now() > task.due / 1e6;
 
 export async function loadTasks() {
   const live = COLUMNS.filter((c) => c !== "verified").map((c) => `status=${c}`).join("&");
-  const [open, verified] = await Promise.all([api(`/tasks?${live}&limit=500`), api("/tasks?status=verified&sort=-changed_at&limit=100")]);
+  const [open, verified, choices] = await Promise.all([
+    api(`/tasks?${live}&limit=500`), api("/tasks?status=verified&sort=-changed_at&limit=100"), api("/tasks/assignees"),
+  ]);
+  assignees = choices;
   state.tasks = new Map([...open.items, ...verified.items].map((task) => [task.id, task]));
   changed();
 }
@@ -25,6 +34,7 @@ export function upsertTask(record) {
   const task = placed(record);
   const known = state.tasks.get(task.id);
   if (known && known.changed_at > task.changed_at) return;
+  if (overrides.has(task.id)) readDetail(task.id);
   if (task.status === "cancelled") state.tasks.delete(task.id);
   else state.tasks.set(task.id, task);
   changed();
@@ -49,6 +59,75 @@ async function assign(task) {
 }
 
 const move = (task, status) => post(`move-${task.id}`, `/tasks/${task.id}/status`, { status });
+
+async function verifyOverChecklist(task) {
+  const key = `override-${task.id}`;
+  const body = { status: "verified", override: draft(key).trim() };
+  if (await post(`move-${task.id}`, `/tasks/${task.id}/status`, body)) {
+    forget(key);
+    changed();
+  }
+}
+
+/** What an opened card shows beyond the list: its checklist overrides (who verified it over open
+ * items, and why) from its history, and its photos and files. */
+async function readDetail(id) {
+  try {
+    const [detail, files] = await Promise.all([api(`/tasks/${id}`), api(`/tasks/${id}/attachments`)]);
+    overrides.set(id, detail.history.filter((h) => h.action === "checklist overridden"));
+    attached.set(id, files);
+  } catch (error) {
+    overrides.delete(id);  // the card shows nothing rather than something stale
+    attached.delete(id);
+    console.warn(`task ${id}: detail not read`, error);
+  }
+  changed();
+}
+
+/** Send a photo or file from the phone: the body is the file itself (api() sends JSON only). */
+async function upload(task, file) {
+  const key = `attach-${task.id}`;
+  await act(key, async () => {
+    const response = await fetch(`/api/v1/tasks/${task.id}/attachments?name=${encodeURIComponent(file.name)}`, {
+      method: "POST", body: file, cache: "no-store",
+      headers: { Authorization: `Bearer ${session.token}`, "Content-Type": file.type || "application/octet-stream" },
+    });
+    if (!response.ok) {
+      const detail = await response.json().catch(() => null);
+      throw new Error(detail && typeof detail.detail === "string" ? detail.detail : t("attachFailed", { status: response.status }));
+    }
+    return true;
+  });
+  await readDetail(task.id);
+}
+
+/** Open a photo or file: fetched with the token (never in a URL), shown by the browser. */
+async function download(task, file) {
+  const blob = await api(`/tasks/${task.id}/attachments/${file.id}`, { as: "blob" });
+  const link = el("a", { href: URL.createObjectURL(blob), download: file.name });
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
+function attachments(task) {
+  const key = `attach-${task.id}`;
+  const kb = (size) => `${Math.max(1, Math.round(size / 1024))} KB`;
+  return el("div", { class: "attachments" },
+    el("ul", { class: "files" }, (attached.get(task.id) || []).map((file) => el("li", { "data-attachment": file.id },
+      el("button", { type: "button", class: "link", onclick: () => download(task, file) }, file.name),
+      el("span", { class: "quiet" }, ` · ${kb(file.size)} · ${file.added_by} ${when(file.added_at, "short")}`)))),
+    can("duty") ? el("label", { class: "attach" }, t("attachFile"),
+      el("input", {
+        type: "file", accept: "image/*,application/pdf", capture: "environment", disabled: state.busy.has(key),
+        onchange: (event) => { if (event.target.files[0]) upload(task, event.target.files[0]); },
+      })) : null,
+    errorOf(key));
+}
+
+/** What the picker shows for an assignee: a person's or vendor's name, a team's word. */
+function assigneeName(choice) {
+  return choice.kind === "team" ? named("team", choice.id) : pick(choice.name);
+}
 
 function tick(task, n, done) {
   return post(`check-${task.id}-${n}`, `/tasks/${task.id}/checklist/${n}`, { done });
@@ -91,7 +170,13 @@ function assignForm(task, label) {
     event.preventDefault();
     assign(task);
   } },
-  field("input", key, { required: true, maxlength: 200, placeholder: t("assigneeHint"), "aria-label": t("assignee"), value: task.assignee || "" }),
+  field("select", key, { required: true, "aria-label": t("assignee"), value: draft(key, task.assignee || "") },
+    el("option", { value: "" }, t("assigneeHint")),
+    ["person", "team", "vendor"].map((kind) => {
+      const choices = assignees.filter((a) => a.kind === kind);
+      return choices.length ? el("optgroup", { label: t(`assigneeKind_${kind}`) },
+        choices.map((a) => el("option", { value: a.id, selected: a.id === draft(key, task.assignee || "") }, assigneeName(a)))) : null;
+    })),
   el("button", { type: "submit", class: "primary", disabled: state.busy.has(`assign-${task.id}`) }, label));
 }
 
@@ -102,6 +187,8 @@ function taskActions(task) {
     out.push(assignForm(task, t("assign")));
   } else {
     const next = NEXT[task.status];
+    const unticked = (task.checklist || []).filter((item) => !item.done);
+    if (next === "verified" && unticked.length) out.push(checklistOpen(task, unticked));
     out.push(el("div", { class: "actions" },
       el("button", {
         type: "button", class: "primary move", "data-to": next, disabled: state.busy.has(`move-${task.id}`), onclick: () => move(task, next),
@@ -118,6 +205,21 @@ function taskActions(task) {
   }
   out.push(errorOf(`assign-${task.id}`), errorOf(`move-${task.id}`));
   return out;
+}
+
+/** Before verifying: the checklist items still open; a manager may verify anyway, giving a reason. */
+function checklistOpen(task, unticked) {
+  const key = `override-${task.id}`;
+  return el("div", { class: "checklist-open" },
+    el("p", { class: "hint" }, t("checklistOpen", { n: unticked.length })),
+    el("ul", { class: "open-items" }, unticked.map((item) => el("li", {}, pick(item.text)))),
+    can("manager") ? el("form", { class: "inline-form override-form", onsubmit: (event) => {
+      event.preventDefault();
+      verifyOverChecklist(task);
+    } },
+    field("input", key, { required: true, maxlength: 500, placeholder: t("overrideHint"), "aria-label": t("overrideReason") }),
+    el("button", { type: "submit", class: "danger", disabled: state.busy.has(`move-${task.id}`) }, t("verifyAnyway")))
+      : el("p", { class: "quiet" }, t("overrideByManager")));
 }
 
 function checklist(task) {
@@ -145,6 +247,9 @@ function details(task) {
   return el("div", { class: "task-details" },
     description ? el("p", {}, description) : null,
     checklist(task),
+    attachments(task),
+    (overrides.get(task.id) || []).map((h) => el("p", { class: "override" },
+      t("overriddenBy", { who: h.actor, time: when(h.ts, "short"), reason: h.detail }))),
     el("ul", { class: "notes" }, (task.notes || []).map((n) => el("li", {},
       el("span", { class: "quiet" }, `${when(n.ts, "short")} ${n.by}`), " ", n.text))),
     can("duty") ? el("form", { class: "inline-form note-form", onsubmit: (event) => {
@@ -163,7 +268,9 @@ function card(task) {
   const done = items.filter((i) => i.done).length;
   const late = (Date.now() - task.due / 1e6) / 1000;
   const vendor = task.vendor && ((state.site && state.site.vendors) || []).find((v) => v.id === task.vendor);
-  const who = [task.assignee, task.team && named("team", task.team), vendor ? pick(vendor.name) : task.vendor]
+  const assigned = task.assignee && assignees.find((a) => a.id === task.assignee);
+  const who = [assigned ? assigneeName(assigned) : task.assignee, task.team && named("team", task.team),
+    vendor ? pick(vendor.name) : task.vendor]
     .filter(Boolean).join(" · ");
   const place = [task.device_name || task.device, task.building].filter(Boolean).join(" · ");
   return el("article", {
@@ -172,7 +279,10 @@ function card(task) {
   el("button", {
     type: "button", class: "task-title", "aria-expanded": String(open), onclick: () => {
       if (open) state.expandedTasks.delete(task.id);
-      else state.expandedTasks.add(task.id);
+      else {
+        state.expandedTasks.add(task.id);
+        readDetail(task.id);
+      }
       changed();
     },
   }, el("span", { class: `badge ${task.priority}` }, t(task.priority)), " ", pick(task.title)),

@@ -3,11 +3,14 @@ complaint), and working it: assign, move through its statuses, tick its checklis
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import Field
 
 from api import schemas
@@ -15,7 +18,8 @@ from api.auth import Role, TokenAuth, User
 from api.body import MAX_ID, Body, RecordId, field_error
 from api.context import ApiContext, source_of
 from facility.model import Priority, now_ns
-from facility.store.tasks import Bilingual, TaskError, TaskKind, TaskNotFound, TaskStatus
+from facility.store.tasks import Attachment, Bilingual, TaskError, TaskKind, TaskNotFound, TaskStatus
+from rules.tasks import ATTACHMENT_TYPES, AttachmentRefused, UnknownAssignee
 
 
 class Text(Body):
@@ -41,6 +45,33 @@ class Assign(Body):
 
 class StatusMove(Body):
     status: TaskStatus
+    override: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="a manager's reason to verify a task with checklist items not done; kept in its history",
+    )
+
+
+class AttachmentInfo(schemas.Answer):
+    """A photo or file on a task, as its list shows it; `url` downloads it."""
+
+    id: int
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    added_by: str
+    added_at: int
+    url: str
+
+
+class AssigneeChoice(schemas.Answer):
+    """One name the assignee picker offers."""
+
+    id: str
+    kind: Literal["person", "team", "vendor"]
+    name: schemas.Text
 
 
 class Tick(Body):
@@ -49,6 +80,11 @@ class Tick(Body):
 
 class Note(Body):
     text: str = Field(min_length=1, max_length=4000)
+
+
+log = logging.getLogger(__name__)
+# The bodies the upload takes, and the download gives: the types a task takes (rules.tasks).
+UPLOAD_CONTENT = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in ATTACHMENT_TYPES}
 
 
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
@@ -68,6 +104,8 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             return ctx.placed(await action())
         except TaskNotFound:
             raise HTTPException(404, f"no task {task_id}") from None
+        except UnknownAssignee as exc:  # "assignee: message"
+            raise field_error("body", "assignee", str(exc).partition(": ")[2]) from None
         except TaskError as exc:
             raise HTTPException(409, str(exc)) from None
 
@@ -126,6 +164,70 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             raise field_error("body", field, message) from None
         return ctx.placed(created)
 
+    @r.get("/tasks/assignees", response_model=list[AssigneeChoice])
+    async def assignees(user: User = Depends(auth.require(Role.VIEWER))) -> list[dict[str, Any]]:
+        """Who a task may be given to: the site's people, their teams and its vendors; an assignee
+        outside this list is refused."""
+        return [{"id": a.id, "kind": a.kind, "name": {"zh": a.name.zh, "en": a.name.en}} for a in tasks.assignees()]
+
+    def listed(found: Attachment) -> AttachmentInfo:
+        url = f"/api/v1/tasks/{found.task_id}/attachments/{found.id}"
+        return AttachmentInfo(url=url, **{k: v for k, v in asdict(found).items() if k != "task_id"})
+
+    @r.post(
+        "/tasks/{task_id}/attachments",
+        status_code=201,
+        response_model=AttachmentInfo,
+        responses={413: {"description": "larger than api.max_attachment_kb"}, 415: {"description": "not a type taken"}},
+        openapi_extra={"requestBody": {"required": True, "content": UPLOAD_CONTENT}},
+    )
+    async def attach(
+        task_id: RecordId,
+        request: Request,
+        name: Annotated[str, Query(min_length=1, max_length=200, description="the file's name, as the phone gave it")],
+        user: User = Depends(auth.require(Role.DUTY)),
+    ) -> AttachmentInfo:
+        """Put a photo or a PDF on a task: the body is the file itself, its Content-Type one of
+        image/jpeg, image/png, image/webp, image/heic or application/pdf (415 otherwise, or when
+        the bytes are not of that type), at most the site's `api.max_attachment_kb` (413)."""
+        await visible_task(task_id, user)
+        data = await request.body()
+        content_type = request.headers.get("content-type", "")
+        try:
+            added = await tasks.attach(task_id, name, content_type, data, user.name, source_of(request))
+        except AttachmentRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        except TaskNotFound:
+            raise HTTPException(404, f"no task {task_id}") from None
+        except TaskError as exc:  # no folder for them on this service
+            raise HTTPException(503, str(exc)) from None
+        return listed(added)
+
+    @r.get("/tasks/{task_id}/attachments", response_model=list[AttachmentInfo])
+    async def attachments(task_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> list[AttachmentInfo]:
+        """The photos and files on a task, oldest first."""
+        await visible_task(task_id, user)
+        return [listed(found) for found in await tasks.attachments(task_id)]
+
+    @r.get(
+        "/tasks/{task_id}/attachments/{attachment_id}",
+        response_class=FileResponse,
+        responses={200: {"content": UPLOAD_CONTENT, "description": "the file as it was sent"}},
+    )
+    async def download(
+        task_id: RecordId, attachment_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))
+    ) -> FileResponse:
+        """One photo or file, for anyone who may see its task."""
+        await visible_task(task_id, user)
+        found = next((a for a in await tasks.attachments(task_id) if a.id == attachment_id), None)
+        if found is None:
+            raise HTTPException(404, f"task {task_id} has no attachment {attachment_id}")
+        kept = tasks.attachment_path(found)
+        if not kept.is_file():
+            log.error("task %s attachment %s: its file %s is missing", task_id, attachment_id, kept)
+            raise HTTPException(404, f"the file of attachment {attachment_id} is missing from the data folder")
+        return FileResponse(kept, media_type=found.content_type, filename=found.name)
+
     @r.get("/tasks/{task_id}", response_model=schemas.TaskDetail)
     async def task(task_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         """The task with its history: who did what, when and from where."""
@@ -142,8 +244,15 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         task_id: RecordId, body: StatusMove, request: Request, user: User = Depends(auth.require(Role.DUTY))
     ) -> dict[str, Any]:
         """Move a task on: open → assigned → in_progress → resolved → verified, or cancelled. Verified
-        needs the condition behind a rule's task to have cleared."""
-        return await work(task_id, user, lambda: tasks.set_status(task_id, body.status, user.name, source_of(request)))
+        needs the condition behind a rule's task to have cleared, and every checklist item done
+        unless a manager gives an `override` reason (409 names the items left open)."""
+        if body.override is not None and user.role < Role.MANAGER:
+            raise HTTPException(403, "only a manager may verify a task over its open checklist")
+        return await work(
+            task_id,
+            user,
+            lambda: tasks.set_status(task_id, body.status, user.name, source_of(request), override=body.override),
+        )
 
     @r.post("/tasks/{task_id}/checklist/{item}", response_model=schemas.Task)
     async def tick(

@@ -69,6 +69,19 @@ class TaskError(ValueError):
     """A change the task rules refuse; the message says why."""
 
 
+class ChecklistOpen(TaskError):
+    """Verifying a task whose checklist is not all done: the work may not have been checked, so
+    only a manager may override it, with a reason kept in the history."""
+
+    def __init__(self, task_id: int, open_items: tuple[Bilingual, ...]) -> None:
+        self.open_items = open_items
+        listed = "; ".join(_both(item) for item in open_items)
+        super().__init__(
+            f"task {task_id} cannot be verified: {len(open_items)} checklist item(s) not done: {listed}"
+            f" / 任务 {task_id} 不能验收：检查项未完成：{listed}"
+        )
+
+
 class TaskNotFound(LookupError):
     pass
 
@@ -142,6 +155,35 @@ class ChecklistItemRow(Base):
     done: Mapped[bool] = mapped_column(default=False)
     done_by: Mapped[str | None] = mapped_column(String(200))
     done_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AttachmentRow(Base):
+    """A photo or file on a task; its bytes are a file of the data folder named by this row's id."""
+
+    __tablename__ = "task_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))  # as the phone named it
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[int] = mapped_column(BigInteger)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment's record: what the task lists and a download answers with."""
+
+    id: int
+    task_id: int
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    added_by: str
+    added_at: int
 
 
 @dataclass(frozen=True)
@@ -297,7 +339,12 @@ class TaskStore:
             _record(row, ts, "assigned", by, source, f"from {before} to {assignee}" if before else f"to {assignee}")
             return task_dict(row, ts)
 
-    async def set_status(self, task_id: int, status: TaskStatus, by: str, source: str, ts: int) -> dict[str, Any]:
+    async def set_status(
+        self, task_id: int, status: TaskStatus, by: str, source: str, ts: int, override: str | None = None
+    ) -> dict[str, Any]:
+        """Move the task on. Verifying it with checklist items not done is refused unless `override`
+        gives the reason (whoever calls checks that the user may override); the reason and the items
+        left open are kept in the history."""
         async with self._sessions.begin() as s:
             row = await _locked(s, task_id)
             current = TaskStatus(row.status)
@@ -311,6 +358,12 @@ class TaskStore:
                     f"task {task_id} cannot go from {current} to {status}: "
                     f"the condition of rule {row.rule_id} on {row.device_id} has not cleared"
                 )
+            left_open = tuple(Bilingual(i.text_zh, i.text_en) for i in row.checklist if not i.done)
+            if status is TaskStatus.VERIFIED and left_open:
+                if override is None or not override.strip():
+                    raise ChecklistOpen(task_id, left_open)
+                listed = "; ".join(_both(item) for item in left_open)
+                _record(row, ts, "checklist overridden", by, source, f"{override.strip()} (open: {listed})")
             row.status = status.value
             if status is TaskStatus.IN_PROGRESS and row.arrived_at is None:
                 row.arrived_at = ts
@@ -339,6 +392,33 @@ class TaskStore:
             row = await _locked(s, task_id)
             _record(row, ts, "note", by, source, note)
             return task_dict(row, ts)
+
+    async def add_attachment(
+        self, task_id: int, name: str, content_type: str, size: int, sha256: str, by: str, source: str, ts: int
+    ) -> tuple[Attachment, dict[str, Any]]:
+        """Record an attachment on the task (its history says who added what); the caller keeps
+        the bytes, in a file named by the returned id. Returns it and the task."""
+        async with self._sessions.begin() as s:
+            row = await _locked(s, task_id)
+            added = AttachmentRow(
+                task_id=task_id,
+                name=name,
+                content_type=content_type,
+                size=size,
+                sha256=sha256,
+                added_by=by,
+                added_at=ts,
+            )
+            s.add(added)
+            _record(row, ts, "attached", by, source, f"{name} ({content_type}, {size} bytes)")
+            await s.flush()
+            return _attachment(added), task_dict(row, ts)
+
+    async def attachments(self, task_id: int) -> list[Attachment]:
+        """The task's attachments, oldest first."""
+        query = select(AttachmentRow).where(AttachmentRow.task_id == task_id).order_by(AttachmentRow.id)
+        async with self._sessions() as s:
+            return [_attachment(row) for row in (await s.scalars(query)).all()]
 
     async def get(self, task_id: int, now: int) -> dict[str, Any] | None:
         async with self._sessions() as s:
@@ -495,6 +575,24 @@ def _row(new: NewTask) -> TaskRow:
     )
     _record(row, new.ts, "created", new.by, new.source, new.title.en)
     return row
+
+
+def _attachment(row: AttachmentRow) -> Attachment:
+    return Attachment(
+        id=row.id,
+        task_id=row.task_id,
+        name=row.name,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        added_by=row.added_by,
+        added_at=row.added_at,
+    )
+
+
+def _both(text: Bilingual) -> str:
+    """A text in both languages, once when they are the same."""
+    return text.zh if text.zh == text.en else f"{text.zh} / {text.en}"
 
 
 def _record(row: TaskRow, ts: int, action: str, actor: str, source: str, detail: str) -> None:

@@ -215,10 +215,14 @@ async def test_a_task_moves_through_the_board_to_verified_and_a_complaint_is_log
         await card.locator(".note-form button").click()
         await expect(card.locator(".notes")).to_contain_text("vendor ETA 20 min", timeout=10_000)
 
-        await card.locator(".assign-form input").fill("li")
+        await card.locator(".assign-form select").select_option("li")  # the site's people, teams, vendors
         await card.locator(".assign-form button").click()
         await expect(card).to_have_attribute("data-status", "assigned", timeout=10_000)
-        await expect(card).to_contain_text("li")
+        await expect(card).to_contain_text("李工")
+        items = card.locator(".checklist li")
+        for n in range(1, await items.count()):  # a task is verified with its checklist done
+            await items.nth(n).locator("input[type=checkbox]").check()
+            await expect(items.nth(n).locator("input[type=checkbox]")).to_be_checked(timeout=10_000)
         for status in ("in_progress", "resolved"):
             await card.locator(f'button.move[data-to="{status}"]').click()
             await expect(card).to_have_attribute("data-status", status, timeout=10_000)

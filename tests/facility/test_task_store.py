@@ -130,6 +130,8 @@ async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_con
     await tasks.assign(tid, "li", "wang", "", 5)
     await tasks.set_status(tid, TaskStatus.IN_PROGRESS, "li", "", 6)
     await tasks.set_status(tid, TaskStatus.RESOLVED, "li", "", 7)
+    for item in (0, 1):  # a task is verified with its checklist done
+        await tasks.tick(tid, item, True, "li", "", 7)
     with pytest.raises(TaskError, match="condition of rule low-pressure on pump-1 has not cleared"):
         await tasks.set_status(tid, TaskStatus.VERIFIED, "wang", "", 8)
     await tasks.condition_cleared("low-pressure", "pump-1", 9)
@@ -147,6 +149,8 @@ async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_con
         "assigned",
         "status",
         "status",
+        "ticked",
+        "ticked",
         "condition cleared",
         "status",
     ]

@@ -14,10 +14,10 @@ from facility.bus import Bus, Event
 from facility.model import now_ns
 from facility.site import load_site
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, TaskError, TaskStore
+from facility.store.tasks import Bilingual, TaskError, TaskNotFound, TaskStore
 from rules.engine import Change
 from rules.ruleset import Rule, load_rules
-from rules.tasks import TaskService
+from rules.tasks import AttachmentRefused, TaskService, UnknownAssignee
 
 MIN = 60 * 10**9
 HOUR = 60 * MIN
@@ -42,9 +42,13 @@ SITE = """\
 site: {id: t}
 use_rule_library: false
 rules: [rules.yaml]
+api: {max_attachment_kb: 1}
 vendors:
   - {id: lifts-co, name: 电梯公司, arrive_within: 30m}
   - {id: pumps-co, name: 水泵公司}
+people:
+  - {id: li, name: 李工 / Engineer Li, team: water}
+  - {id: zhao, name: 赵师傅 / Master Zhao}
 devices:
   - id: pump-1
     name: P1
@@ -93,7 +97,8 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     await ops.start()
     bus = Bus()
     with bus.subscribe() as events:
-        yield Desk(TaskService(site, TaskStore(ops), bus), events, {r.id: r for r in load_rules(site)})
+        service = TaskService(site, TaskStore(ops), bus, tmp_path / "attachments")
+        yield Desk(service, events, {r.id: r for r in load_rules(site)})
     await ops.close()
 
 
@@ -189,6 +194,7 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
     await desk.service.set_status(tid, "in_progress", "li", "app")
     await desk.service.tick(tid, 0, "li", "app")
     await desk.service.add_note(tid, "液位正常", "li", "app")
+    await desk.service.tick(tid, 1, "li", "app")
     with pytest.raises(TaskError, match="cannot go from in_progress to verified"):
         await desk.service.set_status(tid, "verified", "wang")
     with pytest.raises(TaskError, match="status: 'done' is not one of"):
@@ -204,12 +210,89 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
         ("in_progress", "li"),
         ("in_progress", "li"),
         ("in_progress", "li"),
+        ("in_progress", "li"),
         ("resolved", "li"),
         ("verified", "li"),
     ]
     assert events[3].data["checklist"][0]["done"] and events[4].data["notes"][0]["text"] == "液位正常"
     detail = await desk.service.get(tid)
-    assert detail is not None and len(detail["history"]) == 7
+    assert detail is not None and len(detail["history"]) == 8
+
+
+async def test_a_task_goes_only_to_the_site_people_their_teams_or_its_vendors(desk: Desk) -> None:
+    assert [(a.id, a.kind, a.name) for a in desk.service.assignees()] == [
+        ("li", "person", Bilingual("李工", "Engineer Li")),
+        ("zhao", "person", Bilingual("赵师傅", "Master Zhao")),
+        ("water", "team", Bilingual("water", "water")),
+        ("lifts-co", "vendor", Bilingual.same("电梯公司")),
+        ("pumps-co", "vendor", Bilingual.same("水泵公司")),
+    ]
+    made = await desk.service.create(title=Bilingual("漏水", "leak"), kind="complaint", by="wang")
+    desk.announced()
+    with pytest.raises(UnknownAssignee) as refused:
+        await desk.service.assign(made["id"], "the plumber", "wang")
+    assert str(refused.value) == (
+        "assignee: 'the plumber' is none of the site's people, teams or vendors (li, zhao, water, lifts-co, pumps-co)"
+    )
+    still = await desk.service.get(made["id"])
+    assert still is not None and (still["status"], still["assignee"]) == ("open", None)
+    assert desk.announced() == []
+    for who in ("zhao", "water", "pumps-co"):
+        assert (await desk.service.assign(made["id"], who, "wang"))["assignee"] == who
+
+
+async def test_verifying_over_an_open_checklist_needs_a_reason(desk: Desk) -> None:
+    made = await desk.service.create(
+        title=Bilingual("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
+    )
+    tid = made["id"]
+    await desk.service.assign(tid, "li", "wang")
+    await desk.service.set_status(tid, "in_progress", "li")
+    await desk.service.set_status(tid, "resolved", "li")
+    with pytest.raises(TaskError, match="2 checklist item\\(s\\) not done: 液位; 水质"):
+        await desk.service.set_status(tid, "verified", "wang")
+    verified = await desk.service.set_status(tid, "verified", "zhou", override="水质 sampled by the lab")
+    assert verified["status"] == "verified"
+    detail = await desk.service.get(tid)
+    assert detail is not None and detail["history"][-2]["detail"] == "水质 sampled by the lab (open: 液位; 水质)"
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200  # the start of a phone's photo
+
+
+async def test_a_photo_is_kept_in_a_file_recorded_on_its_task_and_bad_uploads_are_refused(
+    desk: Desk, tmp_path: Path
+) -> None:
+    made = await desk.service.create(title=Bilingual("漏水", "leak"), kind="complaint", by="wang")
+    desk.announced()
+    photo = await desk.service.attach(made["id"], "leak.jpg", "image/jpeg", JPEG, "li", "10.0.0.5")
+    assert (photo.name, photo.content_type, photo.size, photo.added_by) == ("leak.jpg", "image/jpeg", len(JPEG), "li")
+    assert desk.service.attachment_path(photo).read_bytes() == JPEG
+    assert desk.service.attachment_path(photo).parent == tmp_path / "attachments"
+    report = await desk.service.attach(made["id"], "report.pdf", "application/pdf", b"%PDF-1.7\n", "li")
+    assert await desk.service.attachments(made["id"]) == [photo, report]
+    assert [(e.kind, e.data["id"]) for e in desk.announced()] == [("task", made["id"])] * 2
+    detail = await desk.service.get(made["id"])
+    assert detail is not None
+    assert [h["detail"] for h in detail["history"] if h["action"] == "attached"] == [
+        f"leak.jpg (image/jpeg, {len(JPEG)} bytes)",
+        "report.pdf (application/pdf, 9 bytes)",
+    ]
+
+    refusals = [
+        ("note.txt", "text/plain", b"hello", 415, "content type: 'text/plain' is not one a task takes"),
+        ("fake.jpg", "image/jpeg", b"<script>", 415, "content type: the bytes of 'fake.jpg' are not image/jpeg"),
+        ("big.jpg", "image/jpeg", JPEG * 10, 413, "file: 2040 bytes is over the 1 KiB a task takes"),
+    ]
+    for name, kind, data, status, message in refusals:
+        with pytest.raises(AttachmentRefused) as refused:
+            await desk.service.attach(made["id"], name, kind, data, "li")
+        assert (refused.value.status, str(refused.value).partition(" (")[0]) == (status, message)
+    with pytest.raises(TaskNotFound):
+        await desk.service.attach(made["id"] + 1, "leak.jpg", "image/jpeg", JPEG, "li")
+    assert len(await desk.service.attachments(made["id"])) == 2
+    assert sorted(p.name for p in (tmp_path / "attachments").iterdir()) == [str(photo.id), str(report.id)]
+    assert desk.announced() == []
 
 
 async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Desk) -> None:
@@ -221,8 +304,8 @@ async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Des
         title=Bilingual("梯门", "lift door"), kind="complaint", device="lift-1", by="w"
     )
     for task in (raised, complaint):
-        await desk.service.assign(task["id"], "lift engineer", "wang")
-        await desk.service.set_status(task["id"], "in_progress", "lift engineer")
+        await desk.service.assign(task["id"], "lifts-co", "wang")
+        await desk.service.set_status(task["id"], "in_progress", "lifts-co")
     await desk.service.create(title=Bilingual("泵", "pump"), kind="repair", device="pump-1", by="w")
 
     report = await desk.service.vendor_sla(start - HOUR, now_ns() + 1)
