@@ -128,12 +128,14 @@ export function stateLabel(a) {
   return t(`state_${a.state}`);
 }
 
-/** Marks for what the state alone does not say. */
-export function marks(a) {
+/** Marks for what the state alone does not say; the shelve reason is shown, not left to a tooltip
+ * (the detail names it among its facts instead, `withReason: false`). */
+export function marks(a, { withReason = true } = {}) {
   const out = [];
   if (a.shelved) {
     const until = a.shelved_until ? t("shelvedUntil", { time: when(a.shelved_until, "short") }) : t("state_shelved");
-    out.push(el("span", { class: "mark shelved", title: a.shelve_reason || "" }, until));
+    out.push(el("span", { class: "mark shelved" }, until));
+    if (withReason && a.shelve_reason) out.push(el("div", { class: "shelve-reason" }, t("shelvedBecause", { reason: a.shelve_reason })));
   }
   if (a.suppressed && a.state !== "suppressed") out.push(el("span", { class: "mark suppressed" }, t("state_suppressed")));
   if (a.out_of_service && a.state !== "out_of_service") out.push(el("span", { class: "mark oos" }, t("state_out_of_service")));
@@ -202,8 +204,9 @@ export function shelveForm(a) {
     errorOf(`shelve-${a.id}`));
 }
 
-function where(a) {
-  return [a.building, a.system ? t(`system_${a.system}`) : ""].filter(Boolean).join(" · ");
+/** Building and system of an alarm, each named as such: "B1" alone reads as a floor or a building. */
+export function where(a) {
+  return [a.building ? t("atBuilding", { b: a.building }) : "", a.system ? t(`system_${a.system}`) : ""].filter(Boolean).join(" · ");
 }
 
 function row(a) {
@@ -284,6 +287,12 @@ function renderPlansStrip() {
   }));
 }
 
+// Whether the emergency banner lists its alarms or shows only their count: on a phone the list would
+// take half the screen on every tab, so it starts folded there (colour, pulse and sound stay).
+let bannerOpen = null;
+const PHONE = window.matchMedia("(max-width: 700px)");
+const bannerExpanded = () => (bannerOpen === null ? !PHONE.matches : bannerOpen);
+
 export function renderBanners(alert) {
   const emergencies = unackedEmergencies().sort((a, b) => b.changed_at - a.changed_at);
   const banner = $("#emergency-banner");
@@ -300,13 +309,25 @@ export function renderBanners(alert) {
       errorOf(`ack-${a.id}`)));
     if (emergencies.length > 3) items.push(el("li", {}, t("andMore", { n: emergencies.length - 3 })));
     const status = alert.status;
-    banner.replaceChildren(
-      el("strong", {}, t("emergencyBanner", { n: emergencies.length })),
-      el("ul", {}, items),
-      el("div", { class: "sound" },
+    const expanded = bannerExpanded();
+    banner.classList.toggle("folded", !expanded);
+    banner.replaceChildren(...[
+      el("div", { class: "banner-head" },
+        el("button", {
+          type: "button", id: "emergency-toggle", class: "link-button", "aria-expanded": String(expanded),
+          "aria-label": t(expanded ? "hideEmergencies" : "showEmergencies"),
+          onclick: () => {
+            bannerOpen = !expanded;
+            changed();
+          },
+        }, el("strong", {}, expanded ? t("emergencyBanner", { n: emergencies.length }) : t("emergencyCount", { n: emergencies.length })),
+        ` ${expanded ? "▾" : "▸"}`),
+        el("div", { class: "sound" },
         status === "sounding" ? el("button", { type: "button", id: "silence", onclick: () => alert.silence() }, t("silence")) : null,
         status === "blocked" ? el("button", { type: "button", id: "enable-sound", onclick: () => alert.unlock() }, t("enableSound")) : null,
-        status === "silenced" ? el("span", { class: "quiet-note" }, t("silenced")) : null));
+        status === "silenced" ? el("span", { class: "quiet-note" }, t("silenced")) : null)),
+      expanded ? el("ul", {}, items) : null,
+    ].filter(Boolean));
   }
   const flood = $("#flood-banner");
   flood.hidden = !state.flood.active;

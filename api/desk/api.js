@@ -14,10 +14,19 @@ class ApiError extends Error {
   }
 }
 
+/** Why `token` cannot be a token, or "": the browser refuses to send a header with a character
+ * outside visible ASCII (a pasted full-width space or Chinese character), which would otherwise be
+ * reported as the server being unreachable. */
+export function tokenProblem(token) {
+  return /^[\x21-\x7e]+$/.test(token || "") ? "" : t("badTokenChars");
+}
+
 /** JSON from `path` (under /api/v1); `as: "text"` or `"blob"` for reports. Throws ApiError. */
 export async function api(path, { method = "GET", body, as = "json" } = {}) {
   const headers = { Authorization: `Bearer ${session.token}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  const problem = tokenProblem(session.token);
+  if (problem) throw new ApiError(0, problem);
   let response;
   try {
     response = await fetch(`/api/v1${path}`, {

@@ -1,11 +1,12 @@
 // A point's trend as an SVG line chart: the mean as a line, the min..max of each bucket as a band,
 // gaps where no samples came (a device that stopped answering is not drawn as a straight line).
+// It is drawn at the size it is shown (one SVG unit is one CSS pixel), so its text keeps its font
+// size on a phone instead of shrinking with the picture; dragging across it zooms into that time.
 import { when } from "./util.js";
 
 const NS = "http://www.w3.org/2000/svg";
-const W = 800;
-const H = 300;
-const PAD = { left: 64, right: 16, top: 12, bottom: 28 };
+const PAD = { left: 64, right: 16, top: 24, bottom: 28 };  // the unit sits above the top tick
+const MIN_DRAG_PX = 8;  // a shorter drag is a tap (it reads a sample), not a zoom
 
 function svg(tag, attrs = {}, text = null) {
   const node = document.createElementNS(NS, tag);
@@ -29,12 +30,15 @@ const numeric = (v) => (typeof v === "boolean" ? Number(v) : v);
 
 /**
  * The chart for `history` (the API's {samples: [{ts, mean, min, max}], bucket_s}) over
- * [fromNs, toNs]; null when there is nothing numeric to draw.
+ * [fromNs, toNs], `width` CSS pixels wide; `onZoom(fromNs, toNs)` is called for a drag across it.
+ * Null when there is nothing numeric to draw in that time.
  */
-export function trendChart(history, fromNs, toNs, unit, labels) {
+export function trendChart(history, fromNs, toNs, unit, labels, { width, onZoom }) {
+  const W = Math.max(280, Math.round(width));
+  const H = Math.round(Math.min(300, Math.max(200, W * 0.6)));
   const samples = (history.samples || [])
     .map((s) => ({ ts: s.ts, mean: numeric(s.mean), min: numeric(s.min ?? s.mean), max: numeric(s.max ?? s.mean) }))
-    .filter((s) => typeof s.mean === "number" && Number.isFinite(s.mean));
+    .filter((s) => typeof s.mean === "number" && Number.isFinite(s.mean) && s.ts >= fromNs && s.ts <= toNs);
   if (!samples.length) return null;
   let lo = Math.min(...samples.map((s) => s.min));
   let hi = Math.max(...samples.map((s) => s.max));
@@ -48,18 +52,19 @@ export function trendChart(history, fromNs, toNs, unit, labels) {
   const x = (ts) => PAD.left + ((ts - fromNs) / (toNs - fromNs)) * (W - PAD.left - PAD.right);
   const y = (v) => PAD.top + (1 - (v - lo) / (hi - lo)) * (H - PAD.top - PAD.bottom);
 
-  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "trend", role: "img", "aria-label": labels.title });
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "trend", role: "img", "aria-label": labels.title });
   for (const v of ticks(lo, hi, 5)) {
     chart.append(svg("line", { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), class: "grid" }));
     chart.append(svg("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, `${v}`));
   }
-  if (unit) chart.append(svg("text", { x: 4, y: PAD.top + 10, class: "tick" }, unit));
+  if (unit) chart.append(svg("text", { x: 4, y: 14, class: "tick" }, unit));
   const spanNs = toNs - fromNs;
   const style = spanNs > 2 * 86_400e9 ? "short" : "clock";
-  for (let i = 0; i <= 6; i++) {
-    const ts = fromNs + (spanNs * i) / 6;
+  const labelsX = W < 500 ? 3 : 6;  // as many time labels as fit without overlapping
+  for (let i = 0; i <= labelsX; i++) {
+    const ts = fromNs + (spanNs * i) / labelsX;
     const label = style === "short" ? when(ts, "short").slice(0, 11) : when(ts, "clock");
-    chart.append(svg("text", { x: x(ts), y: H - 8, "text-anchor": i === 0 ? "start" : i === 6 ? "end" : "middle", class: "tick" }, label));
+    chart.append(svg("text", { x: x(ts), y: H - 8, "text-anchor": i === 0 ? "start" : i === labelsX ? "end" : "middle", class: "tick x-tick" }, label));
   }
 
   // Runs of samples without a gap: a gap is more than three buckets (or, raw, five median steps).
@@ -81,13 +86,37 @@ export function trendChart(history, fromNs, toNs, unit, labels) {
       : { cx: x(run[0].ts), cy: y(run[0].mean), r: 3, class: "mean-dot" }));
   }
 
-  // Pointing at the chart reads the nearest sample.
+  // Pointing at the chart reads the nearest sample; dragging across it selects a time to zoom into.
   const cursor = svg("line", { y1: PAD.top, y2: H - PAD.bottom, class: "cursor", visibility: "hidden" });
   const readout = svg("text", { y: PAD.top + 12, class: "readout", visibility: "hidden" });
-  chart.append(cursor, readout);
-  chart.addEventListener("pointermove", (event) => {
+  const selection = svg("rect", { y: PAD.top, height: H - PAD.top - PAD.bottom, class: "selection", visibility: "hidden" });
+  chart.append(selection, cursor, readout);
+  const plotX = (event) => {
     const box = chart.getBoundingClientRect();
-    const at = fromNs + (((event.clientX - box.left) / box.width) * W - PAD.left) / (W - PAD.left - PAD.right) * spanNs;
+    return Math.min(W - PAD.right, Math.max(PAD.left, ((event.clientX - box.left) / box.width) * W));
+  };
+  const timeAt = (px) => fromNs + ((px - PAD.left) / (W - PAD.left - PAD.right)) * spanNs;
+  let dragFrom = null;
+  chart.addEventListener("pointerdown", (event) => {
+    dragFrom = plotX(event);
+    chart.setPointerCapture(event.pointerId);
+  });
+  chart.addEventListener("pointerup", (event) => {
+    if (dragFrom === null) return;
+    const dragTo = plotX(event);
+    const [a, b] = [Math.min(dragFrom, dragTo), Math.max(dragFrom, dragTo)];
+    dragFrom = null;
+    selection.setAttribute("visibility", "hidden");
+    if (b - a >= MIN_DRAG_PX) onZoom(timeAt(a), timeAt(b));
+  });
+  chart.addEventListener("pointermove", (event) => {
+    if (dragFrom !== null) {
+      const px = plotX(event);
+      selection.setAttribute("x", Math.min(dragFrom, px));
+      selection.setAttribute("width", Math.abs(px - dragFrom));
+      selection.setAttribute("visibility", "visible");
+    }
+    const at = timeAt(plotX(event));
     let best = samples[0];
     for (const s of samples) if (Math.abs(s.ts - at) < Math.abs(best.ts - at)) best = s;
     const px = x(best.ts);

@@ -5,7 +5,7 @@ import {
   loadAlarms, loadClosed, loadFlood, loadPlans, onOpenAlarm, renderAlarms, renderBanners, unackedEmergencies,
   upsertAlarm, upsertPlan,
 } from "./alarms.js";
-import { api, session } from "./api.js";
+import { api, session, tokenProblem } from "./api.js";
 import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from "./detail.js";
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
@@ -17,6 +17,7 @@ import { EventStream } from "./stream.js";
 import { loadTasks, renderTasks, upsertTask } from "./tasks.js";
 import { $, ago, keepFocus, setZone } from "./util.js";
 
+const SLOW_LOGIN_MS = 5000;  // a first answer slower than this is said to be slow, not failed
 const DEVICE_POLL_MS = 2000;  // device values are read, not streamed: only while the board is shown
 const TABS = ["alarms", "tasks", "devices", "reports"];
 
@@ -158,11 +159,16 @@ function showTab(tab) {
 }
 
 async function start() {
+  $("#login-status").textContent = t("checkingToken");
+  const slow = setTimeout(() => { $("#login-status").textContent = t("slowServer"); }, SLOW_LOGIN_MS);
   try {
     state.me = await api("/me");
   } catch (err) {
     if (err.status !== 401) showLogin(err.message);
     return;
+  } finally {
+    clearTimeout(slow);
+    $("#login-status").textContent = "";
   }
   $("#login").hidden = true;
   $("#desk").hidden = false;
@@ -223,6 +229,11 @@ document.addEventListener("keydown", (event) => {
 });
 $("#login-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  const problem = tokenProblem($("#token").value.trim());
+  if (problem) {
+    $("#login-error").textContent = problem;
+    return;
+  }
   session.token = $("#token").value.trim();
   sessionStorage.setItem("desk.token", session.token);
   $("#login-error").textContent = "";

@@ -1,6 +1,6 @@
 // One alarm in full: its facts, its history and comments, and the emergency plan it opened, whose
 // steps are ticked here (with a note) against their time limits.
-import { alarmActions, errorOf, marks, shelveForm, stateLabel, upsertAlarm, upsertPlan } from "./alarms.js";
+import { alarmActions, errorOf, marks, shelveForm, stateLabel, upsertAlarm, upsertPlan, where } from "./alarms.js";
 import { api } from "./api.js";
 import { named, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
@@ -160,13 +160,13 @@ export function renderDetail() {
     detail.error ? el("p", { class: "error", role: "alert" }, detail.error) : null,
     el("p", {}, pick(a.message)),
     el("dl", { class: "facts" },
-      fact(t("state"), el("span", {}, el("span", { class: "state" }, stateLabel(a)), " ", marks(a))),
+      fact(t("state"), el("span", {}, el("span", { class: "state" }, stateLabel(a)), " ", marks(a, { withReason: false }))),
       fact(t("device"), `${a.device_name || a.device} (${a.device})`),
-      fact(t("where"), [a.building, a.system ? t(`system_${a.system}`) : ""].filter(Boolean).join(" · ")),
+      fact(t("where"), where(a)),
       fact(t("raised"), when(a.raised_at)),
       fact(t("acked"), a.acked_at ? `${when(a.acked_at)} · ${a.acked_by || ""}` : ""),
       fact(t("clearedAt"), a.cleared_at && !a.active ? when(a.cleared_at) : ""),
-      fact(t("shelveReason"), a.shelved ? `${a.shelve_reason || ""} · ${a.shelved_by || ""}` : "")),
+      fact(t("shelveReason"), a.shelved ? el("span", { class: "shelve-reason" }, [a.shelve_reason, a.shelved_by].filter(Boolean).join(" · ")) : "")),
     alarmActions(a),
     state.shelving === a.id && can("duty") ? shelveForm(a) : null,
     detail.plan ? renderPlan(detail.plan) : null,

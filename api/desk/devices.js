@@ -9,7 +9,13 @@ import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, when } from "./util.js";
 
 const RANGES = { "1h": 3600, "24h": 86_400, "7d": 7 * 86_400 };
-const trend = { device: null, point: null, range: "24h", history: null, error: "", from: 0, to: 0, loading: false };
+const MIN_ZOOM_NS = 60e9;  // zooming stops at a minute: the store keeps nothing finer worth a chart
+// The open trend: `range` is the chosen hour/day/week, `whole` its [from, to] in ns, and
+// `from`..`to` the time shown (narrower once zoomed), which is what `history` was read for.
+const trend = {
+  device: null, point: null, range: "24h", history: null, error: "", whole: [0, 0], from: 0, to: 0, loading: false,
+};
+let trendShown = "";  // what the dialog shows: it is redrawn only when that changes, not at each poll
 
 export async function loadDevices() {
   const list = await api("/devices");
@@ -70,7 +76,7 @@ function pointRow(device, name, p, elapsed) {
 
 function deviceCard(d, elapsed) {
   const oos = d.out_of_service;
-  const where = [d.location.floor, d.location.room].filter(Boolean).join(" · ");
+  const where = [d.location.floor ? t("atFloor", { f: d.location.floor }) : "", d.location.room].filter(Boolean).join(" · ");
   const key = `oos-${d.id}`;
   let engineer = null;
   if (can("engineer")) {
@@ -117,7 +123,7 @@ export function renderDevices() {
   }
   const buildings = [...groups.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
   $("#devices").replaceChildren(...buildings.map((b) => el("section", { class: "building", "data-building": b },
-    el("h3", {}, b || t("noBuilding")),
+    el("h3", {}, b ? t("atBuilding", { b }) : t("noBuilding")),
     [...groups.get(b).entries()].sort(([x], [y]) => x.localeCompare(y)).map(([s, list]) => el("div", { class: "system", "data-system": s },
       el("h4", {}, t(`system_${s}`)),
       el("div", { class: "device-grid" }, list.map((d) => deviceCard(d, elapsed))))))));
@@ -137,7 +143,7 @@ function renderFilters() {
   filtersShown = signature;
   const fill = (select, values, label, chosen) => {
     select.replaceChildren(el("option", { value: "" }, label),
-      ...values.map((v) => el("option", { value: v, selected: v === chosen }, label === t("allSystems") ? t(`system_${v}`) : v)));
+      ...values.map((v) => el("option", { value: v, selected: v === chosen }, label === t("allSystems") ? t(`system_${v}`) : t("atBuilding", { b: v }))));
   };
   fill($("#device-building"), buildings, t("allBuildings"), state.deviceBuilding || "");
   fill($("#device-system"), systems, t("allSystems"), state.deviceSystem || "");
@@ -146,25 +152,44 @@ function renderFilters() {
 // ---- Trend of one point
 
 async function openTrend(device, point, range = trend.range) {
-  Object.assign(trend, { device, point, range, history: null, error: "", loading: true });
+  Object.assign(trend, { device, point, range });
   const dialog = $("#trend");
   if (!dialog.open) dialog.showModal();
+  const to = Date.now() * 1e6;
+  trend.whole = [to - RANGES[range] * 1e9, to];
+  await showTime(...trend.whole);
+}
+
+/** Read and draw the trend over [fromNs, toNs]: zooming reads again, so a narrower time shows finer
+ * buckets rather than the same few points spread wider. */
+async function showTime(fromNs, toNs) {
+  const { device, point } = trend;
+  Object.assign(trend, { history: null, error: "", loading: true, from: fromNs, to: toNs });
   renderTrend();
-  const to = Date.now();
-  const from = to - RANGES[range] * 1000;
   const query = new URLSearchParams({
-    since: new Date(from).toISOString(), until: new Date(to).toISOString(), max_samples: "500",
+    since: new Date(fromNs / 1e6).toISOString(), until: new Date(toNs / 1e6).toISOString(), max_samples: "500",
   });
   try {
     const history = await api(`/devices/${encodeURIComponent(device.id)}/points/${encodeURIComponent(point)}/history?${query}`);
-    if (trend.device !== device || trend.point !== point || trend.range !== range) return;
-    Object.assign(trend, { history, from: from * 1e6, to: to * 1e6 });
+    if (trend.device !== device || trend.point !== point || trend.from !== fromNs || trend.to !== toNs) return;
+    trend.history = history;
   } catch (err) {
     trend.error = err.message;
   }
   trend.loading = false;
   renderTrend();
 }
+
+/** Zoom by `factor` (0.5 in, 2 out) within the chosen range: about the latest time while that is
+ * shown (what a duty officer is after), else about the middle of the time shown. */
+function zoom(factor) {
+  const [first, last] = trend.whole;
+  const span = Math.min(last - first, Math.max(MIN_ZOOM_NS, (trend.to - trend.from) * factor));
+  const end = trend.to === last ? last : Math.min(last, Math.max(first + span, (trend.from + trend.to + span) / 2));
+  showTime(end - span, end);
+}
+
+const zoomed = () => trend.from > trend.whole[0] || trend.to < trend.whole[1];
 
 export function closeTrend() {
   trend.device = null;
@@ -174,7 +199,15 @@ export function closeTrend() {
 
 function renderTrend() {
   const dialog = $("#trend");
-  if (!trend.device || !dialog.open) return;
+  if (!trend.device || !dialog.open) {
+    trendShown = "";
+    return;
+  }
+  const width = dialog.clientWidth - 32;  // the dialog's padding: the chart is drawn at its shown size
+  const signature = JSON.stringify([trend.device.id, trend.point, trend.range, trend.from, trend.to, trend.loading,
+    trend.error, trend.history && trend.history.samples && trend.history.samples.length, width, lang()]);
+  if (signature === trendShown && !trend.loading) return;
+  trendShown = signature;
   const spec = trend.device.points[trend.point] || {};
   const label = pick(spec.label) || trend.point;
   const title = `${trend.device.name || trend.device.id} · ${label}`;
@@ -183,7 +216,9 @@ function renderTrend() {
   else if (trend.error) body = el("p", { class: "error", role: "alert" }, trend.error);
   else {
     const unit = trend.history.unit ?? spec.unit ?? "";
-    const chart = trendChart(trend.history, trend.from, trend.to, unit, { title });
+    const chart = trendChart(trend.history, trend.from, trend.to, unit, { title }, {
+      width, onZoom: (from, to) => showTime(from, Math.max(to, from + MIN_ZOOM_NS)),
+    });
     const samples = trend.history.samples || [];
     const numbers = samples.filter((s) => typeof s.mean === "number");
     const summary = numbers.length ? t("trendSummary", {
@@ -201,6 +236,11 @@ function renderTrend() {
       el("button", { type: "button", class: "close", "aria-label": t("close"), onclick: closeTrend }, "×")),
     el("div", { class: "ranges", role: "group" }, Object.keys(RANGES).map((r) => el("button", {
       type: "button", "data-range": r, "aria-pressed": String(r === trend.range), onclick: () => openTrend(trend.device, trend.point, r),
-    }, t(`range_${r}`)))),
-    el("div", { class: "chart" }, body));
+    }, t(`range_${r}`))),
+    el("span", { class: "spacer" }),
+    el("button", { type: "button", class: "zoom-in", disabled: trend.to - trend.from <= MIN_ZOOM_NS, onclick: () => zoom(0.5) }, t("zoomIn")),
+    el("button", { type: "button", class: "zoom-out", disabled: !zoomed(), onclick: () => zoom(2) }, t("zoomOut")),
+    el("button", { type: "button", class: "zoom-reset", disabled: !zoomed(), onclick: () => showTime(...trend.whole) }, t("zoomReset"))),
+    el("div", { class: "chart" }, body),
+    el("p", { class: "quiet zoom-hint" }, t("zoomHint")));
 }

@@ -1,14 +1,17 @@
-"""Users of a test system, added to and revoked from the ops store in its data directory."""
+"""Users of a test system, added to and revoked from the ops store in its data directory; the browser
+the desk's tests drive."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
+from tests.servers import require_binary
 
 
 class Accounts:
@@ -52,3 +55,25 @@ def accounts(tmp_path: Path) -> Accounts:
 # A site's `api:` section for tests that send many wrong tokens on purpose (every route, every
 # role): from one address, they would otherwise meet the throttle of wrong tokens (tests/api/test_edge.py).
 MANY_PROBES = "api: {auth_failure_limit: {burst: 10000, per_second: 1000}}"
+
+
+# Chromium as the desk's browser tests run it: headless, as root in CI, and never calling home.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, driven by playwright (which downloads no browser of its own here)."""
+    chromium = require_binary("chromium", "chromium")
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        yield instance
+        await instance.close()

@@ -17,38 +17,19 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import openpyxl
-import pytest
-from playwright.async_api import Browser, Page, Request, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, ViewportSize, expect
 from typer.testing import CliRunner
 
 from facility.cli import app
 from facility.netutil import free_port
-from tests.servers import Mosquitto, require_binary
+from tests.servers import Mosquitto
 from tests.system import TOKEN, running_system, write_site
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SITE_ZONE = ZoneInfo("Asia/Shanghai")  # write_site's estate; the browsers run in London
 DESK = ViewportSize(width=1366, height=768)
 PHONE = ViewportSize(width=390, height=844)
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}  # the fixed token: an admin, who may drive the simulators
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    chromium = require_binary("chromium", "chromium")
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield instance
-        await instance.close()
 
 
 def _add_user(site: Path, data: Path, name: str, role: str) -> str:

@@ -12,32 +12,20 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from facility.netutil import free_port
 from facility.readiness import Figure, PartState, State
 from gateway.modbus.poller import DEMOTED_MAX_S
 from simulators.host import SimulatorHost
 from tests.api.health_app import TOKEN, Heard, health_app, pollers_of, pump, running
-from tests.api.test_desk_browser import ARTIFACTS, CHROMIUM_FLAGS, DESK, PHONE
-from tests.servers import require_binary
+from tests.api.test_desk_browser import ARTIFACTS, DESK, PHONE
 from tests.simulators.conftest import simulated, until
 
 POLL_MS = 15_000  # the desk reads /readyz every 5 s
 BACK_MS = int((DEMOTED_MAX_S + 10) * 1000)  # a device that stopped answering is retried at a growing interval
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    chromium = require_binary("chromium", "chromium")
-    async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        yield instance
-        await instance.close()
 
 
 class Parts:

@@ -16,7 +16,7 @@ from playwright.async_api import Browser, Page, expect
 
 from api.routes.alarms import history_text
 from facility.netutil import free_port
-from tests.api.test_desk_browser import DESK, _log_in, _shot, _sim, _user, browser  # noqa: F401 (fixture)
+from tests.api.test_desk_browser import DESK, _log_in, _shot, _sim, _user
 from tests.servers import Mosquitto
 from tests.system import TOKEN, eventually, running_system
 
@@ -99,7 +99,7 @@ async def _alarms(http: httpx.AsyncClient, **query: str) -> list[dict[str, objec
     return list(answer["items"])
 
 
-async def test_a_night_in_chinese_shows_no_english_word(tmp_path: Path, mosquitto: Mosquitto, browser: Browser) -> None:  # noqa: F811
+async def test_a_night_in_chinese_shows_no_english_word(tmp_path: Path, mosquitto: Mosquitto, browser: Browser) -> None:
     site_path, data = _site(tmp_path, mosquitto.url, free_port()), tmp_path / "data"
     token = await _user(site_path, data, "ana", "duty")
     # Names as written: the site file's Latin-only names (the vendor's has a Chinese form), the
