@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.schemas import Alarm, AlarmPage, History
 from facility.model import Quality, Reading
 from facility.netutil import free_port
-from facility.store.ops import AlarmHistoryRow, AlarmRow, Base
+from facility.store.ops import AlarmHistoryRow, AlarmRow, OpsStore
 from facility.store.sqlite_telemetry import SqliteTelemetry
 from tests.answers import CheckedClient, UnexpectedAnswer, until_ready
 from tests.servers import Mosquitto
@@ -253,10 +253,17 @@ def history_rows(rng: random.Random, alarms: list[dict[str, Any]], counts: list[
             }
 
 
-def fill_ops(path: Path, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
-    """Bulk-insert the alarms and their history (executemany in batches); returns history rows."""
+async def fill_ops(path: Path, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
+    """Bulk-insert the alarms and their history (executemany in batches) into a database made by
+    the migrations, as the service makes it; returns history rows."""
+    store = OpsStore(f"sqlite+aiosqlite:///{path}")
+    await store.upgrade()
+    await store.close()
+    return await asyncio.to_thread(_insert, path, alarms, history)
+
+
+def _insert(path: Path, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
     engine = create_engine(f"sqlite:///{path}")
-    Base.metadata.create_all(engine)
     written = 0
     with engine.begin() as conn:
         conn.execute(insert(AlarmRow), alarms)
@@ -506,7 +513,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         folder = Path(tmp)
         started = time.perf_counter()
         alarms = alarm_rows(rng, args.alarms, args.open, now)
-        history = fill_ops(
+        history = await fill_ops(
             folder / "ops.db", alarms, history_rows(rng, alarms, history_counts(rng, len(alarms), args.history))
         )
         readings = fill_telemetry(folder / "telemetry.db", day_start)
