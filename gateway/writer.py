@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.5  # the buffer is cut at least this often while the store keeps up
 SPOOL_INTERVAL_S = 5.0  # ... and this often while batches go to the spool: fewer, fuller segments
 MAX_PENDING = 2  # full batches waiting in memory for the store; more go to the spool
+# While the spool is in use, one cut takes up to this many batches into one segment: a put waits
+# for an fsync, and on a slow disk readings would pile up in memory behind puts of one batch each.
+SPOOL_SEGMENT_BATCHES = 10
 RETRY_FIRST_S = 1.0  # pause before the spool is tried again, doubled per failure ...
 RETRY_MAX_S = 30.0  # ... up to this
 PRUNE_EVERY_S = 3600.0  # how often the store deletes what is past its retention (first: at start)
@@ -219,12 +222,16 @@ class TelemetryWriter:
     # --- cutting the buffer into batches ----------------------------------------------------
 
     async def _cut(self, everything: bool) -> None:
-        """Move full batches (and with `everything`, the rest too) from the buffer onwards."""
+        """Move full batches (and with `everything`, the rest too) from the buffer onwards. While
+        the spool is in use a batch is all the buffer holds, up to SPOOL_SEGMENT_BATCHES batches:
+        what came in during one fsync goes in the next, so memory stays flat whatever the disk's
+        latency (a replayed segment is one store write of at most that many batches)."""
         async with self._cut_lock:
             self._cut_now.clear()
             buffer = self._buffer
             while len(buffer) >= self.batch_size or (everything and buffer):
-                batch = _Batch(self._added - len(buffer), buffer[: self.batch_size])
+                size = self.batch_size * (SPOOL_SEGMENT_BATCHES if len(self._spool) else 1)
+                batch = _Batch(self._added - len(buffer), buffer[:size])
                 await self._place(batch)
                 del buffer[: len(batch.readings)]  # only now: a cancelled place leaves the batch here
                 self._settle()
