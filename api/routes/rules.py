@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +59,27 @@ def check_text(site: Site, name: str, text: str) -> list[str]:
     return []
 
 
+OTHER_BUILDING = "<a device of another building>"
+
+
+def redacted(problems: list[str], hidden: Collection[str]) -> list[str]:
+    """The problems with each of the `hidden` device ids put in other words: a user limited to
+    buildings checks rules against the whole site (a rule may select devices of every building),
+    and a problem may name a device of a building they may not see."""
+    if not problems or not hidden:
+        return problems
+    ids = "|".join(re.escape(device) for device in sorted(hidden, key=len, reverse=True))
+    named = re.compile(rf"(?<![\w.-])(?:{ids})(?![\w-]|\.\w)")  # a whole id, not a file name
+    return [named.sub(OTHER_BUILDING, problem) for problem in problems]
+
+
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     r = APIRouter(tags=["rules"])
+
+    def shown(problems: list[str], user: User) -> list[str]:
+        visible = ctx.visible(user)
+        hidden = () if visible is None else [d.id for d in ctx.site.devices if d.id not in visible]
+        return redacted(problems, hidden)
 
     @r.get("/rules", response_model=list[schemas.RuleInfo])
     async def list_rules(user: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
@@ -86,24 +107,25 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         return listed
 
     @r.post("/rules/validate", response_model=Checked, openapi_extra=documented(RuleFileText))
-    async def validate(request: Request, _: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
+    async def validate(request: Request, user: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
         """Check a rule file against this site before saving it: its problems, or none. Text that
         is not YAML that can be read safely (a syntax error, an alias past the limits, a Python
         tag) is a 422 naming `text`, with the line. The body (up to 8 MiB: a whole file) is parsed
-        off the event loop, as the file is checked."""
+        off the event loop, as the file is checked. To a user limited to buildings, a problem
+        names another building's device only as such."""
         body = await parsed_off_loop(request, RuleFileText)
         try:
             await asyncio.to_thread(parse_yaml, body.text, body.name)
         except ConfigError as exc:  # not YAML that can be read safely (syntax, limits, tags): the field is wrong
             raise field_error("body", "text", str(exc)) from None
         problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
-        return {"ok": not problems, "problems": problems}
+        return {"ok": not problems, "problems": shown(problems, user)}
 
     @r.post("/rules/reload", response_model=Reloaded)
-    async def reload(_: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
+    async def reload(user: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
         """Load the rule files again now (they are also reloaded when they change). With problems,
-        the running rules stay."""
+        the running rules stay. Problems are shown as `validate` shows them."""
         problems = await ctx.rules.reload()
-        return {"ok": not problems, "problems": problems, "loaded": len(ctx.rules.rules)}
+        return {"ok": not problems, "problems": shown(problems, user), "loaded": len(ctx.rules.rules)}
 
     return r

@@ -18,6 +18,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import Role, TokenAuth
+from api.routes.rules import OTHER_BUILDING, redacted
 from facility.site import load_site
 from facility.store.ops import OpsStore
 from facility.store.users import UserStore
@@ -125,3 +126,17 @@ async def test_a_text_that_is_not_unicode_is_a_422_naming_it(http: Client) -> No
     response = await client.post("/api/v1/rules/validate", content=raw, headers=headers)
     assert response.status_code == 422, response.text
     assert [error["loc"] for error in response.json()["detail"]] == [["body", "text"]]
+
+
+def test_a_problem_names_another_buildings_device_only_as_such() -> None:
+    """What /rules/validate and /rules/reload answer a user limited to buildings: an id of a device
+    they may not see is replaced whole (not inside a longer id, nor a file name), others stay."""
+    problems = [
+        "rules.yaml:7: rules[0].devices.ids[1]: pump-2 has no point 'level'",
+        "rules.yaml:9: rules[1].when: pump-1 and pump-20 differ from pump-2.yaml",
+    ]
+    assert redacted(problems, ["pump-2"]) == [
+        f"rules.yaml:7: rules[0].devices.ids[1]: {OTHER_BUILDING} has no point 'level'",
+        "rules.yaml:9: rules[1].when: pump-1 and pump-20 differ from pump-2.yaml",
+    ]
+    assert redacted(problems, []) == problems
