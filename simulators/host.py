@@ -6,6 +6,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,9 @@ class SimulatorHost:
                 login = passwords.login(device.id) if passwords else None
                 sim.mqtt = MqttDevice(device, profile, model, site.broker, login)
             self.devices[device.id] = sim
-        self.clock_offset = 0.0  # seconds added to the time of day the models see (scenarios at night)
+        # Seconds added to the time of day a device's model sees (a scenario at night): per device,
+        # so that a scenario moves the clock of its own devices and no one else's.
+        self.clock_offsets: dict[str, float] = {}
         self.paused = False  # models hold their values (tests compare the wire with them exactly)
         self._servers: list[ModbusBaseServer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,26 +84,27 @@ class SimulatorHost:
         await self._apply_now(device_id)
         log.info("faults %s cleared on %s", fault or "all", device_id)
 
-    def set_time_of_day(self, seconds: float) -> None:
-        """Make the models see `seconds` after midnight as the time of day from now on."""
-        self.clock_offset = 0.0
-        self.clock_offset = seconds - self.time_of_day()
+    def set_time_of_day(self, seconds: float, devices: Iterable[str] | None = None) -> None:
+        """Make the models of `devices` (None: every device) see `seconds` after midnight as the
+        time of day from now on."""
+        offset = seconds - _local_time_of_day()
+        for device in self.devices if devices is None else devices:
+            self.clock_offsets[device] = offset
 
-    def time_of_day(self) -> float:
-        now = time.localtime()
-        return (now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec + self.clock_offset) % 86400
+    def time_of_day(self, device: str | None = None) -> float:
+        """The time of day `device`'s model sees (None: the plant's own, with no scenario's clock)."""
+        return (_local_time_of_day() + self.clock_offsets.get(device or "", 0.0)) % 86400
 
     async def _apply_now(self, device_id: str) -> None:
         """Step the model at once and let an MQTT device report the change, as real ones do."""
         sim = self.devices[device_id]
-        sim.model.step(0.0, self.time_of_day())
+        sim.model.step(0.0, self.time_of_day(device_id))
         if sim.mqtt is not None:
             await sim.mqtt.tick(time.monotonic(), force=True)
 
     async def start(self) -> None:
-        t = self.time_of_day()
-        for sim in self.devices.values():
-            sim.model.step(0.0, t)
+        for device_id, sim in self.devices.items():
+            sim.model.step(0.0, self.time_of_day(device_id))
         buses: dict[str, tuple[ModbusBinding, list[tuple[int, Profile, DeviceModel]]]] = {}
         for sim in self.devices.values():
             binding = sim.device.modbus
@@ -154,10 +158,14 @@ class SimulatorHost:
         while True:
             await asyncio.sleep(STEP_S)
             now = time.monotonic()
-            t = self.time_of_day()
-            for sim in self.devices.values():
+            for device_id, sim in self.devices.items():
                 if not self.paused:
-                    sim.model.step(now - self._last, t)
+                    sim.model.step(now - self._last, self.time_of_day(device_id))
                 if sim.mqtt is not None:
                     await sim.mqtt.tick(now)
             self._last = now
+
+
+def _local_time_of_day() -> float:
+    now = time.localtime()
+    return float(now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec)

@@ -5,7 +5,7 @@ A scenario file:
     name: basement-flooding
     title: {zh: ..., en: ...}
     speed: 10            # timeline and the named devices' model time run 10x faster
-    clock: "02:30"       # optional: the time of day the plant sees while it plays (night, say)
+    clock: "02:30"       # optional: the time of day its devices see while it plays (night, say)
     steps:
       - {at: 0s, inject: {device: sump-b0-1, fault: inflow_surge}}
       - {at: 5m, inject: {device: sump-b0-1, fault: pump_failure, params: {pump: 2}}}
@@ -160,14 +160,16 @@ class ScenarioPlayer:
         self._ids = itertools.count(1)
 
     def start(self, scenario: Scenario, visible: set[str] | None = None) -> Run:
-        """Check the scenario (its devices among `visible`, None: any), set the plant's clock and
-        speed for it at once, and play it."""
+        """Check the scenario (its devices among `visible`, None: any), set its devices' clock and
+        speed for it at once, and play it. The clock is its devices' only: a scenario may touch
+        just the buildings its user may see, and the rest of the plant keeps the time of day."""
         check_against(scenario, self.host, visible=visible)
         run = Run(next(self._ids), scenario)
-        saved_offset = self.host.clock_offset
+        offsets = self.host.clock_offsets
+        saved_offset = {d: offsets[d] for d in scenario.devices if d in offsets}
         if scenario.clock:
             hours, minutes = map(int, scenario.clock.split(":"))
-            self.host.set_time_of_day(hours * 3600 + minutes * 60)
+            self.host.set_time_of_day(hours * 3600 + minutes * 60, scenario.devices)
         for device in scenario.devices:
             self.host.model(device).speed = scenario.speed
         run.task = asyncio.create_task(self._play(run, saved_offset), name=f"scenario {scenario.name}")
@@ -186,7 +188,7 @@ class ScenarioPlayer:
         for run_id in list(self.runs):
             await self.stop(run_id)
 
-    async def _play(self, run: Run, saved_offset: float) -> None:
+    async def _play(self, run: Run, saved_offset: dict[str, float]) -> None:
         scenario, host = run.scenario, self.host
         start = time.monotonic()
         try:
@@ -206,4 +208,5 @@ class ScenarioPlayer:
         finally:
             for device in scenario.devices:
                 host.model(device).speed = 1.0
-            host.clock_offset = saved_offset
+                host.clock_offsets.pop(device, None)
+            host.clock_offsets.update(saved_offset)

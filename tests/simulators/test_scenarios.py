@@ -43,7 +43,10 @@ def test_a_bad_scenario_file_names_line_and_field(tmp_path: Path) -> None:
 
 async def test_timeline_plays_in_order_at_its_speed(tmp_path: Path) -> None:
     port = free_port()
-    devices = f"  - {{id: pump-1, profile: booster_pump, modbus: {{port: {port}}}}}\n"
+    devices = (
+        f"  - {{id: pump-1, profile: booster_pump, modbus: {{port: {port}}}}}\n"
+        f"  - {{id: pump-2, profile: booster_pump, modbus: {{port: {port}, unit: 2}}}}\n"
+    )
     async with simulated(tmp_path, devices) as (site, host):
         player = ScenarioPlayer(host, {})
         scenario = parse_scenario(
@@ -54,7 +57,8 @@ async def test_timeline_plays_in_order_at_its_speed(tmp_path: Path) -> None:
         )
         start = time.monotonic()
         run = player.start(scenario)
-        assert 3 * 3600 - 5 < host.time_of_day() < 3 * 3600 + 5  # the plant sees 03:00 while it plays
+        at_three = 3 * 3600 - 5 < host.time_of_day("pump-1") < 3 * 3600 + 5  # its device sees 03:00 ...
+        assert at_three and abs(host.time_of_day("pump-2") - host.time_of_day()) < 5  # ... no other does
         await read_until(site, "pump-1", lambda v: v["tripped"] and v["flow"] is None)
         await until(lambda: run.state == "finished", timeout=10)
         elapsed = time.monotonic() - start
@@ -67,7 +71,7 @@ async def test_timeline_plays_in_order_at_its_speed(tmp_path: Path) -> None:
         values = await read_until(site, "pump-1", lambda v: v["running"])
         assert values["flow"] is not None
         assert host.model("pump-1").speed == 1.0  # model time is back to real time
-        assert not 3 * 3600 - 5 < host.time_of_day() < 3 * 3600 + 5
+        assert abs(host.time_of_day("pump-1") - host.time_of_day()) < 5  # and back to the plant's time
 
 
 async def test_scenarios_over_the_control_api(tmp_path: Path, mosquitto: Mosquitto) -> None:
