@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from facility.netutil import free_port
+from tests.processes import TOKEN, start_facility, stop_facility
 from tests.servers import Mosquitto, http_json, poll, require_binary, wait_listening
 from tests.system import write_site
-from tests.test_run_split import TOKEN, _start, _stop
 
 
 def _readiness(api: str) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def test_the_service_starts_before_its_broker_and_takes_mqtt_in_once_it_answers(
     broker = Mosquitto(tmp_path)  # its port is chosen, nothing listens there yet
     api_port = free_port()
     site = write_site(tmp_path, broker.url, free_port())
-    service = _start(["run", "-c", str(site), "--port", str(api_port)], tmp_path, {"FACILITY_TOKEN": TOKEN})
+    service = start_facility(["run", "-c", str(site), "--port", str(api_port)], tmp_path, {"FACILITY_TOKEN": TOKEN})
     try:
         wait_listening(api_port, timeout=60, proc=service)  # serving although no broker answered
         api = f"http://127.0.0.1:{api_port}"
@@ -64,7 +64,7 @@ def test_the_service_starts_before_its_broker_and_takes_mqtt_in_once_it_answers(
                 break
         assert lift.get("online") is True, lift
     finally:
-        code, output = _stop(service)
+        code, output = stop_facility(service)
         broker.stop()
     assert code == 0, output
     assert "did not answer within" in output and "connecting as soon as it answers" in output

@@ -17,7 +17,7 @@ from facility.cli import app
 from facility.model import now_ns
 from facility.netutil import free_port
 from facility.store.ops import DeadLetter
-from tests.api.test_dead_letters import seed
+from tests.letters import seed
 from tests.system import write_site
 
 HOUR = 3600 * 1_000_000_000

@@ -19,6 +19,7 @@ from facility.site import load_site
 from facility.store.ops import DeadLetter, OpsStore
 from facility.store.users import Role
 from tests.api.conftest import Accounts
+from tests.letters import seed
 from tests.servers import Mosquitto
 from tests.system import eventually, running_system, write_site
 
@@ -35,15 +36,6 @@ def seeded(now: int) -> list[DeadLetter]:
         DeadLetter(now - 2 * HOUR, "webhook", "pump-1_hook", "HTTP 500", '{"device": "pump-1"}'),
         DeadLetter(now - HOUR, "mqtt", "test/other/thing", "no device has this topic", "{}"),
     ]
-
-
-async def seed(data: Path, letters: list[DeadLetter]) -> None:
-    store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
-    await store.start()
-    try:
-        await store.add_dead_letters(letters)
-    finally:
-        await store.close()
 
 
 def keys_of(page: dict[str, Any]) -> list[str]:

@@ -1,0 +1,18 @@
+"""Dead letters put in a data folder's ops store before the system (or a command) reads them, as
+the gateway would have kept them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from facility.store.ops import DeadLetter, OpsStore
+
+
+async def seed(data: Path, letters: list[DeadLetter]) -> None:
+    """Add `letters` to the SQLite ops store of the data folder `data`."""
+    store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+    await store.start()
+    try:
+        await store.add_dead_letters(letters)
+    finally:
+        await store.close()
