@@ -208,6 +208,11 @@ class Maintenance(Answer):
 class LivePoint(Answer):
     unit: str
     label: dict[str, str]
+    value_labels: dict[str, Text] = Field(
+        default_factory=dict,
+        description="the words of the values the point takes, by value (a bool as `true`/`false`): the"
+        " profile's `values:`; a value not listed here is shown as it is",
+    )
     value: Value
     quality: Literal["good", "stale", "no_comm", "bad", "no_data"]
     age_s: float | None

@@ -89,7 +89,7 @@ class _Loader(yaml.SafeLoader):
         self.depth = 0  # lists and mappings being composed
         self.nodes = 0  # values constructed, each alias expansion counted again
         self.within: set[int] = set()  # ids of the collection nodes being constructed
-        self.bools: dict[Loc, str] = {}  # the text of each unquoted value YAML read as a bool
+        self.bools: dict[Loc, str] = {}  # the text of each unquoted value or key YAML read as a bool
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         """PyYAML's, refusing the alias past MAX_ALIASES and the collection past MAX_DEPTH before
@@ -161,6 +161,8 @@ def _collection(loader: _Loader, node: yaml.Node, loc: Loc, lines: dict[Loc, int
             message = "YAML: a key must be a single value, not a list or mapping"
             raise _refusal(loader.file, key_node.start_mark, message, loc)
         key = _scalar(loader, key_node, loc)
+        if key_node.tag == _BOOL and key_node.style is None:
+            loader.bools[(*loc, key)] = key_node.value  # a bare `off:` key; a bare bool value below wins
         if key in out:
             raise _refusal(loader.file, key_node.start_mark, "duplicate key", (*loc, key))
         out[key] = _construct(loader, value_node, (*loc, key), lines)
@@ -204,7 +206,7 @@ class YamlDoc:
     file: str
     data: Any
     lines: dict[Loc, int]
-    bools: dict[Loc, str] = field(default_factory=dict)  # unquoted `off`, `yes`... read as bools
+    bools: dict[Loc, str] = field(default_factory=dict)  # unquoted `off`, `yes`... read as bools (values and keys)
 
     def line_of(self, loc: Loc) -> int | None:
         """Line of the deepest part of `loc` that exists in the file."""
@@ -307,5 +309,7 @@ def _is_union_tag(part: str | int) -> bool:
 def _field(loc: Loc) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, bool):  # a bare `off:` key, which YAML read as false
+            part = "true" if part else "false"
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out

@@ -162,7 +162,7 @@ async def briefing(
             columns=[
                 Column("at", text("计划时间", "Scheduled"), "time"),
                 Column("title", text("内容", "Round")),
-                Column("kind", text("类型", "Kind"), "word"),
+                Column("kind", text("类型", "Kind"), "task_kind"),
                 Column("team", text("班组", "Team"), "name"),
                 Column("devices", text("设备", "Devices")),
                 Column("due", text("完成期限", "Due"), "time"),

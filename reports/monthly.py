@@ -420,7 +420,7 @@ def _repairs_section(repairs: dict[str, Repairs]) -> Section:
         "repair",
         text("工单处理时间", "Time to resolve"),
         columns=[
-            Column("kind", text("类型", "Kind"), "word"),
+            Column("kind", text("类型", "Kind"), "task_kind"),
             Column("resolved", text("本月解决", "Resolved"), "count"),
             Column("mttr", text("平均处理时间", "Mean time from creation to resolved"), "duration"),
         ],

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from facility.store.tasks import Bilingual
 from reports.model import Cell, Kind, Report
 from reports.periods import NS
-from reports.words import name, word
+from reports.words import TASK_KINDS, name, word
 
 Lang = Literal["zh", "en"]
 NONE = "—"
@@ -37,6 +37,8 @@ def show(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> str:
         return _significant(value, 3)
     if kind == "word" and isinstance(value, str):
         return word(value, lang)
+    if kind == "task_kind" and isinstance(value, str):
+        return word(value, lang, TASK_KINDS)
     if kind == "name" and isinstance(value, str):
         return name(value, lang)
     return str(value)

@@ -47,6 +47,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             points[name] = {
                 "unit": spec.unit,
                 "label": spec.label,
+                "value_labels": spec.value_words,
                 "value": reading.value if reading else None,
                 "quality": shown_quality(reading, device.interval, now).value if reading else "no_data",
                 "age_s": round((now - reading.ts) / 1e9, 3) if reading else None,

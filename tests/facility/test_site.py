@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from facility.profile import BUILTIN_DIR, load_profile, load_profiles
 from facility.site import load_site
 from facility.yamlfile import ConfigError
+from tests.chiller_site import chiller_site, docs_chiller
 
 GOOD = """\
 site: {id: t}
@@ -220,3 +222,113 @@ def test_two_webhooks_of_one_name_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_site(path)
     assert "notifications.webhooks: " in str(err.value) and "desk appears more than once" in str(err.value)
+
+
+# Words for the values of a point (`values:`), on the chiller of docs/devices.md.
+
+
+def _check(site: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "facility", "check", str(site)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_the_docs_chiller_gives_its_words_and_checks_clean(tmp_path: Path) -> None:
+    site = load_site(chiller_site(tmp_path))
+    chiller = site.profile_of(site.device("chiller-1"))
+    mode, running = chiller.points["mode"], chiller.points["compressor_running"]
+    assert (mode.word("defrost", "zh"), mode.word("defrost", "en")) == ("除霜", "defrosting")
+    assert mode.word("off", "zh") == "关机"  # the quoted "off" key
+    assert (running.word(True, "zh"), running.word(False, "en")) == ("运行", "stopped")  # bare true/false keys
+    assert mode.word("cooling-ish", "zh") is None
+    assert chiller.system == "hvac" and site.warnings == []
+    result = _check(tmp_path / "site.yaml")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+
+
+def test_a_value_word_in_one_language_is_shown_in_both_and_check_warns(tmp_path: Path) -> None:
+    one = docs_chiller().replace("defrost: {zh: 除霜, en: defrosting}", "defrost: {zh: 除霜}")
+    site = load_site(chiller_site(tmp_path, one))
+    mode = site.profile_of(site.device("chiller-1")).points["mode"]
+    assert (mode.word("defrost", "zh"), mode.word("defrost", "en")) == ("除霜", "除霜")
+    result = _check(tmp_path / "site.yaml")
+    assert result.returncode == 0, result.stderr
+    profile = tmp_path / "profiles" / "chiller.yaml"
+    assert result.stderr == (
+        f"warning: {profile}:24: points.mode.values.defrost: given in zh only: the desk shows this text"
+        " in en mode too; add `en:`\n"
+    )
+
+
+UNTAKEN = [
+    ("defrozt", "points.mode.values.defrozt", "'defrozt' is not a value of this point (it takes: cooling, defrost, off, stopped)"),  # noqa: E501
+    ("2", "points.mode.values[2]", "2 is the code of 'defrost': give the words under the label, `defrost:`"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "field", "message"), UNTAKEN)
+def test_a_value_word_for_a_value_the_point_never_takes_fails_check_at_its_line(
+    tmp_path: Path, key: str, field: str, message: str
+) -> None:
+    wrong = docs_chiller().replace("defrost: {zh: 除霜", f"{key}: {{zh: 除霜")
+    chiller_site(tmp_path, wrong)
+    result = _check(tmp_path / "site.yaml")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'profiles' / 'chiller.yaml'}:24: {field}: {message}\n" in result.stderr
+
+
+def test_a_bare_off_among_the_values_says_to_quote_it(tmp_path: Path) -> None:
+    chiller_site(tmp_path, docs_chiller().replace('"off": {zh: 关机', "off: {zh: 关机"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(tmp_path / "site.yaml")
+    assert [str(p) for p in caught.value.problems] == [
+        f"{tmp_path / 'profiles' / 'chiller.yaml'}:25: points.mode.values.false: "
+        "YAML 1.1 reads a bare off as false: write it quoted: 'off'"
+    ]
+
+
+def test_a_number_has_no_value_words_and_words_are_zh_and_en(tmp_path: Path) -> None:
+    pressure = "type: uint16, sentinel: 65535}\n"
+    chiller_site(tmp_path, docs_chiller().replace(pressure, pressure + "    values: {0: {zh: 无}}\n"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(tmp_path / "site.yaml")
+    assert [p.field for p in caught.value.problems] == ["points.condenser_pressure.values[0]"]
+    assert "this point is a number" in caught.value.problems[0].message
+
+    chiller_site(tmp_path, docs_chiller().replace("true: {zh: 运行, en: running}", "true: {zh: 运行, de: läuft}"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(tmp_path / "site.yaml")
+    assert [(p.line, p.field) for p in caught.value.problems] == [(31, "points.compressor_running.values.true.de")]
+
+
+def test_the_built_in_profiles_name_every_value_their_enums_and_strings_take() -> None:
+    """The desk has no words of its own for values: an enum label without words in its profile
+    would show in English on the Chinese desk."""
+    profiles = load_profiles([BUILTIN_DIR])
+    for profile in profiles.values():
+        for name, point in profile.points.items():
+            enum = point.modbus.enum if point.modbus is not None else None
+            if enum:
+                assert set(point.value_words) == set(enum.values()), f"{profile.name}.{name}"
+            for value, words in point.value_words.items():
+                assert words["zh"] != words["en"] and not re.search("[A-Za-z]", words["zh"]), (profile.name, value)
+    fire = profiles["fire_panel"].points
+    assert {fire[f"zone_{n}_state"].word("fire", "zh") for n in range(1, 9)} == {"火警"}
+    assert profiles["access_door"].points["last_event"].word("held_open", "zh") == "开门超时"
+    assert profiles["elevator"].points["mode"].word("out_of_service", "zh") == "停用"
+
+
+def test_a_bare_off_among_an_mqtt_string_points_values_says_to_quote_it_and_a_bools_is_false(tmp_path: Path) -> None:
+    """An MQTT string point takes any text, but never YAML's false for the `off` its device sends;
+    for a bool, `on:` and `off:` are what they read as."""
+    door = "type: door\npoints:\n  lock:\n    type: string\n    json: lock\n    values: {KEY: {zh: 断电}}\n"
+    door += "  lit:\n    type: bool\n    json: lit\n    values: {on: {zh: 亮, en: lit}, off: {zh: 灭, en: dark}}\n"
+    path = tmp_path / "door.yaml"
+    path.write_text(door.replace("KEY", "off"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:6: points.lock.values.false: YAML 1.1 reads a bare off as false: write it quoted: 'off'"
+    ]
+    path.write_text(door.replace("KEY", '"off"'), encoding="utf-8")
+    points = load_profile(path).points
+    assert (points["lock"].word("off", "en"), points["lit"].word(False, "zh")) == ("断电", "灭")

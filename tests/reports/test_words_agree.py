@@ -1,0 +1,89 @@
+"""The reports and the duty desk name every priority, alarm state, task kind, task status and plant
+system alike, in both languages: an emergency-response task is 应急 on paper as on the page, and
+its priority 紧急. The desk's words are read from api/desk/i18n.js as text, as the browser gets it."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from facility.model import AlarmState, Priority
+from facility.profile import BUILTIN_DIR, load_profiles
+from facility.store.tasks import Bilingual, TaskKind, TaskStatus
+from reports import Lang, Report, render
+from reports.model import Column, Row, Section, text
+from reports.words import ALARM_STATES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES
+
+I18N = Path(__file__).parents[2] / "api" / "desk" / "i18n.js"
+_ENTRY = re.compile(r'"?([\w-]+)"?: "((?:[^"\\]|\\.)*)"')
+
+
+def desk_words() -> dict[str, dict[str, str]]:
+    """The desk's words by language: the `zh: {...}` and `en: {...}` blocks of TEXT in i18n.js."""
+    text = I18N.read_text(encoding="utf-8")
+    body = text[text.index("const TEXT = {") :]
+    zh, en = body.index("\n  zh: {"), body.index("\n  en: {")
+    end = body.index("\n};", en)
+    return {"zh": dict(_ENTRY.findall(body[zh:en])), "en": dict(_ENTRY.findall(body[en:end]))}
+
+
+DESK = desk_words()
+GROUPS = [  # (what the group names, its words in reports/words.py, the desk's key of an id, every id)
+    ("priority", PRIORITIES, "{}", [p.value for p in Priority]),
+    ("alarm state", ALARM_STATES, "state_{}", [s.value for s in AlarmState]),
+    ("task kind", TASK_KINDS, "kind_{}", [k.value for k in TaskKind]),
+    ("task status", TASK_STATUSES, "status_{}", [s.value for s in TaskStatus]),
+]
+
+
+@pytest.mark.parametrize(("group", "words", "key", "ids"), GROUPS, ids=[g[0] for g in GROUPS])
+def test_reports_and_desk_give_every_id_the_same_words(
+    group: str, words: dict[str, Bilingual], key: str, ids: list[str]
+) -> None:
+    assert sorted(words) == sorted(ids), f"reports/words.py names another set of {group}s"
+    for id_ in ids:
+        desk = (DESK["zh"].get(key.format(id_)), DESK["en"].get(key.format(id_)))
+        assert desk[0] == words[id_].zh, f"{group} {id_}: the desk says {desk[0]}, reports {words[id_].zh}"
+        assert (desk[1] or "").casefold() == words[id_].en.casefold(), f"{group} {id_} in English"
+
+
+def test_the_task_kind_emergency_is_not_the_priority() -> None:
+    assert (TASK_KINDS["emergency"].zh, PRIORITIES["emergency"].zh) == ("应急", "紧急")
+    assert (DESK["zh"]["kind_emergency"], DESK["zh"]["emergency"]) == ("应急", "紧急")
+
+
+def test_the_systems_the_desk_names_read_as_in_reports() -> None:
+    named = {k.removeprefix("system_") for k in DESK["zh"] if k.startswith("system_")}
+    profiles = {p.system for p in load_profiles([BUILTIN_DIR]).values()}
+    assert profiles <= named <= set(SYSTEMS)
+    for system in named:
+        assert DESK["zh"][f"system_{system}"] == SYSTEMS[system].zh, system
+        assert DESK["en"][f"system_{system}"].casefold() == SYSTEMS[system].en.casefold(), system
+
+
+def _texts(report: Report, fmt: str, lang: Lang) -> str:
+    """The report as `fmt` in `lang`, its texts joined by `|`: the tags of HTML and the sheets of
+    Excel gone."""
+    shown = render(report, fmt, lang)
+    if isinstance(shown, bytes):
+        book = load_workbook(io.BytesIO(shown))
+        return "|".join(str(c.value) for sheet in book.worksheets for row in sheet.iter_rows() for c in row)
+    return re.sub(r"<[^>]*>", "|", shown) if fmt == "html" else shown
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "csv", "xlsx"])
+def test_a_column_of_task_kinds_says_yingji_beside_the_priority_jinji(fmt: str) -> None:
+    """The briefing's, monthly report's and task lists' kind columns are of kind `task_kind`."""
+    report = Report("briefing", text("晨会简报", "Briefing"), "t", "", "Asia/Shanghai", 0, 1, 1, None, None)
+    columns = [
+        Column("kind", text("类型", "Kind"), "task_kind"),
+        Column("priority", text("优先级", "Priority"), "word"),
+    ]
+    row: Row = {"kind": "emergency", "priority": "emergency"}
+    report.sections.append(Section("tasks", text("工单", "Tasks"), columns=columns, rows=[row]))
+    assert re.search(r"应急[|,\s]+紧急", _texts(report, fmt, "zh"))
+    assert re.search(r"emergency[|,\s]+emergency", _texts(report, fmt, "en"))
