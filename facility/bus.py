@@ -1,7 +1,11 @@
 """The in-process bus joining gateway, rules and API.
 
-Two lanes, kept narrow so that an MQTT transport can stand in for scale-out:
+Three lanes, kept narrow so that an MQTT transport can stand in for scale-out:
 - readings: synchronous fan-out of batches to handlers (the hot path; handlers must be quick);
+- device status: a device said it is online or offline, fanned out synchronously like readings
+  and in the same order with them (a publisher hands on the readings it read before a status
+  first), so that the rule engine sees an offline, its no-communication marks and an online in the
+  order they came; each is also published as a `device` event for the desk;
 - events: alarm, task, plan and device changes, numbered, delivered to every subscriber through its
   own queue. Alarms never share a queue that can drop: an internal subscriber's queue is unbounded;
   a bounded one (a desk's event stream) that overflows is cut off whole, never thinned, and its
@@ -23,11 +27,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from facility.model import Reading
+from facility.model import DeviceStatus, Reading
 
 log = logging.getLogger(__name__)
 
 ReadingHandler = Callable[[Sequence[Reading]], None]
+StatusHandler = Callable[[DeviceStatus], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,7 @@ RESET = "reset"  # the kind of event telling a subscriber that what it missed ca
 class Bus:
     def __init__(self, replay: int = 10_000) -> None:
         self._reading_handlers: list[ReadingHandler] = []
+        self._status_handlers: list[StatusHandler] = []
         self._subscribers: dict[asyncio.Queue[Event], None] = {}  # insertion order: who hears first
         self._cut_off: set[asyncio.Queue[Event]] = set()
         self._recent: deque[Event] = deque(maxlen=replay)
@@ -59,6 +65,19 @@ class Bus:
                 handler(readings)
             except Exception:  # one broken consumer must not starve the others
                 log.exception("reading handler %r failed", handler)
+
+    def on_status(self, handler: StatusHandler) -> None:
+        self._status_handlers.append(handler)
+
+    def publish_status(self, status: DeviceStatus) -> None:
+        """Hand a device's status to the status handlers, then to every subscriber as a `device`
+        event ({device, online})."""
+        for handler in self._status_handlers:
+            try:
+                handler(status)
+            except Exception:  # as for readings: one broken consumer must not starve the others
+                log.exception("device status handler %r failed", handler)
+        self.publish_event("device", {"device": status.device, "online": status.online})
 
     def publish_event(self, kind: str, data: dict[str, Any]) -> Event:
         self._seq += 1

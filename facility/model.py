@@ -29,6 +29,16 @@ class Reading:
     ts: int
 
 
+@dataclass(slots=True, frozen=True)
+class DeviceStatus:
+    """A device's own word on whether it is there (an MQTT status topic, a poller hearing it or
+    not), at `ts` (UTC ns). Not a reading: it carries no value, so its points keep theirs."""
+
+    device: str
+    online: bool
+    ts: int
+
+
 class Priority(StrEnum):
     EMERGENCY = "emergency"
     HIGH = "high"

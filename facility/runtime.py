@@ -131,6 +131,7 @@ async def _run(
     bus = Bus()
     live = LiveValues()
     bus.on_readings(live.update)
+    bus.on_status(live.device_status)  # a device that says it is online shows so before its values come
     readiness = Readiness()
     lag = LoopLag()
     readiness.add(lag)

@@ -124,7 +124,6 @@ class MqttIngest:
         self.received = 0
         self.unknown = 0  # messages on a topic no device has
         self._unknown_told: dict[str, int] = {}  # unknown topic -> when it was last kept as a dead letter (ns)
-        self._offline: set[str] = set()  # devices whose status topic said offline, not heard from since
         self._last_ts = 0  # the receive time given to the last message (ns)
 
     def handle(self, batch: list[Message]) -> None:
@@ -141,6 +140,9 @@ class MqttIngest:
             now += 1
             self.received += 1
             entry = self._data.get(topic)
+            if entry is None and readings and topic in self._status:
+                self._publish(readings)  # a status is handed on after the values that came before it
+                readings = []
             try:
                 if entry is None:
                     self._other(topic, payload, now, readings)
@@ -177,8 +179,6 @@ class MqttIngest:
             reason = f"timestamp {ms!r} is not a plausible time in ms since the epoch; no value of it is used"
             self._dead_letter("mqtt", topic, reason, payload)
             return
-        if self._offline:
-            self._offline.discard(entry.device)
         wrong = []
         for reader in entry.points:
             value = reader.get(doc)
@@ -197,15 +197,11 @@ class MqttIngest:
         if device is None:
             self._unknown_topic(topic, payload, now)
         elif payload == ONLINE:
+            # Heard from, with no values yet: a status, not readings. Its points keep their last
+            # value and quality until its next document; the rule engine takes the status itself.
             self._on_status(device, True)
-            if device in self._offline:
-                # Heard from, but with no values yet: every point is unknown (bad, no value) until
-                # the next document, and the device is no longer without communication.
-                self._offline.discard(device)
-                readings.extend(Reading(device, p, None, Quality.BAD, now) for p in self.points[device])
         elif payload == OFFLINE:
             self._on_status(device, False)
-            self._offline.add(device)
             readings.extend(Reading(device, p, None, Quality.NO_COMM, now) for p in self.points[device])
         else:
             self._dead_letter("mqtt", topic, "status is neither online nor offline", payload)

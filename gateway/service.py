@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from facility.aio import cancel_all
 from facility.bus import Bus
-from facility.model import Reading, Value
+from facility.model import DeviceStatus, Reading, Value, now_ns
 from facility.mqtt import AckAfter, MqttClient
 from facility.profile import Profile
 from facility.readiness import Figure, PartState
@@ -50,7 +50,7 @@ class Gateway:
 
     def _status(self, device: str, online: bool) -> None:
         self.health.status(device, online)
-        self._bus.publish_event("device", {"device": device, "online": online})
+        self._bus.publish_status(DeviceStatus(device, online, now_ns()))
 
     async def start(self) -> None:
         if self.ingest.subscriptions:

@@ -9,6 +9,10 @@ announced at once by `announce_provisional`: an `alarm` event with `recorded: fa
 recorded alarm's event has no `recorded` key), which the desk and the notifiers match to the
 recorded one by rule and device.
 
+A spread (a point joining the lists of an active alarm's text: a second zone in fire) updates the
+alarm's title and message, records a `spread` history entry, and is announced as an `alarm` event
+with `spread: true`, which the notifiers pass on to people again.
+
 Refused actions raise `ActionRefused` (a ValueError saying why); an unknown alarm id gives None.
 """
 
@@ -25,7 +29,7 @@ from facility.model import AlarmState, Priority, now_ns
 from facility.site import Site
 from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore, OpsUnavailable
 from rules.engine import Change
-from rules.ruleset import rule_texts
+from rules.ruleset import RuleTexts, rule_texts
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,14 @@ class AlarmService:
             returned = await self._store.return_to_normal(change.rule.id, change.device, change.ts)
             self._announced(returned)
             return returned, "returned to normal" if returned else None
-        alarm, action = await self._store.raise_alarm(self._new_alarm(change))
+        new = self._new_alarm(change)
+        if change.spread:
+            spread, action = await self._store.spread_alarm(new)
+            if spread is not None:  # else no active alarm holds the condition: it is raised
+                if action is not None:
+                    self._bus.publish_event("alarm", {**spread, "spread": True})
+                return spread, action
+        alarm, action = await self._store.raise_alarm(new)
         if action is None:
             return alarm, None
         self.announce(alarm)
@@ -182,12 +193,17 @@ class AlarmService:
                 "chattering": False,
                 "escalated": False,
                 "recorded": False,
+                **({"spread": True} if change.spread else {}),
             },
         )
 
+    def texts(self, change: Change) -> RuleTexts:
+        """The title and message the change gives the alarm, as its rule's templates fill them."""
+        return rule_texts(change.rule.spec, self._site, change.device, change.values)
+
     def _new_alarm(self, change: Change) -> NewAlarm:
         spec = change.rule.spec
-        texts = rule_texts(spec, self._site, change.device, change.values)
+        texts = self.texts(change)
         return NewAlarm(
             rule_id=spec.id,
             device_id=change.device,

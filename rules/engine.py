@@ -10,6 +10,12 @@ by a `suppressed_by` rule active in its scope, or, for a rule about values, by i
 offline. A condition that becomes active while inhibited is not announced until the inhibition
 ends while it still holds.
 
+While a condition is active, the points its rule's `{points_in:...}` texts list are followed: when
+one joins the list (a second zone in fire), the change is handed on again as a `spread`, with the
+text's values holding every point listed since the raise. A point leaving the list (a zone reset)
+does not shrink it while the condition is active, as a fire panel holds its zones until reset.
+Only these points are followed: other values in a text are as they were at the raise.
+
 `tick` promotes pending conditions whose `for` has elapsed even when no new reading arrives, and
 re-judges active conditions whose windows move on with time. Changes are handed to `on_change`;
 the engine never waits on I/O.
@@ -25,7 +31,7 @@ from enum import Enum
 from itertools import zip_longest
 from typing import Any
 
-from facility.model import Quality, Reading
+from facility.model import DeviceStatus, Quality, Reading
 from rules.expr import UNKNOWN, Compiled
 from rules.ruleset import Rule
 
@@ -39,7 +45,10 @@ class State(Enum):
 @dataclass(frozen=True)
 class Change:
     """A condition became active (`active=True`) or cleared; or, while active, an inhibition
-    began or ended (`suppressed`): the alarm is then suppressed by design, not announced."""
+    began or ended (`suppressed`): the alarm is then suppressed by design, not announced; or,
+    while active, a point joined one of its text's `{points_in:...}` lists (`spread`): its title
+    and message change. `values` are the values the texts show: a listed point held in its list
+    since the raise keeps its listed value there even after its reading moved on."""
 
     rule: Rule
     device: str
@@ -47,6 +56,7 @@ class Change:
     ts: int
     values: dict[str, Any]
     suppressed: bool = False
+    spread: bool = False
 
 
 class _Counter:
@@ -73,14 +83,16 @@ class _Counter:
 
 
 class _Point:
-    """One watched point of a device: the conditions and counters reading it, its latest quality,
-    and its recent (ts, value) samples when a rate() reads it."""
+    """One watched point of a device: the conditions and counters reading it, the conditions
+    whose texts list it (`listing`), its latest quality, and its recent (ts, value) samples when a
+    rate() reads it."""
 
-    __slots__ = ("conditions", "counters", "history", "keep_ns", "quality")
+    __slots__ = ("conditions", "counters", "history", "keep_ns", "listing", "quality")
 
     def __init__(self) -> None:
         self.conditions: list[_Condition] = []
         self.counters: list[_Counter] = []
+        self.listing: list[_Condition] = []
         self.history: deque[tuple[int, float]] | None = None
         self.keep_ns = 0
         self.quality: Quality | None = None
@@ -174,6 +186,7 @@ class _Condition:
     since: int = 0
     told: bool = False  # an active Change was handed on and not cleared since
     told_suppressed: bool = False
+    held: dict[str, str] = field(default_factory=dict)  # listed point -> value, held in the text since the raise
 
 
 @dataclass
@@ -199,6 +212,8 @@ class _Conditions:
                     device.point(name).conditions.append(cond)
                 for name in rule.shown:
                     device.point(name)  # kept for the alarm text, evaluates nothing
+                for name in {point for point, _ in rule.lists}:
+                    device.point(name).listing.append(cond)
                 for suppressor in rule.spec.suppressed_by:
                     out.dependents.setdefault(suppressor.rule, []).append(cond)
                 out._windows(rule, device)
@@ -254,6 +269,7 @@ class Engine:
             )
             if cond is not None and same:
                 cond.since, cond.told, cond.told_suppressed = before.since, before.told, before.told_suppressed
+                cond.held = before.held
                 self._enter(cond, before.state)
             elif before.told:
                 self._on_change(Change(before.rule, before.device_id, False, ts, dict(before.device.values)))
@@ -268,6 +284,7 @@ class Engine:
         devices = self._all.devices
         touched: dict[_Condition, None] = {}
         counters: dict[_Counter, None] = {}
+        listing: dict[_Condition, None] = {}  # whose listed points changed: their texts may grow
         snapshot: _Device | None = None
         snapshot_ts = 0
         for r in readings:
@@ -284,13 +301,15 @@ class Engine:
                 continue
             if device is not snapshot or r.ts != snapshot_ts:
                 if snapshot is not None:
-                    self._settle(snapshot, snapshot_ts, touched, counters)
+                    self._settle(snapshot, snapshot_ts, touched, counters, listing)
                 snapshot, snapshot_ts = device, r.ts
             if flips:
                 device.comm_lost = quality is Quality.NO_COMM
                 touched.update(dict.fromkeys(device.conditions))
             if point is not None:
                 value = r.value if quality is Quality.GOOD else None
+                if point.listing and value != device.values.get(r.point):
+                    listing.update(dict.fromkeys(point.listing))
                 device.values[r.point] = value
                 point.quality = quality
                 if point.history is not None and value is not None:
@@ -300,14 +319,31 @@ class Engine:
                 for cond in point.conditions:
                     touched[cond] = None
         if snapshot is not None:
-            self._settle(snapshot, snapshot_ts, touched, counters)
+            self._settle(snapshot, snapshot_ts, touched, counters, listing)
+
+    def status(self, status: DeviceStatus) -> None:
+        """A device's own word on its status: online, it is heard from (communication loss
+        clears) though its values stay unknown until they come; offline, it is without
+        communication. Its conditions are judged again when that changes."""
+        device = self._all.devices.get(status.device)
+        if device is None or device.comm_lost is (not status.online):
+            return
+        device.comm_lost = not status.online
+        device.at = status.ts
+        for cond in device.conditions:
+            self._evaluate(cond, status.ts)
 
     def tick(self, now_ns: int) -> None:
         for cond in list(self._ticking):
             self._evaluate(cond, now_ns)
 
     def _settle(
-        self, device: _Device, ts: int, touched: dict[_Condition, None], counters: dict[_Counter, None]
+        self,
+        device: _Device,
+        ts: int,
+        touched: dict[_Condition, None],
+        counters: dict[_Counter, None],
+        listing: dict[_Condition, None],
     ) -> None:
         device.at = ts
         for counter in counters:
@@ -316,6 +352,17 @@ class Engine:
         for cond in touched:
             self._evaluate(cond, ts)
         touched.clear()
+        for cond in listing:  # after the evaluation: a raise in this snapshot lists them already
+            self._spread(cond, ts)
+        listing.clear()
+
+    def _spread(self, cond: _Condition, ts: int) -> None:
+        """Hand on a told active condition again when a point joined its text's lists."""
+        if cond.state is not State.ACTIVE or not cond.told:
+            return
+        values, held = cond.device.values, cond.held
+        if any(values.get(point) == value and held.get(point) != value for point, value in cond.rule.lists):
+            self._emit(cond, True, ts, cond.told_suppressed, spread=True)
 
     def _evaluate(self, cond: _Condition, ts: int) -> None:
         rule, device = cond.rule, cond.device
@@ -381,8 +428,15 @@ class Engine:
             cond.told = cond.told_suppressed = False
             self._emit(cond, False, ts, False)
 
-    def _emit(self, cond: _Condition, active: bool, ts: int, suppressed: bool) -> None:
-        self._on_change(Change(cond.rule, cond.device_id, active, ts, dict(cond.device.values), suppressed))
+    def _emit(self, cond: _Condition, active: bool, ts: int, suppressed: bool, *, spread: bool = False) -> None:
+        values = dict(cond.device.values)
+        if cond.rule.lists:
+            if active:  # the points listed now join those held since the raise
+                cond.held.update((point, value) for point, value in cond.rule.lists if values.get(point) == value)
+                values.update(cond.held)
+            else:
+                cond.held.clear()
+        self._on_change(Change(cond.rule, cond.device_id, active, ts, values, suppressed, spread))
 
     def _suppressed(self, cond: _Condition) -> bool:
         rule, device = cond.rule, cond.device

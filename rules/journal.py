@@ -57,6 +57,7 @@ class ConditionEntry(msgspec.Struct, frozen=True, tag="condition"):
     ts: int
     values: dict[str, Any]
     suppressed: bool = False
+    spread: bool = False  # a point joined its text's lists: the alarm's text changes
 
 
 class DueEntry(msgspec.Struct, frozen=True, tag="due"):

@@ -7,7 +7,8 @@ Webhooks get alarms at or above their `min_priority`, and every escalation.
 An alarm raised while the ops store is down is announced first as provisional (`recorded: false`,
 no id) and again once recorded: what people were told of the provisional alarm (known by its rule
 and device, as at most one alarm is open per rule and device) passes to the recorded one, so that
-they are not told twice.
+they are not told twice. An alarm whose text grew while active (`spread: true`: a second zone in
+fire) is told again, with a line saying so: those called out must hear that the fire spread.
 
 Each webhook has its own queue and sender task, so a receiver that is slow or down delays only
 itself: the bus queue is drained at once and the other receivers are served as usual. At a stop,
@@ -89,7 +90,7 @@ class Notifier:
         self._publish = publish if site.notifications.mqtt else None
         self._timeout, self._attempts, self._backoff = timeout, attempts, backoff
         self._zone = ZoneInfo(site.site.timezone)
-        # alarm id, or ("provisional", rule, device) before it has one -> the state the webhooks last heard of
+        # alarm id, or ("provisional", rule, device) before it has one -> the (state, title) the webhooks last heard of
         self._told: dict[Any, Any] = {}
         self._outboxes: list[tuple[Webhook, asyncio.Queue[Event]]] = [
             (hook, asyncio.Queue()) for hook in site.notifications.webhooks
@@ -174,15 +175,17 @@ class Notifier:
                 self._publish(topic, _json(event.data), 1, False)
             except Exception:
                 log.exception("cannot publish %s event %d to MQTT", event.kind, event.id)
-        if event.kind == "alarm" and not self._state_changed(event.data):
+        if event.kind == "alarm" and not self._news(event.data):
             return  # a comment or a flag on an alarm: people heard of it already
         for hook, queue in self._outboxes:
             if wanted(hook, event):
                 queue.put_nowait(event)
 
-    def _state_changed(self, alarm: dict[str, Any]) -> bool:
-        """Whether this alarm event moves the alarm to a state people have not been told of."""
-        state = alarm.get("state")
+    def _news(self, alarm: dict[str, Any]) -> bool:
+        """Whether this alarm event moves the alarm to a state people have not been told of, or,
+        for a spread, gives it a text they have not heard (any other event's text is the one they
+        heard with its state: a recorded alarm replacing its provisional one may carry an older)."""
+        state, title = alarm.get("state"), json.dumps(alarm.get("title"), sort_keys=True)
         provisional = ("provisional", alarm.get("rule"), alarm.get("device"))
         if alarm.get("recorded") is False:
             key: Any = provisional
@@ -190,12 +193,13 @@ class Notifier:
             key = alarm.get("id")
             if provisional in self._told:  # recorded now: people heard of it as provisional
                 self._told[key] = self._told.pop(provisional)
-        if self._told.get(key) == state:
+        told = self._told.get(key)
+        if told is not None and told[1 if alarm.get("spread") else 0] == (title if alarm.get("spread") else state):
             return False
         if state == "normal":
             self._told.pop(key, None)  # closed: nothing more will come of it
         else:
-            self._told[key] = state
+            self._told[key] = (state, title)
         return True
 
     async def flush(self) -> None:
@@ -324,6 +328,8 @@ def markdown(event: Event, site: Site, zone: ZoneInfo) -> tuple[str, str]:
     title_zh, title_en = _both(data.get("title"))
     head = f"{kind_zh} {kind_en}" + (f" · {PRIORITY_ZH.get(priority, priority)} {priority}" if priority else "")
     lines = [f"### 【{head}】{title_zh}", f"**{title_en}**" if title_en and title_en != title_zh else ""]
+    if data.get("spread"):
+        lines.append("> 报警部位增加，请按新部位处置 More points in alarm: act on every one")
     if data.get("state") in STATE_TEXT:
         zh, en = STATE_TEXT[data["state"]]
         lines.append(f"> 状态 State: {zh} {en}")

@@ -37,7 +37,7 @@ from rules.alarms import AlarmService
 from rules.engine import Change
 from rules.journal import ConditionEntry, DueEntry, Entry, Journal
 from rules.plans import PlanService
-from rules.ruleset import Rule, Text
+from rules.ruleset import Rule, RuleTexts, Text
 from rules.schedules import Due, Schedule
 from rules.tasks import TaskService
 
@@ -126,7 +126,7 @@ class Outcomes:
         """The engine's on_change: journal and queue, never wait."""
         self._touched.add((change.rule.id, change.device))
         entry = ConditionEntry(
-            change.rule.id, change.device, change.active, change.ts, change.values, change.suppressed
+            change.rule.id, change.device, change.active, change.ts, change.values, change.suppressed, change.spread
         )
         self._enqueue(entry, change)
 
@@ -205,7 +205,7 @@ class Outcomes:
         rule = self._rule_of(entry.rule)
         if rule is None or (entry.active and entry.device not in rule.devices):
             return None  # a clear needs only the ids: it is applied even when the device left the rule
-        return Change(rule, entry.device, entry.active, entry.ts, entry.values, entry.suppressed)
+        return Change(rule, entry.device, entry.active, entry.ts, entry.values, entry.suppressed, entry.spread)
 
     async def _carry(self, pending: _Pending) -> None:
         await self._journaled(pending.seq)
@@ -242,7 +242,8 @@ class Outcomes:
     async def _change(self, change: Change, pending: _Pending) -> None:
         """Every step is safe to repeat (a restart applies the entry in progress again): raising an
         active alarm, clearing a cleared one, opening the task or plan an alarm already has change
-        nothing."""
+        nothing; a spread whose text the alarm already shows changes nothing, and its task note is
+        not written twice."""
         spec = change.rule.spec
         what = f"{spec.id} on {change.device}"
         alarm: dict[str, Any] | None = None
@@ -252,16 +253,33 @@ class Outcomes:
             if pending.shown and alarm is not None and action is None:
                 self.alarms.announce(alarm)  # the desk replaces the provisional alarm with this one
         if spec.outcome in ("task", "both"):
-            if change.active:
+            if change.spread:
+                await self._step(f"task note of {what}", lambda: self._note_spread(change))
+            elif change.active:
                 alarm_id = alarm["id"] if alarm else None
                 await self._step(f"task of {what}", lambda: self.tasks.from_rule(change, alarm_id))
             else:
                 await self._step(
                     f"task of {what}", lambda: self.tasks.condition_cleared(spec.id, change.device, change.ts)
                 )
-        if spec.plan and alarm is not None and change.active:
+        if spec.plan and alarm is not None and change.active and not change.spread:
             plan, alarm_id = spec.plan, alarm["id"]
             await self._step(f"plan of {what}", lambda: self.plans.open(plan, alarm_id, change.device, change.ts))
+
+    async def _note_spread(self, change: Change) -> dict[str, Any] | None:
+        """Note the condition's new text on its open task, so that whoever works it hears of the
+        zones that joined; None when it has no open task or the note is there already."""
+        rule, device = change.rule.id, change.device
+        query = select(TaskRow.id).where(TaskRow.rule_id == rule, TaskRow.device_id == device, TaskRow.is_open)
+        async with self._store.sessions() as s:
+            task_id = (await s.scalars(query.limit(1))).first()
+        if task_id is None:
+            return None
+        note = _spread_note(self.alarms.texts(change))
+        task = await self.tasks.get(task_id)
+        if task is None or any(h["action"] == "note" and h["detail"] == note for h in task["history"]):
+            return None
+        return await self.tasks.add_note(task_id, note, "rules", "rules")
 
     async def _step(self, what: str, step: Callable[[], Awaitable[T]]) -> T | None:
         """Run a step until it succeeds or is refused: a later outcome must not overtake this one."""
@@ -361,3 +379,10 @@ class Outcomes:
         )
         async with self._store.sessions() as s:
             return (await s.scalars(query.limit(1))).first() is not None
+
+
+def _spread_note(texts: RuleTexts) -> str:
+    """A task note for a condition whose text grew: its message (its title when it has none) in both
+    languages, which names every point in its lists."""
+    zh, en = texts.message_zh or texts.title_zh, texts.message_en or texts.title_en
+    return f"报警部位增加：{zh} / More points in alarm: {en}"

@@ -6,7 +6,8 @@ line and field, and nothing of a file with problems is used. One rule:
     - id: lighting-circuit-off            # ASCII id; a later file redefining it overrides it
       title: {zh: "...", en: "{device_name}: circuit 1 off"}   # {device_name} {building}
       message: {zh: "...", en: "..."}     # {location_floor} {room} and point values {lux:.0f}
-                                          # {points_in:fire}: the points now `fire`, by label
+                                          # {points_in:fire}: the points `fire`, by label;
+                                          # it grows while active (rules.engine: spread)
       devices: {types: [...], ids: [...], buildings: [...], tags: [...]}
       when: circuit_1_command and not circuit_1_on   # see rules.expr for the language
       for: 30s                            # must hold this long before it is active
@@ -145,6 +146,9 @@ class Rule:
     unless: Expression | None = None
     buildings: tuple[str, ...] = ()  # the building of each of `devices`, for suppression by building
     warnings: tuple[ConfigWarning, ...] = ()  # what in its file loads but is likely a slip
+    # (point, value) of each point a `{points_in:value}` of the title or message may list: while
+    # the condition is active, the text follows these points (a zone joining a fire), no others.
+    lists: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
@@ -178,7 +182,9 @@ _PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
 
 POINTS_IN = "points_in"
 """`{points_in:fire}`: the labels of the device's points whose value is now `fire`, as a fire
-panel's display names the zones in alarm (the value is an enum label of the rule's devices)."""
+panel's display names the zones in alarm (the value is an enum label of the rule's devices).
+While the alarm is active the engine holds every point listed since the raise and hands on a
+`spread` when one joins (Rule.lists), so the text grows with the fire and never shrinks."""
 
 
 @dataclass(frozen=True)
@@ -197,8 +203,12 @@ def point_names(profile: Profile, lang: Literal["zh", "en"]) -> PointNames:
     return PointNames(labels, "、" if lang == "zh" else ", ")
 
 
-def render(template: str, values: dict[str, Any], names: PointNames | None = None) -> str:
+def render(
+    template: str, values: dict[str, Any], names: PointNames | None = None, words: dict[str, str] | None = None
+) -> str:
     """Fill {name} and {name:spec} from `values`; no attribute or index access, unknown names stay.
+    A point with a word for its value in `words` (its profile's `values:`) is filled with the word:
+    `{fault_code}` reads 缺水, not dry_run; `{points_in:...}` still compares the values themselves.
     `{points_in:<value>}` lists the points at that value by their `names` (ids without them), or
     `?` when none is: the text never claims an empty list of zones in alarm."""
 
@@ -210,10 +220,11 @@ def render(template: str, values: dict[str, Any], names: PointNames | None = Non
             return given.separator.join(found) or "?"
         if name not in values or values[name] is None:
             return match.group(0) if name not in values else "?"
+        value = words[name] if words and name in words else values[name]
         try:
-            return format(values[name], spec)
+            return format(value, spec)
         except (ValueError, TypeError):
-            return str(values[name])
+            return str(value)
 
     return _PLACEHOLDER.sub(one, template)
 
@@ -252,12 +263,13 @@ def rule_texts(spec: RuleSpec, site: Site, device_id: str, values: dict[str, Any
     filled = text_values(device, values)
     profile = site.profile_of(device)
     zh, en = point_names(profile, "zh"), point_names(profile, "en")
+    zh_words, en_words = profile.words_of(values, "zh"), profile.words_of(values, "en")
     message = spec.message
     return RuleTexts(
-        render(spec.title.zh, filled, zh),
-        render(spec.title.en, filled, en),
-        render(message.zh, filled, zh) if message else "",
-        render(message.en, filled, en) if message else "",
+        render(spec.title.zh, filled, zh, zh_words),
+        render(spec.title.en, filled, en, en_words),
+        render(message.zh, filled, zh, zh_words) if message else "",
+        render(message.en, filled, en, en_words) if message else "",
     )
 
 
@@ -334,8 +346,10 @@ def _load_file(
             problems.extend(_placeholder_problems(doc, loc, points, states))
         texts = [spec.title.zh, spec.title.en] + ([spec.message.zh, spec.message.en] if spec.message else [])
         named = [(m.group(1), m.group(2)) for text in texts for m in _PLACEHOLDER.finditer(text)]
-        listed = {p for name, value in named if name == POINTS_IN for p in states.get(value or "", ())}
-        shown = (frozenset(name for name, _ in named) & points) | listed
+        lists = frozenset(
+            (p, value) for name, value in named if name == POINTS_IN and value for p in states.get(value, ())
+        )
+        shown = (frozenset(name for name, _ in named) & points) | {p for p, _ in lists}
         rule = Rule(
             spec,
             compiled["when"],
@@ -346,6 +360,7 @@ def _load_file(
             compiled["unless"],
             tuple(d.location.building for d in devices),
             tuple(doc.one_language(loc)),
+            lists,
         )
         out.append((rule, [(ref, p) for ref, p in refs if ref != spec.id]))
     if problems:

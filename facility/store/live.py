@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from facility.model import Quality, Reading
+from facility.model import DeviceStatus, Quality, Reading
 
 STALE_AFTER_INTERVALS = 3  # a value older than this many expected intervals is shown as stale
 SHORTEST_INTERVAL_S = 1.0  # ... counted as at least this: a device polled as fast as it goes (0 s) is not always stale
@@ -15,6 +15,7 @@ class LiveValues:
     def __init__(self) -> None:
         self._latest: dict[str, dict[str, Reading]] = {}
         self._seen: dict[str, int] = {}  # device -> time of its newest fresh value
+        self._said: dict[str, bool] = {}  # device -> its own last word on its status
 
     def update(self, readings: Sequence[Reading]) -> None:
         """Keep each point's latest reading. A stale or no-communication mark without a value keeps
@@ -35,16 +36,23 @@ class LiveValues:
                 self._seen[reading.device] = reading.ts
             points[reading.point] = reading
 
+    def device_status(self, status: DeviceStatus) -> None:
+        """Bus status handler: a device that says it is online shows online at once; its points keep
+        their last value and quality until it sends values (nothing has confirmed them since)."""
+        self._said[status.device] = status.online
+
     def of(self, device: str) -> dict[str, Reading]:
         return dict(self._latest.get(device, {}))
 
     def status(self, device: str) -> tuple[bool | None, int | None]:
-        """(online, last seen in UTC ns) of a device, derived from its points: offline when every
-        point is marked no-communication; last seen is its newest fresh value. None: never heard."""
+        """(online, last seen in UTC ns) of a device: online when its own last word on its status
+        says so, else derived from its points (offline when every one is marked no-communication);
+        last seen is its newest fresh value. None: never heard."""
         points = self._latest.get(device)
         if not points:
             return None, None
-        return any(r.quality is not Quality.NO_COMM for r in points.values()), self._seen.get(device)
+        online = self._said.get(device) is True or any(r.quality is not Quality.NO_COMM for r in points.values())
+        return online, self._seen.get(device)
 
 
 def shown_quality(reading: Reading, interval_s: float, now_ns: int) -> Quality:

@@ -80,6 +80,7 @@ CHATTER_WINDOW_NS = 10 * MINUTE_NS  # also how long it must stay quiet to stop c
 MAX_SHELVE_NS = 24 * 60 * MINUTE_NS  # a shelf longer than a day hides a fault: fix or take out of service
 MAX_COMMENT = 2000  # characters
 ACTIVATIONS = frozenset({"raised", "raised again"})  # history actions of an alarm going active
+SPREAD = "spread"  # history action: while active, the alarm's text grew (a second zone in fire)
 
 
 CONNECT_TIMEOUT_S = 10.0  # a PostgreSQL server that does not answer: give up a connection attempt after this
@@ -281,6 +282,44 @@ class NewAlarm:
     message_en: str
     ts: int
     suppressed: bool = False  # suppressed by design: kept and shown as such, not announced as new
+
+
+def spread_detail(new: tuple[str, str], was: tuple[str, str]) -> str:
+    """The detail of a `spread` history entry: the alarm's new text and the text it replaced,
+    (zh, en) each, as JSON, so that the desk's history shows both in either language (see
+    spread_texts and replaced_texts)."""
+    return json.dumps({"zh": new[0], "en": new[1], "was": {"zh": was[0], "en": was[1]}}, ensure_ascii=False)
+
+
+def _bilingual(found: Any) -> dict[str, str] | None:
+    if isinstance(found, dict) and isinstance(found.get("zh"), str) and isinstance(found.get("en"), str):
+        return {"zh": found["zh"], "en": found["en"]}
+    return None
+
+
+def _spread(detail: str) -> dict[str, Any]:
+    try:
+        found = json.loads(detail)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def spread_texts(detail: str) -> dict[str, str]:
+    """The {zh, en} new text of a `spread` history entry's detail (the detail itself in both if it
+    is not what spread_detail wrote)."""
+    return _bilingual(_spread(detail)) or {"zh": detail, "en": detail}
+
+
+def replaced_texts(detail_en: str, history: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The {zh, en} of an alarm text a later spread replaced, by its English (a `raised` entry's
+    detail, once the alarm's message is no longer that text); None when no spread replaced it."""
+    for entry in history:
+        if entry["action"] == SPREAD:
+            was = _bilingual(_spread(entry["detail"]).get("was"))
+            if was is not None and was["en"] == detail_en:
+                return was
+    return None
 
 
 def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
@@ -593,6 +632,26 @@ class OpsStore:
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules", detail=new.message_en))
             await self._note_chattering(s, row, new.ts)
             return alarm_dict(row), action
+
+    async def spread_alarm(self, new: NewAlarm) -> tuple[dict[str, Any] | None, str | None]:
+        """Give the active alarm of (rule, device) the title and message of `new` (its condition's
+        text grew while active) and record a `spread` entry with the new message and the one it
+        replaced, in both languages;
+        returns it and `spread`, or it and None when it shows that text already (a spread applied
+        again), or None and None when no alarm of (rule, device) is active."""
+        async with self._sessions.begin() as s:
+            row = await self._open(s, new.rule_id, new.device_id)
+            if row is None or not row.active:
+                return None, None
+            texts = (new.title_zh, new.title_en, new.message_zh, new.message_en)
+            if (row.title_zh, row.title_en, row.message_zh, row.message_en) == texts:
+                return alarm_dict(row), None
+            was = (row.message_zh or row.title_zh, row.message_en or row.title_en)
+            row.title_zh, row.title_en, row.message_zh, row.message_en = texts
+            row.changed_at = new.ts
+            detail = spread_detail((new.message_zh or new.title_zh, new.message_en or new.title_en), was)
+            s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=SPREAD, actor="rules", detail=detail))
+            return alarm_dict(row), SPREAD
 
     async def _note_chattering(self, s: AsyncSession, row: AlarmRow, ts: int) -> None:
         """Flag the alarm once (rule, device) has gone active more than the limit within the window,

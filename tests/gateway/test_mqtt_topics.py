@@ -20,6 +20,7 @@ from facility.model import Reading
 from facility.mqtt import MqttClient
 from facility.readiness import Readiness
 from facility.site import Site, load_site
+from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.tasks import TaskStore
 from gateway.deadletter import DeadLetters
@@ -68,6 +69,7 @@ class Rig:
     store: OpsStore
     events: asyncio.Queue[Event]
     readings: list[Reading]  # every reading the bus carried
+    live: LiveValues  # the desk's live view, on the same bus as the runtime wires it
 
 
 @asynccontextmanager
@@ -82,11 +84,14 @@ async def running(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Rig]:
     gateway = Gateway(site, bus, DeadLetters(store))
     readings: list[Reading] = []
     bus.on_readings(readings.extend)
+    live = LiveValues()
+    bus.on_readings(live.update)
+    bus.on_status(live.device_status)
     try:
         with bus.subscribe() as events:
             await gateway.start()
             try:
-                yield Rig(gateway, store, events, readings)
+                yield Rig(gateway, store, events, readings, live)
             finally:
                 await gateway.stop()
     finally:
