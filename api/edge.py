@@ -8,8 +8,9 @@ parse a large body stalls the whole service. Here, in order:
    (health, the desk's files, the API's docs), before the body is touched: a stranger's upload is
    answered 401 at once;
 3. the body's size is held to `api.max_body_kb` (`MAX_FILE_BODY_KB` on the routes that take a
-   whole file, `api.max_attachment_kb` on a task's attachment upload): a larger `Content-Length`
-   is answered 413 unread, and a body without one (chunked) is read only up to the limit.
+   whole file, `api.max_attachment_kb` on the upload of a task's or a plan step's attachment): a
+   larger `Content-Length` is answered 413 unread, and a body without one (chunked) is read only
+   up to the limit.
 
 Every answer leaves with the browser hardening of its kind (a Content-Security-Policy without
 inline script for the desk, one of its own for the docs, none at all for the API's data), and API
@@ -36,7 +37,8 @@ from reports.html import STYLE as REPORT_STYLE
 OPEN_PATHS = frozenset({"/", "/healthz", "/readyz", "/api/openapi.json", "/api/docs"})
 OPEN_PREFIXES = ("/desk/", "/api/docs/")
 FILE_ROUTES = frozenset({"/api/v1/rules/validate"})  # takes a whole rule file, parsed off the event loop
-UPLOAD_ROUTE = re.compile(r"/api/v1/tasks/\d+/attachments")  # a photo or PDF: api.max_attachment_kb
+# A photo or PDF on a task or a plan step: api.max_attachment_kb.
+UPLOAD_ROUTE = re.compile(r"/api/v1/(tasks/\d+|plans/\d+/steps/[^/]+)/attachments")
 
 _SELF = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 # The desk shows a report in a sandboxed frame of its own document (srcdoc), which keeps the desk's

@@ -13,12 +13,14 @@ from typing import Any, Literal
 from facility.store.tasks import Bilingual
 
 # text: a string or a Bilingual; word: an id with a name in both languages (a priority, a status);
+# task_kind: a task kind (its `emergency` is 应急, where the priority `emergency` is 紧急);
 # name: a team, vendor or person, named when the desk names it (a library team, the rule engine);
-# time: UTC ns; duration: ns; ratio: 0..1; count: an integer; number: a float; flag: a bool
-Kind = Literal["text", "word", "name", "time", "duration", "ratio", "count", "number", "flag"]
+# time: UTC ns; date: a day as YYYY-MM-DD (a nameplate's, a contract's: no time of day);
+# duration: ns; ratio: 0..1; count: an integer; number: a float; flag: a bool
+Kind = Literal["text", "word", "task_kind", "name", "time", "date", "duration", "ratio", "count", "number", "flag"]
 Cell = str | int | float | bool | Bilingual | None
 Row = dict[str, Cell]
-ReportKind = Literal["briefing", "handover", "monthly"]
+ReportKind = Literal["briefing", "handover", "monthly", "alarms", "tasks", "equipment"]
 
 
 def text(zh: str, en: str) -> Bilingual:

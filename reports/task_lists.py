@@ -9,14 +9,14 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
-from facility.store.tasks import Bilingual, TaskRow
+from facility.store.tasks import Bilingual, TaskRow, board_order
 from reports.model import Column, Row, text
 from reports.scope import Scope
 
 COLUMNS = [
     Column("id", text("工单", "Task"), "count"),
     Column("title", text("标题", "Title")),
-    Column("kind", text("类型", "Kind"), "word"),
+    Column("kind", text("类型", "Kind"), "task_kind"),
     Column("priority", text("优先级", "Priority"), "word"),
     Column("status", text("状态", "Status"), "word"),
     Column("device", text("设备", "Device")),
@@ -35,12 +35,20 @@ def unfinished_at(ts: int) -> ColumnElement[bool]:
     )
 
 
-async def tasks(s: AsyncSession, scope: Scope, *where: ColumnElement[bool]) -> Sequence[TaskRow]:
-    """The tasks in view matching `where`, soonest due first, without their history and checklist."""
+async def tasks(
+    s: AsyncSession,
+    scope: Scope,
+    *where: ColumnElement[bool],
+    latest_first: bool = False,
+    limit: int | None = None,
+) -> Sequence[TaskRow]:
+    """The tasks in view matching `where`, soonest due first (or the latest changed first, as the
+    board can sort them), at most `limit` of them, without their history and checklist."""
     query = (
         select(TaskRow)
         .where(scope.tasks(), *where)
-        .order_by(TaskRow.due, TaskRow.id)
+        .order_by(*board_order(latest_first))
+        .limit(limit)
         .options(raiseload(TaskRow.history), raiseload(TaskRow.checklist))
     )
     return (await s.scalars(query)).all()

@@ -19,16 +19,18 @@ from facility.bus import Bus
 from facility.duration import Duration
 from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
-from facility.store.plans import NewStep, PlanRefused, PlanStore
+from facility.store.plans import NewStep, PlanRefused, PlanStore, StepAttachment
 from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
+from rules.attachments import AttachmentFolder, Checked
 from rules.ruleset import Text, render
 
 log = logging.getLogger(__name__)
 
 LIBRARY_DIR = Path(__file__).parent / "library" / "plans"
 OVERDUE_CHECK_S = 5.0  # how often `watch` looks for steps past their limit
+STEP_FILES = "plan-steps"  # the folder of the step files, inside the folder of the tasks' files
 
-__all__ = ["Plan", "PlanRefused", "PlanService", "Step", "load_plans", "plan_paths"]
+__all__ = ["Plan", "PlanRefused", "PlanService", "Step", "load_plans", "plan_paths", "step_files"]
 
 
 class _Strict(BaseModel):
@@ -59,6 +61,13 @@ class Plan(_Strict):
     def warnings(self) -> list[ConfigWarning]:
         """What in the plan loads but is likely a slip (a text in one language), with file and line."""
         return self._warnings
+
+
+def step_files(site: Site, attachments_dir: Path) -> AttachmentFolder:
+    """The folder of the photos and files of plan steps: inside the tasks' `attachments_dir`, so
+    that the data folder keeps every file duty staff added in one place (a backup takes one
+    folder), and as the tasks' files are, held to the site's `api.max_attachment_kb`."""
+    return AttachmentFolder(attachments_dir / STEP_FILES, site.api.max_attachment_kb, "a plan step")
 
 
 class PlanFile(_Strict):
@@ -111,14 +120,22 @@ class PlanService:
     """Opens, ticks and closes plan instances, and announces every change on the bus as kind `plan`."""
 
     def __init__(
-        self, store: PlanStore, bus: Bus, plans: dict[str, Plan], device_names: Mapping[str, str] | None = None
+        self,
+        store: PlanStore,
+        bus: Bus,
+        plans: dict[str, Plan],
+        device_names: Mapping[str, str] | None = None,
+        files: AttachmentFolder | None = None,
     ) -> None:
         """`device_names` (device id -> the site file's name) fill a title's `{device_name}`: two
-        lifts trapping passengers at once are two plans on the desk, each naming its lift."""
+        lifts trapping passengers at once are two plans on the desk, each naming its lift.
+        `files`: where the photos and files of steps are kept (see `step_files`); without it,
+        uploads are refused."""
         self._store = store
         self._bus = bus
         self._plans = plans
         self._device_names = dict(device_names or {})
+        self.files = files or AttachmentFolder(None, 0, "a plan step")
 
     async def open(self, plan_id: str, alarm_id: int, device_id: str, ts: int) -> dict[str, Any]:
         """The alarm's instance of the plan: a new one, or the one it already has."""
@@ -149,6 +166,31 @@ class PlanService:
             raise KeyError(instance_id)
         self._announce(instance)
         return instance
+
+    async def attach(
+        self, instance_id: int, step_id: str, name: str, content_type: str, data: bytes, by: str
+    ) -> StepAttachment:
+        """Keep a photo or file on a step (see rules.attachments), then announce the instance, whose
+        step now lists it. KeyError for an unknown instance; PlanRefused for an unknown step."""
+
+        async def record(checked: Checked) -> tuple[StepAttachment, dict[str, Any]]:
+            done = await self._store.add_attachment(
+                instance_id, step_id, name, checked.content_type, checked.size, checked.sha256, by, now_ns()
+            )
+            if done is None:
+                raise KeyError(instance_id)
+            return done
+
+        added, instance = await self.files.keep(name, content_type, data, record, lambda done: done[0].id)
+        self._announce(instance)
+        return added
+
+    async def attachments(self, instance_id: int, step_id: str) -> list[StepAttachment]:
+        return await self._store.attachments(instance_id, step_id)
+
+    def attachment_path(self, attachment: StepAttachment) -> Path:
+        """Where the bytes of `attachment` are kept."""
+        return self.files.path(attachment.id)
 
     async def get(self, instance_id: int) -> dict[str, Any] | None:
         return await self._store.get(instance_id, now_ns())

@@ -31,7 +31,7 @@ from rules.alarms import AlarmService
 from rules.engine import Engine
 from rules.journal import Journal
 from rules.outcomes import DRAIN_S, Outcomes
-from rules.plans import PlanService, load_plans
+from rules.plans import PlanService, load_plans, step_files
 from rules.ruleset import Rule, load_rules, rule_paths
 from rules.schedules import Schedule, Scheduler
 from rules.tasks import TaskService
@@ -62,16 +62,17 @@ class RulesService:
         self, site: Site, bus: Bus, store: OpsStore, journal_dir: Path, attachments_dir: Path | None = None
     ) -> None:
         """`journal_dir`: a folder on local disk of this service's own (beside the telemetry spool);
-        `attachments_dir`: where the files of tasks are kept (default: beside the journal)."""
+        `attachments_dir`: where the files of tasks and plan steps are kept (default: beside the journal)."""
         self._site = site
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self._by_id = {rule.id: rule for rule in self.rules}
         self.alarms = AlarmService(site, store, bus)
         self.task_store = TaskStore(store)  # the API reads task lists straight from it
-        self.tasks = TaskService(site, self.task_store, bus, attachments_dir or journal_dir.parent / "attachments")
+        files = attachments_dir or journal_dir.parent / "attachments"
+        self.tasks = TaskService(site, self.task_store, bus, files)
         names = {d.id: d.name for d in site.devices if d.name}
-        self.plans = PlanService(PlanStore(store), bus, load_plans(site), names)
+        self.plans = PlanService(PlanStore(store), bus, load_plans(site), names, step_files(site, files))
         self.outcomes = Outcomes(
             self.alarms,
             self.tasks,
@@ -92,6 +93,7 @@ class RulesService:
         # Conditions active before a stop resume as active, so that they can clear.
         self.engine.restore(self.outcomes.recover())
         self._bus.on_readings(self.engine.handle)
+        self._bus.on_status(self.engine.status)
         self._bus.on_readings(self.scheduler.handle)
         self._tasks = [
             asyncio.create_task(self.outcomes.run(), name="rule outcomes"),

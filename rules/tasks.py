@@ -8,11 +8,7 @@ and announces every change on the bus as an event of kind "task" carrying the ta
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +19,8 @@ from facility.bus import Bus
 from facility.model import Priority, now_ns
 from facility.site import Site
 from facility.store.tasks import Attachment, Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
+from rules.attachments import AttachmentFolder, Checked
+from rules.attachments import AttachmentRefused as AttachmentRefused  # refusals of `attach`, caught from here
 from rules.engine import Change
 from rules.ruleset import rule_texts
 
@@ -34,26 +32,6 @@ SLA_BY_PRIORITY_S: dict[Priority, float] = {
 }
 
 E = TypeVar("E", bound=StrEnum)
-
-
-# What a task may carry, and how each kind's bytes begin: the declared type must match the bytes,
-# so that a script renamed .jpg is not served to a phone as a photo.
-ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/webp": (b"RIFF",),
-    "image/heic": (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypmsf1"),  # at byte 4, after the box size
-    "application/pdf": (b"%PDF-",),
-}
-
-
-class AttachmentRefused(TaskError):
-    """An upload the task does not take: `status` is the HTTP answer it deserves (413 too large,
-    415 a type it does not take, or whose bytes are not of it)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class UnknownAssignee(TaskError):
@@ -77,7 +55,7 @@ class TaskService:
         self._site = site
         self._store = store
         self._bus = bus
-        self._files = attachments_dir
+        self.files = AttachmentFolder(attachments_dir, site.api.max_attachment_kb, "a task")
 
     async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
         """The task of a condition that became active, when its rule's outcome is `task` or `both`:
@@ -198,37 +176,20 @@ class TaskService:
     async def attach(
         self, task_id: int, name: str, content_type: str, data: bytes, by: str, source: str = ""
     ) -> Attachment:
-        """Keep a photo or file on the task: checked against the site's size limit and the types a
-        task takes, written to a file named by its record's id, then recorded (and announced)."""
-        limit = self._site.api.max_attachment_kb * 1024
-        if len(data) > limit:
-            raise AttachmentRefused(413, f"file: {len(data)} bytes is over the {limit // 1024} KiB a task takes")
-        kind = content_type.partition(";")[0].strip().lower()
-        starts = ATTACHMENT_TYPES.get(kind)
-        if starts is None:
-            known = ", ".join(ATTACHMENT_TYPES)
-            raise AttachmentRefused(415, f"content type: {kind!r} is not one a task takes ({known})")
-        head = data[4:12] if kind == "image/heic" else data
-        if not any(head.startswith(start) for start in starts):
-            raise AttachmentRefused(415, f"content type: the bytes of {name!r} are not {kind}")
-        if self._files is None:
-            raise TaskError("attachments: this service has no folder for them")
-        written = await asyncio.to_thread(_written, self._files, data)  # megabytes and an fsync: off the loop
-        try:
-            digest = hashlib.sha256(data).hexdigest()
-            added, task = await self._store.add_attachment(task_id, name, kind, len(data), digest, by, source, now_ns())
-        except BaseException:
-            written.unlink()  # refused or failed: no file without its record
-            raise
-        written.replace(self.attachment_path(added))
+        """Keep a photo or file on the task (see rules.attachments), then announce the task."""
+
+        async def record(checked: Checked) -> tuple[Attachment, dict[str, Any]]:
+            return await self._store.add_attachment(
+                task_id, name, checked.content_type, checked.size, checked.sha256, by, source, now_ns()
+            )
+
+        added, task = await self.files.keep(name, content_type, data, record, lambda done: done[0].id)
         self._announce(task)
         return added
 
     def attachment_path(self, attachment: Attachment) -> Path:
         """Where the bytes of `attachment` are kept."""
-        if self._files is None:
-            raise TaskError("attachments: this service has no folder for them")
-        return self._files / str(attachment.id)
+        return self.files.path(attachment.id)
 
     async def attachments(self, task_id: int) -> list[Attachment]:
         return await self._store.attachments(task_id)
@@ -309,14 +270,3 @@ def _bilingual(item: object) -> Bilingual:
 
 def _ns(seconds: float) -> int:
     return round(seconds * 1e9)
-
-
-def _written(folder: Path, data: bytes) -> Path:
-    """`data` in a new file of `folder` (made private to the service, as the spool is), on disk
-    before this returns: the record that names it is stored only after."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".upload-", delete=False) as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    return Path(out.name)

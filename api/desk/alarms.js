@@ -5,6 +5,7 @@
 // id): it is listed at once, marked "not yet recorded", with no actions (there is nothing to act on
 // yet), until the recorded alarm of the same rule and device replaces it.
 import { api } from "./api.js";
+import { exportButtons, toolbarSlot } from "./files.js";
 import { pick, t } from "./i18n.js";
 import { act, can, changed, placed, state } from "./state.js";
 import { $, draft, el, field, forget, when } from "./util.js";
@@ -63,6 +64,15 @@ export async function loadPlans() {
 /** An alarm from an event or an action's answer; an older copy never replaces a newer one. */
 export function upsertAlarm(record) {
   const alarm = placed(record);
+  if (isProvisional(alarm) && alarm.spread) {  // a spread while the store is down: the recorded row grows
+    const standing = [...state.alarms.values()].find(
+      (a) => !isProvisional(a) && a.active && a.rule === alarm.rule && a.device === alarm.device);
+    if (standing) {
+      state.alarms.set(standing.id, { ...standing, title: alarm.title, message: alarm.message, changed_at: alarm.changed_at });
+      changed();
+      return;
+    }
+  }
   if (isProvisional(alarm)) {
     state.alarms.set(provisionalKey(alarm), alarm);
     changed();
@@ -240,6 +250,14 @@ export function onOpenAlarm(open) {
   openAlarm = open;
 }
 
+// The alarm views as the export's filters: open ones not shelved, shelved ones, closed ones.
+const OPEN_NOT_SHELVED = ["unacknowledged", "acknowledged", "rtn_unacknowledged", "suppressed", "out_of_service"];
+const VIEW_QUERY = {
+  open: OPEN_NOT_SHELVED.map((s) => `state=${s}`).join("&"),
+  shelved: "state=shelved",
+  closed: "open=false&state=normal&sort=-changed_at",
+};
+
 function shownAlarms() {
   if (state.alarmView === "closed") {
     return [...(state.closedAlarms ? state.closedAlarms.values() : [])].sort((a, b) => b.changed_at - a.changed_at);
@@ -271,6 +289,7 @@ export function renderAlarms() {
   $("#alarm-more").textContent = t("moreAlarms", { shown: recorded, total });
   const attention = open.filter(needsAttention).length;
   $("#count-alarms").textContent = attention ? String(attention) : "";
+  toolbarSlot("#tab-alarms .toolbar", "alarm-exports").replaceChildren(exportButtons("alarms", () => VIEW_QUERY[state.alarmView]));
   renderPlansStrip();
 }
 

@@ -1,14 +1,16 @@
 // One alarm in full: its facts, its history and comments, and the emergency plan it opened, whose
-// steps are ticked here (with a note) against their time limits.
+// steps are ticked here (with a note) against their time limits, with photos and files taken from
+// a phone while working them.
 import { alarmActions, errorOf, marks, shelveForm, stateLabel, upsertAlarm, upsertPlan, where } from "./alarms.js";
 import { api } from "./api.js";
+import { fileList } from "./files.js";
 import { named, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, fill, forget, when } from "./util.js";
 
 const HISTORY_ACTIONS = new Set([
   "raised", "raised again", "acknowledged", "returned to normal", "shelved", "unshelved", "comment", "suppressed",
-  "suppression ended", "chattering", "chattering ended", "out of service", "back in service", "escalated",
+  "suppression ended", "chattering", "chattering ended", "out of service", "back in service", "escalated", "spread",
 ]);
 
 let reloadTimer = null;
@@ -107,6 +109,11 @@ function renderStep(plan, step, now) {
     field("input", `note-${key}`, { placeholder: t("stepNote"), maxlength: 1000, "aria-label": t("stepNote") }),
     el("button", { type: "submit", class: "primary", disabled: state.busy.has(key) }, t("stepDone"))));
     body.push(errorOf(key));
+  }
+  const files = step.attachments || [];
+  if (files.length || can("duty")) {
+    const path = `/plans/${plan.id}/steps/${encodeURIComponent(step.id)}/attachments`;
+    body.push(fileList(`attach-${key}`, path, files, loadDetail));
   }
   return el("li", { class: `step${done ? " done" : ""}${overdue ? " overdue" : ""}`, "data-step": step.id }, body);
 }

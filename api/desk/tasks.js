@@ -4,7 +4,8 @@
 // (GET /tasks/assignees); verifying a task with checklist items open names them, and only a
 // manager may verify it anyway, with a reason the task's history keeps and the card shows.
 import { PRIORITIES, errorOf } from "./alarms.js";
-import { api, session } from "./api.js";
+import { api } from "./api.js";
+import { exportButtons, fileList, toolbarSlot } from "./files.js";
 import { named, pick, t } from "./i18n.js";
 import { act, can, changed, placed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, siteIso, when } from "./util.js";
@@ -84,44 +85,15 @@ async function readDetail(id) {
   changed();
 }
 
-/** Send a photo or file from the phone: the body is the file itself (api() sends JSON only). */
-async function upload(task, file) {
-  const key = `attach-${task.id}`;
-  await act(key, async () => {
-    const response = await fetch(`/api/v1/tasks/${task.id}/attachments?name=${encodeURIComponent(file.name)}`, {
-      method: "POST", body: file, cache: "no-store",
-      headers: { Authorization: `Bearer ${session.token}`, "Content-Type": file.type || "application/octet-stream" },
-    });
-    if (!response.ok) {
-      const detail = await response.json().catch(() => null);
-      throw new Error(detail && typeof detail.detail === "string" ? detail.detail : t("attachFailed", { status: response.status }));
-    }
-    return true;
-  });
-  await readDetail(task.id);
-}
-
-/** Open a photo or file: fetched with the token (never in a URL), shown by the browser. */
-async function download(task, file) {
-  const blob = await api(`/tasks/${task.id}/attachments/${file.id}`, { as: "blob" });
-  const link = el("a", { href: URL.createObjectURL(blob), download: file.name });
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-}
-
 function attachments(task) {
-  const key = `attach-${task.id}`;
-  const kb = (size) => `${Math.max(1, Math.round(size / 1024))} KB`;
-  return el("div", { class: "attachments" },
-    el("ul", { class: "files" }, (attached.get(task.id) || []).map((file) => el("li", { "data-attachment": file.id },
-      el("button", { type: "button", class: "link", onclick: () => download(task, file) }, file.name),
-      el("span", { class: "quiet" }, ` · ${kb(file.size)} · ${file.added_by} ${when(file.added_at, "short")}`)))),
-    can("duty") ? el("label", { class: "attach" }, t("attachFile"),
-      el("input", {
-        type: "file", accept: "image/*,application/pdf", capture: "environment", disabled: state.busy.has(key),
-        onchange: (event) => { if (event.target.files[0]) upload(task, event.target.files[0]); },
-      })) : null,
-    errorOf(key));
+  const path = `/tasks/${task.id}/attachments`;
+  return fileList(`attach-${task.id}`, path, attached.get(task.id) || [], () => readDetail(task.id));
+}
+
+/** What the board shows, as the export's filters: its statuses (not cancelled), and overdue only when ticked. */
+function boardQuery() {
+  const statuses = COLUMNS.map((c) => `status=${c}`).join("&");
+  return state.onlyOverdue ? `${statuses}&overdue=true` : statuses;
 }
 
 /** What the picker shows for an assignee: a person's or vendor's name, a team's word. */
@@ -344,6 +316,7 @@ export function renderTasks() {
   }
   $("#new-task-slot").replaceChildren(state.newTask && can("duty") ? newTaskForm() : "");
   $("#new-task-button").hidden = !can("duty") || Boolean(state.newTask);
+  toolbarSlot("#tab-tasks .toolbar", "task-exports").replaceChildren(exportButtons("tasks", boardQuery));
   $("#only-overdue").checked = Boolean(state.onlyOverdue);
   const overdue = [...state.tasks.values()].filter(isOverdue).length;
   const count = $("#count-tasks");

@@ -1,23 +1,37 @@
-"""Alarms: the list duty staff work from, one alarm with its history, and what they do to it
-(acknowledge, shelve, unshelve, comment). Another building's alarm is 404 to a limited user."""
+"""Alarms: the list duty staff work from (and its file for a spreadsheet), one alarm with its
+history, and what they do to it (acknowledge, shelve, unshelve, comment). Another building's alarm
+is 404 to a limited user."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import Field
 
 from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import MAX_ID, Body, RecordId
 from api.context import ApiContext, source_of
+from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
 from facility.model import AlarmState, Priority, now_ns
-from facility.store.ops import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS, SORTS, ActionRefused
+from facility.store.ops import (
+    ACTIVATIONS,
+    MAX_COMMENT,
+    MAX_SHELVE_NS,
+    MINUTE_NS,
+    SORTS,
+    SPREAD,
+    ActionRefused,
+    replaced_texts,
+    spread_texts,
+)
+from reports.lists import AlarmFilter, alarm_list
 
 Sort = Literal["desk", "priority", "-priority", "changed_at", "-changed_at", "raised_at", "-raised_at"]
 assert set(Sort.__args__) == set(SORTS)  # type: ignore[attr-defined]
@@ -37,6 +51,10 @@ def history_text(entry: dict[str, Any], alarm: dict[str, Any], zone: ZoneInfo) -
     detail, action = str(entry["detail"]), entry["action"]
     if action in ("raised", "raised again") and detail == alarm["message"]["en"]:
         return dict(alarm["message"])
+    if action in ACTIVATIONS and (was := replaced_texts(detail, alarm.get("history", []))):
+        return was
+    if action == SPREAD:
+        return spread_texts(detail)
     if action == "escalated" and (m := ESCALATED.fullmatch(detail)):
         seconds = int(m["s"])
         zh = f"超过 {seconds // 60} 分钟未确认" if seconds % 60 == 0 else f"超过 {seconds} 秒未确认"
@@ -57,6 +75,16 @@ class Shelve(Body):
 
 class Comment(Body):
     text: str = Field(min_length=1, max_length=MAX_COMMENT)
+
+
+@dataclass(frozen=True)
+class AlarmQuery:
+    """What the alarm list and its export are asked for: the filters, and where the devices are."""
+
+    filters: AlarmFilter
+    buildings: tuple[str, ...]
+    systems: tuple[str, ...]
+    devices: tuple[str, ...]
 
 
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
@@ -80,9 +108,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
             raise HTTPException(404, f"no alarm {alarm_id}")
         return ctx.placed(done)
 
-    @r.get("/alarms", response_model=schemas.AlarmPage)
-    async def list_alarms(
-        user: User = Depends(auth.require(Role.VIEWER)),
+    def alarm_query(
         open: Annotated[bool, Query(description="only open alarms (false: closed ones too)")] = True,
         state: Annotated[list[AlarmState], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
         priority: Annotated[list[Priority], Query()] = [],  # noqa: B006
@@ -92,24 +118,45 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         since: Annotated[datetime | None, Query(description="raised from (ISO 8601; no offset: site time)")] = None,
         until: Annotated[datetime | None, Query(description="raised before")] = None,
         sort: Sort = "desk",
+    ) -> AlarmQuery:
+        """The list's query parameters, one dependency for the list and its export: they filter alike."""
+        filters = AlarmFilter(
+            open_only=open,
+            states=tuple(state),
+            priorities=tuple(p.value for p in priority),
+            since=None if since is None else ctx.ns_of(since, "since"),
+            until=None if until is None else ctx.ns_of(until, "until"),
+            sort=sort,
+        )
+        return AlarmQuery(filters, tuple(building), tuple(system), tuple(device))
+
+    @r.get("/alarms", response_model=schemas.AlarmPage)
+    async def list_alarms(
+        user: User = Depends(auth.require(Role.VIEWER)),
+        asked: AlarmQuery = Depends(alarm_query),
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
         """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
         priority, then the latest change."""
-        devices = ctx.chosen(user, building, system, device)
-        items, total = await ctx.ops.alarm_page(
-            open_only=open,
-            states=state,
-            priorities=[p.value for p in priority],
-            devices=devices,
-            since=None if since is None else ctx.ns_of(since, "since"),
-            until=None if until is None else ctx.ns_of(until, "until"),
-            sort=sort,
-            limit=limit,
-            offset=offset,
-        )
+        devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
+        items, total = await asked.filters.page(ctx.ops, devices, limit, offset)
         return {"items": [ctx.placed(a) for a in items], "total": total, "limit": limit, "offset": offset}
+
+    @r.get("/alarms/export", response_class=Response, responses=LIST_FILE)
+    async def export_alarms(
+        user: User = Depends(auth.require(Role.VIEWER)),
+        asked: AlarmQuery = Depends(alarm_query),
+        fmt: ListFormatQuery = "xlsx",
+        lang: ListLangQuery = "zh",
+    ) -> Response:
+        """Every alarm the list's filters match (with `open=false`, the alarm history), not one
+        page, as an Excel workbook or a CSV file: times in site time, states and priorities in
+        words of `lang`. At most 10 000 rows (reports.lists.MAX_ROWS), the first in the list's order; a file cut there
+        says how many matched. A route of its own rather than a `format` of the list: the list
+        answers a page of JSON with its schema, this a file of every row."""
+        devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
+        return list_file(await alarm_list(ctx.site, ctx.ops, devices, asked.filters, now_ns()), fmt, lang)
 
     @r.get("/alarms/flood", response_model=schemas.Flood, response_model_exclude_none=True)
     async def flood(_: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:

@@ -1,15 +1,17 @@
-"""Tasks (work orders): the board, one task with its history, a task made by hand (a resident's
-complaint), and working it: assign, move through its statuses, tick its checklist, add notes."""
+"""Tasks (work orders): the board (and its file for a spreadsheet), one task with its history, a
+task made by hand (a resident's complaint), and working it: assign, move through its statuses,
+tick its checklist, add notes, add photos and files."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import Field
 
@@ -17,9 +19,13 @@ from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import MAX_ID, Body, RecordId, field_error
 from api.context import ApiContext, source_of
+from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
 from facility.model import Priority, now_ns
+from facility.store.files import file_fields
 from facility.store.tasks import Attachment, Bilingual, TaskError, TaskKind, TaskNotFound, TaskStatus
-from rules.tasks import ATTACHMENT_TYPES, AttachmentRefused, UnknownAssignee
+from reports.lists import TaskFilter, task_list
+from rules.attachments import ATTACHMENT_TYPES, AttachmentRefused
+from rules.tasks import UnknownAssignee
 
 
 class Text(Body):
@@ -54,7 +60,7 @@ class StatusMove(Body):
 
 
 class AttachmentInfo(schemas.Answer):
-    """A photo or file on a task, as its list shows it; `url` downloads it."""
+    """A photo or file on a task or a plan step, as its list shows it; `url` downloads it."""
 
     id: int
     name: str
@@ -74,6 +80,15 @@ class AssigneeChoice(schemas.Answer):
     name: schemas.Text
 
 
+@dataclass(frozen=True)
+class TaskQuery:
+    """What the board and its export are asked for: the filters, the buildings and the order."""
+
+    filters: TaskFilter
+    buildings: tuple[str, ...]
+    latest_first: bool
+
+
 class Tick(Body):
     done: bool = True
 
@@ -83,8 +98,27 @@ class Note(Body):
 
 
 log = logging.getLogger(__name__)
-# The bodies the upload takes, and the download gives: the types a task takes (rules.tasks).
+R = TypeVar("R")
+# The bodies the upload takes, and the download gives: the types an attachment may be (rules.attachments).
 UPLOAD_CONTENT = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in ATTACHMENT_TYPES}
+
+
+async def received(request: Request, keep: Callable[[bytes, str], Awaitable[R]]) -> R:
+    """The upload that is `request`'s body, kept by `keep(bytes, declared content type)`; a file
+    refused (rules.attachments) is answered with the status its refusal names."""
+    try:
+        return await keep(await request.body(), request.headers.get("content-type", ""))
+    except AttachmentRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+
+
+def kept_file(kept: FilePath, content_type: str, name: str, of: str) -> FileResponse:
+    """The bytes of an attachment of `of` (a task, a plan step) as they were sent; a record whose
+    file is gone from the data folder is logged, for the operator to restore it from a backup."""
+    if not kept.is_file():
+        log.error("%s: the file %s of attachment %r is missing", of, kept, name)
+        raise HTTPException(404, f"the file of attachment {name!r} is missing from the data folder")
+    return FileResponse(kept, media_type=content_type, filename=name)
 
 
 def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
@@ -109,9 +143,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         except TaskError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @r.get("/tasks", response_model=schemas.TaskPage)
-    async def list_tasks(
-        user: User = Depends(auth.require(Role.VIEWER)),
+    def task_query(
         status: Annotated[list[TaskStatus], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
         kind: TaskKind | None = None,
         team: str | None = None,
@@ -119,25 +151,42 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         overdue: bool | None = None,
         building: Annotated[list[str], Query()] = [],  # noqa: B006
         sort: Annotated[Literal["due", "-changed_at"], Query(description="soonest due, or latest changed")] = "due",
+    ) -> TaskQuery:
+        """The board's query parameters, one dependency for the board and its export: they filter alike."""
+        filters = TaskFilter(status=tuple(status), kind=kind, team=team, vendor=vendor, overdue=overdue)
+        return TaskQuery(filters, tuple(building), latest_first=sort == "-changed_at")
+
+    @r.get("/tasks", response_model=schemas.TaskPage)
+    async def list_tasks(
+        user: User = Depends(auth.require(Role.VIEWER)),
+        asked: TaskQuery = Depends(task_query),
         limit: Annotated[int, Query(ge=1, le=500)] = 200,
         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     ) -> dict[str, Any]:
         """Tasks matching every filter given, the soonest due first. A building filter keeps the
         tasks of its devices and the site-wide ones."""
-        devices = ctx.chosen(user, building)
-        filters: dict[str, Any] = {
-            "status": status,
-            "kind": kind,
-            "team": team,
-            "vendor": vendor,
-            "overdue": overdue,
-            "devices": devices,
-        }
+        filters = {**asked.filters.store_filters(), "devices": ctx.chosen(user, asked.buildings)}
         now = now_ns()
-        latest = sort == "-changed_at"
-        items = await ctx.rules.task_store.list(now, latest_first=latest, limit=limit, offset=offset, **filters)
-        total = await ctx.rules.task_store.count(now, **filters)
+        store = ctx.rules.task_store
+        items = await store.list(now, latest_first=asked.latest_first, limit=limit, offset=offset, **filters)
+        total = await store.count(now, **filters)
         return {"items": [ctx.placed(t) for t in items], "total": total, "limit": limit, "offset": offset}
+
+    @r.get("/tasks/export", response_class=Response, responses=LIST_FILE)
+    async def export_tasks(
+        user: User = Depends(auth.require(Role.VIEWER)),
+        asked: TaskQuery = Depends(task_query),
+        fmt: ListFormatQuery = "xlsx",
+        lang: ListLangQuery = "zh",
+    ) -> Response:
+        """Every task the board's filters match, not one page, as an Excel workbook or a CSV file,
+        laid out as the reports list tasks: due times in site time, kinds, priorities and statuses
+        in words of `lang`. At most 10 000 rows (reports.lists.MAX_ROWS), the first in the board's
+        order; a file cut there says how many matched. A route of its own rather than a `format`
+        of the board: the board answers a page of JSON with its schema, this a file of every row."""
+        devices = ctx.chosen(user, asked.buildings)
+        report = await task_list(ctx.site, ctx.ops, devices, asked.filters, now_ns(), latest_first=asked.latest_first)
+        return list_file(report, fmt, lang)
 
     @r.post("/tasks", status_code=201, response_model=schemas.Task)
     async def create(body: NewTask, request: Request, user: User = Depends(auth.require(Role.DUTY))) -> dict[str, Any]:
@@ -171,8 +220,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         return [{"id": a.id, "kind": a.kind, "name": {"zh": a.name.zh, "en": a.name.en}} for a in tasks.assignees()]
 
     def listed(found: Attachment) -> AttachmentInfo:
-        url = f"/api/v1/tasks/{found.task_id}/attachments/{found.id}"
-        return AttachmentInfo(url=url, **{k: v for k, v in asdict(found).items() if k != "task_id"})
+        return AttachmentInfo(url=f"/api/v1/tasks/{found.task_id}/attachments/{found.id}", **file_fields(found))
 
     @r.post(
         "/tasks/{task_id}/attachments",
@@ -191,16 +239,13 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         image/jpeg, image/png, image/webp, image/heic or application/pdf (415 otherwise, or when
         the bytes are not of that type), at most the site's `api.max_attachment_kb` (413)."""
         await visible_task(task_id, user)
-        data = await request.body()
-        content_type = request.headers.get("content-type", "")
+        source = source_of(request)
         try:
-            added = await tasks.attach(task_id, name, content_type, data, user.name, source_of(request))
-        except AttachmentRefused as exc:
-            raise HTTPException(exc.status, str(exc)) from None
+            added = await received(
+                request, lambda data, kind: tasks.attach(task_id, name, kind, data, user.name, source)
+            )
         except TaskNotFound:
             raise HTTPException(404, f"no task {task_id}") from None
-        except TaskError as exc:  # no folder for them on this service
-            raise HTTPException(503, str(exc)) from None
         return listed(added)
 
     @r.get("/tasks/{task_id}/attachments", response_model=list[AttachmentInfo])
@@ -222,11 +267,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         found = next((a for a in await tasks.attachments(task_id) if a.id == attachment_id), None)
         if found is None:
             raise HTTPException(404, f"task {task_id} has no attachment {attachment_id}")
-        kept = tasks.attachment_path(found)
-        if not kept.is_file():
-            log.error("task %s attachment %s: its file %s is missing", task_id, attachment_id, kept)
-            raise HTTPException(404, f"the file of attachment {attachment_id} is missing from the data folder")
-        return FileResponse(kept, media_type=found.content_type, filename=found.name)
+        return kept_file(tasks.attachment_path(found), found.content_type, found.name, f"task {task_id}")
 
     @r.get("/tasks/{task_id}", response_model=schemas.TaskDetail)
     async def task(task_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
+from facility.store.files import FileColumns, FileRecord, file_fields
 from facility.store.ops import Base, OpsStore
 
 
@@ -34,6 +35,7 @@ class PlanInstanceRow(Base):
     closed_by: Mapped[str | None] = mapped_column(String(200))
     closed_from: Mapped[str | None] = mapped_column(String(200))  # client address, or "plan" when all steps are done
     steps: Mapped[list[PlanStepRow]] = relationship(order_by="PlanStepRow.position", cascade="all, delete-orphan")
+    attachments: Mapped[list[StepAttachmentRow]] = relationship(order_by="StepAttachmentRow.id")
 
     __table_args__ = (Index("open_plan_instances", "is_open"),)
 
@@ -53,6 +55,25 @@ class PlanStepRow(Base):
     done_from: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str] = mapped_column(Text, default="")
     overdue_at: Mapped[int | None] = mapped_column(BigInteger)  # when it was reported overdue, once
+
+
+class StepAttachmentRow(FileColumns, Base):
+    """A photo or file added while working a step; its bytes are a file of the data folder named by
+    this row's id (migration 0003)."""
+
+    __tablename__ = "plan_step_attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("plan_instances.id"), index=True)
+    step_id: Mapped[str] = mapped_column(String(200))
+
+
+@dataclass(frozen=True)
+class StepAttachment(FileRecord):
+    """An attachment of a step of a plan instance."""
+
+    instance_id: int
+    step_id: str
 
 
 @dataclass(frozen=True)
@@ -91,10 +112,15 @@ def instance_dict(row: PlanInstanceRow, now: int) -> dict[str, Any]:
                 "note": s.note,
                 "overdue": s.done_at is None and row.is_open and now >= s.due_at,
                 "late": s.done_at is not None and s.done_at > s.due_at,
+                "attachments": [file_fields(a) for a in row.attachments if a.step_id == s.step_id],
             }
             for s in row.steps
         ],
     }
+
+
+def _attachment(row: StepAttachmentRow) -> StepAttachment:
+    return StepAttachment(instance_id=row.instance_id, step_id=row.step_id, **file_fields(row))
 
 
 class PlanStore:
@@ -119,6 +145,7 @@ class PlanStore:
                     title_en=title[1],
                     is_open=True,
                     opened_at=ts,
+                    attachments=[],
                     steps=[
                         PlanStepRow(
                             position=i, step_id=n.step_id, text_zh=n.text_zh, text_en=n.text_en, due_at=ts + n.within_ns
@@ -169,6 +196,52 @@ class PlanStore:
             row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, source
             return instance_dict(row, ts)
 
+    async def add_attachment(
+        self,
+        instance_id: int,
+        step_id: str,
+        name: str,
+        content_type: str,
+        size: int,
+        sha256: str,
+        by: str,
+        ts: int,
+    ) -> tuple[StepAttachment, dict[str, Any]] | None:
+        """Record a photo or file on a step, of an open or a closed instance (a photo of what was
+        done may come after); the caller keeps the bytes, in a file named by the returned id.
+        Returns it and the instance; None if there is no such instance; PlanRefused for an unknown
+        step."""
+        async with self._sessions.begin() as s:
+            row = await self._get(s, instance_id, lock=True)
+            if row is None:
+                return None
+            if all(st.step_id != step_id for st in row.steps):
+                known = ", ".join(st.step_id for st in row.steps)
+                raise PlanRefused(f"plan {row.plan_id} has no step {step_id!r} (steps: {known})")
+            added = StepAttachmentRow(
+                instance_id=instance_id,
+                step_id=step_id,
+                name=name,
+                content_type=content_type,
+                size=size,
+                sha256=sha256,
+                added_by=by,
+                added_at=ts,
+            )
+            row.attachments.append(added)
+            await s.flush()
+            return _attachment(added), instance_dict(row, ts)
+
+    async def attachments(self, instance_id: int, step_id: str) -> list[StepAttachment]:
+        """The attachments of one step of an instance, oldest first."""
+        query = (
+            select(StepAttachmentRow)
+            .where(StepAttachmentRow.instance_id == instance_id, StepAttachmentRow.step_id == step_id)
+            .order_by(StepAttachmentRow.id)
+        )
+        async with self._sessions() as s:
+            return [_attachment(row) for row in (await s.scalars(query)).all()]
+
     async def get(self, instance_id: int, now: int) -> dict[str, Any] | None:
         async with self._sessions() as s:
             row = await self._get(s, instance_id)
@@ -186,7 +259,7 @@ class PlanStore:
 
     async def recent(self, now: int, *, open_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
         """Open instances oldest first; with `open_only` false, the `limit` latest opened of any state."""
-        query = select(PlanInstanceRow).options(selectinload(PlanInstanceRow.steps))
+        query = select(PlanInstanceRow).options(*_WHOLE)
         if open_only:
             query = query.where(PlanInstanceRow.is_open).order_by(PlanInstanceRow.opened_at, PlanInstanceRow.id)
         else:
@@ -226,9 +299,13 @@ class PlanStore:
         query = select(PlanInstanceRow).where(PlanInstanceRow.id == instance_id)
         if lock:
             query = query.with_for_update()
-        return (await s.scalars(query.options(selectinload(PlanInstanceRow.steps)))).first()
+        return (await s.scalars(query.options(*_WHOLE))).first()
 
     @staticmethod
     async def _by_alarm(s: AsyncSession, alarm_id: int) -> PlanInstanceRow | None:
         query = select(PlanInstanceRow).where(PlanInstanceRow.alarm_id == alarm_id)
-        return (await s.scalars(query.options(selectinload(PlanInstanceRow.steps)))).first()
+        return (await s.scalars(query.options(*_WHOLE))).first()
+
+
+# An instance is read with its steps and the files on them: an instance is shown whole.
+_WHOLE = (selectinload(PlanInstanceRow.steps), selectinload(PlanInstanceRow.attachments))

@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, joinedload, mapped_column, relationship
 
+from facility.store.files import FileColumns, FileRecord, file_fields
 from facility.store.ops import Base, OpsStore
 
 
@@ -157,33 +158,20 @@ class ChecklistItemRow(Base):
     done_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class AttachmentRow(Base):
+class AttachmentRow(FileColumns, Base):
     """A photo or file on a task; its bytes are a file of the data folder named by this row's id."""
 
     __tablename__ = "task_attachments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    name: Mapped[str] = mapped_column(String(200))  # as the phone named it
-    content_type: Mapped[str] = mapped_column(String(100))
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
-    added_by: Mapped[str] = mapped_column(String(200))
-    added_at: Mapped[int] = mapped_column(BigInteger)
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """An attachment's record: what the task lists and a download answers with."""
+class Attachment(FileRecord):
+    """An attachment of a task."""
 
-    id: int
     task_id: int
-    name: str
-    content_type: str
-    size: int
-    sha256: str
-    added_by: str
-    added_at: int
 
 
 @dataclass(frozen=True)
@@ -478,9 +466,8 @@ class TaskStore:
         changed first). `devices` limits to the tasks of those devices and those of none (site-wide
         work such as a complaint). (Defined last: inside the class body its name hides the builtin
         `list` from later annotations.)"""
-        where = _filters(now, status, kind, team, vendor, overdue, devices)
-        order = (TaskRow.changed_at.desc(), TaskRow.id.desc()) if latest_first else (TaskRow.due, TaskRow.id)
-        query = _whole().where(*where).order_by(*order).limit(limit).offset(offset)
+        where = task_filters(now, status, kind, team, vendor, overdue, devices)
+        query = _whole().where(*where).order_by(*board_order(latest_first)).limit(limit).offset(offset)
         async with self._sessions() as s:
             return [task_dict(row, now) for row in (await s.scalars(query)).unique().all()]
 
@@ -496,12 +483,12 @@ class TaskStore:
         devices: Collection[str] | None = None,
     ) -> int:
         """How many tasks `list` would give with these filters and no limit."""
-        where = _filters(now, status, kind, team, vendor, overdue, devices)
+        where = task_filters(now, status, kind, team, vendor, overdue, devices)
         async with self._sessions() as s:
             return (await s.execute(select(func.count()).select_from(TaskRow).where(*where))).scalar_one()
 
 
-def _filters(
+def task_filters(
     now: int,
     status: Iterable[TaskStatus],
     kind: TaskKind | None,
@@ -510,6 +497,8 @@ def _filters(
     overdue: bool | None,
     devices: Collection[str] | None,
 ) -> list[ColumnElement[bool]]:
+    """The conditions of the task board's filters (each None or empty: any), for `list`, `count`
+    and the board's export (reports.lists), so that the file holds the tasks the board shows."""
     where: list[ColumnElement[bool]] = []
     if statuses := [s.value for s in status]:
         where.append(TaskRow.status.in_(statuses))
@@ -525,6 +514,13 @@ def _filters(
     if devices is not None:
         where.append(of_devices(devices))
     return where
+
+
+def board_order(latest_first: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The soonest due first, or the latest changed first."""
+    if latest_first:
+        return TaskRow.changed_at.desc(), TaskRow.id.desc()
+    return TaskRow.due.asc(), TaskRow.id.asc()
 
 
 def of_devices(devices: Collection[str]) -> ColumnElement[bool]:
@@ -578,16 +574,7 @@ def _row(new: NewTask) -> TaskRow:
 
 
 def _attachment(row: AttachmentRow) -> Attachment:
-    return Attachment(
-        id=row.id,
-        task_id=row.task_id,
-        name=row.name,
-        content_type=row.content_type,
-        size=row.size,
-        sha256=row.sha256,
-        added_by=row.added_by,
-        added_at=row.added_at,
-    )
+    return Attachment(task_id=row.task_id, **file_fields(row))
 
 
 def _both(text: Bilingual) -> str:

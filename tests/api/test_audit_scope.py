@@ -24,6 +24,7 @@ from facility.store.plans import NewStep, PlanStore
 from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStore
 from facility.store.users import Role, UserStore
 from tests.api.context import without_plant
+from tests.pg import DROP_LATER_TABLES
 from tests.reports.conftest import estate_in
 
 TS = 1_800_000_000 * 1_000_000_000
@@ -147,7 +148,8 @@ async def test_entries_from_before_the_limit_are_for_managers_of_the_whole_site(
     engine = create_async_engine(ops_url)
     async with engine.begin() as conn:
         await conn.execute(text("DROP TABLE alembic_version"))  # that release had no migrations
-        await conn.execute(text("DROP TABLE task_attachments"))  # nor the tables of later revisions
+        for drop in DROP_LATER_TABLES:  # nor the tables of later revisions
+            await conn.execute(text(drop))
         for column in ("device", "site_wide"):
             await conn.execute(text(f"ALTER TABLE audit DROP COLUMN {column}"))
         await conn.execute(

@@ -125,7 +125,7 @@ async def test_an_emergency_sounds_flashes_and_is_worked_through_its_plan(
         await expect(plan).to_be_visible(timeout=10_000)
         await expect(plan.locator("li.step")).to_have_count(7)
         first = plan.locator('li.step[data-step="intercom"]')
-        await first.locator("input").fill("3 passengers, all well")
+        await first.locator(".step-form input").fill("3 passengers, all well")
         await first.locator("button[type=submit]").click()
         await expect(first).to_have_class(re.compile(r"\bdone\b"), timeout=10_000)
         await expect(first).to_contain_text("ana")

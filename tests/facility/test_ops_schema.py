@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from facility.store.ops import OpsStore, SchemaRefused
 from facility.store.users import Role, UserStore, digest
+from tests.pg import DROP_LATER_TABLES
 
 
 async def made_then_changed(url: str, *statements: str) -> None:
@@ -45,7 +46,7 @@ async def test_an_older_release_gets_its_columns_and_indexes_and_old_rows_keep_w
     await made_then_changed(
         ops_url,
         "DROP TABLE alembic_version",  # as a release before migrations made it
-        "DROP TABLE task_attachments",  # a table of a later revision
+        *DROP_LATER_TABLES,  # the tables of later revisions
         "ALTER TABLE users DROP COLUMN buildings",
         "DROP INDEX alarm_history_by_action_and_time",
         f"INSERT INTO users (name, role, token_digest, created_at) VALUES ('kim', 'duty', '{digest('kim-token')}', 0)",
@@ -79,7 +80,7 @@ async def test_a_refused_adoption_leaves_the_database_as_it_was(ops_url: str) ->
     await made_then_changed(
         ops_url,
         "DROP TABLE alembic_version",
-        "DROP TABLE task_attachments",
+        *DROP_LATER_TABLES,
         *(f"ALTER TABLE audit DROP COLUMN {column}" for column in ("device", "site_wide", "outcome")),
     )
 
