@@ -19,7 +19,7 @@ from api.audit import AuditChanges
 from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
 from api.edge import Edge
-from api.routes import access, alarms, dead_letters, devices, plans, reports, rules, stream, tasks, writes
+from api.routes import access, alarms, dead_letters, devices, equipment, plans, reports, rules, stream, tasks, writes
 from api.schemas import ERRORS
 from api.unavailable import ops_unavailable
 from facility.store.ops import OpsUnavailable
@@ -27,7 +27,7 @@ from facility.store.ops import OpsUnavailable
 DESK_DIR = Path(__file__).parent / "desk"
 DOCS_DIR = Path(__file__).parent / "apidocs"
 SWAGGER_UI_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))  # swagger-ui-bundle.js, swagger-ui.css
-ROUTES = (access, alarms, devices, tasks, plans, rules, reports, stream, writes, dead_letters)
+ROUTES = (access, alarms, devices, equipment, tasks, plans, rules, reports, stream, writes, dead_letters)
 
 
 async def validation_failed(_: Request, exc: Exception) -> Response:

@@ -18,7 +18,7 @@ import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -30,8 +30,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 NS = 1_000_000_000
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# text: a string; time: UTC ns; minutes: a number of minutes; percent: a fraction 0..1; number: as is
-CellKind = Literal["text", "time", "minutes", "percent", "number"]
+# text: a string; time: UTC ns; date: YYYY-MM-DD; minutes: a number of minutes; percent: a fraction 0..1; number: as is
+CellKind = Literal["text", "time", "date", "minutes", "percent", "number"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Typed:
 
 
 Value = str | int | float | Typed | None
-FORMATS: dict[CellKind, str] = {"time": "yyyy-mm-dd hh:mm", "minutes": "0.0", "percent": "0.0%"}
+FORMATS: dict[CellKind, str] = {"time": "yyyy-mm-dd hh:mm", "date": "yyyy-mm-dd", "minutes": "0.0", "percent": "0.0%"}
 MAX_WIDTH = 60
 SHEET_NAME_MAX = 31  # Excel's limit
 _NOT_IN_SHEET_NAMES = re.compile(r"[\[\]:*?/\\]")
@@ -126,6 +126,10 @@ def _put(cell: Cell | MergedCell, value: Value, kind: CellKind, zone: ZoneInfo) 
         if value.unit:
             cell.number_format = f'{FORMATS.get(value.kind, "General")} "{value.unit}"'
         return f"{shown} {value.unit}"
+    if kind == "date" and isinstance(value, str):  # a day, not a text that looks like one: Excel sorts it
+        cell.value = date.fromisoformat(value)
+        cell.number_format = FORMATS["date"]
+        return value
     if isinstance(value, str) or kind == "text":
         _text(cell, str(value))
         return str(value)

@@ -17,6 +17,7 @@ from reports.xlsx import Block, CellKind, Sheet, Typed, Value, XColumn, workbook
 
 CELL_KINDS: dict[Kind, CellKind] = {
     "time": "time",
+    "date": "date",
     "duration": "minutes",
     "ratio": "percent",
     "count": "number",
@@ -64,7 +65,7 @@ def _value(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> Value:
         return None
     if isinstance(value, Bilingual):
         return pick(value, lang)
-    if isinstance(value, bool) or kind in ("word", "name", "flag", "text"):
+    if isinstance(value, bool) or kind in ("word", "task_kind", "name", "flag", "text"):
         return show(value, kind, lang, zone)
     if kind == "duration" and isinstance(value, int):
         return round(value / MINUTE_NS, 1)

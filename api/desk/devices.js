@@ -1,10 +1,11 @@
 // The device board: devices by building and system with their live values, units, quality and age
 // (a stale value says so, a device that stopped answering is greyed), out-of-service marks, and a
-// trend chart of any point over the last hour, day or week.
+// trend chart of any point over the last hour, day or week; each device's equipment record (设备台账).
 import { errorOf } from "./alarms.js";
 import { api } from "./api.js";
 import { trendChart } from "./chart.js";
-import { lang, named, pick, t } from "./i18n.js";
+import { openRecord, renderEquipment } from "./equipment.js";
+import { lang, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, forget, when } from "./util.js";
 
@@ -52,11 +53,15 @@ function backInService(device) {
   });
 }
 
-function shown(value) {
+/** A point's value as the desk shows it: in its profile's words for that value where it has
+ * them (`value_labels`, a bool keyed "true"/"false"), else yes/no, a rounded number, or as sent. */
+function shown(value, words) {
   if (value === null || value === undefined) return "—";
+  const word = words && words[String(value)];
+  if (word) return pick(word);
   if (typeof value === "boolean") return t(value ? "yes" : "no");
   if (typeof value === "number" && !Number.isInteger(value)) return String(+value.toFixed(3));
-  return typeof value === "string" ? named("value", value) : String(value);
+  return String(value);
 }
 
 function pointRow(device, name, p, elapsed) {
@@ -68,7 +73,7 @@ function pointRow(device, name, p, elapsed) {
     el("dd", { class: `q-${quality}`, "data-point": name },
       el("button", {
         type: "button", class: "value", title: t("showTrend"), onclick: () => openTrend(device, name),
-      }, shown(p.value), p.unit ? el("span", { class: "unit" }, ` ${p.unit}`) : null),
+      }, shown(p.value, p.value_labels), p.unit ? el("span", { class: "unit" }, ` ${p.unit}`) : null),
       quality !== "good" ? el("span", { class: "quality" }, t(`q_${quality}`)) : null,
       age !== null ? el("span", { class: "age" }, duration(age)) : null),
   ];
@@ -104,7 +109,10 @@ function deviceCard(d, elapsed) {
     oos ? el("div", { class: "oos-note" }, t("state_out_of_service"), ": ", oos.reason || "",
       oos.by ? ` (${oos.by}, ${when(oos.since, "short")})` : "") : null,
     el("dl", {}, Object.entries(d.points || {}).flatMap(([name, p]) => pointRow(d, name, p, elapsed))),
-    engineer, errorOf(key));
+    el("div", { class: "device-actions" },
+      el("button", { type: "button", class: "record", onclick: () => openRecord(d, { trend: openTrend }) }, t("eqOpen")),
+      engineer),
+    errorOf(key));
 }
 
 export function renderDevices() {
@@ -130,6 +138,10 @@ export function renderDevices() {
   if (!devices.length) $("#devices").replaceChildren(el("p", { class: "quiet" }, t("noDevices")));
   renderFilters();
   renderTrend();
+  renderEquipment();
+  const ledgerError = state.errors.get("ledger") || "";
+  $("#ledger-error").textContent = ledgerError;
+  $("#ledger-error").hidden = !ledgerError;
 }
 
 let filtersShown = "";

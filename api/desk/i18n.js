@@ -1,7 +1,5 @@
 // The desk's words in Simplified Chinese and English; the choice is remembered in localStorage.
 
-import { TASK_WORDS } from "./words_tasks.js";
-
 const TEXT = {
   zh: {
     title: "值班台", pageTitle: "值班台", emergencyTitle: "⚠ 紧急报警未确认 ({n})", otherLanguage: "English",
@@ -42,14 +40,14 @@ const TEXT = {
     history_raised: "报警发生", "history_raised_again": "再次发生", history_acknowledged: "确认",
     history_returned_to_normal: "已恢复", history_shelved: "搁置", history_unshelved: "取消搁置",
     history_comment: "备注", history_suppressed: "条件屏蔽", history_suppression_ended: "屏蔽解除",
-    history_chattering: "频繁抖动", history_chattering_ended: "抖动结束", history_out_of_service: "停用检修",
+    history_chattering: "频繁抖动", history_spread: "报警部位增加", history_chattering_ended: "抖动结束", history_out_of_service: "停用检修",
     history_back_in_service: "恢复使用", history_escalated: "升级",
     newComplaint: "新建投诉工单", onlyOverdue: "只看超时", noTasks: "无",
     status_open: "待派单", status_assigned: "已派单", status_in_progress: "处理中", status_resolved: "已解决",
     status_verified: "已验收", status_cancelled: "已取消",
     move_in_progress: "开始处理", move_resolved: "标记已解决", move_verified: "验收",
     kind_inspection: "巡检", kind_repair: "维修", kind_preventive: "保养", kind_emergency: "应急", kind_complaint: "投诉",
-    assign: "派单", reassign: "改派", assignee: "处理人", assigneeHint: "处理人姓名",
+    assign: "派单", reassign: "改派", assignee: "处理人",
     cancelTask: "取消工单", confirmCancelTask: "确定取消", keepTask: "不取消",
     waitsForClear: "报警条件尚未消除，暂不能验收。", conditionActive: "条件仍存在", recurrences: "重复 {n} 次",
     dueAt: "期限 {time}", overdueBy: "超时 {d}", verifiedAt: "验收于 {time}", overdueTasks: "{n} 张工单超时",
@@ -64,21 +62,29 @@ const TEXT = {
     range_1h: "1 小时", range_24h: "24 小时", range_7d: "7 天",
     noHistory: "此时间段内没有可绘制的数据", trendSummary: "最小 {min} {unit} · 最大 {max} {unit} · {n} 个读数",
     bucket: "每点 {d}",
+    // Equipment records (equipment.js), in the words of a property company's archive.
+    eqOpen: "台账", eqTitle: "设备台账", eqCardTitle: "设备卡", eqDevice: "设备", eqSystem: "所属系统", eqPlace: "所在位置",
+    eq_model: "型号", eq_manufacturer: "生产厂家", eq_serial_number: "出厂编号", eq_install_date: "安装日期",
+    eq_warranty_end: "质保到期", eq_vendor: "维保单位", eq_contract: "维保合同", eq_contract_end: "合同到期",
+    eq_location: "安装位置", eq_notes: "备注", eqUpdated: "最后修改", eqNotWritten: "尚未建档", eqNoVendor: "未指定",
+    eqSave: "保存", eqEdit: "编辑台账", eqPrint: "打印设备卡", eqHistory: "设备履历", eqHistoryCount: "共 {n} 条",
+    eqLatestHistory: "近期履历", eqNoHistory: "暂无记录", eqMore: "加载更多", eqTrends: "运行趋势：",
+    eqPrinted: "打印时间 {time}", eqWarrantyOver: "已过保", eqContractOver: "合同已到期",
+    eqEndsBeforeInstall: "{field}不能早于安装日期", eqExportXlsx: "导出台账 Excel", eqExportCsv: "导出台账 CSV",
+    eqKind_alarm: "报警", eqKind_task: "工单", eqKind_device: "设备", history_record_saved: "台账修改",
+    taskAction_created: "创建工单", taskAction_assigned: "派单", taskAction_status: "状态变更", taskAction_recurred: "再次发生",
+    taskAction_condition_cleared: "报警条件消除", taskAction_checklist_overridden: "强制验收", taskAction_ticked: "完成检查项",
+    taskAction_unticked: "撤销检查项", taskAction_note: "处理记录", taskAction_attached: "上传附件",
     system_water_supply: "生活给水", system_drainage: "排水", system_elevators: "电梯", system_fire: "消防",
-    system_power: "供配电", system_lighting: "照明", system_access: "门禁", system_other: "其他",
+    system_power: "供配电", system_lighting: "照明", system_access: "门禁", system_hvac: "暖通空调", system_security: "安防",
+    system_other: "其他",
     briefing: "晨会简报", handover: "交接班报告", monthly: "月报", reportDate: "日期", reportSince: "自",
     reportMonth: "月份", show: "查看", print: "打印", downloadXlsx: "下载 Excel", downloadCsv: "下载 CSV", downloadMd: "下载 Markdown",
-    // Names the desk gives to ids: the rule library's teams, the system's own actors, and the
-    // values of enum points in the profiles (facility/profiles/*.yaml), as control rooms say them.
+    // Names the desk gives to ids: the rule library's teams and the system's own actors. (The words
+    // for enum values come with each point, from its profile's `values:`.)
     team_plumbing: "给排水班组", team_electrical: "强电班组", team_controls: "弱电班组", team_security: "秩序维护部",
     "team_elevator-vendor": "电梯维保单位", "team_fire-maintenance": "消防维保单位", team_engineering: "工程部",
     actor_rules: "规则引擎", actor_system: "系统",
-    value_normal: "正常", value_fire: "火警", value_fault: "故障", value_isolated: "隔离", value_supervisory: "监管",
-    value_off: "断开", value_mains: "市电", value_generator: "发电机",
-    value_none: "无", value_overcurrent: "过流", value_overvoltage: "过压", value_undervoltage: "欠压",
-    value_dry_run: "缺水", value_motor_overheat: "电机过热",
-    value_up: "上行", value_down: "下行", value_idle: "停止", value_out_of_service: "停用", value_inspection: "检修",
-    value_forced: "非法开门", value_held_open: "开门超时", value_card: "刷卡开门", value_closed: "关闭",
     // The health banner (health.js): what a part that is not up means for the duty officer.
     healthBanner: "系统部分功能异常：", healthLastSuccess: "（最后正常：{d}）",
     health_ops_store_down: "报警已显示，尚未入库：运维数据库不可用，恢复后自动补记",
@@ -96,6 +102,13 @@ const TEXT = {
     health_event_loop_down: "服务器处理迟缓，报警可能延迟",
     health_event_loop_degraded: "服务器处理迟缓，报警可能延迟",
     health_other_down: "组件 {name} 不可用", health_other_degraded: "组件 {name} 运行异常",
+    // The task board, the files on tasks and plan steps, and the lists' exports.
+    assigneeHint: "选择处理人", assigneeKind_person: "人员", assigneeKind_team: "班组", assigneeKind_vendor: "维保单位",
+    checklistOpen: "还有 {n} 项检查未完成，不能验收：", overrideReason: "强制验收原因", overrideHint: "说明为何未完成检查即验收",
+    verifyAnyway: "强制验收", overrideByManager: "检查项全部完成后方可验收；如需强制验收，请联系主管。",
+    overriddenBy: "{who} 于 {time} 强制验收：{reason}",
+    attachFile: "上传照片或文件", attachFailed: "上传失败（{status}）",
+    exportXlsx: "导出 Excel", exportCsv: "导出 CSV",
   },
   en: {
     title: "Duty desk", pageTitle: "Duty desk", emergencyTitle: "⚠ Emergency unacknowledged ({n})", otherLanguage: "中文",
@@ -138,7 +151,7 @@ const TEXT = {
     history_raised: "raised", history_raised_again: "raised again", history_acknowledged: "acknowledged",
     history_returned_to_normal: "returned to normal", history_shelved: "shelved", history_unshelved: "unshelved",
     history_comment: "comment", history_suppressed: "suppressed", history_suppression_ended: "suppression ended",
-    history_chattering: "chattering", history_chattering_ended: "chattering ended",
+    history_chattering: "chattering", history_spread: "more points in alarm", history_chattering_ended: "chattering ended",
     history_out_of_service: "out of service", history_back_in_service: "back in service", history_escalated: "escalated",
     newComplaint: "New complaint task", onlyOverdue: "Overdue only", noTasks: "None",
     status_open: "Open", status_assigned: "Assigned", status_in_progress: "In progress", status_resolved: "Resolved",
@@ -146,7 +159,7 @@ const TEXT = {
     move_in_progress: "Start work", move_resolved: "Mark resolved", move_verified: "Verify",
     kind_inspection: "inspection", kind_repair: "repair", kind_preventive: "preventive", kind_emergency: "emergency",
     kind_complaint: "complaint",
-    assign: "Assign", reassign: "Reassign", assignee: "Assignee", assigneeHint: "who does it",
+    assign: "Assign", reassign: "Reassign", assignee: "Assignee",
     cancelTask: "Cancel task", confirmCancelTask: "Yes, cancel it", keepTask: "Keep it",
     waitsForClear: "The alarm condition has not cleared yet: the task cannot be verified.",
     conditionActive: "condition still active", recurrences: "recurred {n}×",
@@ -162,21 +175,29 @@ const TEXT = {
     range_1h: "1 h", range_24h: "24 h", range_7d: "7 d",
     noHistory: "Nothing to draw in this range", trendSummary: "min {min} {unit} · max {max} {unit} · {n} readings",
     bucket: "one point per {d}",
+    eqOpen: "Record", eqTitle: "Equipment record", eqCardTitle: "Device card", eqDevice: "Device", eqSystem: "System",
+    eqPlace: "Building, floor, room", eq_model: "Model", eq_manufacturer: "Manufacturer", eq_serial_number: "Serial number",
+    eq_install_date: "Installed", eq_warranty_end: "Warranty ends", eq_vendor: "Maintenance vendor",
+    eq_contract: "Maintenance contract", eq_contract_end: "Contract ends", eq_location: "Exact location", eq_notes: "Notes",
+    eqUpdated: "Last changed", eqNotWritten: "not filled in yet", eqNoVendor: "none", eqSave: "Save", eqEdit: "Edit record",
+    eqPrint: "Print device card", eqHistory: "History", eqHistoryCount: "{n} entries", eqLatestHistory: "Latest history",
+    eqNoHistory: "Nothing recorded yet", eqMore: "Show more", eqTrends: "Trends:", eqPrinted: "printed {time}",
+    eqWarrantyOver: "out of warranty", eqContractOver: "contract ended",
+    eqEndsBeforeInstall: "{field} cannot be before the install date", eqExportXlsx: "Export records (Excel)",
+    eqExportCsv: "Export records (CSV)", eqKind_alarm: "alarm", eqKind_task: "task", eqKind_device: "device",
+    history_record_saved: "record changed",
+    taskAction_created: "created", taskAction_assigned: "assigned", taskAction_status: "status", taskAction_recurred: "recurred",
+    taskAction_condition_cleared: "condition cleared", taskAction_checklist_overridden: "verified over the checklist",
+    taskAction_ticked: "item done", taskAction_unticked: "item undone", taskAction_note: "note", taskAction_attached: "file added",
     system_water_supply: "Water supply", system_drainage: "Drainage", system_elevators: "Elevators", system_fire: "Fire",
-    system_power: "Power", system_lighting: "Lighting", system_access: "Access", system_other: "Other",
+    system_power: "Power", system_lighting: "Lighting", system_access: "Access", system_hvac: "HVAC", system_security: "Security",
+    system_other: "Other",
     briefing: "Morning briefing", handover: "Shift handover", monthly: "Monthly report", reportDate: "Date",
     reportSince: "Since", reportMonth: "Month", show: "Show", print: "Print", downloadXlsx: "Download Excel", downloadCsv: "Download CSV",
     downloadMd: "Download Markdown",
     team_plumbing: "Plumbing", team_electrical: "Electrical", team_controls: "Controls", team_security: "Security",
     "team_elevator-vendor": "Lift contractor", "team_fire-maintenance": "Fire contractor", team_engineering: "Engineering",
     actor_rules: "rules", actor_system: "system",
-    value_normal: "normal", value_fire: "fire", value_fault: "fault", value_isolated: "isolated",
-    value_supervisory: "supervisory", value_off: "off", value_mains: "mains", value_generator: "generator",
-    value_none: "none", value_overcurrent: "overcurrent", value_overvoltage: "overvoltage",
-    value_undervoltage: "undervoltage", value_dry_run: "dry run", value_motor_overheat: "motor overheat",
-    value_up: "up", value_down: "down", value_idle: "idle", value_out_of_service: "out of service",
-    value_inspection: "inspection", value_forced: "forced open", value_held_open: "held open", value_card: "card",
-    value_closed: "closed",
     // The health banner (health.js): what a part that is not up means for the duty officer.
     healthBanner: "Part of the service is not working:", healthLastSuccess: " (last worked {d})",
     health_ops_store_down: "Alarms are shown but not yet recorded: the ops store is unavailable; they are recorded once it is back",
@@ -194,10 +215,16 @@ const TEXT = {
     health_event_loop_down: "The server is running late: alarms may be delayed",
     health_event_loop_degraded: "The server is running late: alarms may be delayed",
     health_other_down: "{name} is down", health_other_degraded: "{name} is degraded",
+    // The task board, the files on tasks and plan steps, and the lists' exports.
+    assigneeHint: "choose who does it", assigneeKind_person: "People", assigneeKind_team: "Teams", assigneeKind_vendor: "Vendors",
+    checklistOpen: "{n} checklist item(s) not done; the task cannot be verified:", overrideReason: "Reason to verify anyway",
+    overrideHint: "why verify with the checklist open", verifyAnyway: "Verify anyway",
+    overrideByManager: "Tick every item to verify; only a manager may verify anyway.",
+    overriddenBy: "Verified over the checklist by {who} at {time}: {reason}",
+    attachFile: "Add a photo or file", attachFailed: "Upload failed ({status})",
+    exportXlsx: "Export Excel", exportCsv: "Export CSV",
   },
 };
-
-for (const language of ["zh", "en"]) Object.assign(TEXT[language], TASK_WORDS[language]);
 
 let current = localStorage.getItem("desk.lang") === "en" ? "en" : "zh";
 

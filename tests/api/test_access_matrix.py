@@ -8,6 +8,8 @@ too; NEEDS says which role each needs, and a route missing from it fails the tes
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from tests.system import TOKEN, Event, EventStream, running_system, write_site
 
 V1 = "/api/v1"
 VIEWER, DUTY, ENGINEER, MANAGER = Role.VIEWER, Role.DUTY, Role.ENGINEER, Role.MANAGER
+PHOTO = b"\xff\xd8\xff\xe0" + bytes(300)  # the start of a phone's photo
 DEADLINE_S = 30.0  # a fault's rule `for` plus polling, on a loaded 2-core machine
 
 # The role each route needs (None: none, no token either). A route of the app missing here fails
@@ -37,6 +40,7 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", f"{V1}/dead-letters"): ENGINEER,
     ("GET", f"{V1}/alarms"): VIEWER,
     ("GET", f"{V1}/alarms/flood"): VIEWER,
+    ("GET", f"{V1}/alarms/export"): VIEWER,
     ("GET", f"{V1}/alarms/{{alarm_id}}"): VIEWER,
     ("POST", f"{V1}/alarms/{{alarm_id}}/ack"): DUTY,
     ("POST", f"{V1}/alarms/{{alarm_id}}/shelve"): DUTY,
@@ -48,6 +52,10 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("PUT", f"{V1}/devices/{{device_id}}/out-of-service"): ENGINEER,
     ("DELETE", f"{V1}/devices/{{device_id}}/out-of-service"): ENGINEER,
     ("POST", f"{V1}/devices/{{device}}/points/{{point}}/write"): ENGINEER,
+    ("GET", f"{V1}/devices/{{device_id}}/record"): VIEWER,
+    ("PUT", f"{V1}/devices/{{device_id}}/record"): ENGINEER,
+    ("GET", f"{V1}/devices/{{device_id}}/history"): VIEWER,
+    ("GET", f"{V1}/equipment"): VIEWER,
     ("GET", f"{V1}/tasks"): VIEWER,
     ("POST", f"{V1}/tasks"): DUTY,
     ("GET", f"{V1}/tasks/{{task_id}}"): VIEWER,
@@ -56,6 +64,7 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("POST", f"{V1}/tasks/{{task_id}}/checklist/{{item}}"): DUTY,
     ("POST", f"{V1}/tasks/{{task_id}}/notes"): DUTY,
     ("GET", f"{V1}/tasks/assignees"): VIEWER,
+    ("GET", f"{V1}/tasks/export"): VIEWER,
     ("POST", f"{V1}/tasks/{{task_id}}/attachments"): DUTY,
     ("GET", f"{V1}/tasks/{{task_id}}/attachments"): VIEWER,
     ("GET", f"{V1}/tasks/{{task_id}}/attachments/{{attachment_id}}"): VIEWER,
@@ -63,6 +72,9 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", f"{V1}/plans/{{instance_id}}"): VIEWER,
     ("POST", f"{V1}/plans/{{instance_id}}/steps/{{step_id}}"): DUTY,
     ("POST", f"{V1}/plans/{{instance_id}}/close"): DUTY,
+    ("POST", f"{V1}/plans/{{instance_id}}/steps/{{step_id}}/attachments"): DUTY,
+    ("GET", f"{V1}/plans/{{instance_id}}/steps/{{step_id}}/attachments"): VIEWER,
+    ("GET", f"{V1}/plans/{{instance_id}}/steps/{{step_id}}/attachments/{{attachment_id}}"): VIEWER,
     ("GET", f"{V1}/rules"): ENGINEER,
     ("POST", f"{V1}/rules/validate"): ENGINEER,
     ("POST", f"{V1}/rules/reload"): ENGINEER,
@@ -288,6 +300,27 @@ async def test_a_user_limited_to_a_building_sees_and_acts_on_its_records_only(
             mine = await as_ana(method, template.format(**vars(b1)), json=body)
             assert mine.status == 200, (method, template, described(mine))
 
+        # A photo on a step of her plan, not of theirs; nor may she read theirs.
+        photo = {
+            "content": PHOTO,
+            "headers": {"Authorization": f"Bearer {tokens['ana']}", "Content-Type": "image/jpeg"},
+        }
+        files = "/plans/{plan}/steps/{step}/attachments"
+        theirs = await http.post(V1 + files.format(**vars(b2)), params={"name": "door.jpg"}, **photo)
+        assert (theirs.status_code, theirs.json()) == (404, {"detail": f"no plan instance {b2.plan}"})
+        mine_added = await http.post(V1 + files.format(**vars(b1)), params={"name": "door.jpg"}, **photo)
+        assert mine_added.status_code == 201, mine_added.text
+        added_by_admin = await http.post(
+            V1 + files.format(**vars(b2)),
+            params={"name": "b2.jpg"},
+            content=PHOTO,
+            headers={**admin, "Content-Type": "image/jpeg"},
+        )
+        assert added_by_admin.status_code == 201, added_by_admin.text
+        for path in (files.format(**vars(b2)), added_by_admin.json()["url"].removeprefix(V1)):
+            assert (await as_ana("GET", path)).status == 404, path
+        assert (await as_ana("GET", mine_added.json()["url"].removeprefix(V1))).status == 200
+
         device_routes: list[tuple[Callable[..., Any], str, str, dict[str, Any] | None]] = [
             (as_ana, "GET", "/devices/{lift}", None),
             (as_ana, "GET", "/devices/{lift}/points/floor/history", None),
@@ -318,6 +351,17 @@ async def test_a_user_limited_to_a_building_sees_and_acts_on_its_records_only(
         assert (await as_ana("GET", "/devices", params={"building": "B2"})).body == []
         assert [p["id"] for p in (await as_ana("GET", "/plans", params={"open": "false"})).body] == [b1.plan]
         assert (await as_ana("GET", "/site")).body["buildings"] == ["B1"]
+
+        # The files of the lists hold what the lists hold: her building's, and site-wide tasks.
+        def ids(answer: Answer) -> set[int]:
+            return {int(row[1]) for row in csv.reader(io.StringIO(answer.body.lstrip("\ufeff"))) if row[1].isdigit()}
+
+        alarm_file = await as_ana("GET", "/alarms/export", params={"open": "false", "format": "csv"})
+        assert alarm_file.status == 200 and ids(alarm_file) == {b1.alarm}, described(alarm_file)
+        task_file = await as_ana("GET", "/tasks/export", params={"format": "csv"})
+        assert ids(task_file) == {t["id"] for t in tasks["items"]}
+        b2_file = await as_ana("GET", "/tasks/export", params={"format": "csv", "building": "B2"})
+        assert ids(b2_file) == {t["id"] for t in b2_tasks["items"]}
 
 
 async def test_a_user_limited_to_a_building_cannot_write_a_point_of_another(
