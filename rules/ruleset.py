@@ -327,6 +327,7 @@ def _load_file(
         refs = _suppressor_refs(doc, loc, spec)
         problems.extend(p for ref, p in refs if ref == spec.id)
         devices = [d for d in site.devices if spec.devices.matches(d)]
+        problems.extend(_selector_problems(doc, (*loc, "devices"), spec.devices, site))
         points: set[str] = set()
         for device in devices:
             points.update(site.profile_of(device).points)
@@ -381,6 +382,25 @@ def _outcome_problems(doc: YamlDoc, loc: Loc, spec: RuleSpec, plan_ids: frozense
     if spec.outcome == "both" and "task" not in doc.data["rules"][loc[1]]:
         message = "outcome both opens a task: describe it under task: (kind, team, sla, checklist)"
         problems.append(doc.problem((*loc, "task"), message))
+    return problems
+
+
+def _selector_problems(doc: YamlDoc, loc: Loc, match: DeviceMatch, site: Site) -> list[Problem]:
+    """A device id or building the site does not have, in a rule's `devices`: a misspelling that
+    would leave the rule watching nothing, silently. (Types and tags are not judged: the library's
+    rules name types any site may or may not have.)"""
+    ids = {d.id for d in site.devices}
+    buildings = {d.location.building for d in site.devices}
+    problems = [
+        doc.problem((*loc, "ids", k), f"no device {device!r} in this site")
+        for k, device in enumerate(match.ids)
+        if device not in ids
+    ]
+    problems.extend(
+        doc.problem((*loc, "buildings", k), f"no device of this site is in building {building!r}")
+        for k, building in enumerate(match.buildings)
+        if building not in buildings
+    )
     return problems
 
 

@@ -192,3 +192,25 @@ def test_a_plan_step_in_one_language_loads_shown_in_it_with_a_warning(tmp_path: 
     plan = load_plans(site, [plans])["chiller-trip"]
     assert plan.steps[0].text.en == "通知暖通班组"
     assert [(w.line, w.field) for w in plan.warnings] == [(5, "plans[0].steps[0].text")]
+
+
+def test_a_device_or_building_the_site_does_not_have_is_named_at_its_line(tmp_path: Path) -> None:
+    """A misspelt id in `devices` left the rule watching nothing, and the check passed it."""
+    site = chiller_site(tmp_path)
+    rules = tmp_path / "chiller.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - id: too-warm\n"
+        "    title: {zh: 供水温度高, en: supply too warm}\n"
+        "    devices:\n"
+        "      ids: [chiller-1, chiler-2]\n"  # line 5
+        "      buildings: [B9]\n"  # line 6
+        "    when: supply_temperature > 12\n"
+        "    priority: medium\n"
+    )
+    code, said = rules_check(site, rules)
+    assert code != 0
+    assert f"{rules}:5: rules[0].devices.ids[1]: no device 'chiler-2' in this site" in said
+    assert f"{rules}:6: rules[0].devices.buildings[0]: no device of this site is in building 'B9'" in said
+    rules.write_text(rules.read_text().replace(", chiler-2", "").replace("      buildings: [B9]\n", ""))
+    assert rules_check(site, rules)[0] == 0
