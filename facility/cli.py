@@ -27,7 +27,7 @@ from facility.store.users import Role, UserStore
 from facility.yamlfile import ConfigError
 
 if TYPE_CHECKING:
-    from api.routes.dead_letters import StoredLetter
+    from facility.store.dead_letters import StoredLetter
 
 T = TypeVar("T")
 
@@ -587,8 +587,9 @@ def dead_letters(
     newest first: when, from where, why, and what came."""
     from typing import get_args
 
-    from api.routes.dead_letters import LetterFilter, LetterKeys, Source, answer_of, letter_page
+    from api.routes.dead_letters import answer_of
     from facility.model import now_ns
+    from facility.store.dead_letters import LetterFilter, LetterKeys, Source, letter_page
     from rules.backtest import parse_time
 
     known = get_args(Source)

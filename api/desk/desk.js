@@ -10,16 +10,17 @@ import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
 import { lang, pick, setLang, t } from "./i18n.js";
+import { loadLetters, renderLetters } from "./letters.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
-import { changed, onChange, state } from "./state.js";
+import { can, changed, onChange, state } from "./state.js";
 import { EventStream } from "./stream.js";
 import { loadTasks, renderTasks, upsertTask } from "./tasks.js";
 import { $, ago, keepFocus, setZone } from "./util.js";
 
 const SLOW_LOGIN_MS = 5000;  // a first answer slower than this is said to be slow, not failed
 const DEVICE_POLL_MS = 2000;  // device values are read, not streamed: only while the board is shown
-const TABS = ["alarms", "tasks", "devices", "reports"];
+const TABS = ["alarms", "tasks", "devices", "reports", "letters"];
 
 const alert = new EmergencyAlert();
 const loadErrors = new Map();
@@ -117,6 +118,7 @@ function renderTabs() {
     const active = button.dataset.tab === state.tab;
     button.setAttribute("aria-selected", String(active));
   }
+  $('#tabs button[data-tab="letters"]').hidden = !can("engineer");  // the API gives dead letters to engineers
   for (const tab of TABS) $(`#tab-${tab}`).hidden = tab !== state.tab;
   const banner = $("#load-banner");
   banner.hidden = loadErrors.size === 0;
@@ -137,6 +139,7 @@ function render() {
     renderTasks();
     if (state.tab === "devices" || $("#trend").open) renderDevices();
     renderReports();
+    renderLetters();
     renderDetail();
   });
 }
@@ -155,6 +158,7 @@ function showTab(tab) {
     }, DEVICE_POLL_MS);
   }
   if (state.tab === "reports") prepareReports();
+  if (state.tab === "letters") loadLetters();
   changed();
 }
 
@@ -286,6 +290,8 @@ $("#report-form").addEventListener("submit", (event) => {
 $("#report-kind").addEventListener("change", () => renderReports());
 $("#report-print").addEventListener("click", printReport);
 $("#report-xlsx").addEventListener("click", () => downloadReport("xlsx"));
+$("#letters-refresh").addEventListener("click", () => loadLetters());
+$("#letters-more").addEventListener("click", () => loadLetters(true));
 $("#report-csv").addEventListener("click", () => downloadReport("csv"));
 $("#report-md").addEventListener("click", () => downloadReport("md"));
 

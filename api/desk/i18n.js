@@ -102,6 +102,16 @@ const TEXT = {
     health_event_loop_down: "服务器处理迟缓，报警可能延迟",
     health_event_loop_degraded: "服务器处理迟缓，报警可能延迟",
     health_other_down: "组件 {name} 不可用", health_other_degraded: "组件 {name} 运行异常",
+    // Dead letters (letters.js): the input the system could not use, for engineers.
+    letters: "数据异常", lettersIntro: "网关和通知无法使用的数据：格式错误的报文、未登记的主题、无法解码的读数、存储拒收的读数、发送失败的通知。",
+    refresh: "刷新", loadMore: "加载更多", allSources: "全部来源", letterSource: "来源", letterReason: "原因",
+    letterContent: "内容", letterPayload: "原始内容（{n} 字符）", noDevice: "无对应设备", noLetters: "没有异常数据",
+    lettersShown: "显示 {n} / {total} 条，最新在前",
+    source_mqtt: "MQTT 报文", source_modbus: "Modbus 读数", source_telemetry: "存储拒收", source_webhook: "外发通知",
+    reason_unknown_topic: "没有设备使用此主题（主题拼写错误，或设备未在站点文件中登记）",
+    reason_bad_status: "状态主题的内容既不是 online 也不是 offline",
+    reason_not_json: "不是 JSON 格式", reason_not_object: "不是 JSON 对象", reason_too_large: "报文超过大小上限",
+    reason_unreadable: "报文无法读取", letterOriginal: "系统原文",
     // The task board, the files on tasks and plan steps, and the lists' exports.
     assigneeHint: "选择处理人", assigneeKind_person: "人员", assigneeKind_team: "班组", assigneeKind_vendor: "维保单位",
     checklistOpen: "还有 {n} 项检查未完成，不能验收：", overrideReason: "强制验收原因", overrideHint: "说明为何未完成检查即验收",
@@ -215,6 +225,16 @@ const TEXT = {
     health_event_loop_down: "The server is running late: alarms may be delayed",
     health_event_loop_degraded: "The server is running late: alarms may be delayed",
     health_other_down: "{name} is down", health_other_degraded: "{name} is degraded",
+    // Dead letters (letters.js): the input the system could not use, for engineers.
+    letters: "Dead letters", lettersIntro: "Input the gateway and the notifiers could not use: malformed payloads, topics no device has, values that do not decode, readings the store refused, notifications that failed.",
+    refresh: "Refresh", loadMore: "Load more", allSources: "All sources", letterSource: "Source", letterReason: "Reason",
+    letterContent: "Content", letterPayload: "What came ({n} characters)", noDevice: "no device", noLetters: "No dead letters",
+    lettersShown: "{n} of {total}, newest first",
+    source_mqtt: "MQTT message", source_modbus: "Modbus value", source_telemetry: "Refused by the store", source_webhook: "Notification",
+    reason_unknown_topic: "no device has this topic (a misspelt topic, or a device the site file does not list)",
+    reason_bad_status: "the status topic said neither online nor offline",
+    reason_not_json: "not JSON", reason_not_object: "not a JSON object", reason_too_large: "payload over the size taken",
+    reason_unreadable: "could not be read", letterOriginal: "as the system wrote it",
     // The task board, the files on tasks and plan steps, and the lists' exports.
     assigneeHint: "choose who does it", assigneeKind_person: "People", assigneeKind_team: "Teams", assigneeKind_vendor: "Vendors",
     checklistOpen: "{n} checklist item(s) not done; the task cannot be verified:", overrideReason: "Reason to verify anyway",

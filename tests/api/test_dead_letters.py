@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 
-from api.routes.dead_letters import LetterFilter, LetterKeys, letter_page
 from facility.model import now_ns
 from facility.mqtt import MqttClient
 from facility.netutil import free_port
 from facility.site import load_site
+from facility.store.dead_letters import LetterFilter, LetterKeys, letter_page
 from facility.store.ops import DeadLetter, OpsStore
 from facility.store.users import Role
 from tests.api.conftest import Accounts

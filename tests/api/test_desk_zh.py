@@ -15,6 +15,7 @@ import httpx
 from playwright.async_api import Browser, Page, expect
 
 from api.routes.alarms import history_text
+from facility.mqtt import MqttClient
 from facility.netutil import free_port
 from tests.api.test_desk_browser import DESK, _log_in, _shot, _sim, _user
 from tests.servers import Mosquitto
@@ -208,3 +209,53 @@ def test_an_alarms_history_is_said_in_both_languages_from_what_the_store_wrote()
     shelved = _said("shelved", "until 2026-11-28 06:30:00Z: 传感器更换中")  # site time: 14:30
     assert shelved == {"zh": "搁置至 2026-11-28 14:30：传感器更换中", "en": "until 2026-11-28 14:30: 传感器更换中"}
     assert _said("comment", "vendor ETA 20 min") == {"zh": "vendor ETA 20 min", "en": "vendor ETA 20 min"}
+
+
+async def test_an_engineer_reads_the_dead_letters_in_chinese(
+    tmp_path: Path, mosquitto: Mosquitto, browser: Browser
+) -> None:
+    """The dead letters, on a tab of their own for engineers (duty staff do not see it): a payload
+    that is not JSON and a topic no device has, each said in Chinese, the parser's own English one
+    click away; on a phone each letter is a card and nothing runs off the screen."""
+    site_path, data = _site(tmp_path, mosquitto.url, free_port()), tmp_path / "data"
+    engineer, duty = await _user(site_path, data, "eng", "engineer"), await _user(site_path, data, "ana", "duty")
+    allowed = _latin_names(site_path) | {"eng", "English", "MQTT", "Modbus", "JSON", "online", "offline"}
+    async with running_system(site_path, data) as (url, _site_model):
+        client = MqttClient("127.0.0.1", mosquitto.port)
+        await client.start()
+        headers = {"Authorization": f"Bearer {engineer}"}
+        try:
+            client.publish("zh/lifts/elevator-b1-1", b"{not json", qos=1)
+            client.publish("zh/lifts/elevator-b9-9", b"{}", qos=1)  # under the site's prefix, no device's
+            async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+
+                async def two() -> list[dict[str, object]] | None:
+                    items = (await http.get("/api/v1/dead-letters")).json()["items"]
+                    return items if len(items) == 2 else None
+
+                letters = await eventually(two, 30)
+        finally:
+            await client.stop()
+        assert {str(d["key"]) for d in letters} == {"zh/lifts/elevator-b1-1", "zh/lifts/elevator-b9-9"}
+
+        page = await browser.new_page(viewport=DESK)
+        await _log_in(page, url, duty)
+        await expect(page.locator('#tabs button[data-tab="letters"]')).to_be_hidden()
+        await page.close()
+
+        page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        await _log_in(page, url, engineer)
+        await page.click('#tabs button[data-tab="letters"]')
+        rows = page.locator("#letters tbody tr")
+        await expect(rows).to_have_count(2, timeout=10_000)
+        await expect(page.locator("#letters")).to_contain_text("不是 JSON 格式")
+        await expect(page.locator("#letters")).to_contain_text("没有设备使用此主题")
+        await expect(page.locator("#letters")).to_contain_text("1号楼1号电梯 (elevator-b1-1)")
+        english = _foreign(await _visible_text(page), allowed)
+        assert not english, f"English on the Chinese dead letters: {english}"
+        wide = await page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 390, f"the page is {wide} px wide on a 390 px phone"
+        not_json = rows.filter(has_text="不是 JSON 格式")
+        await not_json.locator("td.reason summary").click()
+        await expect(not_json.locator("td.reason pre")).to_contain_text("not JSON: ")
+        await _shot(page, "zh-letters-phone")
