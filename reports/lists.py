@@ -1,5 +1,5 @@
 """The desk's lists as files for a spreadsheet: the alarm list (open alarms, or with closed ones the
-alarm history) and the task board, each a report of one section that `reports.render` makes an
+alarm history), the task board and the dead letters, each a report of one section that `reports.render` makes an
 Excel workbook or a CSV file of, as property companies exchange them.
 
 A list file holds every row the view's filters match, not one page of them, up to `MAX_ROWS`: past
@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from facility.model import AlarmState
 from facility.site import Site
+from facility.store.dead_letters import LetterFilter, LetterKeys, letter_page
 from facility.store.ops import OpsStore
 from facility.store.tasks import Bilingual, TaskKind, TaskRow, TaskStatus, task_filters
 from reports.model import Column, Figure, Report, ReportKind, Row, Section, text
@@ -41,6 +42,23 @@ ALARM_COLUMNS = [
     Column("acked_at", text("确认时间", "Acknowledged"), "time"),
     Column("cleared_at", text("恢复时间", "Returned to normal"), "time"),
 ]
+
+
+LETTER_COLUMNS = [
+    Column("id", text("编号", "Letter"), "count"),
+    Column("ts", text("时间", "Time"), "time"),
+    Column("source", text("来源", "Source")),
+    Column("device", text("设备", "Device")),
+    Column("key", text("主题或测点", "Topic or key")),
+    Column("reason", text("原因（系统原文）", "Reason")),
+    Column("payload", text("原始内容", "What came")),
+]
+LETTER_SOURCES = {
+    "mqtt": text("MQTT 报文", "MQTT message"),
+    "modbus": text("Modbus 读数", "Modbus value"),
+    "telemetry": text("存储拒收", "Refused by the store"),
+    "webhook": text("外发通知", "Notification"),
+}
 
 
 @dataclass(frozen=True)
@@ -148,6 +166,33 @@ async def task_list(
     rows = [task_row(scope, row) for row in found]
     start = min((row.created_at for row in found), default=now)
     return _list(scope, "tasks", text("工单列表", "Task list"), start, now, now, TASK_COLUMNS, rows, total)
+
+
+async def dead_letter_list(
+    site: Site, ops: OpsStore, devices: Collection[str] | None, chosen: LetterFilter, now: int
+) -> Report:
+    """The dead letters `chosen` (newest first; its scope the user's buildings, as the list's is) as
+    a report of one section on `devices` (None: the whole site), at most MAX_ROWS of them. The reason
+    is the system's text as it wrote it, and the payload what came, as the engineer needs them."""
+    scope = Scope(site, devices)
+    keys = LetterKeys(site)
+    found, total = await letter_page(ops, chosen, MAX_ROWS, 0)
+    rows: list[Row] = []
+    for letter in found:
+        device = keys.device_of(letter.source, letter.key)
+        rows.append(
+            {
+                "id": letter.id,
+                "ts": letter.ts,
+                "source": LETTER_SOURCES.get(letter.source, letter.source),
+                "device": scope.name(device),
+                "key": letter.key,
+                "reason": letter.reason,
+                "payload": letter.payload,
+            }
+        )
+    start = chosen.since if chosen.since is not None else min((r.ts for r in found), default=now)
+    return _list(scope, "dead_letters", text("数据异常", "Dead letters"), start, now, now, LETTER_COLUMNS, rows, total)
 
 
 def _list(

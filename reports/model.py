@@ -20,7 +20,7 @@ from facility.store.tasks import Bilingual
 Kind = Literal["text", "word", "task_kind", "name", "time", "date", "duration", "ratio", "count", "number", "flag"]
 Cell = str | int | float | bool | Bilingual | None
 Row = dict[str, Cell]
-ReportKind = Literal["briefing", "handover", "monthly", "alarms", "tasks", "equipment"]
+ReportKind = Literal["briefing", "handover", "monthly", "alarms", "tasks", "equipment", "dead_letters"]
 
 
 def text(zh: str, en: str) -> Bilingual:

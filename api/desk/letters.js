@@ -4,6 +4,7 @@
 // The reason is the system's own text: its known forms are put in the desk's words, and a parser's
 // detail after them is shown as the system wrote it.
 import { api } from "./api.js";
+import { exportButtons, toolbarSlot } from "./files.js";
 import { pick, t } from "./i18n.js";
 import { changed, state } from "./state.js";
 import { $, el, fill, when } from "./util.js";
@@ -75,6 +76,8 @@ export function renderLetters() {
     }
     select.addEventListener("change", () => { letters.source = select.value; loadLetters(); });
   }
+  fill(toolbarSlot("#tab-letters .toolbar", "letters-exports"),
+    exportButtons("dead-letters", () => new URLSearchParams(letters.source ? { source: letters.source } : {}).toString()));
   for (const option of select.options) option.textContent = option.value ? t(`source_${option.value}`) : t("allSources");
   fill($("#letters tbody"), ...letters.items.map(row));
   $("#letters").hidden = letters.items.length === 0;

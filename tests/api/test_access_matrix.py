@@ -38,6 +38,7 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", f"{V1}/site"): VIEWER,
     ("GET", f"{V1}/audit"): MANAGER,
     ("GET", f"{V1}/dead-letters"): ENGINEER,
+    ("GET", f"{V1}/dead-letters/export"): ENGINEER,
     ("GET", f"{V1}/alarms"): VIEWER,
     ("GET", f"{V1}/alarms/flood"): VIEWER,
     ("GET", f"{V1}/alarms/export"): VIEWER,

@@ -5,11 +5,13 @@ SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openpyxl
 
 from facility.model import now_ns
 from facility.mqtt import MqttClient
@@ -110,6 +112,22 @@ async def test_engineers_page_filter_and_see_only_their_buildings_letters(
 
         wrong = await get("erin", source="serial")
         assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "source", 0]
+
+        # The same list as a file: every letter the filters match, under the same limits.
+        async def export(user: str, **params: Any) -> httpx.Response:
+            auth = {"Authorization": f"Bearer {tokens[user]}"}
+            return await http.get(f"{V1}/export", params=params, headers=auth)
+
+        assert (await export("dana")).status_code == 403
+        book = openpyxl.load_workbook(io.BytesIO((await export("erin", source="mqtt", lang="zh")).content))
+        rows = [[c.value for c in row] for row in book[book.sheetnames[-1]].iter_rows()]
+        head = next(i for i, row in enumerate(rows) if row[0] == "编号")
+        listed = [dict(zip(rows[head], row, strict=False)) for row in rows[head + 1 :] if row[0]]
+        assert [row["主题或测点"] for row in listed] == keys_of(mqtt)
+        assert listed[0]["来源"] == "MQTT 报文" and listed[0]["设备"] and listed[0]["原始内容"] == "{not json"
+        assert isinstance(listed[0]["时间"], datetime)  # an Excel time, in site time
+        lines = (await export("bo", format="csv", lang="en")).content.decode("utf-8-sig").splitlines()
+        assert sum("test/lifts/" in line for line in lines) == 2 and "pump-1" not in "".join(lines)
 
 
 async def test_the_building_scope_matches_keys_by_device_exactly(ops_store: OpsStore, tmp_path: Path) -> None:
