@@ -64,14 +64,14 @@ _OTHERS: dict[str, Bilingual] = {
     "escalated": Bilingual("升级", "escalated"),
     "out of service": Bilingual("停用检修", "out of service"),
     "back in service": Bilingual("恢复使用", "back in service"),
-    # task history
-    "created": Bilingual("创建", "created"),
+    # task history: as the desk names them (taskAction_* in api/desk/i18n.js)
+    "created": Bilingual("创建工单", "created"),
     "recurred": Bilingual("再次发生", "recurred"),
-    "condition cleared": Bilingual("条件已消除", "condition cleared"),
+    "condition cleared": Bilingual("报警条件消除", "condition cleared"),
     "status": Bilingual("状态变更", "status changed"),
-    "ticked": Bilingual("勾选检查项", "item ticked"),
-    "unticked": Bilingual("取消勾选", "item unticked"),
-    "note": Bilingual("记录", "note"),
+    "ticked": Bilingual("完成检查项", "item done"),
+    "unticked": Bilingual("撤销检查项", "item undone"),
+    "note": Bilingual("处理记录", "note"),
     # plans
     "opened": Bilingual("启动", "opened"),
     "step done": Bilingual("步骤完成", "step done"),

@@ -196,7 +196,7 @@ const TEXT = {
     eqEndsBeforeInstall: "{field} cannot be before the install date", eqExportXlsx: "Export records (Excel)",
     eqExportCsv: "Export records (CSV)", eqKind_alarm: "alarm", eqKind_task: "task", eqKind_device: "device",
     history_record_saved: "record changed",
-    taskAction_created: "created", taskAction_assigned: "assigned", taskAction_status: "status", taskAction_recurred: "recurred",
+    taskAction_created: "created", taskAction_assigned: "assigned", taskAction_status: "status changed", taskAction_recurred: "recurred",
     taskAction_condition_cleared: "condition cleared", taskAction_checklist_overridden: "verified over the checklist",
     taskAction_ticked: "item done", taskAction_unticked: "item undone", taskAction_note: "note", taskAction_attached: "file added",
     system_water_supply: "Water supply", system_drainage: "Drainage", system_elevators: "Elevators", system_fire: "Fire",

@@ -16,7 +16,7 @@ from facility.profile import BUILTIN_DIR, load_profiles
 from facility.store.tasks import Bilingual, TaskKind, TaskStatus
 from reports import Lang, Report, render
 from reports.model import Column, Row, Section, text
-from reports.words import ALARM_STATES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES
+from reports.words import ALARM_STATES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
 
 I18N = Path(__file__).parents[2] / "api" / "desk" / "i18n.js"
 _ENTRY = re.compile(r'"?([\w-]+)"?: "((?:[^"\\]|\\.)*)"')
@@ -87,3 +87,13 @@ def test_a_column_of_task_kinds_says_yingji_beside_the_priority_jinji(fmt: str) 
     report.sections.append(Section("tasks", text("工单", "Tasks"), columns=columns, rows=[row]))
     assert re.search(r"应急[|,\s]+紧急", _texts(report, fmt, "zh"))
     assert re.search(r"emergency[|,\s]+emergency", _texts(report, fmt, "en"))
+
+
+TASK_ACTIONS = ("created", "recurred", "condition cleared", "status", "ticked", "unticked", "note")
+
+
+@pytest.mark.parametrize("action", TASK_ACTIONS)
+def test_a_tasks_history_reads_alike_in_reports_and_on_the_desk(action: str) -> None:
+    """The handover lists task history as the desk's task card does: 创建工单 on both, not 创建 in one."""
+    key = f"taskAction_{action.replace(' ', '_')}"
+    assert (DESK["zh"][key], DESK["en"][key]) == (WORDS[action].zh, WORDS[action].en)
