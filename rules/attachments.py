@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from facility.model import now_ns
+from facility.store.files import NewFile
+
 # What may be attached, and how each kind's bytes begin.
 ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -80,16 +83,19 @@ class AttachmentFolder:
         name: str,
         content_type: str,
         data: bytes,
-        record: Callable[[Checked], Awaitable[R]],
+        by: str,
+        record: Callable[[NewFile], Awaitable[R]],
         id_of: Callable[[R], int],
     ) -> R:
-        """Check the upload, write it to disk and sync it, then `record` it (in the ops store) and
-        name the file by the id `id_of` finds in what `record` returned, which this returns."""
+        """Check the upload, write it to disk and sync it, then `record` it (in the ops store, as
+        added by `by` now) and name the file by the id `id_of` finds in what `record` returned,
+        which this returns."""
         folder = self._folder()
         checked = self.check(name, content_type, data)
         written = await asyncio.to_thread(_written, folder, data)  # megabytes and an fsync: off the loop
+        new = NewFile(name, checked.content_type, checked.size, checked.sha256, by, now_ns())
         try:
-            recorded = await record(checked)
+            recorded = await record(new)
         except BaseException:
             written.unlink()  # refused or failed: no file without its record
             raise

@@ -19,9 +19,10 @@ from facility.bus import Bus
 from facility.duration import Duration
 from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
+from facility.store.files import NewFile
 from facility.store.plans import NewStep, PlanRefused, PlanStore, StepAttachment
 from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
-from rules.attachments import AttachmentFolder, Checked
+from rules.attachments import AttachmentFolder
 from rules.ruleset import Text, render
 
 log = logging.getLogger(__name__)
@@ -173,15 +174,13 @@ class PlanService:
         """Keep a photo or file on a step (see rules.attachments), then announce the instance, whose
         step now lists it. KeyError for an unknown instance; PlanRefused for an unknown step."""
 
-        async def record(checked: Checked) -> tuple[StepAttachment, dict[str, Any]]:
-            done = await self._store.add_attachment(
-                instance_id, step_id, name, checked.content_type, checked.size, checked.sha256, by, now_ns()
-            )
+        async def record(new: NewFile) -> tuple[StepAttachment, dict[str, Any]]:
+            done = await self._store.add_attachment(instance_id, step_id, new)
             if done is None:
                 raise KeyError(instance_id)
             return done
 
-        added, instance = await self.files.keep(name, content_type, data, record, lambda done: done[0].id)
+        added, instance = await self.files.keep(name, content_type, data, by, record, lambda done: done[0].id)
         self._announce(instance)
         return added
 

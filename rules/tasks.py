@@ -18,8 +18,9 @@ from typing import Any, Literal, TypeVar
 from facility.bus import Bus
 from facility.model import Priority, now_ns
 from facility.site import Site
+from facility.store.files import NewFile
 from facility.store.tasks import Attachment, Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
-from rules.attachments import AttachmentFolder, Checked
+from rules.attachments import AttachmentFolder
 from rules.attachments import AttachmentRefused as AttachmentRefused  # refusals of `attach`, caught from here
 from rules.engine import Change
 from rules.ruleset import rule_texts
@@ -178,12 +179,10 @@ class TaskService:
     ) -> Attachment:
         """Keep a photo or file on the task (see rules.attachments), then announce the task."""
 
-        async def record(checked: Checked) -> tuple[Attachment, dict[str, Any]]:
-            return await self._store.add_attachment(
-                task_id, name, checked.content_type, checked.size, checked.sha256, by, source, now_ns()
-            )
+        async def record(new: NewFile) -> tuple[Attachment, dict[str, Any]]:
+            return await self._store.add_attachment(task_id, new, source)
 
-        added, task = await self.files.keep(name, content_type, data, record, lambda done: done[0].id)
+        added, task = await self.files.keep(name, content_type, data, by, record, lambda done: done[0].id)
         self._announce(task)
         return added
 

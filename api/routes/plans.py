@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import FileResponse
 from pydantic import Field
 
@@ -14,7 +14,7 @@ from api import schemas
 from api.auth import Role, TokenAuth, User
 from api.body import Body, RecordId
 from api.context import ApiContext, source_of
-from api.routes.tasks import UPLOAD_CONTENT, AttachmentInfo, kept_file, received
+from api.routes.tasks import DOWNLOAD, UPLOAD, AttachmentInfo, FileName, kept_file, received
 from facility.store.files import file_fields
 from facility.store.plans import PlanRefused, StepAttachment
 
@@ -90,18 +90,12 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     async def plan(instance_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
         return shown(await visible_plan(instance_id, user))
 
-    @r.post(
-        "/plans/{instance_id}/steps/{step_id}/attachments",
-        status_code=201,
-        response_model=AttachmentInfo,
-        responses={413: {"description": "larger than api.max_attachment_kb"}, 415: {"description": "not a type taken"}},
-        openapi_extra={"requestBody": {"required": True, "content": UPLOAD_CONTENT}},
-    )
+    @r.post("/plans/{instance_id}/steps/{step_id}/attachments", **UPLOAD)
     async def attach(
         instance_id: RecordId,
         step_id: StepId,
         request: Request,
-        name: Annotated[str, Query(min_length=1, max_length=200, description="the file's name, as the phone gave it")],
+        name: FileName,
         user: User = Depends(auth.require(Role.DUTY)),
     ) -> AttachmentInfo:
         """Put a photo or a PDF on a step, while it is worked or after: the body is the file
@@ -125,11 +119,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         await visible_step(instance_id, step_id, user)
         return [listed(found) for found in await plans.attachments(instance_id, step_id)]
 
-    @r.get(
-        "/plans/{instance_id}/steps/{step_id}/attachments/{attachment_id}",
-        response_class=FileResponse,
-        responses={200: {"content": UPLOAD_CONTENT, "description": "the file as it was sent"}},
-    )
+    @r.get("/plans/{instance_id}/steps/{step_id}/attachments/{attachment_id}", **DOWNLOAD)
     async def download(
         instance_id: RecordId,
         step_id: StepId,

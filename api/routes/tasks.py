@@ -101,6 +101,18 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 # The bodies the upload takes, and the download gives: the types an attachment may be (rules.attachments).
 UPLOAD_CONTENT = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in ATTACHMENT_TYPES}
+# How an upload route and a download route of an attachment are documented, for tasks and plan steps.
+UPLOAD: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": AttachmentInfo,
+    "responses": {413: {"description": "larger than api.max_attachment_kb"}, 415: {"description": "not a type taken"}},
+    "openapi_extra": {"requestBody": {"required": True, "content": UPLOAD_CONTENT}},
+}
+DOWNLOAD: dict[str, Any] = {
+    "response_class": FileResponse,
+    "responses": {200: {"content": UPLOAD_CONTENT, "description": "the file as it was sent"}},
+}
+FileName = Annotated[str, Query(min_length=1, max_length=200, description="the file's name, as the phone gave it")]
 
 
 async def received(request: Request, keep: Callable[[bytes, str], Awaitable[R]]) -> R:
@@ -222,17 +234,11 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
     def listed(found: Attachment) -> AttachmentInfo:
         return AttachmentInfo(url=f"/api/v1/tasks/{found.task_id}/attachments/{found.id}", **file_fields(found))
 
-    @r.post(
-        "/tasks/{task_id}/attachments",
-        status_code=201,
-        response_model=AttachmentInfo,
-        responses={413: {"description": "larger than api.max_attachment_kb"}, 415: {"description": "not a type taken"}},
-        openapi_extra={"requestBody": {"required": True, "content": UPLOAD_CONTENT}},
-    )
+    @r.post("/tasks/{task_id}/attachments", **UPLOAD)
     async def attach(
         task_id: RecordId,
         request: Request,
-        name: Annotated[str, Query(min_length=1, max_length=200, description="the file's name, as the phone gave it")],
+        name: FileName,
         user: User = Depends(auth.require(Role.DUTY)),
     ) -> AttachmentInfo:
         """Put a photo or a PDF on a task: the body is the file itself, its Content-Type one of
@@ -254,11 +260,7 @@ def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
         await visible_task(task_id, user)
         return [listed(found) for found in await tasks.attachments(task_id)]
 
-    @r.get(
-        "/tasks/{task_id}/attachments/{attachment_id}",
-        response_class=FileResponse,
-        responses={200: {"content": UPLOAD_CONTENT, "description": "the file as it was sent"}},
-    )
+    @r.get("/tasks/{task_id}/attachments/{attachment_id}", **DOWNLOAD)
     async def download(
         task_id: RecordId, attachment_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))
     ) -> FileResponse:

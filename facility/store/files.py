@@ -23,6 +23,18 @@ class FileColumns:
 
 
 @dataclass(frozen=True)
+class NewFile:
+    """A file's record before the ops store gives it an id: the FileColumns of its row."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    added_by: str
+    added_at: int
+
+
+@dataclass(frozen=True)
 class FileRecord:
     """An attachment's record: what its list shows and a download answers with."""
 

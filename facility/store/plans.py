@@ -8,7 +8,7 @@ unique index makes the database enforce it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select, update
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
-from facility.store.files import FileColumns, FileRecord, file_fields
+from facility.store.files import FileColumns, FileRecord, NewFile, file_fields
 from facility.store.ops import Base, OpsStore
 
 
@@ -197,15 +197,7 @@ class PlanStore:
             return instance_dict(row, ts)
 
     async def add_attachment(
-        self,
-        instance_id: int,
-        step_id: str,
-        name: str,
-        content_type: str,
-        size: int,
-        sha256: str,
-        by: str,
-        ts: int,
+        self, instance_id: int, step_id: str, new: NewFile
     ) -> tuple[StepAttachment, dict[str, Any]] | None:
         """Record a photo or file on a step, of an open or a closed instance (a photo of what was
         done may come after); the caller keeps the bytes, in a file named by the returned id.
@@ -218,19 +210,10 @@ class PlanStore:
             if all(st.step_id != step_id for st in row.steps):
                 known = ", ".join(st.step_id for st in row.steps)
                 raise PlanRefused(f"plan {row.plan_id} has no step {step_id!r} (steps: {known})")
-            added = StepAttachmentRow(
-                instance_id=instance_id,
-                step_id=step_id,
-                name=name,
-                content_type=content_type,
-                size=size,
-                sha256=sha256,
-                added_by=by,
-                added_at=ts,
-            )
+            added = StepAttachmentRow(instance_id=instance_id, step_id=step_id, **asdict(new))
             row.attachments.append(added)
             await s.flush()
-            return _attachment(added), instance_dict(row, ts)
+            return _attachment(added), instance_dict(row, new.added_at)
 
     async def attachments(self, instance_id: int, step_id: str) -> list[StepAttachment]:
         """The attachments of one step of an instance, oldest first."""

@@ -9,7 +9,7 @@ condition that recurs is counted on the open task instead of adding a second one
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, Mapped, joinedload, mapped_column, relationship
 
-from facility.store.files import FileColumns, FileRecord, file_fields
+from facility.store.files import FileColumns, FileRecord, NewFile, file_fields
 from facility.store.ops import Base, OpsStore
 
 
@@ -381,26 +381,17 @@ class TaskStore:
             _record(row, ts, "note", by, source, note)
             return task_dict(row, ts)
 
-    async def add_attachment(
-        self, task_id: int, name: str, content_type: str, size: int, sha256: str, by: str, source: str, ts: int
-    ) -> tuple[Attachment, dict[str, Any]]:
+    async def add_attachment(self, task_id: int, new: NewFile, source: str) -> tuple[Attachment, dict[str, Any]]:
         """Record an attachment on the task (its history says who added what); the caller keeps
         the bytes, in a file named by the returned id. Returns it and the task."""
         async with self._sessions.begin() as s:
             row = await _locked(s, task_id)
-            added = AttachmentRow(
-                task_id=task_id,
-                name=name,
-                content_type=content_type,
-                size=size,
-                sha256=sha256,
-                added_by=by,
-                added_at=ts,
-            )
+            added = AttachmentRow(task_id=task_id, **asdict(new))
             s.add(added)
-            _record(row, ts, "attached", by, source, f"{name} ({content_type}, {size} bytes)")
+            detail = f"{new.name} ({new.content_type}, {new.size} bytes)"
+            _record(row, new.added_at, "attached", new.added_by, source, detail)
             await s.flush()
-            return _attachment(added), task_dict(row, ts)
+            return _attachment(added), task_dict(row, new.added_at)
 
     async def attachments(self, task_id: int) -> list[Attachment]:
         """The task's attachments, oldest first."""
