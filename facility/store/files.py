@@ -35,16 +35,11 @@ class NewFile:
 
 
 @dataclass(frozen=True)
-class FileRecord:
-    """An attachment's record: what its list shows and a download answers with."""
+class FileRecord(NewFile):
+    """An attachment's record, with the id the store gave it: what its list shows and a download
+    answers with."""
 
     id: int
-    name: str
-    content_type: str
-    size: int
-    sha256: str
-    added_by: str
-    added_at: int
 
 
 def file_fields(row: Any) -> dict[str, Any]:
