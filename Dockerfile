@@ -13,6 +13,7 @@ COPY rules rules
 COPY api api
 COPY simulators simulators
 COPY reports reports
+COPY facility_app facility_app
 RUN pip install --no-cache-dir . && useradd --system --home /var/lib/facility facility \
     && mkdir -p /var/lib/facility && chown facility /var/lib/facility
 USER facility

@@ -47,8 +47,8 @@ from facility.model import Quality, Reading
 from facility.netutil import free_port
 from facility.store.ops import AlarmHistoryRow, AlarmRow, OpsStore
 from facility.store.sqlite_telemetry import SqliteTelemetry
-from tests.answers import CheckedClient, UnexpectedAnswer, until_ready
-from tests.servers import Mosquitto
+from testsupport.answers import CheckedClient, UnexpectedAnswer, until_ready
+from testsupport.servers import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789-abcdefghijklm"
@@ -432,7 +432,7 @@ def acknowledged(alarm_id: int) -> Callable[[Any], str | None]:
 
 def start_server(site: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
-        command = [sys.executable, "-m", "facility", "run", "-c", str(site), "--port", str(port)]
+        command = [sys.executable, "-m", "facility_app", "run", "-c", str(site), "--port", str(port)]
         env = {**os.environ, "FACILITY_TOKEN": TOKEN}  # never on the command line, where ps shows it
         return subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out, env=env)
 

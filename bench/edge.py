@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.desk import TOKEN, start_server, stop_server, wait_ready
 from facility.netutil import free_port
-from tests.answers import UnexpectedAnswer
+from testsupport.answers import UnexpectedAnswer
 
 MB = 1_000_000
 CHUNK = b"x" * 65536

@@ -47,13 +47,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.schemas import Alarm
 from facility.duration import parse_duration
 from facility.netutil import free_port
-from facility.runtime import ops_url
 from facility.site import load_site
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
-from tests.answers import CheckedClient, UnexpectedAnswer, until_ready
-from tests.servers import Mosquitto
-from tests.system import EventStream, alarm, running_system, write_site
+from facility_app.runtime import ops_url
+from testsupport.answers import CheckedClient, UnexpectedAnswer, until_ready
+from testsupport.servers import Mosquitto
+from testsupport.system import EventStream, alarm, running_system, write_site
 
 ZERO_FOR = """
 rules:

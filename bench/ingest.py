@@ -49,15 +49,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facility.aio import cancel_all
 from facility.bus import Bus
-from facility.runtime import _telemetry_writer, ops_url
 from facility.site import load_site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
+from facility_app.runtime import _telemetry_writer, ops_url
 from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
 from rules.engine import Engine
 from rules.ruleset import load_rules
-from tests.servers import Mosquitto
+from testsupport.servers import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_BROKER = ROOT / "deploy/mosquitto.conf"
@@ -226,7 +226,7 @@ class Bench:
         return window
 
     async def pipeline(self, qos: int, round_: int) -> tuple[Window, dict[str, int]]:
-        """Our pipeline as facility/runtime.py wires it: bus, live values, the telemetry writer of
+        """Our pipeline as facility_app/runtime.py wires it: bus, live values, the telemetry writer of
         the runtime (batches, spool with its alarm lane), the rule engine, and the gateway with
         its MQTT client, which acknowledges a batch once the writer says it is safe
         (`ack_after=writer.settled`); it stops in the runtime's order. Only the API, the alarm

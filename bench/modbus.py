@@ -54,7 +54,7 @@ async def main(buses: int, units: int, seconds: float) -> dict[str, object]:
         site_path = Path(tmp) / "site.yaml"
         site_path.write_text(f"site: {{id: bench}}\nbroker: {{url: 'mqtt://127.0.0.1:1'}}\ndevices:\n{devices}")
         site = load_site(site_path)
-        command = ["-m", "facility", "sim", "run", str(site_path), "--port", str(free_port())]
+        command = ["-m", "facility_app", "sim", "run", str(site_path), "--port", str(free_port())]
         sims = await asyncio.create_subprocess_exec(
             sys.executable, *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )

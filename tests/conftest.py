@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from facility.store.ops import OpsStore
-from tests.pg import fresh_database
-from tests.servers import Mosquitto
+from testsupport.pg import fresh_database
+from testsupport.servers import Mosquitto
 
 
 @pytest.fixture(scope="session")

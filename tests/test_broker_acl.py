@@ -33,16 +33,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.mqtt_acl import AclError, render_acl
 from facility.netutil import free_port
 from facility.site import Site, load_site
 from facility.yamlfile import ConfigError
+from facility_app.cli import app
 from simulators.host import SimulatorHost
 from simulators.mqtt_front import DEVICE_PASSWORDS_ENV
 from tests.faults.harness import DEPLOY_CONF, TlsListener, broker_conf, compose_password_files
-from tests.servers import require_binary, wait_listening
-from tests.system import TOKEN, eventually, running_system
+from testsupport.servers import require_binary, wait_listening
+from testsupport.system import TOKEN, eventually, running_system
 
 SERVICE = "facility"
 SERVICE_PASSWORD_ENV = "ACL_TEST_SERVICE_PASSWORD"

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from facility.netutil import free_port
-from tests.processes import TOKEN, start_facility, stop_facility
-from tests.servers import Mosquitto, http_json, poll, require_binary, wait_listening
-from tests.system import write_site
+from testsupport.processes import TOKEN, start_facility, stop_facility
+from testsupport.servers import Mosquitto, http_json, poll, require_binary, wait_listening
+from testsupport.system import write_site
 
 
 def _readiness(api: str) -> dict[str, Any]:

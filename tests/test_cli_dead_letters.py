@@ -13,12 +13,12 @@ from zoneinfo import ZoneInfo
 
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.model import now_ns
 from facility.netutil import free_port
 from facility.store.ops import DeadLetter
+from facility_app.cli import app
 from tests.letters import seed
-from tests.system import write_site
+from testsupport.system import write_site
 
 HOUR = 3600 * 1_000_000_000
 PAYLOAD = '\x1b[31m{"door":\n\t"open"' + "x" * 200  # a terminal's escape, line breaks, and long

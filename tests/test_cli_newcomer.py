@@ -16,9 +16,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.model import Quality, Reading
 from facility.store.sqlite_telemetry import SqliteTelemetry
+from facility_app.cli import app
 from tests.reports.conftest import estate_in, seeded_folder
 
 EXAMPLES = Path(__file__).parent / "rules" / "examples"
@@ -121,7 +121,7 @@ def test_a_report_says_on_a_terminal_that_it_is_being_built_and_from_where(tmp_p
     terminal, tty = os.openpty()
     try:
         run = subprocess.Popen(
-            [sys.executable, "-m", "facility", *map(str, command)],
+            [sys.executable, "-m", "facility_app", *map(str, command)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=tty, env=_terminal_env(),
         )  # fmt: skip
         os.close(tty)  # the child's is then the only writing end: reading ends when it exits

@@ -30,9 +30,9 @@ from facility.profile import BUILTIN_DIR, Profile, load_profiles
 from facility.site import InfluxStore
 from facility.store import influx
 from facility.store.influx import InfluxTelemetry, encode_fields
-from tests.influx_servers import Influx1
-from tests.servers import Mosquitto, require_binary
-from tests.system import TOKEN, eventually, running_system, write_site
+from testsupport.influx_servers import Influx1
+from testsupport.servers import Mosquitto, require_binary
+from testsupport.system import TOKEN, eventually, running_system, write_site
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "deploy/grafana"

@@ -15,7 +15,7 @@ import pytest
 from facility.netutil import free_port
 from facility.site import load_site
 from simulators.host import SimulatorHost
-from tests.servers import http_json, poll, wait_listening
+from testsupport.servers import http_json, poll, wait_listening
 
 GIVEN_TOKEN = "demo-test-token-5f0c9a7e3b21d84c6e"  # as an operator sets FACILITY_TOKEN
 
@@ -66,7 +66,7 @@ def test_demo_serves_alarms_and_stops_on_sigint(
         args += ["--mqtt", request.getfixturevalue("mosquitto").url]
         env["FACILITY_TOKEN"] = GIVEN_TOKEN
     proc = subprocess.Popen(
-        [sys.executable, "-m", "facility", *args],
+        [sys.executable, "-m", "facility_app", *args],
         cwd=repo_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -113,7 +113,7 @@ def _start(repo_root: Path, *args: str, env: dict[str, str] | None = None) -> su
     base = {k: v for k, v in os.environ.items() if k not in ("FACILITY_TOKEN", "FACILITY_TOKEN_FILE")}
     env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "facility", "demo", *args],
+        [sys.executable, "-m", "facility_app", "demo", *args],
         cwd=repo_root,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -169,7 +169,7 @@ def test_demo_keeps_its_token_across_restarts_and_says_how_to_reach_it(tmp_path:
         # Another terminal, with nothing but the two exports (the port was any free one).
         env = {k: v for k, v in os.environ.items() if k not in ("FACILITY_TOKEN", "FACILITY_TOKEN_FILE")}
         listing = subprocess.run(
-            [sys.executable, "-m", "facility", "sim", "devices"],
+            [sys.executable, "-m", "facility_app", "sim", "devices"],
             cwd=tmp_path,
             env={**env, **exports},
             capture_output=True,

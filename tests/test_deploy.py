@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from facility.mqtt_acl import render_acl
-from facility.runtime import local_dir
 from facility.site import InfluxStore, load_site
-from tests.servers import require_binary
+from facility_app.runtime import local_dir
+from testsupport.servers import require_binary
 
 SECRETS = {
     "FACILITY_TOKEN": "t" * 32,

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 
 from facility.netutil import free_port
-from tests.servers import Mosquitto
-from tests.system import TOKEN, EventStream, alarm, eventually, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, EventStream, alarm, eventually, running_system, write_site
 
 DEADLINE_S = 30.0  # generous: rule `for` durations plus polling, on a loaded 2-core machine
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

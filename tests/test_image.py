@@ -49,8 +49,8 @@ import yaml
 
 from facility.netutil import free_port
 from tests.faults.harness import DEPLOY_CONF, broker_conf, compose_password_files, wait_until
-from tests.influx_servers import Influx1, VictoriaMetrics
-from tests.servers import http_json, require_binary, wait_listening
+from testsupport.influx_servers import Influx1, VictoriaMetrics
+from testsupport.servers import http_json, require_binary, wait_listening
 
 REPO = Path(__file__).resolve().parents[1]
 # The environment running the tests (the project venv): its pip builds and installs, and its

@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 
 from facility.netutil import free_port
-from tests.processes import TOKEN, start_facility, stop_facility
-from tests.servers import Mosquitto, http_json, poll, wait_listening
-from tests.system import write_site
+from testsupport.processes import TOKEN, start_facility, stop_facility
+from testsupport.servers import Mosquitto, http_json, poll, wait_listening
+from testsupport.system import write_site
 
 
 def test_gateway_and_simulators_in_separate_processes(tmp_path: Path, mosquitto: Mosquitto) -> None:

@@ -17,15 +17,15 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from facility.netutil import free_port
-from tests.servers import Mosquitto, wait_listening
-from tests.system import TOKEN, write_site
+from testsupport.servers import Mosquitto, wait_listening
+from testsupport.system import TOKEN, write_site
 
 
 @contextmanager
 def _service(site: Path, port: int, cwd: Path) -> Iterator[subprocess.Popen[str]]:
     """`facility run` listening on `port`; killed at the end if the test did not stop it."""
     service = subprocess.Popen(
-        [sys.executable, "-m", "facility", "run", "-c", str(site), "--port", str(port)],
+        [sys.executable, "-m", "facility_app", "run", "-c", str(site), "--port", str(port)],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

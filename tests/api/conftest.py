@@ -11,7 +11,7 @@ from playwright.async_api import Browser, async_playwright
 
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
-from tests.servers import require_binary
+from testsupport.servers import require_binary
 
 
 class Accounts:

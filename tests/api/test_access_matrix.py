@@ -20,8 +20,8 @@ import httpx
 from facility.netutil import free_port
 from facility.store.users import Role
 from tests.api.conftest import MANY_PROBES, Accounts
-from tests.servers import Mosquitto
-from tests.system import TOKEN, Event, EventStream, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, Event, EventStream, running_system, write_site
 
 V1 = "/api/v1"
 VIEWER, DUTY, ENGINEER, MANAGER = Role.VIEWER, Role.DUTY, Role.ENGINEER, Role.MANAGER

@@ -24,8 +24,8 @@ from facility.store.plans import NewStep, PlanStore
 from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStore
 from facility.store.users import Role, UserStore
 from tests.api.context import without_plant
-from tests.pg import DROP_LATER_TABLES
 from tests.reports.conftest import estate_in
+from testsupport.pg import DROP_LATER_TABLES
 
 TS = 1_800_000_000 * 1_000_000_000
 B1, B2 = "pump-1", "pump-2"  # a device in each building (the estate of tests/reports)

@@ -22,8 +22,8 @@ from facility.store.ops import DeadLetter, OpsStore
 from facility.store.users import Role
 from tests.api.conftest import Accounts
 from tests.letters import seed
-from tests.servers import Mosquitto
-from tests.system import eventually, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import eventually, running_system, write_site
 
 HOUR = 3600 * 1_000_000_000
 V1 = "/api/v1/dead-letters"

@@ -13,8 +13,8 @@ import httpx
 
 from facility.netutil import free_port
 from facility.store.ops import OpsStore
-from tests.servers import Mosquitto
-from tests.system import TOKEN, EventStream, alarm, eventually, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, EventStream, alarm, eventually, running_system, write_site
 
 DEADLINE_S = 30.0
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -20,10 +20,10 @@ import openpyxl
 from playwright.async_api import Browser, Page, Request, ViewportSize, expect
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.netutil import free_port
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from facility_app.cli import app
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SITE_ZONE = ZoneInfo("Asia/Shanghai")  # write_site's estate; the browsers run in London

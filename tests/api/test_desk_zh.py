@@ -18,8 +18,8 @@ from api.routes.alarms import history_text
 from facility.mqtt import MqttClient
 from facility.netutil import free_port
 from tests.api.test_desk_browser import DESK, _log_in, _shot, _sim, _user
-from tests.servers import Mosquitto
-from tests.system import TOKEN, eventually, running_system
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, eventually, running_system
 
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 

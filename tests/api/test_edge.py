@@ -18,8 +18,8 @@ import pytest
 
 from facility.netutil import free_port
 from tests.api.conftest import MANY_PROBES as OPEN_PROBES
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 
 def site_file(folder: Path, mosquitto: Mosquitto, api: str) -> Path:

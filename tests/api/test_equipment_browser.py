@@ -17,8 +17,8 @@ from playwright.async_api import Browser, Page, expect
 
 from facility.netutil import free_port
 from tests.api.test_desk_browser import DESK, PHONE, _log_in, _shot, _user
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 VENDORS = """\
 vendors:

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 
 from facility.netutil import free_port
-from tests.influx_servers import Unreadable, VictoriaMetrics
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.influx_servers import Unreadable, VictoriaMetrics
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HISTORY = "/api/v1/devices/{device_id}/points/{point}/history"

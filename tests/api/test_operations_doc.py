@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.servers import require_binary
+from testsupport.servers import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs/operations.md"

@@ -22,8 +22,8 @@ from rules.plans import PlanService, step_files
 from tests.api.context import without_plant
 from tests.api.test_edge import head_of_answer
 from tests.reports.conftest import estate_in
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 JPEG = b"\xff\xd8\xff\xe0" + bytes(700)  # the start of a phone's photo
 PDF = b"%PDF-1.7\n" + bytes(100)

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.netutil import free_port
-from tests.servers import Mosquitto
-from tests.system import running_system, write_site
+from facility_app.cli import app
+from testsupport.servers import Mosquitto
+from testsupport.system import running_system, write_site
 
 
 def users(*args: str) -> tuple[int, str, str]:

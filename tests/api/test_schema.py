@@ -46,8 +46,8 @@ from schemathesis.core.result import Err
 from facility.netutil import free_port
 from facility.store.users import Role
 from tests.api.conftest import Accounts
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 EXAMPLES = 50  # requests per operation
 SIM_EXAMPLES = 25  # ... per /sim operation: each has few paths, and half its requests aim at them

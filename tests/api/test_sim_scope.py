@@ -23,8 +23,8 @@ from facility.netutil import free_port
 from facility.store.users import Role
 from tests.api.conftest import Accounts
 from tests.api.test_access_matrix import B1_DEVICES, BUILDINGS
-from tests.servers import Mosquitto
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 # A lift and a lighting panel in each of B1 and B2 (the pump of write_site is in B2 too), and a
 # scenario library: one of B1's lifts, one of B2's, and one that touches both buildings.

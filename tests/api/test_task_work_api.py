@@ -12,16 +12,16 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from api.auth import TokenAuth
-from facility.cli import app
 from facility.netutil import free_port
 from facility.store.ops import OpsStore
 from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStore
 from facility.store.users import Role, UserStore
+from facility_app.cli import app
 from rules.tasks import TaskService
 from tests.api.context import without_plant
 from tests.reports.conftest import estate_in
-from tests.servers import Mosquitto
-from tests.system import running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import running_system, write_site
 
 TS = 1_800_000_000 * 1_000_000_000
 

@@ -11,9 +11,9 @@ import httpx
 
 from facility.netutil import free_port
 from facility.store.ops import AuditEntry, OpsStore
-from tests.servers import Mosquitto
 from tests.simulators.conftest import read_modbus
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 

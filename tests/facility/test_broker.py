@@ -8,7 +8,7 @@ import pytest
 
 from facility.broker import EmbeddedBroker
 from facility.mqtt import Message, MqttClient
-from tests.servers import require_binary
+from testsupport.servers import require_binary
 
 
 @pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])

@@ -20,8 +20,8 @@ from facility.netutil import free_port
 from facility.readiness import Readiness
 from facility.site import Stores
 from facility.store.ops import DeadLetter, DeadLetterLimits, OpsStore
-from tests.servers import Mosquitto
-from tests.system import eventually, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import eventually, running_system, write_site
 
 DAY = 86_400 * 1_000_000_000
 KIB = 1024

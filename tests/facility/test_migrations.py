@@ -23,13 +23,13 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.store import migrations
 from facility.store.ops import Base, DeadLetterLimits, NewAlarm, OpsStore
 from facility.store.plans import PlanStore
 from facility.store.schedules import ScheduleStore
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
+from facility_app.cli import app
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TS = 1_790_000_000 * 1_000_000_000
@@ -210,7 +210,7 @@ async def test_two_instances_upgrading_at_once_end_with_one_schema_and_no_error(
 async def test_two_processes_upgrading_at_once_end_with_one_schema_and_no_error(ops_url: str, tmp_path: Path) -> None:
     """`facility db upgrade` twice at once, as two hosts (or a start and an operator) would."""
     await previous_release(ops_url)
-    command = [sys.executable, "-m", "facility", "db", "upgrade", *where(ops_url, tmp_path)]
+    command = [sys.executable, "-m", "facility_app", "db", "upgrade", *where(ops_url, tmp_path)]
     runs = [await asyncio.create_subprocess_exec(*command, stdout=PIPE, stderr=STDOUT) for _ in range(2)]
     said = [(await run.communicate())[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], said

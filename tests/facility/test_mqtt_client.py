@@ -9,7 +9,7 @@ import pytest
 
 from facility.mqtt import READ_CHUNK, MqttClient, MqttError
 from facility.netutil import free_port
-from tests.servers import Mosquitto
+from testsupport.servers import Mosquitto
 
 
 async def test_messages_of_every_size_arrive_whole_and_in_order(mosquitto: Mosquitto) -> None:

@@ -18,9 +18,9 @@ from facility.store.ops import NewAlarm, OpsStore, OpsUnavailable
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
 from tests.api.context import without_plant
-from tests.proxy import Outage, outage
 from tests.rules.conftest import RULES, write_site
-from tests.system import eventually
+from testsupport.proxy import Outage, outage
+from testsupport.system import eventually
 
 ADMIN = "admin-token-0123456789"
 WAIT_S = 15.0

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from facility.store.ops import OpsStore, SchemaRefused
 from facility.store.users import Role, UserStore, digest
-from tests.pg import DROP_LATER_TABLES
+from testsupport.pg import DROP_LATER_TABLES
 
 
 async def made_then_changed(url: str, *statements: str) -> None:

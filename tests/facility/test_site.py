@@ -161,7 +161,7 @@ def test_check_command_warns_of_a_text_in_one_language_and_passes(tmp_path: Path
     quoted = CHILLER.replace("2: off", '2: "off"').replace("0: no, 1: yes", '0: "no", 1: "yes"')
     path = _chiller_site(tmp_path, quoted.replace("{zh: 故障, en: Fault}", "{zh: 故障}"))
     result = subprocess.run(
-        [sys.executable, "-m", "facility", "check", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "facility_app", "check", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     profile = tmp_path / "profiles" / "chiller.yaml"
@@ -172,7 +172,7 @@ def test_check_command_warns_of_a_text_in_one_language_and_passes(tmp_path: Path
 def test_check_command_reports_the_error_and_fails(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD.replace("port: 15020", "port: 99999"))
     result = subprocess.run(
-        [sys.executable, "-m", "facility", "check", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "facility_app", "check", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     assert f"{path}:7: devices[0].modbus.port: Input should be less than or equal to 65535" in result.stderr
@@ -180,7 +180,7 @@ def test_check_command_reports_the_error_and_fails(tmp_path: Path) -> None:
 
 def test_check_command_accepts_the_demo(repo_root: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "facility", "check", str(repo_root / "sites/demo/site.yaml")],
+        [sys.executable, "-m", "facility_app", "check", str(repo_root / "sites/demo/site.yaml")],
         capture_output=True,
         text=True,
         timeout=60,
@@ -228,7 +228,7 @@ def test_two_webhooks_of_one_name_are_refused(tmp_path: Path) -> None:
 
 
 def _check(site: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "facility", "check", str(site)]
+    command = [sys.executable, "-m", "facility_app", "check", str(site)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 

@@ -50,7 +50,7 @@ def test_facility_check_refuses_a_billion_laughs_fast_naming_the_line(tmp_path: 
     site = tmp_path / "site.yaml"
     site.write_text(LAUGHS)
     result = subprocess.run(
-        [sys.executable, "-m", "facility", "check", str(site)],
+        [sys.executable, "-m", "facility_app", "check", str(site)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -35,9 +35,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from sqlalchemy.engine import make_url
 
 from facility.netutil import free_port
-from tests.influx_servers import Influx1, VictoriaMetrics
-from tests.proxy import TcpProxy
-from tests.servers import require_binary, wait_listening
+from testsupport.influx_servers import Influx1, VictoriaMetrics
+from testsupport.proxy import TcpProxy
+from testsupport.servers import require_binary, wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_CONF = REPO / "deploy" / "mosquitto.conf"
@@ -332,7 +332,7 @@ def write_fault_site(
 
 
 class Service:
-    """`python -m facility run -c site.yaml --port P` as a child: the admin token in
+    """`python -m facility_app run -c site.yaml --port P` as a child: the admin token in
     FACILITY_TOKEN (never on the command line, where `ps` shows it), the broker password in the
     site's password_env, output appended to one log file across restarts."""
 
@@ -369,7 +369,7 @@ class Service:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "facility", "run", "-c", str(self.site.path), "--port", str(self.port)],
+                [sys.executable, "-m", "facility_app", "run", "-c", str(self.site.path), "--port", str(self.port)],
                 cwd=self.site.folder,
                 env=self.env,
                 stdout=log,

@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 
 from tests.faults.harness import RULE_ID, Counting, LoopThread, Rig, outcome, wait_until
-from tests.pg import fresh_database
+from testsupport.pg import fresh_database
 
 pytestmark = pytest.mark.faults
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.influx_servers import Influx1, VictoriaMetrics
+from testsupport.influx_servers import Influx1, VictoriaMetrics
 
 
 @pytest.fixture(scope="module")

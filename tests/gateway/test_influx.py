@@ -17,9 +17,9 @@ from facility.netutil import free_port
 from facility.site import InfluxStore
 from facility.store.influx import InfluxTelemetry
 from facility.store.telemetry import BatchRejected, HistoryUnavailable, StoreUnavailable
-from tests.influx_servers import Influx1, Unreadable, VictoriaMetrics
-from tests.servers import poll
 from tests.store_contract import assert_level_history
+from testsupport.influx_servers import Influx1, Unreadable, VictoriaMetrics
+from testsupport.servers import poll
 
 S = 1_000_000_000
 MS = 1_000_000

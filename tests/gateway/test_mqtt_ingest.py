@@ -32,8 +32,8 @@ from facility.store.ops import DeadLetter, OpsStore
 from gateway.deadletter import DeadLetters
 from gateway.mqtt import MAX_PAYLOAD_BYTES
 from gateway.service import Gateway
-from tests.servers import Mosquitto, require_binary
 from tests.simulators.conftest import until
+from testsupport.servers import Mosquitto, require_binary
 
 DEVICE = "lift-1"
 TOPIC = f"estate/t/elevators/{DEVICE}/state"

@@ -12,8 +12,8 @@ from pathlib import Path
 from facility.model import Quality
 from tests.gateway.test_mqtt_ingest import elevator_doc
 from tests.gateway.test_mqtt_topics import LOST_AFTER_S, PREFIX, alarm_of, publisher, running
-from tests.servers import Mosquitto
 from tests.simulators.conftest import until
+from testsupport.servers import Mosquitto
 
 
 async def test_online_soon_after_offline_is_a_status_and_the_points_keep_their_last_values(

@@ -27,8 +27,8 @@ from gateway.deadletter import DeadLetters
 from gateway.mqtt import topic_filters
 from gateway.service import Gateway
 from rules.service import RulesService
-from tests.servers import Mosquitto
 from tests.simulators.conftest import until
+from testsupport.servers import Mosquitto
 
 PREFIX = "estate/t/elevators"
 LOST_AFTER_S = 2  # the comm-loss rule's `for`, short so that the test is

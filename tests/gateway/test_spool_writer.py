@@ -23,7 +23,7 @@ from facility.store.sqlite_telemetry import SqliteTelemetry
 from facility.store.telemetry import Sample, StoreUnavailable
 from gateway.spool import Spool, SpoolFull, pack
 from gateway.writer import MAX_PENDING, TelemetryWriter
-from tests.influx_servers import Influx1, VictoriaMetrics
+from testsupport.influx_servers import Influx1, VictoriaMetrics
 
 S = 1_000_000_000
 MS = 1_000_000

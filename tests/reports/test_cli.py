@@ -9,8 +9,8 @@ from pathlib import Path
 import openpyxl
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.site import Site
+from facility_app.cli import app
 from tests.reports.conftest import seeded_folder
 
 

@@ -22,22 +22,22 @@ import pytest
 from typer.testing import CliRunner
 
 from facility.bus import Bus, Event
-from facility.cli import app
 from facility.model import Quality, Reading, now_ns
 from facility.netutil import free_port
 from facility.site import Site, load_site
 from facility.store.ops import SPREAD, OpsStore, replaced_texts, spread_texts
 from facility.store.tasks import TaskStore
+from facility_app.cli import app
 from rules.engine import Change, Engine
 from rules.notify import Notifier, markdown
 from rules.ruleset import load_rules, rule_texts
 from rules.service import RulesService
-from tests.proxy import Outage, outage
 from tests.rules.conftest import MakeSite
 from tests.rules.test_notify import Receiver, receiver
 from tests.rules.test_notify import running as notifying
-from tests.servers import Mosquitto
-from tests.system import TOKEN, EventStream, alarm, running_system, write_site
+from testsupport.proxy import Outage, outage
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, EventStream, alarm, running_system, write_site
 
 DEADLINE_S = 30.0  # generous: polling and the rule engine on a loaded 2-core machine
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

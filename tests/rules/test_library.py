@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.site import load_site
+from facility_app.cli import app
 from rules.ruleset import LIBRARY_DIR, load_rules
 
 DEMO = Path(__file__).resolve().parents[2] / "sites" / "demo" / "site.yaml"

@@ -24,7 +24,7 @@ from facility.mqtt import Message, MqttClient
 from facility.site import Site, load_site
 from facility.store.ops import NewAlarm, OpsStore
 from rules.notify import Notifier
-from tests.servers import Mosquitto
+from testsupport.servers import Mosquitto
 
 RAISED_AT = 1714543385 * 10**9  # 2024-05-01 06:03:05 UTC, 14:03:05 in Shanghai
 OK = (200, b'{"errcode":0,"errmsg":"ok"}')

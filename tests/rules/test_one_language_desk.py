@@ -9,8 +9,8 @@ import httpx
 
 from facility.netutil import free_port
 from facility.profile import BUILTIN_DIR
-from tests.servers import Mosquitto
-from tests.system import TOKEN, eventually, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, eventually, running_system, write_site
 
 RULES = """\
 rules:

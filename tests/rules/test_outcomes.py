@@ -9,7 +9,7 @@ from facility.model import Quality, Reading, now_ns
 from rules.ruleset import Text
 from rules.schedules import Due
 from tests.rules.conftest import MakeSite, rules_running
-from tests.system import eventually
+from testsupport.system import eventually
 
 ENTRAPMENT = """\
 rules:

@@ -19,7 +19,7 @@ from rules.journal import Journal
 from rules.outcomes import Outcomes
 from rules.service import RulesService
 from tests.rules.conftest import rules_running
-from tests.system import eventually
+from testsupport.system import eventually
 
 Restore = Callable[[], Awaitable[None]]
 

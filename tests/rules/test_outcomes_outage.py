@@ -29,13 +29,13 @@ from rules.plans import PlanService
 from rules.ruleset import Text
 from rules.schedules import Due
 from rules.service import RulesService
-from tests.proxy import Outage, outage
 from tests.rules.conftest import MakeSite
 from tests.rules.test_notify import make_site as notify_site
 from tests.rules.test_notify import receiver
 from tests.rules.test_notify import running as notifying
 from tests.rules.test_outcomes import ENTRAPMENT, lift
-from tests.system import eventually
+from testsupport.proxy import Outage, outage
+from testsupport.system import eventually
 
 S = 1_000_000_000
 Setup = Callable[[RulesService, OpsStore, Bus], None]

@@ -14,7 +14,7 @@ from facility.site import Site
 from rules.engine import Change, Engine
 from rules.ruleset import load_rules
 from tests.rules.conftest import RULES, MakeSite, rules_running
-from tests.system import eventually
+from testsupport.system import eventually
 
 S = 1_000_000_000
 OFFLINE = """

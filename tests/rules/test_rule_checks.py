@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.site import load_site
+from facility_app.cli import app
 from rules.plans import load_plans
 from rules.ruleset import load_rules
 

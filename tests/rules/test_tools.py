@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from facility.cli import app
 from facility.model import Quality, Reading
 from facility.store.sqlite_telemetry import SqliteTelemetry
+from facility_app.cli import app
 from rules.backtest import parse_time, span
 from rules.testing import load_suite, parse_series, run_case
 

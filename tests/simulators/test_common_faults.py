@@ -15,8 +15,8 @@ from facility.netutil import free_port
 from gateway.modbus.planner import plan
 from gateway.modbus.reader import ExceptionResponse, read_block
 from simulators.modbus_front import SLOW_REPLY_S
-from tests.servers import Mosquitto
 from tests.simulators.conftest import MqttProbe, read_modbus, read_until, simulated, until
+from testsupport.servers import Mosquitto
 
 LIFT = "  - {id: lift-1, profile: elevator, mqtt: {topic: t/lift-1/state, interval: 1s}}\n"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Mosquitto
 from tests.simulators.conftest import MqttProbe, simulated, until
+from testsupport.servers import Mosquitto
 
 LIFT = "  - {id: lift-1, profile: elevator, mqtt: {topic: t/lift-1/state, interval: 1s}}\n"
 DOOR = "  - {id: door-1, profile: access_door, mqtt: {topic: t/door-1/state, interval: 1s}}\n"

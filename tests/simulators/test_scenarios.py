@@ -13,9 +13,9 @@ from facility.site import load_site
 from facility.yamlfile import ConfigError
 from simulators.host import SimulatorHost
 from simulators.scenarios import ScenarioPlayer, check_against, load_library, load_scenario, parse_scenario
-from tests.servers import Mosquitto
 from tests.simulators.conftest import read_until, simulated, until
-from tests.system import TOKEN, running_system, write_site
+from testsupport.servers import Mosquitto
+from testsupport.system import TOKEN, running_system, write_site
 
 SHIPPED = {"fire-at-night", "basement-flooding", "mains-failure", "elevator-entrapment", "pump-degrading-week"}
 

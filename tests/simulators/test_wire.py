@@ -33,8 +33,8 @@ from facility.site import load_site
 from gateway.modbus.planner import plan
 from gateway.modbus.reader import read_points
 from simulators.models import DeviceModel
-from tests.servers import Mosquitto, require_binary
 from tests.simulators.conftest import simulated
+from testsupport.servers import Mosquitto, require_binary
 
 PROFILES = load_profiles([BUILTIN_DIR])
 MODBUS_PROFILES = sorted(name for name, profile in PROFILES.items() if profile.protocol == "modbus")
@@ -364,7 +364,7 @@ def test_mosquitto_sub_sees_the_profiles_json_and_the_status_with_its_last_will(
     profile_of = {bindings[d.id].topic: site.profile_of(d) for d in site.devices}
     statuses = sorted(b.status for b in bindings.values())
     log = tmp_path / "sim.log"
-    cmd = [sys.executable, "-m", "facility", "sim", "run", str(site_file), "--port", str(free_port())]
+    cmd = [sys.executable, "-m", "facility_app", "sim", "run", str(site_file), "--port", str(free_port())]
     with log.open("wb") as sink:
         sim = subprocess.Popen(cmd, cwd=repo_root, stdout=sink, stderr=subprocess.STDOUT)
     try:

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from facility.netutil import free_port
-from tests.servers import require_binary
+from testsupport.servers import require_binary
 
 
 def _get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:

@@ -201,7 +201,7 @@ def _serve(site: Site, options: Any, banner: bool, login: str | None = None, tok
     demo's): a token given to it is the operator's, and stays out of every output. The banner
     ends with the `export` lines that point `facility sim ...` in another terminal at this
     server: its URL (the port may be any) and the file of the token, never the token itself."""
-    from facility.runtime import serve  # imported here so that `facility sim fault` stays quick
+    from facility_app.runtime import serve  # imported here so that `facility sim fault` stays quick
 
     def ready(url: str, running: Site) -> None:
         lines = [f"Duty desk:  {url}/" + (f"#token={login}" if login else ""), f"API:        {url}/api/docs"]
@@ -250,7 +250,7 @@ def demo(
     """Run the whole system with simulated plant: broker, simulators, gateway, rules, API and desk.
     The admin token is FACILITY_TOKEN or the --token-file's, else the demo's own, made once and
     kept in DATA/token (printed)."""
-    from facility.runtime import Options, with_local_endpoints
+    from facility_app.runtime import Options, with_local_endpoints
 
     _logging(verbose)
     if token_file is not None and token_file.resolve() == (data / "token").resolve():
@@ -283,7 +283,7 @@ def run(
 ) -> None:
     """Run gateway, rules and API for a site against its broker and devices. An admin token may be
     given (FACILITY_TOKEN, or --token-file); the desk's users are those of `facility users add`."""
-    from facility.runtime import Options
+    from facility_app.runtime import Options
 
     _logging(verbose)
     token = _admin_token(token_file)
@@ -465,7 +465,7 @@ def _ops_place(site: Site, data: Path | None) -> tuple[str, bool]:
     it is a SQLite file that is not there: what a newcomer must be told when a report is empty."""
     from sqlalchemy.engine import make_url
 
-    from facility.runtime import ops_url
+    from facility_app.runtime import ops_url
 
     url = make_url(ops_url(site, data))
     if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
@@ -479,7 +479,7 @@ DataOption = Annotated[Path | None, typer.Option(help="the data folder of `facil
 
 async def _with_ops(site: Site, data: Path | None, act: Callable[[OpsStore], Awaitable[T]]) -> T:
     """`act` on the site's ops store (or the one in a `--data` folder), closed afterwards."""
-    from facility.runtime import ops_url  # the runtime imports every package: only when needed
+    from facility_app.runtime import ops_url  # the runtime imports every package: only when needed
 
     ops = OpsStore(ops_url(site, data))
     await ops.start()
@@ -786,7 +786,7 @@ def sim_run(
     verbose: VerboseOption = False,
 ) -> None:
     """Run only the simulators of a site, for a gateway in another process or on another machine."""
-    from facility.runtime import run_simulators
+    from facility_app.runtime import run_simulators
 
     _logging(verbose)
     given = _admin_token(token_file)
@@ -939,7 +939,7 @@ DbSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its store
 def _ops_of(site: Path, data: Path | None) -> OpsStore:
     """The site's ops store (or the one in a `--data` folder), not started: `db` commands decide
     what happens to its schema."""
-    from facility.runtime import ops_url  # the runtime imports every package: only when needed
+    from facility_app.runtime import ops_url  # the runtime imports every package: only when needed
 
     return OpsStore(ops_url(_load(site), data))
 

@@ -17,7 +17,7 @@ def start_facility(args: list[str], cwd: Path, token: dict[str, str]) -> subproc
     on the command line, where ps shows it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACILITY_TOKEN")}
     return subprocess.Popen(
-        [sys.executable, "-m", "facility", *args],
+        [sys.executable, "-m", "facility_app", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

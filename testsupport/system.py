@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import httpx
 
 from facility.netutil import free_port
-from facility.runtime import Options, serve
 from facility.site import Site, load_site
+from facility_app.runtime import Options, serve
 
 TOKEN = "test-token-0123456789-abcdefghijkl"  # as an operator gives one: 32 characters or more
 T = TypeVar("T")

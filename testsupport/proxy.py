@@ -13,7 +13,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
-from tests.pg import fresh_database
+from testsupport.pg import fresh_database
 
 CHUNK = 65536
 

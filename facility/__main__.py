@@ -1,3 +1,0 @@
-from facility.cli import app
-
-app()
