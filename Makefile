@@ -37,6 +37,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(DEV_STAMP)  ## each benchmark prints one JSON object on a line of its own
 	@for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -3,50 +3,46 @@ page at /."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import health, metrics
 from api.audit import AuditChanges
-from api.auth import Role, TokenAuth, User
+from api.auth import Role, TokenAuth
 from api.context import ApiContext
+from api.deps import current_user, require
 from api.edge import Edge
-from api.routes import access, alarms, dead_letters, devices, equipment, plans, reports, rules, stream, tasks, writes
+from api.errors import handle_errors
+from api.routes import (
+    access,
+    alarms,
+    dead_letters,
+    devices,
+    equipment,
+    plans,
+    reports,
+    rules,
+    stream,
+    tasks,
+    words,
+    writes,
+)
 from api.schemas import ERRORS
-from api.unavailable import ops_unavailable
-from facility.store.ops import OpsUnavailable
 
 DESK_DIR = Path(__file__).parent / "desk"
 DOCS_DIR = Path(__file__).parent / "apidocs"
 SWAGGER_UI_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))  # swagger-ui-bundle.js, swagger-ui.css
-ROUTES = (access, alarms, devices, equipment, tasks, plans, rules, reports, stream, writes, dead_letters)
+ROUTES = (access, alarms, devices, equipment, tasks, plans, rules, reports, stream, writes, dead_letters, words)
 
 
-async def validation_failed(_: Request, exc: Exception) -> Response:
-    """FastAPI's 422 in its own shape, written as ASCII JSON: the input it echoes may hold text that
-    is not valid UTF-8 (a lone surrogate), which must come back as an error, not a crash."""
-    assert isinstance(exc, RequestValidationError)
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True, default=str)
-    return Response(body, status_code=422, media_type="application/json")
-
-
-# A FastAPI dependency giving the ids of the devices the asking user may see (None: every device).
-VisibleDevices = Callable[..., Awaitable[set[str] | None]]
-# A router built for that dependency, so that it shows each user only their buildings' devices.
-ScopedRouter = Callable[[VisibleDevices], APIRouter]
-
-
-def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, ScopedRouter] | None = None) -> FastAPI:
-    """The app for one site. `extra` mounts more routers by prefix (the simulators' /sim), each
-    built for the building limit of the asking user, as every other route is."""
+def create_app(ctx: ApiContext, auth: TokenAuth, extra: Mapping[str, APIRouter] | None = None) -> FastAPI:
+    """The app for one site. `extra` mounts more routers by prefix (the simulators' /sim, which
+    take the asking user's building limit from api.deps.visible_devices), for engineers only."""
     app = FastAPI(
         title="Facility monitoring",
         version="1",
@@ -56,18 +52,16 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, ScopedRouter] 
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    guarded = [Depends(auth)]
-    app.include_router(health.router(ctx, auth))  # no token: load balancers and probes ask
-    app.include_router(metrics.router(ctx, auth))  # a token: any user, viewer and up
+    app.state.ctx, app.state.auth = ctx, auth  # what api.deps gives the routes
+    app.state.metrics = metrics.registry_of(ctx.readiness)
+    app.state.frames = stream.Frames()
+    guarded = [Depends(current_user)]
+    app.include_router(health.router)  # no token: load balancers and probes ask
+    app.include_router(metrics.router)  # a token: any user, viewer and up
     for module in ROUTES:
-        app.include_router(module.router(ctx, auth), prefix="/api/v1", dependencies=guarded, responses=ERRORS)
-
-    async def visible(user: User = Depends(auth)) -> set[str] | None:
-        """The devices of the asking user's buildings, as the /api/v1 routes limit them."""
-        return ctx.visible(user)
-
-    for prefix, build in (extra or {}).items():  # the simulators: breaking the plant is for engineers
-        app.include_router(build(visible), prefix=prefix, dependencies=[Depends(auth.require(Role.ENGINEER))])
+        app.include_router(module.router, prefix="/api/v1", dependencies=guarded, responses=ERRORS)
+    for prefix, router in (extra or {}).items():  # the simulators: breaking the plant is for engineers
+        app.include_router(router, prefix=prefix, dependencies=[Depends(require(Role.ENGINEER))])
 
     @app.get("/", include_in_schema=False)
     async def desk() -> FileResponse:
@@ -83,8 +77,7 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: dict[str, ScopedRouter] 
 
     app.mount("/api/docs/ui", StaticFiles(directory=SWAGGER_UI_DIR), name="docs-ui")
     app.mount("/desk", StaticFiles(directory=DESK_DIR), name="desk")
-    app.add_exception_handler(RequestValidationError, validation_failed)
-    app.add_exception_handler(OpsUnavailable, ops_unavailable)  # 503 naming the ops store, not a 500
+    handle_errors(app)  # one handler per branch of facility.errors: routes raise, never map statuses
     app.add_middleware(Edge, auth=auth, settings=ctx.site.api)  # token and body size before anything reads the body
     app.add_middleware(AuditChanges, ops=ctx.ops)  # outermost: it records what the edge refused a known user too
     return app

@@ -101,7 +101,7 @@ class AuditChanges:
         action = f"{scope['method']} {getattr(route, 'path', scope['path'])}"
         concerns = await self._concerns(scope.get("path_params") or {}, action, body)
         try:
-            await self._ops.add_audit(
+            await self._ops.audit.add(
                 ts=ts,
                 actor=actor,
                 source=(scope.get("client") or ("",))[0],
@@ -134,7 +134,7 @@ class AuditChanges:
 
     async def _find(self, name: str, record: int) -> Mapping[str, Any] | None:
         if name == "alarm_id":
-            return await self._ops.get_alarm(record)
+            return await self._ops.alarms.get_alarm(record)
         if name == "task_id":
             return await self._tasks.get(record, now_ns())
         return await self._plans.get(record, now_ns())

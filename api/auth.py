@@ -15,14 +15,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import HTTPException
 
-from api.context import source_of
-from api.unavailable import unavailable
+from api.errors import unavailable
+from facility.errors import Unavailable
 from facility.site import Api, Limit
-from facility.store.ops import OpsUnavailable
 from facility.store.users import Role, User, UserStore, digest
 
 __all__ = ["RateLimit", "Role", "TokenAuth", "User"]
@@ -95,10 +94,9 @@ def too_many(what: str, wait: float) -> HTTPException:
 
 
 class TokenAuth:
-    """A FastAPI dependency giving the request's user; `require(role)` gives one that also checks
-    the role (403 with what was needed) and, for a change, the user's rate (429).
-
-    The user is also left on `request.state.user`, where the audit middleware finds who asked."""
+    """Who a token belongs to (`authenticate`) and whether they may do what they ask (`admit`):
+    the routes reach it through api.deps, which keeps the user on `request.state.user`, where the
+    audit middleware finds who asked."""
 
     def __init__(self, tokens: dict[str, str], users: UserStore | None = None, settings: Api | None = None) -> None:
         settings = settings or Api()
@@ -117,7 +115,7 @@ class TokenAuth:
         if found is None and self._users is not None:
             try:
                 found = await self._users.find(token)
-            except OpsUnavailable:
+            except Unavailable:
                 raise unavailable() from None
         return found
 
@@ -144,20 +142,11 @@ class TokenAuth:
                 self._throttled_logged = {address: now}
             log.warning("authentication: too many wrong tokens from %s; answering 429 for %.0f s", address, wait)
 
-    async def __call__(self, request: Request) -> User:
-        user = getattr(request.state, "user", None)
-        if not isinstance(user, User):
-            user = await self.authenticate(request.headers.get("authorization", ""), source_of(request))
-            request.state.user = user
-        return user
-
-    def require(self, role: Role) -> Callable[..., Awaitable[User]]:
-        async def check(request: Request, user: User = Depends(self)) -> User:
-            if user.role < role:
-                needed, has = role.name.lower(), user.role.name.lower()
-                raise HTTPException(403, f"this needs the role {needed} or above; {user.name} is {has}")
-            if request.method not in SAFE_METHODS and (wait := self._limit.take(user.name)):
-                raise too_many(f"too many changes from {user.name}", wait)
-            return user
-
-        return check
+    def admit(self, user: User, role: Role, method: str) -> None:
+        """403 (naming the role needed) unless `user` has `role`; 429 when a change (a `method`
+        that is not safe) comes faster than the user's rate allows."""
+        if user.role < role:
+            needed, has = role.name.lower(), user.role.name.lower()
+            raise HTTPException(403, f"this needs the role {needed} or above; {user.name} is {has}")
+        if method not in SAFE_METHODS and (wait := self._limit.take(user.name)):
+            raise too_many(f"too many changes from {user.name}", wait)

@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import HTTPException, Path, Request
+from fastapi import Path, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
@@ -57,12 +57,3 @@ def _validate(model: type[B], raw: bytes) -> B:
     """As FastAPI does: the stdlib's JSON (which reads what the client escaped, lone surrogates
     too), then the model, whose errors name the field."""
     return model.model_validate(json.loads(raw))
-
-
-def field_error(where: str, field: str, message: str) -> HTTPException:
-    """A 422 in the shape of FastAPI's own validation errors, so that clients handle one kind."""
-    return HTTPException(422, [{"loc": [where, field], "msg": message, "type": "value_error"}])
-
-
-def query_error(field: str, message: str) -> HTTPException:
-    return field_error("query", field, message)

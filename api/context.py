@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 
-from api.body import field_error
 from facility.bus import Bus
+from facility.errors import Invalid, NotFound
 from facility.readiness import Readiness
 from facility.site import Device, Site
 from facility.store.live import LiveValues
@@ -24,7 +24,7 @@ from facility.store.ops import OpsStore
 from facility.store.telemetry import Sample
 from facility.store.users import User
 from facility.writes import WritePoint
-from rules.service import RulesService
+from rules.lifecycle import Lifecycle
 
 # (device, point, start ns, end ns, bucket s or None) -> samples; blocking, so called in a thread
 History = Callable[[str, str, int, int, float | None], list[Sample]]
@@ -44,7 +44,7 @@ class ApiContext:
     bus: Bus
     live: LiveValues
     ops: OpsStore
-    rules: RulesService
+    rules: Lifecycle
     write: WritePoint
     history: History
     readiness: Readiness = field(default_factory=Readiness)  # every part's state and figures: /readyz, /metrics
@@ -79,7 +79,7 @@ class ApiContext:
         except KeyError:
             device = None
         if device is None or (visible is not None and device.id not in visible):
-            raise HTTPException(404, f"no device {device_id!r}")
+            raise NotFound(f"no device {device_id!r}")
         return device
 
     def __post_init__(self) -> None:
@@ -100,7 +100,7 @@ class ApiContext:
             moment = moment.replace(tzinfo=ZoneInfo(self.site.site.timezone))
         ns = int(moment.timestamp() * 1e6) * 1000
         if not 0 <= ns < 2**63:
-            raise field_error(where, field, "a time between 1970 and 2262")
+            raise Invalid("a time between 1970 and 2262", field=field, where=where)
         return ns
 
     def may_see(self, user: User, device_id: str | None) -> bool:

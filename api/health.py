@@ -27,8 +27,7 @@ from typing import Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from api.auth import TokenAuth
-from api.context import ApiContext
+from api.deps import Ctx
 from facility.readiness import PartState, State
 
 Status = Literal["ok", "degraded", "down"]
@@ -85,26 +84,25 @@ def view(parts: Sequence[PartState], now_ns: int) -> ReadinessView:
     )
 
 
-def router(ctx: ApiContext, _auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"])
 
-    @r.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers. It says nothing of the parts; that is /readyz."""
-        return {"status": "ok", "site": ctx.site.site.id}
 
-    @r.get(
-        "/readyz",
-        response_model=ReadinessView,
-        responses={503: {"model": ReadinessView, "description": "every part the process depends on is down"}},
-    )
-    async def readyz(response: Response) -> ReadinessView:
-        """Readiness: each part (stores, spool, broker, Modbus buses, ...) with its state and the age
-        of its last success. 200 while the process does useful work, `status` saying whether it
-        is ok or degraded; 503 only when everything it depends on is down (see docs/operations.md)."""
-        answer = view(ctx.readiness.parts(), time.time_ns())
-        if answer.status == "down":
-            response.status_code = 503
-        return answer
+@router.get("/healthz")
+async def healthz(ctx: Ctx) -> dict[str, str]:
+    """Liveness: the process answers. It says nothing of the parts; that is /readyz."""
+    return {"status": "ok", "site": ctx.site.site.id}
 
-    return r
+
+@router.get(
+    "/readyz",
+    response_model=ReadinessView,
+    responses={503: {"model": ReadinessView, "description": "every part the process depends on is down"}},
+)
+async def readyz(ctx: Ctx, response: Response) -> ReadinessView:
+    """Readiness: each part (stores, spool, broker, Modbus buses, ...) with its state and the age
+    of its last success. 200 while the process does useful work, `status` saying whether it
+    is ok or degraded; 503 only when everything it depends on is down (see docs/operations.md)."""
+    answer = view(ctx.readiness.parts(), time.time_ns())
+    if answer.status == "down":
+        response.status_code = 503
+    return answer

@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from api.auth import Role, TokenAuth
-from api.context import ApiContext
+from api.deps import Viewer
 from api.health import unsecret
 from api.schemas import ERRORS
 from facility.readiness import Readiness, State
@@ -84,25 +83,27 @@ class ReadinessCollector(Collector):
             log.warning("/metrics: %s; its later samples are left out", message)
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
+def registry_of(readiness: Readiness) -> CollectorRegistry:
+    """The registry of one app's /metrics: its own, never prometheus_client's global one."""
     registry = CollectorRegistry(auto_describe=False)  # describe() unasked: reporters are read at scrape time only
-    registry.register(ReadinessCollector(ctx.readiness))
+    registry.register(ReadinessCollector(readiness))
     ProcessCollector(registry=registry)  # process_start_time_seconds tells a restart; memory, CPU, open files
-    r = APIRouter(tags=["health"])
+    return registry
 
-    @r.get(
-        "/metrics",
-        dependencies=[Depends(auth.require(Role.VIEWER))],
-        response_class=Response,
-        responses={
-            **{code: ERRORS[code] for code in (401, 403)},
-            200: {"content": {"text/plain": {}}, "description": "the Prometheus text format"},
-        },
-    )
-    async def metrics(request: Request) -> Response:
-        """Every part's figures and readiness in the Prometheus text format (or OpenMetrics, if the
-        scraper asks for it); any user's token, viewer and up. See docs/operations.md."""
-        encode, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encode(registry), media_type=content_type)
 
-    return r
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        **{code: ERRORS[code] for code in (401, 403)},
+        200: {"content": {"text/plain": {}}, "description": "the Prometheus text format"},
+    },
+)
+async def metrics(request: Request, _: Viewer) -> Response:
+    """Every part's figures and readiness in the Prometheus text format (or OpenMetrics, if the
+    scraper asks for it); any user's token, viewer and up. See docs/operations.md."""
+    encode, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encode(request.app.state.metrics), media_type=content_type)

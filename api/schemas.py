@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from facility.model import AlarmState, Priority
-from facility.store.tasks import TaskKind, TaskStatus
+from facility.records import TaskKind, TaskStatus
 
 Value = bool | int | float | str | None
 
@@ -274,17 +274,6 @@ class Me(Answer):
     name: str
     role: Literal["viewer", "duty", "engineer", "manager", "admin"]
     buildings: list[str] | None = Field(description="null: every building")
-
-
-class AuditEntry(Answer):
-    id: int
-    ts: int
-    actor: str
-    source: str
-    action: str
-    target: str
-    detail: dict[str, object]
-    outcome: str
 
 
 class RuleInfo(Answer):

@@ -45,8 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from api.schemas import Alarm, AlarmPage, History
 from facility.model import Quality, Reading
 from facility.netutil import free_port
-from facility.store.ops import AlarmHistoryRow, AlarmRow, OpsStore
+from facility.store.ops import OpsStore
 from facility.store.sqlite_telemetry import SqliteTelemetry
+from facility.store.tables import AlarmHistoryRow, AlarmRow
 from testsupport.answers import CheckedClient, UnexpectedAnswer, until_ready
 from testsupport.servers import Mosquitto
 

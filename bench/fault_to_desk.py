@@ -50,7 +50,7 @@ from facility.netutil import free_port
 from facility.site import load_site
 from facility.store.ops import OpsStore
 from facility.store.users import Role, UserStore
-from facility_app.runtime import ops_url
+from facility_app.places import ops_url
 from testsupport.answers import CheckedClient, UnexpectedAnswer, until_ready
 from testsupport.servers import Mosquitto
 from testsupport.system import EventStream, alarm, running_system, write_site

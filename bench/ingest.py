@@ -48,11 +48,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from facility.aio import cancel_all
-from facility.bus import Bus
+from facility.bus import LocalBus
 from facility.site import load_site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
-from facility_app.runtime import _telemetry_writer, ops_url
+from facility_app.places import ops_url
+from facility_app.stores import telemetry_writer
 from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
 from rules.engine import Engine
@@ -257,22 +258,22 @@ class Bench:
             dead_letter_task = asyncio.create_task(dead_letters.run())
             stack.push_async_callback(cancel_all, [dead_letter_task])
 
-            first = Gateway(site, Bus(), dead_letters)  # the run before: it leaves a kept session
+            first = Gateway(site, LocalBus(), dead_letters)  # the run before: it leaves a kept session
             await first.start()
             await first.stop()
             await asyncio.to_thread(self.backlog, run, qos)
 
             received = Window()  # readings handed to the bus: one per message
-            bus = Bus()
+            bus = LocalBus()
             bus.on_readings(lambda readings: received.add(len(readings)))
             bus.on_readings(LiveValues().update)
-            writer, _ = _telemetry_writer(site, folder, stack, dead_letters)  # the stack closes the store
+            writer, _ = telemetry_writer(site, folder, stack, dead_letters)  # the stack closes the store
             bus.on_readings(writer.add)
             changes: list[object] = []
             rules = load_rules(site)
             bus.on_readings(Engine(rules, changes.append).handle)
             judged = frozenset((d, p) for rule in rules for d in rule.devices for p in rule.reads)
-            writer.alarm_points = lambda: judged  # as the runtime's _judged_points, for rules that stay
+            writer.alarm_points = lambda: judged  # as the runtime's judged_points, for rules that stay
             gateway = Gateway(site, bus, dead_letters, ack_after=writer.settled)
 
             stored = Window()

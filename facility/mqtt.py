@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,72 +30,27 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from facility.aio import cancel_all
+from facility.mqtt_delivery import AckAfter, Delivery, MessageHandler, Received
+from facility.mqtt_settings import Broker
+from facility.mqtt_socket import BufferedClient, waiting
 from facility.readiness import Figure, PartState, State
-from facility.site import Broker
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, bytes | bytearray]
-MessageHandler = Callable[[list[Message]], None]
-# Called after the handler took a batch holding QoS 1/2 messages: None when what it carried is
-# already safe, else a future that completes once it is (the acknowledgements wait for it).
-AckAfter = Callable[[], "asyncio.Future[None] | None"]
 KEEPALIVE_S = 30
 HOUSEKEEPING_S = 1.0  # how often paho checks keepalive and its in-flight messages
 RECONNECT_FIRST_S = 0.5  # pause before reconnecting, doubled per failure ...
 RECONNECT_MAX_S = 2.0  # ... up to this: a broker back from a crash has the gateway again within 2 s
 MAX_PACKETS_PER_READ = 500  # per readable event: the loop turns every few ms, for the other tasks
-READ_CHUNK = 64 * 1024  # bytes taken from the socket per system call
 
 
 class MqttError(RuntimeError):
     pass
 
 
-class _ReadBuffer:
-    """The broker's socket, read READ_CHUNK bytes at a time.
-
-    paho reads a packet in three or more `recv` calls (type, length, body), each a system call;
-    from a buffer they are slices. Everything else goes to the socket itself."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._data = b""
-        self._at = 0
-
-    @property
-    def buffered(self) -> int:
-        return len(self._data) - self._at
-
-    def recv(self, n: int) -> bytes:
-        if self._at >= len(self._data):
-            self._data, self._at = self._sock.recv(max(n, READ_CHUNK)), 0  # BlockingIOError when empty
-        chunk = self._data[self._at : self._at + n]
-        self._at += len(chunk)
-        return chunk
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-def _waiting(sock: Any) -> int:
-    """Bytes already taken from the socket and not yet read by paho: in our read buffer, or
-    decrypted inside a TLS socket. The event loop cannot see either, so a read must go on."""
-    if isinstance(sock, _ReadBuffer):
-        return sock.buffered
-    if isinstance(sock, ssl.SSLSocket):
-        return sock.pending()
-    return 0
-
-
-class _Client(paho.Client):
-    def _create_socket(self) -> Any:
-        """paho's socket behind a read buffer; a TLS or WebSocket connection stays as paho made it."""
-        sock = super()._create_socket()
-        return _ReadBuffer(sock) if type(sock) is socket.socket else sock
-
-
 class MqttClient:
+    """An MQTT connection kept up by a task of the event loop, read on the loop thread."""
+
     @classmethod
     def of(cls, broker: Broker, login: tuple[str, str | None] | None = None, **options: Any) -> MqttClient:
         """A client of the site's broker: its address, TLS and CA, and its user (or `login`, a
@@ -141,12 +94,9 @@ class MqttClient:
         self.host, self.port = host, port
         self.name = name or client_id or "mqtt"
         self._subscriptions = list(subscriptions)
-        self._on_messages = on_messages
-        self._manual_ack = manual_ack
-        self._ack_after = ack_after
         self._kept_session = bool(client_id)
         self._birth = birth  # published on every connect, e.g. a retained "online" status
-        c = _Client(
+        self._client = c = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not client_id, manual_ack=manual_ack
         )
         if username:
@@ -154,19 +104,11 @@ class MqttClient:
         if tls:
             c.tls_set(ca_certs=ca_file)
         if will:
-            topic, payload, qos, retain = will
-            c.will_set(topic, payload, qos, retain)
-        c.on_connect = self._connected
-        c.on_subscribe = self._subscribed
-        c.on_disconnect = self._disconnected
-        c.on_message = self._received
-        c.on_socket_open = self._socket_opened
-        c.on_socket_close = self._socket_closed
-        c.on_socket_register_write = self._want_write
-        c.on_socket_unregister_write = self._done_writing
+            c.will_set(*will)
+        self._hook_callbacks()
         c.connect_async(host, port, keepalive=KEEPALIVE_S)
-        self._client = c
-        self._pending: list[tuple[str, bytes | bytearray, int, int]] = []  # topic, payload, mid, qos
+        self._delivery = Delivery(on_messages, c.ack, manual_ack, ack_after)
+        self._pending: list[Received] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._fd: int | None = None  # the socket the loop watches
@@ -175,13 +117,29 @@ class MqttClient:
         self._closed = asyncio.Event()  # the socket has gone (stop waits for it)
         self._subscribe_mid: int | None = None
         self._paused = False  # stop() is on its way: read nothing more, send what is owed
-        self._acks_waiting: set[asyncio.Future[None]] = set()
         # Counters and times for readiness and /metrics.
-        self.received = 0  # messages handed to on_messages
         self.reconnects = 0  # connections after the first
         self._connects = 0
         self._last_success_ns: int | None = None  # the last connect or packet read
         self._lost_at: int | None = None  # wall time (ns) the connection was lost; None while up
+
+    def _hook_callbacks(self) -> None:
+        """paho calls these for protocol events (on the loop thread) and socket events (on the
+        loop thread, or the keeper's worker thread while it connects)."""
+        c = self._client
+        c.on_connect = self._connected
+        c.on_subscribe = self._subscribed
+        c.on_disconnect = self._disconnected
+        c.on_message = self._received
+        c.on_socket_open = self._socket_opened
+        c.on_socket_close = self._socket_closed
+        c.on_socket_register_write = self._want_write
+        c.on_socket_unregister_write = self._done_writing
+
+    @property
+    def received(self) -> int:
+        """Messages handed to on_messages."""
+        return self._delivery.received
 
     @property
     def connected(self) -> bool:
@@ -224,9 +182,7 @@ class MqttClient:
     async def settle(self, timeout: float) -> int:
         """Wait, at most `timeout` seconds, until every acknowledgement owed has been handed to
         paho; returns how many batches are still unacknowledged (the broker delivers them again)."""
-        if self._acks_waiting:
-            await asyncio.wait(set(self._acks_waiting), timeout=timeout)
-        return len(self._acks_waiting)
+        return await self._delivery.settle(timeout)
 
     async def stop(self) -> None:
         """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
@@ -337,7 +293,7 @@ class MqttClient:
             before = len(pending)
             if self._client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-            if len(pending) == before and not _waiting(sock):
+            if len(pending) == before and not waiting(sock):
                 break
         else:
             if self._loop is not None and self._fd is not None:
@@ -345,7 +301,7 @@ class MqttClient:
         self._last_success_ns = time.time_ns()
         if pending:
             self._pending = []
-            self._deliver(pending)
+            self._delivery.deliver(pending)
 
     # Protocol events, on the loop thread.
 
@@ -392,49 +348,6 @@ class MqttClient:
     def _received(self, _c: Any, _u: Any, message: paho.MQTTMessage) -> None:
         self._pending.append((message.topic, message.payload, message.mid, message.qos))
 
-    def _deliver(self, received: list[tuple[str, bytes | bytearray, int, int]]) -> None:
-        self.received += len(received)
-        if self._on_messages is not None:
-            try:
-                self._on_messages([(topic, payload) for topic, payload, _, _ in received])
-            except Exception:
-                # A handler that fails on a batch must not stall the broker's in-flight window:
-                # hand the messages on one by one, and give up (loudly) only on those that fail.
-                log.exception("MQTT handler failed on a batch of %d; retrying one by one", len(received))
-                for topic, payload, _, _ in received:
-                    try:
-                        self._on_messages([(topic, payload)])
-                    except Exception:
-                        log.exception(
-                            "MQTT handler failed on a message on %s; dropped: %r", topic, bytes(payload[:200])
-                        )
-        if not self._manual_ack:
-            return
-        owed = [(mid, qos) for _, _, mid, qos in received if qos]
-        if not owed:
-            return
-        waiter = self._ack_after() if self._ack_after is not None else None
-        if waiter is None:
-            self._ack(owed)
-            return
-        self._acks_waiting.add(waiter)
-        waiter.add_done_callback(lambda done: self._acked(done, owed))
-
-    def _acked(self, done: asyncio.Future[None], owed: list[tuple[int, int]]) -> None:
-        self._acks_waiting.discard(done)
-        if done.cancelled() or done.exception() is not None:
-            # Not safe: leave them unacknowledged. The broker delivers them again on the next
-            # connection (the session is kept), so nothing is lost.
-            log.error("%d MQTT messages not acknowledged: what they carried was not stored", len(owed))
-            return
-        self._ack(owed)
-
-    def _ack(self, owed: list[tuple[int, int]]) -> None:
-        # The connection may have dropped since: the broker then delivers these again, and an
-        # acknowledgement that reaches it for a message id it no longer waits on is ignored.
-        for mid, qos in owed:
-            self._client.ack(mid, qos)
-
     # Readiness and metrics.
 
     def parts(self) -> Iterable[PartState]:
@@ -450,6 +363,6 @@ class MqttClient:
             "mqtt_unacked_batches",
             "received batches waiting to be safe before acknowledgement",
             "gauge",
-            len(self._acks_waiting),
+            len(self._delivery.waiting),
             labels,
         )

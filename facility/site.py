@@ -2,6 +2,9 @@
 
 Relative paths in the file (`stores:`, `profiles:`, `rules:`, `plans:`, `schedules:`,
 `scenarios:`) are relative to the file itself, so a site folder can be moved whole.
+
+Two sections have modules of their own, read by more than the site: `broker:` (facility.mqtt_settings)
+and the `writes:` allow-list with its checks against the profiles (facility.allowlist).
 """
 
 from __future__ import annotations
@@ -11,15 +14,15 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from facility.codec import encode
+from facility.allowlist import WriteRule, allowlist_problems
 from facility.duration import Duration
-from facility.profile import BUILTIN_DIR, ModbusField, Profile, load_profiles
-from facility.yamlfile import ConfigError, ConfigWarning, Loc, load_yaml, validate
+from facility.mqtt_settings import Broker
+from facility.profile import BUILTIN_DIR, Profile, load_profiles
+from facility.yamlfile import ConfigError, ConfigWarning, Problem, YamlDoc, load_yaml, validate
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 
@@ -79,15 +82,19 @@ class MqttBinding(_Strict):
 
 
 class Device(_Strict):
+    """One physical thing of the site. Its type and plant system are its profile's alone, so that a
+    rule matching `booster_pump`, the simulator driving it and the desk grouping it agree; `tags`
+    are the site's own free labels beside them."""
+
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
-    type: str = ""  # defaults to the profile's type
     profile: str
     location: Location = Location()
     tags: list[str] = Field(default_factory=list)
     vendor: str | None = None  # the maintenance company answering for it (an id under `vendors:`)
     modbus: ModbusBinding | None = None
     mqtt: MqttBinding | None = None
+    _profile_model: Profile | None = PrivateAttr(default=None)  # the profile `profile` names: bound by load_site
 
     @model_validator(mode="after")
     def _one_binding(self) -> Device:
@@ -96,61 +103,17 @@ class Device(_Strict):
         return self
 
     @property
+    def type(self) -> str:
+        """The device's type: its profile's (one source: there is no override in the site file)."""
+        if self._profile_model is None:
+            raise LookupError(f"device {self.id}: its profile is bound by load_site")
+        return self._profile_model.type
+
+    @property
     def interval(self) -> float:
         binding = self.modbus or self.mqtt
         assert binding is not None
         return binding.interval
-
-
-class Broker(_Strict):
-    """The MQTT broker and the service's user on it: `mqtts://` for TLS (port 8883 by default),
-    its certificate checked against `ca_file`, or the system's CAs without it."""
-
-    url: str = "mqtt://127.0.0.1:1883"
-    username: str | None = None
-    password_env: str | None = None  # name of the environment variable holding the password
-    # The CA certificate (PEM) the broker's certificate is checked against. An absolute path: the
-    # service, the simulators and the broker's container each see it where they mount it.
-    ca_file: str | None = None
-
-    @property
-    def password(self) -> str | None:
-        """Read from the environment at connect time, so that no secret sits in a site file."""
-        return os.environ.get(self.password_env) if self.password_env else None
-
-    @field_validator("url")
-    @classmethod
-    def _mqtt_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "tcp", "mqtts") or not parts.hostname:
-            raise ValueError("expected mqtt://HOST[:PORT], or mqtts://HOST[:PORT] for TLS")
-        return url
-
-    @field_validator("ca_file")
-    @classmethod
-    def _absolute(cls, ca_file: str | None) -> str | None:
-        if ca_file is not None and not Path(ca_file).is_absolute():
-            raise ValueError("give the CA file's absolute path (as the service sees it)")
-        return ca_file
-
-    @model_validator(mode="after")
-    def _ca_needs_tls(self) -> Broker:
-        # A CA file beside a plain URL would read as "checked" while nothing is encrypted.
-        if self.ca_file is not None and not self.tls:
-            raise ValueError("ca_file is for a TLS broker: use an mqtts:// url")
-        return self
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
 
 class InfluxStore(_Strict):
@@ -199,28 +162,6 @@ class Stores(_Strict):
     dead_letter_retention: Duration = Field(default=30 * 86400.0, gt=0)
     dead_letter_rows: int = Field(default=10_000, gt=0)
     dead_letter_payload_kb: int = Field(default=4, gt=0, le=64)
-
-
-class WriteRule(_Strict):
-    """One (device, point) the gateway may write, and the values it may write there.
-
-    Numbers take a range (`min` and `max`, both) or a list of `values`; bools and enum labels take
-    `values`. load_site checks the entry against the device's profile.
-    """
-
-    device: str
-    point: str
-    min: float | None = None
-    max: float | None = None
-    values: list[bool | int | float | str] | None = Field(default=None, min_length=1)
-
-    @model_validator(mode="after")
-    def _range_or_values(self) -> WriteRule:
-        if self.values is not None and (self.min is not None or self.max is not None):
-            raise ValueError("give either a range (`min`, `max`) or a list of `values`, not both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"`min` ({self.min}) is above `max` ({self.max})")
-        return self
 
 
 class Vendor(_Strict):
@@ -386,12 +327,43 @@ class Site(_Strict):
 def load_site(path: Path) -> Site:
     """Load and validate a site file and the profiles its devices name."""
     doc = load_yaml(path)
+    typed = _typed_devices(doc)
+    if typed:
+        raise ConfigError(typed)
     site = validate(Site, doc)
     base = path.resolve().parent
-    dirs = [BUILTIN_DIR] + [base / d for d in site.profiles]
-    profiles = load_profiles(dirs)
+    profiles = load_profiles([BUILTIN_DIR] + [base / d for d in site.profiles])
+    problems = _device_problems(site, profiles, doc)
+    known = {d.id: d for d in site.devices if d.profile in profiles}
+    problems += allowlist_problems(site.writes, known, profiles, doc)
+    if problems:
+        raise ConfigError(problems)
+    for device in site.devices:
+        device._profile_model = profiles[device.profile]
+    site._base_dir, site._profiles = base, profiles
+    site._warnings = doc.one_language() + [w for p in profiles.values() for w in p.warnings]
+    return site
+
+
+def _typed_devices(doc: YamlDoc) -> list[Problem]:
+    """A device's type is its profile's alone (rules match it, and the simulator of that type drives
+    the device): a `type:` under a device, which once overrode the profile's, is an error at its line."""
+    devices = doc.data.get("devices") if isinstance(doc.data, dict) else None
+    return [
+        doc.problem(
+            ("devices", i, "type"),
+            f"a device's type is its profile's ({device.get('profile')!r}): drop `type`, "
+            "or give the device a profile of that type",
+        )
+        for i, device in enumerate(devices if isinstance(devices, list) else ())
+        if isinstance(device, dict) and "type" in device
+    ]
+
+
+def _device_problems(site: Site, profiles: dict[str, Profile], doc: YamlDoc) -> list[Problem]:
+    """What is wrong with the devices beyond their own fields: an id given twice, a vendor or a
+    profile the site does not have, a binding of another protocol than the profile's."""
     problems = []
-    devices = []
     vendors = {v.id for v in site.vendors}
     first_of: dict[str, int] = {}
     for i, device in enumerate(site.devices):
@@ -406,122 +378,11 @@ def load_site(path: Path) -> Site:
             problems.append(doc.problem(("devices", i, "vendor"), f"no vendor {device.vendor!r} (known: {known})"))
         profile = profiles.get(device.profile)
         if profile is None:
-            known = ", ".join(sorted(profiles))
-            message = f"no profile {device.profile!r} (known: {known})"
+            message = f"no profile {device.profile!r} (known: {', '.join(sorted(profiles))})"
             problems.append(doc.problem(("devices", i, "profile"), message))
             continue
         wanted: Literal["modbus", "mqtt"] = "modbus" if device.modbus else "mqtt"
         if profile.protocol != wanted:
-            problems.append(
-                doc.problem(
-                    ("devices", i, wanted),
-                    f"profile {device.profile!r} is read over {profile.protocol}, not {wanted}",
-                )
-            )
-        devices.append(device if device.type else device.model_copy(update={"type": profile.type}))
-    by_id = {d.id: d for d in devices}
-    first: dict[tuple[str, str], int] = {}
-    for i, rule in enumerate(site.writes):
-        k = first.setdefault((rule.device, rule.point), i)
-        found = _write_problem(rule, by_id, profiles) if k == i else (("point",), f"already allowed by writes[{k}]")
-        if found is not None:
-            problems.append(doc.problem(("writes", i, *found[0]), found[1]))
-    if problems:
-        raise ConfigError(problems)
-    loaded = site.model_copy(update={"devices": devices})  # private attributes survive copies
-    loaded._base_dir, loaded._profiles = base, profiles
-    loaded._warnings = doc.one_language() + [w for p in profiles.values() for w in p.warnings]
-    return loaded
-
-
-def _write_problem(rule: WriteRule, devices: dict[str, Device], profiles: dict[str, Profile]) -> tuple[Loc, str] | None:
-    """What is wrong with one allow-list entry, as (field inside the entry, message); None if usable."""
-    device = devices.get(rule.device)
-    if device is None:
-        return ("device",), f"no device {rule.device!r} in this site"
-    if device.modbus is None:
-        return ("device",), f"{rule.device} is read over MQTT: only Modbus devices can be written"
-    profile = profiles[device.profile]
-    spec = profile.points.get(rule.point)
-    if spec is None or spec.modbus is None:
-        known = ", ".join(sorted(profile.points))
-        return ("point",), f"profile {device.profile!r} has no point {rule.point!r} (known: {known})"
-    field = spec.modbus
-    if field.table in ("input", "discrete"):
-        kind = "an input register" if field.table == "input" else "a discrete input"
-        return ("point",), f"{rule.point} is {kind}: read-only by the Modbus protocol"
-    if field.bit is not None:
-        neighbours = [
-            n
-            for n, p in profile.points.items()
-            if n != rule.point and p.modbus and p.modbus.table == field.table and p.modbus.address == field.address
-        ]
-        shared = f" (shared with {', '.join(neighbours)})" if neighbours else ""
-        return ("point",), (
-            f"{rule.point} is bit {field.bit} of {field.table} register {field.address}{shared}: "
-            "writing the register would overwrite its neighbours"
-        )
-    return _value_problem(rule, field)
-
-
-def _value_problem(rule: WriteRule, field: ModbusField) -> tuple[Loc, str] | None:
-    """Whether the allowed values suit the point: bools for a coil, labels for an enum, numbers that fit."""
-    bound: Loc = ("min",) if rule.min is not None else ("max",)
-    ranged = rule.min is not None or rule.max is not None
-    if field.table == "coil" or field.enum is not None:
-        labels: list[bool | str] = [True, False] if field.table == "coil" else list((field.enum or {}).values())
-        kinds = "true and/or false" if field.table == "coil" else f"among {', '.join(map(str, labels))}"
-        if ranged:
-            return bound, f"{rule.point} takes no range: list the allowed `values` ({kinds})"
-        if rule.values is None:
-            return ("values",), f"{rule.point}: list the allowed `values` ({kinds})"
-        for k, allowed in enumerate(rule.values):
-            if not any(allowed == label and type(allowed) is type(label) for label in labels):
-                return ("values", k), f"{rule.point} cannot take {allowed!r}: list `values` {kinds}"
-        return None
-    if rule.values is None and (rule.min is None or rule.max is None):
-        return ("max",) if rule.min is not None else ("min",), f"{rule.point} needs both `min` and `max`, or `values`"
-    candidates: list[tuple[Loc, bool | int | float | str | None]] = (
-        [(("min",), rule.min), (("max",), rule.max)]
-        if rule.values is None
-        else [(("values", k), v) for k, v in enumerate(rule.values)]
-    )
-    for loc, value in candidates:
-        try:
-            encode(field, value)
-        except ValueError as exc:
-            return loc, f"{rule.point} cannot carry {value!r}: {exc}"
-    return None
-
-
-REPLICA_PORT_STRIDE = 100  # copy k of an estate serves its Modbus TCP endpoints k*100 ports higher
-
-
-def replicate(site: Site, copies: int) -> Site:
-    """The site with its devices repeated `copies` times, for benchmarks.
-
-    Copy k (from 2) gets ids suffixed `-rk`, Modbus TCP ports moved up by (k-1)*100 and MQTT
-    topics prefixed `rk/`. Devices on serial lines are not repeated: a serial port is one cable.
-    """
-    if copies <= 1:
-        return site
-    taken = {d.modbus.port for d in site.devices if d.modbus and not d.modbus.serial}
-    devices = list(site.devices)
-    for k in range(2, copies + 1):
-        for device in site.devices:
-            update: dict[str, object] = {"id": f"{device.id}-r{k}", "name": f"{device.name or device.id} #{k}"}
-            if device.modbus:
-                if device.modbus.serial:
-                    continue
-                port = device.modbus.port + (k - 1) * REPLICA_PORT_STRIDE
-                if port in taken or port > 65535:
-                    raise ValueError(f"copy {k} of {device.id} would use port {port}, taken or out of range")
-                update["modbus"] = device.modbus.model_copy(update={"port": port})
-            if device.mqtt:
-                status = f"r{k}/{device.mqtt.status}"
-                update["mqtt"] = device.mqtt.model_copy(
-                    update={"topic": f"r{k}/{device.mqtt.topic}", "status_topic": status}
-                )
-            devices.append(device.model_copy(update=update))
-        taken |= {d.modbus.port for d in devices if d.modbus and not d.modbus.serial}
-    return site.model_copy(update={"devices": devices})
+            message = f"profile {device.profile!r} is read over {profile.protocol}, not {wanted}"
+            problems.append(doc.problem(("devices", i, wanted), message))
+    return problems

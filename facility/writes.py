@@ -11,10 +11,11 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from facility.allowlist import WriteRule
 from facility.codec import encode
 from facility.model import Value
 from facility.profile import ModbusField, PointSpec
-from facility.site import Device, Site, WriteRule
+from facility.site import Device, Site
 
 
 class WriteError(Exception):

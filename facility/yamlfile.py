@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from facility.errors import Invalid
+
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
 
@@ -39,12 +41,12 @@ class ConfigWarning(Problem):
     one language only): the loaders keep these beside what they load, for `facility check` to show."""
 
 
-class ConfigError(Exception):
+class ConfigError(Invalid):
     """A file that cannot be used; carries every problem found, each with file, line and field."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        super().__init__("\n".join(str(p) for p in problems), field=problems[0].field if problems else "")
 
 
 # Limits on what one file may make the loader build. YAML aliases copy a value each time they are
@@ -293,7 +295,7 @@ def validate(model: type[M], doc: YamlDoc, data: Any = None, base: Loc = ()) -> 
 def _problem(doc: YamlDoc, base: Loc, err: Any) -> Problem:
     loc = base + tuple(p for p in err["loc"] if not _is_union_tag(p))
     message = err["msg"]
-    if err["type"] == "extra_forbidden":
+    if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's field; a dataclass's
         message = "unknown field (check its spelling)"
     text = doc.bools.get(loc)
     if isinstance(err.get("input"), bool) and text is not None and text.lower() not in ("true", "false"):

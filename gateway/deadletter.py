@@ -11,7 +11,8 @@ import logging
 import time
 from collections import Counter
 
-from facility.store.ops import DeadLetter, OpsStore
+from facility.records import DeadLetter
+from facility.store.ops import OpsStore
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class DeadLetters:
         if not batch:
             return
         try:
-            await self._store.add_dead_letters(batch)
+            await self._store.letters.add(batch)
         except Exception:
             log.exception("cannot store %d dead letters; keeping them for the next try", len(batch))
             self._queue[:0] = batch

@@ -23,7 +23,7 @@ import msgspec
 
 from facility.jsonpath import MISSING, getter
 from facility.model import Quality, Reading
-from facility.mqtt import Message
+from facility.mqtt_delivery import Message
 from facility.site import Site
 
 MAX_PAYLOAD_BYTES = 64 * 1024  # a device document is a few hundred bytes; larger is garbage

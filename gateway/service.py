@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from facility.aio import cancel_all
 from facility.bus import Bus
 from facility.model import DeviceStatus, Reading, Value, now_ns
-from facility.mqtt import AckAfter, MqttClient
+from facility.mqtt import MqttClient
+from facility.mqtt_delivery import AckAfter
 from facility.profile import Profile
 from facility.readiness import Figure, PartState
 from facility.site import Device, Site

@@ -11,9 +11,9 @@ The order, oldest first: the batch being written and those waiting in memory, th
 then the buffer. Batches wait in memory only while the spool is empty, so when one of them fails
 it is put in front of the spool, never behind what was spooled after it.
 
-In the spool, the readings rules judge (`alarm_points`) go to the alarm lane, replayed first and
-never dropped; routine telemetry goes to the bulk lane, whose oldest segments are dropped (counted
-and logged with the time they cover) when the spool reaches its size limit or the disk is full.
+In the spool, the readings rules judge (`alarm_points`) go to the alarm lane, never dropped;
+routine telemetry may be, on a full disk (gateway.writer_spool). The store's answers are told apart
+in gateway.writer_store.
 
 `settled()` tells the MQTT ingest when what it handed over is safe — in the store or on disk — so
 that QoS 1 messages are acknowledged only then. While someone waits, the buffer is cut as soon as
@@ -28,19 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from facility.aio import cancel_all
 from facility.model import Reading
-from facility.readiness import Figure, PartState, State
-from facility.store.telemetry import BatchRejected, StoreUnavailable, TelemetryStore
-from gateway.spool import Spool, SpoolFull
+from facility.readiness import Figure, PartState
+from facility.store.telemetry import StoreUnavailable, TelemetryStore
+from gateway.spool import Spool
+from gateway.writer_spool import OutageLog, SpoolLanes, in_thread, split_lanes
+from gateway.writer_store import DeadLetter, StoreWrites
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +51,6 @@ MAX_PENDING = 2  # full batches waiting in memory for the store; more go to the 
 SPOOL_SEGMENT_BATCHES = 10
 RETRY_FIRST_S = 1.0  # pause before the spool is tried again, doubled per failure ...
 RETRY_MAX_S = 30.0  # ... up to this
-PRUNE_EVERY_S = 3600.0  # how often the store deletes what is past its retention (first: at start)
-SPOOL_WARN_AT = 0.8  # from this share of its limit the spool is reported degraded and warned about ...
-SPOOL_WARN_EVERY_S = 60.0  # ... this often
-HUNG_AFTER_S = 5.0  # a store write still waiting after this long makes the store degraded: it may hang
-
-DeadLetter = Callable[[str, str, str, str], None]  # (source, key, reason, payload)
-T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -71,6 +63,8 @@ class _Batch:
 
 
 class TelemetryWriter:
+    """The readings' way from the bus to the store: in order, through the spool when it must."""
+
     def __init__(
         self,
         store: TelemetryStore,
@@ -82,9 +76,10 @@ class TelemetryWriter:
         retry_max_s: float = RETRY_MAX_S,
         alarm_points: Callable[[], frozenset[tuple[str, str]]] = frozenset,
     ) -> None:
-        self._store = store
         self._spool = spool
-        self._dead_letter = dead_letter
+        self._outage = OutageLog(spool.folder)
+        self._store = StoreWrites(store, dead_letter, self._outage)
+        self._lanes = SpoolLanes(spool)
         self.batch_size = batch_size
         self.retry_first_s = retry_first_s
         self.retry_max_s = retry_max_s
@@ -103,23 +98,22 @@ class TelemetryWriter:
         self._idle = asyncio.Event()  # nothing pending in memory, nothing from memory in flight
         self._idle.set()
         self._running = False
-        self._spool_failing = False  # the last spool put failed (logged once)
-        self._spooling_since: float | None = None  # monotonic time the spool started filling
-        self._replayed_batches = 0  # ... and how many batches were replayed since
-        self._outage_logged = False  # ... and whether a store failure was logged since
-        self._store_down = False  # the last write failed for want of the store
-        self._last_write_ns: int | None = None  # the store's last success
-        self._writing_since: float | None = None  # monotonic start of a store write under way
-        self._last_spool_ns: int | None = None  # the spool's last success
-        self._spool_warned = 0.0  # monotonic time of the last "spool filling" warning
-        self._refused_logged = -SPOOL_WARN_EVERY_S  # ... and of the last "readings dropped" error
-        self._refused_unlogged: tuple[int, int, int] = (0, 2**63, 0)  # dropped since: count, first ts, last ts
-        # Counters for readiness, /metrics and benchmarks, in readings.
-        self.written = 0  # taken by the store (directly or replayed)
-        self.spooled = 0  # put into the spool
-        self.replayed = 0  # written from the spool
-        self.dead_lettered = 0  # refused by the store as malformed
-        self.refused_by_disk = 0  # routine readings neither the spool nor its limit had room for
+        self.replayed = 0  # readings written from the spool
+
+    @property
+    def written(self) -> int:
+        """Readings the store took (directly or replayed)."""
+        return self._store.written
+
+    @property
+    def dead_lettered(self) -> int:
+        """Readings the store refused as malformed."""
+        return self._store.dead_lettered
+
+    @property
+    def spooled(self) -> int:
+        """Readings put into the spool."""
+        return self._lanes.spooled
 
     @property
     def buffered(self) -> int:
@@ -135,7 +129,7 @@ class TelemetryWriter:
     @property
     def dropped(self) -> int:
         """Routine readings given up to a full spool or disk, counted and logged when it happened."""
-        return self._spool.dropped_readings + self.refused_by_disk
+        return self._lanes.dropped
 
     def add(self, readings: Sequence[Reading]) -> None:
         """Bus handler: append only."""
@@ -158,10 +152,10 @@ class TelemetryWriter:
     async def run(self) -> None:
         """Write until cancelled; then everything held goes to the spool (or a quick local store)."""
         if len(self._spool):
-            self._spooling_started(f"{len(self._spool)} batches wait in the spool from an earlier run")
+            self._outage.started(f"{len(self._spool)} batches wait in the spool from an earlier run")
         self._running = True
         sender = asyncio.create_task(self._send_loop(), name="telemetry sender")
-        pruner = asyncio.create_task(self._prune_loop(), name="telemetry retention")
+        pruner = asyncio.create_task(self._store.prune_loop(), name="telemetry retention")
         try:
             while True:
                 interval = SPOOL_INTERVAL_S if len(self._spool) else FLUSH_INTERVAL_S
@@ -171,24 +165,13 @@ class TelemetryWriter:
                         await self._cut_now.wait()
                 if sender.done():
                     sender.result()  # the sender never ends by itself: surface its error
-                self._warn_if_spool_filling()
+                self._lanes.warn_if_filling()
                 await self._cut(everything=bool(self._waiters) or not self._cut_now.is_set())
         finally:
             self._running = False
             await cancel_all([sender, pruner])
             # Shielded: a second cancellation must not cut the last flush short.
             await asyncio.shield(asyncio.ensure_future(self._drain_held(at_stop=True)))
-
-    async def _prune_loop(self) -> None:
-        while True:
-            try:
-                deleted = await asyncio.to_thread(self._store.prune, time.time_ns())
-            except Exception:  # the store is down or busy: the next round deletes what this one left
-                log.exception("telemetry store could not delete readings past its retention")
-            else:
-                if deleted:
-                    log.info("telemetry store: %d readings past the retention deleted", deleted)
-            await asyncio.sleep(PRUNE_EVERY_S)
 
     async def flush(self) -> None:
         """Hand everything added so far to the store, or to the spool when the store cannot take
@@ -244,7 +227,7 @@ class TelemetryWriter:
                 self._work.set()
                 return
             if not len(self._spool):
-                self._spooling_started("the store is slower than the readings come in")
+                self._outage.started("the store is slower than the readings come in")
             await self._to_spool(batch)
 
     # --- the sender -------------------------------------------------------------------------
@@ -261,7 +244,7 @@ class TelemetryWriter:
             elif len(self._spool):
                 self._idle.set()
                 try:
-                    segment = await _in_thread(self._spool.oldest)
+                    segment = await in_thread(self._spool.oldest)
                 except OSError as exc:
                     log.error("cannot read the spool in %s: %s", self._spool.folder, exc)
                     await asyncio.sleep(self.retry_max_s)
@@ -275,7 +258,7 @@ class TelemetryWriter:
                 await self._work.wait()
                 continue
             try:
-                stored = await self._write(readings)
+                stored = await self._store.write(readings)
             except asyncio.CancelledError:
                 self._requeue_inflight()
                 raise
@@ -288,14 +271,14 @@ class TelemetryWriter:
                         self._cut_now.set()  # what arrived during this write goes next, as one batch
                 else:
                     self.replayed += len(readings)
-                    self._replayed_batches += 1
+                    self._outage.replayed_batches += 1
                     try:
-                        await _in_thread(self._spool.remove, seq)
+                        await in_thread(self._spool.remove, seq)
                     except OSError as exc:  # it will be written again: harmless, but say so
                         log.error("cannot remove spool segment %d: %s", seq, exc)
                         await asyncio.sleep(self.retry_max_s)
-                if self._spooling_since is not None and not len(self._spool):
-                    self._spooling_ended()
+                if self._outage.since is not None and not len(self._spool):
+                    self._outage.ended()
                 continue
             if seq is None:
                 try:
@@ -333,119 +316,36 @@ class TelemetryWriter:
             self._pending.appendleft(self._inflight)
             self._inflight = None
 
-    # --- store, spool, dead letters ---------------------------------------------------------
-
-    async def _write(self, batch: list[Reading]) -> bool:
-        """Write a batch; False when the store cannot take it now. Refused readings are dead-lettered."""
-        self._writing_since = time.monotonic()
-        try:
-            if self._store.quick_writes:
-                self._store.write(batch)
-            else:
-                await asyncio.to_thread(self._store.write, batch)
-        except StoreUnavailable as exc:
-            self._store_down, self._writing_since = True, None
-            self._spooling_started(f"telemetry store unavailable: {exc}", outage=True)
-            return False
-        except BatchRejected as exc:
-            rejected = batch if exc.rejected is None else exc.rejected
-            self._reject(rejected, exc)
-            self.written += len(batch) - len(rejected)
-            self._stored()
-            return True
-        except Exception as exc:  # a bug or an unforeseen failure: keep the batch, do not drop it
-            if not self._outage_logged:
-                log.exception("telemetry store write failed")
-            self._store_down, self._writing_since = True, None
-            self._spooling_started(f"telemetry store write failed: {exc!r}", outage=True)
-            return False
-        self.written += len(batch)
-        self._stored()
-        return True
-
-    def _stored(self) -> None:
-        self._writing_since = None
-        self._store_down = False
-        self._last_write_ns = time.time_ns()
+    # --- the spool -----------------------------------------------------------------------------
 
     async def _to_spool(self, batch: _Batch, first: bool = False) -> None:
         """Put a batch in the spool (with `first`, in front), split into its lanes. When this
         returns, every reading of it is on disk, or was routine telemetry given up for want of
         room (counted and logged), or is an alarm reading held in memory until the disk takes it."""
-        alarm, bulk = self._split(self._held + batch.readings)
+        alarm, bulk = split_lanes(self._held + batch.readings, self.alarm_points())
         held_start = batch.start if self._held_start is None else min(self._held_start, batch.start)
         self._held, self._held_start = [], None
-        if alarm and not await self._spool_put(alarm, first, lane_alarm=True):
+        if alarm and not await self._lanes.put(alarm, first, lane_alarm=True):
             self._held, self._held_start = alarm, held_start  # never dropped: retried with the next batch
-        if bulk and not await self._spool_put(bulk, first, lane_alarm=False):
-            self._refused(bulk)
+        if bulk and not await self._lanes.put(bulk, first, lane_alarm=False):
+            self._lanes.refused(bulk)
         self._work.set()
-
-    def _refused(self, bulk: list[Reading]) -> None:
-        """Count routine readings the spool had no room for; log them at once, then once a minute
-        with what was given up since, so a full disk does not flood the log."""
-        self.refused_by_disk += len(bulk)
-        first_ts, last_ts = min(r.ts for r in bulk), max(r.ts for r in bulk)
-        count, since, _ = self._refused_unlogged
-        self._refused_unlogged = (count + len(bulk), min(since, first_ts), last_ts)
-        now = time.monotonic()
-        if now - self._refused_logged < SPOOL_WARN_EVERY_S:
-            return
-        self._refused_logged = now
-        count, since, until = self._refused_unlogged
-        self._refused_unlogged = (0, 2**63, 0)
-        log.error(
-            "%d routine readings dropped (%s to %s): the spool in %s has no room; the count is "
-            "facility_readings_dropped_total",
-            count,
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1e9)),
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until / 1e9)),
-            self._spool.folder,
-        )
-
-    async def _spool_put(self, readings: list[Reading], first: bool, lane_alarm: bool) -> bool:
-        """One put; False when the spool or its disk has no room for it. When this returns True
-        the readings are in the spool, even if a cancellation arrived meanwhile."""
-        try:
-            await _in_thread(self._spool.put, readings, first, lane_alarm)
-        except SpoolFull:
-            return False
-        except OSError as exc:
-            if not self._spool_failing:
-                log.error("cannot write to the spool in %s: %s", self._spool.folder, exc)
-                self._spool_failing = True
-            return False
-        self._spool_failing = False
-        self._last_spool_ns = time.time_ns()
-        self.spooled += len(readings)
-        return True
-
-    def _split(self, readings: list[Reading]) -> tuple[list[Reading], list[Reading]]:
-        """(what rules judge, routine telemetry)."""
-        wanted = self.alarm_points()
-        if not wanted:
-            return [], readings
-        alarm: list[Reading] = []
-        bulk: list[Reading] = []
-        for r in readings:
-            (alarm if (r.device, r.point) in wanted else bulk).append(r)
-        return alarm, bulk
 
     async def _drain_held(self, at_stop: bool = False) -> None:
         """Without the sender: what is held in memory goes to the store, or to the spool when the
         store cannot take it, in order: batches waiting (older than the spool), then the buffer
         (newer: it goes behind the spool). At a stop, only a quick local store that is up is tried:
         a remote one may hang, and the spool is as safe."""
-        try_store = not at_stop or (self._store.quick_writes and not self._store_down)
+        try_store = not at_stop or (self._store.store.quick_writes and not self._store.down)
         to_store = to_spool = 0
         async with self._cut_lock:
-            while self._pending and try_store and await self._write(self._pending[0].readings):
+            while self._pending and try_store and await self._store.write(self._pending[0].readings):
                 to_store += len(self._pending.popleft().readings)
             to_spool += sum(len(b.readings) for b in self._pending)
             await self._pending_to_spool_front()
             while self._buffer or self._held:
                 batch = _Batch(self._added - len(self._buffer), self._buffer[: self.batch_size])
-                if not len(self._spool) and not self._held and try_store and await self._write(batch.readings):
+                if not len(self._spool) and not self._held and try_store and await self._store.write(batch.readings):
                     to_store += len(batch.readings)
                 else:
                     to_spool += len(batch.readings)
@@ -471,66 +371,11 @@ class TelemetryWriter:
                 len(self._spool),
             )
 
-    def _reject(self, rejected: Sequence[Reading], exc: BatchRejected) -> None:
-        reasons = exc.reasons if exc.reasons is not None and len(exc.reasons) == len(rejected) else None
-        self.dead_lettered += len(rejected)
-        if self._dead_letter is None:
-            log.error("telemetry store refused %d readings (%s); no dead-letter sink", len(rejected), exc.reason)
-            return
-        for i, r in enumerate(rejected):
-            payload = json.dumps(
-                {"device": r.device, "point": r.point, "value": r.value, "quality": r.quality.value, "ts": r.ts},
-                default=str,
-            )
-            self._dead_letter("telemetry", f"{r.device}/{r.point}", reasons[i] if reasons else exc.reason, payload)
-
     # --- readiness and metrics --------------------------------------------------------------------
 
-    def _warn_if_spool_filling(self) -> None:
-        usage = self._spool.usage
-        now = time.monotonic()
-        if usage >= SPOOL_WARN_AT and now - self._spool_warned >= SPOOL_WARN_EVERY_S:
-            self._spool_warned = now
-            assert self._spool.limit_bytes is not None
-            log.warning(
-                "the spool in %s is %.0f%% full (%.1f of %.1f MB); when full, the oldest routine telemetry goes first",
-                self._spool.folder,
-                usage * 100,
-                self._spool.bytes / 1e6,
-                self._spool.limit_bytes / 1e6,
-            )
-
     def parts(self) -> Iterable[PartState]:
-        waiting = time.monotonic() - self._writing_since if self._writing_since is not None else 0.0
-        if self._store_down:
-            store = PartState(
-                "telemetry store",
-                "telemetry_store",
-                State.DOWN,
-                self._last_write_ns,
-                "writes fail; readings go to the spool",
-            )
-        elif waiting > HUNG_AFTER_S:
-            store = PartState(
-                "telemetry store",
-                "telemetry_store",
-                State.DEGRADED,
-                self._last_write_ns,
-                f"a write has waited {waiting:.0f} s for an answer",
-            )
-        else:
-            store = PartState("telemetry store", "telemetry_store", State.UP, self._last_write_ns)
-        yield store
-        usage = self._spool.usage
-        if self._spool_failing or self.dropped:
-            state, detail = State.DEGRADED, "the spool's disk refuses writes or routine telemetry was dropped"
-        elif usage >= SPOOL_WARN_AT:
-            state, detail = State.DEGRADED, f"{usage:.0%} full"
-        else:
-            state, detail = State.UP, ""
-        if self._spool_failing and self._held:
-            state = State.DOWN
-        yield PartState("spool", "spool", state, self._last_spool_ns, detail)
+        yield self._store.part()
+        yield self._lanes.part(holding_alarms=bool(self._held))
 
     def figures(self) -> Iterable[Figure]:
         counters = (
@@ -548,39 +393,3 @@ class TelemetryWriter:
         if self._spool.limit_bytes:
             yield Figure("spool_limit_bytes", "the spool's size limit", "gauge", self._spool.limit_bytes)
         yield Figure("writer_buffered_readings", "readings held in memory by the writer", "gauge", self.buffered)
-
-    # --- outage log: once when the spool starts filling, once when it is empty again ---------
-
-    def _spooling_started(self, why: str, outage: bool = False) -> None:
-        if self._spooling_since is None:
-            self._spooling_since = time.monotonic()
-            self._replayed_batches = 0
-            self._outage_logged = outage
-            log.warning("%s; batches go to the spool in %s until it is drained", why, self._spool.folder)
-        elif outage and not self._outage_logged:  # it began as slowness (or a restart): say why now
-            self._outage_logged = True
-            log.warning("%s; batches keep going to the spool", why)
-
-    def _spooling_ended(self) -> None:
-        assert self._spooling_since is not None
-        log.warning(
-            "telemetry store has caught up after %.0f s; replayed %d batches from the spool",
-            time.monotonic() - self._spooling_since,
-            self._replayed_batches,
-        )
-        self._spooling_since = None
-
-
-async def _in_thread(fn: Callable[..., T], *args: object) -> T:
-    """Run fn in a worker thread to the end. A cancellation that arrives meanwhile is passed on at
-    the caller's next await, so a spool file is never left half-done or unaccounted for."""
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        try:
-            return await future
-        finally:
-            if task is not None:
-                task.cancel()

@@ -36,7 +36,7 @@ class AuditedWrites:
         """Write and return the confirmed value; raises the WriteError that refused or failed it."""
         detail: dict[str, Any] = {"value": value}
         try:
-            entry = await self._ops.add_audit(
+            entry = await self._ops.audit.add(
                 ts=now_ns(),
                 actor=actor,
                 source=source,
@@ -66,6 +66,6 @@ class AuditedWrites:
     async def _finish(self, entry: int, outcome: str, detail: dict[str, Any]) -> None:
         """Record the outcome; a store that fails now leaves the entry `pending`, which is still true."""
         try:
-            await self._ops.finish_audit(entry, outcome, detail)
+            await self._ops.audit.finish(entry, outcome, detail)
         except SQLAlchemyError as exc:
             log.error("audit entry %d stays pending (outcome %s): %s", entry, outcome, exc)

@@ -7,9 +7,9 @@ import math
 from html import escape
 from zoneinfo import ZoneInfo
 
+from facility.words import word
 from reports.model import Chart, Column, Section
-from reports.values import Lang, pick, show
-from reports.words import word
+from reports.values import Lang, show
 
 WIDTH, HEIGHT = 680, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 44
@@ -29,7 +29,7 @@ def bar_chart(section: Section, chart: Chart, lang: Lang, zone: ZoneInfo) -> str
     top = step * steps
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(stacks), 1)
-    title = pick(chart.title, lang)
+    title = chart.title.pick(lang)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(title)}" class="chart">',
@@ -74,7 +74,7 @@ def bar_chart(section: Section, chart: Chart, lang: Lang, zone: ZoneInfo) -> str
 
 def _series_name(key: str, columns: dict[str, Column], lang: Lang) -> str:
     column = columns.get(key)
-    return pick(column.label, lang) if column else word(key, lang)
+    return column.label.pick(lang) if column else word(key, lang)
 
 
 def _number(value: object) -> float:

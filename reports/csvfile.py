@@ -21,10 +21,10 @@ import csv
 import io
 from zoneinfo import ZoneInfo
 
-from facility.store.tasks import Bilingual
+from facility.vocabulary import Text
 from reports.model import Cell, Column, Kind, Report
 from reports.periods import NS
-from reports.values import Lang, pick, show
+from reports.values import Lang, show
 
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -35,14 +35,14 @@ def render_csv(report: Report, lang: Lang) -> str:
     section_label = "栏目" if lang == "zh" else "section"
     blocks: list[list[list[str]]] = []
     for section in report.sections:
-        name = _text(pick(section.title, lang))
+        name = _text(section.title.pick(lang))
         if section.figures:
             head = ["指标", "数值", "基准"] if lang == "zh" else ["measure", "value", "benchmark"]
             block = [[section_label, *head]]
             for f in section.figures:
                 value = "" if f.value is None else _safe(f.value, show(f.value, f.kind, lang, zone))
-                benchmark = _text(pick(f.benchmark, lang)) if f.benchmark else ""
-                block.append([name, _text(pick(f.label, lang)), value, benchmark])
+                benchmark = _text(f.benchmark.pick(lang)) if f.benchmark else ""
+                block.append([name, _text(f.label.pick(lang)), value, benchmark])
             blocks.append(block)
         if section.columns:
             block = [[section_label, *(_text(_header(c, lang)) for c in section.columns)]]
@@ -60,7 +60,7 @@ def render_csv(report: Report, lang: Lang) -> str:
 
 
 def _header(column: Column, lang: Lang) -> str:
-    label = pick(column.label, lang)
+    label = column.label.pick(lang)
     unit = {"duration": ("分钟", "min"), "ratio": ("%", "%")}.get(column.kind)
     if unit is None:
         return label
@@ -79,7 +79,7 @@ def _cell(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> str:
 
 def _safe(value: Cell, shown: str) -> str:
     """`shown` as the cell of `value`: quoted if it is text that starts like a formula."""
-    return _text(shown) if isinstance(value, str | Bilingual) else shown
+    return _text(shown) if isinstance(value, str | Text) else shown
 
 
 def _text(shown: str) -> str:

@@ -2,28 +2,43 @@
 
 Shifts start at 08:00 and 20:00 local time unless `since` says otherwise. Events are read from the
 histories of alarms and tasks and from the plan steps done; what is still open is read as it is now.
+The records come from facility.store.reads; this module lays them out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-from sqlalchemy import case, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from dataclasses import dataclass
 
 from facility.site import Site
-from facility.store.ops import ACTIVATIONS, AlarmHistoryRow, AlarmRow, OpsStore
-from facility.store.plans import PlanInstanceRow, PlanStepRow
-from facility.store.tasks import UNFINISHED, Bilingual, ChecklistItemRow, TaskHistoryRow, TaskRow
+from facility.store.ops import OpsStore
+from facility.store.reads import alarms, plans, tasks
+from facility.store.reads.alarms import AlarmEvent, OpenAlarm
+from facility.store.reads.plans import OpenPlan, StepDone
+from facility.store.reads.tasks import TaskEvent, TaskLine
+from facility.store.reads.view import open_view
+from facility.vocabulary import ACTIVATIONS, AlarmAction
 from reports.history import alarm_detail, task_detail
 from reports.model import Column, Figure, Report, Row, Section, text
 from reports.periods import shift_start
 from reports.scope import Scope
-from reports.task_lists import COLUMNS, task_row, tasks
+from reports.task_lists import COLUMNS, task_row
 from reports.values import local_time
 
-PRIORITY_RANK = case({"emergency": 0, "high": 1, "medium": 2, "low": 3}, value=AlarmRow.priority, else_=4)
+_NOTE = "note"  # a task history's note: what people wrote, shown with the alarms' comments
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What the handover reads from the store, the events laid out as rows."""
+
+    alarm_events: list[Row]
+    task_events: list[Row]
+    steps: list[StepDone]
+    plans_opened: int
+    open_alarms: list[OpenAlarm]
+    unfinished: list[TaskLine]
+    open_plans: list[OpenPlan]
 
 
 async def handover(
@@ -42,152 +57,38 @@ async def handover(
         raise ValueError(f"since: {_local(since, scope)} is after now ({_local(now, scope)})")
     title = text(f"交接班报告 {_local(since, scope)} 起", f"Shift handover since {_local(since, scope)}")
     report = scope.report("handover", title, since, now, now)
-    async with ops.sessions() as s:
-        alarm_events = await _alarm_events(s, scope, since, now)
-        task_events = await _task_events(s, scope, since, now)
-        steps = await _steps(s, scope, since, now)
-        plans_opened = await _plans_opened(s, scope, since, now)
-        open_alarms = await _open_alarms(s, scope)
-        unfinished = await tasks(s, scope, TaskRow.status.in_([u.value for u in UNFINISHED]))
-        open_plans = await _open_plans(s, scope, now)
-
-    def actions(events: list[Row], *names: str) -> int:
-        return sum(1 for e in events if e["action"] in names)
-
+    async with open_view(ops, scope.limit) as view:
+        found = _Found(
+            alarm_events=[_alarm_event(scope, e) for e in await alarms.events(view, since, now)],
+            task_events=[_task_event(scope, e) for e in await tasks.events(view, since, now)],
+            steps=await plans.steps_done(view, since, now),
+            plans_opened=await plans.opened(view, since, now),
+            open_alarms=await alarms.open_alarms(view),
+            unfinished=await tasks.unfinished(view),
+            open_plans=await plans.still_open(view, now),
+        )
     comments = sorted(
-        [{**e, "on": "alarm", "ref": e["alarm"]} for e in alarm_events if e["action"] == "comment"]
-        + [{**e, "on": "task", "ref": e["task"]} for e in task_events if e["action"] == "note"],
+        [{**e, "on": "alarm", "ref": e["alarm"]} for e in found.alarm_events if e["action"] == AlarmAction.COMMENT]
+        + [{**e, "on": "task", "ref": e["task"]} for e in found.task_events if e["action"] == _NOTE],
         key=_ts,
     )
-    alarm_events = [e for e in alarm_events if e["action"] != "comment"]
-    task_events = [e for e in task_events if e["action"] != "note"]
-    report.sections.append(
-        Section(
-            "summary",
-            text("概要", "Summary"),
-            figures=[
-                Figure("alarms_raised", text("报警", "Alarms raised"), actions(alarm_events, *ACTIVATIONS)),
-                Figure(
-                    "alarms_acknowledged", text("确认", "Alarms acknowledged"), actions(alarm_events, "acknowledged")
-                ),
-                Figure("alarms_cleared", text("已恢复", "Alarms cleared"), actions(alarm_events, "returned to normal")),
-                Figure("task_changes", text("工单变动", "Task changes"), len(task_events)),
-                Figure("plans_opened", text("启动预案", "Plans opened"), plans_opened),
-                Figure("plan_steps", text("完成预案步骤", "Plan steps done"), len(steps)),
-                Figure("comments", text("备注与记录", "Comments and notes"), len(comments)),
-                Figure("open_alarms", text("当前报警", "Alarms still open"), len(open_alarms)),
-                Figure("unfinished_tasks", text("未完成工单", "Tasks not finished"), len(unfinished)),
-                Figure("open_plans", text("进行中预案", "Plans still open"), len(open_plans)),
-            ],
-        )
-    )
-    report.sections.append(
-        Section(
-            "alarm_events",
-            text("报警动态", "Alarm events"),
-            columns=[
-                Column("ts", text("时间", "Time"), "time"),
-                Column("alarm", text("报警", "Alarm"), "count"),
-                Column("priority", text("优先级", "Priority"), "word"),
-                Column("device", text("设备", "Device")),
-                Column("title", text("内容", "Title")),
-                Column("action", text("动作", "Event"), "word"),
-                Column("actor", text("操作人", "By"), "name"),
-                Column("detail", text("说明", "Detail")),
-            ],
-            rows=alarm_events,
-        )
-    )
-    report.sections.append(
-        Section(
-            "task_events",
-            text("工单动态", "Task changes"),
-            columns=[
-                Column("ts", text("时间", "Time"), "time"),
-                Column("task", text("工单", "Task"), "count"),
-                Column("title", text("标题", "Title")),
-                Column("device", text("设备", "Device")),
-                Column("action", text("动作", "Change"), "word"),
-                Column("actor", text("操作人", "By"), "name"),
-                Column("detail", text("说明", "Detail")),
-            ],
-            rows=task_events,
-        )
-    )
-    report.sections.append(
-        Section(
-            "plan_steps",
-            text("预案步骤", "Plan steps done"),
-            columns=[
-                Column("ts", text("时间", "Time"), "time"),
-                Column("plan", text("预案", "Plan"), "count"),
-                Column("title", text("预案名称", "Plan title")),
-                Column("device", text("设备", "Device")),
-                Column("step", text("步骤", "Step")),
-                Column("by", text("执行人", "By"), "name"),
-                Column("late", text("超时", "Late"), "flag"),
-                Column("note", text("备注", "Note")),
-            ],
-            rows=steps,
-        )
-    )
-    report.sections.append(
-        Section(
-            "comments",
-            text("备注与记录", "Comments and notes"),
-            columns=[
-                Column("ts", text("时间", "Time"), "time"),
-                Column("on", text("对象", "On"), "word"),
-                Column("ref", text("编号", "No."), "count"),
-                Column("title", text("标题", "Title")),
-                Column("device", text("设备", "Device")),
-                Column("actor", text("填写人", "By"), "name"),
-                Column("detail", text("内容", "Text")),
-            ],
-            rows=[{c: e.get(c) for c in ("ts", "on", "ref", "title", "device", "actor", "detail")} for e in comments],
-        )
-    )
-    report.sections.append(
-        Section(
-            "open_alarms",
-            text("当前报警", "Alarms still open"),
-            columns=[
-                Column("alarm", text("报警", "Alarm"), "count"),
-                Column("priority", text("优先级", "Priority"), "word"),
-                Column("state", text("状态", "State"), "word"),
-                Column("activated_at", text("报警时间", "Active since"), "time"),
-                Column("device", text("设备", "Device")),
-                Column("building", text("楼栋", "Building")),
-                Column("title", text("内容", "Title")),
-                Column("acked_by", text("确认人", "Acknowledged by"), "name"),
-            ],
-            rows=open_alarms,
-        )
-    )
-    report.sections.append(
+    alarm_events = [e for e in found.alarm_events if e["action"] != AlarmAction.COMMENT]
+    task_events = [e for e in found.task_events if e["action"] != _NOTE]
+    report.sections += [
+        _summary(found, alarm_events, len(task_events), len(comments)),
+        _alarm_events(alarm_events),
+        _task_events(task_events),
+        _steps(scope, found.steps),
+        _comments(comments),
+        _open_alarms(scope, found.open_alarms),
         Section(
             "unfinished_tasks",
             text("未完成工单", "Tasks not finished"),
             columns=[*COLUMNS, Column("overdue", text("超期", "Overdue"), "flag")],
-            rows=[{**task_row(scope, r), "overdue": r.due < now} for r in unfinished],
-        )
-    )
-    report.sections.append(
-        Section(
-            "open_plans",
-            text("进行中预案", "Plans still open"),
-            columns=[
-                Column("plan", text("预案", "Plan"), "count"),
-                Column("title", text("预案名称", "Plan title")),
-                Column("device", text("设备", "Device")),
-                Column("opened_at", text("启动时间", "Opened"), "time"),
-                Column("done", text("已完成步骤", "Steps done"), "count"),
-                Column("steps", text("步骤总数", "Steps"), "count"),
-                Column("overdue", text("超时未完成步骤", "Steps overdue"), "count"),
-            ],
-            rows=open_plans,
-        )
-    )
+            rows=[{**task_row(scope, t), "overdue": t.due < now} for t in found.unfinished],
+        ),
+        _open_plans(scope, found.open_plans),
+    ]
     return report
 
 
@@ -201,131 +102,188 @@ def _local(ts: int, scope: Scope) -> str:
     return local_time(ts, scope.zone)
 
 
-async def _alarm_events(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:
-    query = (
-        select(AlarmHistoryRow, AlarmRow)
-        .join(AlarmRow, AlarmRow.id == AlarmHistoryRow.alarm_id)
-        .where(AlarmHistoryRow.ts >= since, AlarmHistoryRow.ts <= now, scope.on_devices(AlarmRow.device_id))
-        .order_by(AlarmHistoryRow.ts, AlarmHistoryRow.id)
+def _alarm_event(scope: Scope, e: AlarmEvent) -> Row:
+    return {
+        "ts": e.ts,
+        "alarm": e.alarm,
+        "priority": e.priority,
+        "device": scope.name(e.device),
+        "title": e.title,
+        "action": e.action,
+        "actor": e.actor,
+        "detail": alarm_detail(e.action, e.detail, e.message, scope.zone),
+    }
+
+
+def _task_event(scope: Scope, e: TaskEvent) -> Row:
+    return {
+        "ts": e.ts,
+        "task": e.task,
+        "title": e.title,
+        "device": scope.name(e.device),
+        "action": e.action,
+        "actor": e.actor,
+        "detail": task_detail(e.action, e.detail, e.title, e.description, e.checklist),
+    }
+
+
+def _summary(found: _Found, alarm_events: list[Row], task_changes: int, comments: int) -> Section:
+    def actions(*names: str) -> int:
+        return sum(1 for e in alarm_events if e["action"] in names)
+
+    return Section(
+        "summary",
+        text("概要", "Summary"),
+        figures=[
+            Figure("alarms_raised", text("报警", "Alarms raised"), actions(*ACTIVATIONS)),
+            Figure("alarms_acknowledged", text("确认", "Alarms acknowledged"), actions(AlarmAction.ACKNOWLEDGED)),
+            Figure("alarms_cleared", text("已恢复", "Alarms cleared"), actions(AlarmAction.RETURNED_TO_NORMAL)),
+            Figure("task_changes", text("工单变动", "Task changes"), task_changes),
+            Figure("plans_opened", text("启动预案", "Plans opened"), found.plans_opened),
+            Figure("plan_steps", text("完成预案步骤", "Plan steps done"), len(found.steps)),
+            Figure("comments", text("备注与记录", "Comments and notes"), comments),
+            Figure("open_alarms", text("当前报警", "Alarms still open"), len(found.open_alarms)),
+            Figure("unfinished_tasks", text("未完成工单", "Tasks not finished"), len(found.unfinished)),
+            Figure("open_plans", text("进行中预案", "Plans still open"), len(found.open_plans)),
+        ],
     )
-    return [
-        {
-            "ts": h.ts,
-            "alarm": a.id,
-            "priority": a.priority,
-            "device": scope.name(a.device_id),
-            "title": Bilingual(a.title_zh, a.title_en),
-            "action": h.action,
-            "actor": h.actor,
-            "detail": alarm_detail(h.action, h.detail, Bilingual(a.message_zh, a.message_en), scope.zone),
-        }
-        for h, a in (await s.execute(query)).all()
-    ]
 
 
-async def _task_events(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:
-    query = (
-        select(TaskHistoryRow, TaskRow)
-        .join(TaskRow, TaskRow.id == TaskHistoryRow.task_id)
-        .where(TaskHistoryRow.ts >= since, TaskHistoryRow.ts <= now, scope.tasks())
-        .order_by(TaskHistoryRow.ts, TaskHistoryRow.id)
+def _alarm_events(rows: list[Row]) -> Section:
+    return Section(
+        "alarm_events",
+        text("报警动态", "Alarm events"),
+        columns=[
+            Column("ts", text("时间", "Time"), "time"),
+            Column("alarm", text("报警", "Alarm"), "count"),
+            Column("priority", text("优先级", "Priority"), "word"),
+            Column("device", text("设备", "Device")),
+            Column("title", text("内容", "Title")),
+            Column("action", text("动作", "Event"), "word"),
+            Column("actor", text("操作人", "By"), "name"),
+            Column("detail", text("说明", "Detail")),
+        ],
+        rows=rows,
     )
-    found = (await s.execute(query)).all()
-    items = select(ChecklistItemRow).where(ChecklistItemRow.task_id.in_({t.id for _, t in found}))
-    checklists: dict[int, dict[str, Bilingual]] = {}
-    for item in (await s.scalars(items)).all():
-        checklists.setdefault(item.task_id, {})[item.text_en] = Bilingual(item.text_zh, item.text_en)
-    rows: list[Row] = []
-    for h, t in found:
-        title, description = Bilingual(t.title_zh, t.title_en), Bilingual(t.description_zh, t.description_en)
-        detail = task_detail(h.action, h.detail, title, description, checklists.get(t.id, {}))
-        row: Row = {
-            "ts": h.ts,
-            "task": t.id,
-            "title": title,
-            "device": scope.name(t.device_id),
-            "action": h.action,
-            "actor": h.actor,
-            "detail": detail,
-        }
-        rows.append(row)
-    return rows
 
 
-async def _steps(s: AsyncSession, scope: Scope, since: int, now: int) -> list[Row]:
-    query = (
-        select(
-            PlanStepRow,
-            PlanInstanceRow.id,
-            PlanInstanceRow.title_zh,
-            PlanInstanceRow.title_en,
-            PlanInstanceRow.device_id,
-        )
-        .join(PlanInstanceRow, PlanInstanceRow.id == PlanStepRow.instance_id)
-        .where(PlanStepRow.done_at >= since, PlanStepRow.done_at <= now, scope.on_devices(PlanInstanceRow.device_id))
-        .order_by(PlanStepRow.done_at, PlanStepRow.id)
+def _task_events(rows: list[Row]) -> Section:
+    return Section(
+        "task_events",
+        text("工单动态", "Task changes"),
+        columns=[
+            Column("ts", text("时间", "Time"), "time"),
+            Column("task", text("工单", "Task"), "count"),
+            Column("title", text("标题", "Title")),
+            Column("device", text("设备", "Device")),
+            Column("action", text("动作", "Change"), "word"),
+            Column("actor", text("操作人", "By"), "name"),
+            Column("detail", text("说明", "Detail")),
+        ],
+        rows=rows,
     )
-    return [
-        {
-            "ts": step.done_at,
-            "plan": plan_id,
-            "title": Bilingual(zh, en),
-            "device": scope.name(device),
-            "step": Bilingual(step.text_zh, step.text_en),
-            "by": step.done_by,
-            "late": step.done_at is not None and step.done_at > step.due_at,
-            "note": step.note,
-        }
-        for step, plan_id, zh, en, device in (await s.execute(query)).all()
-    ]
 
 
-async def _plans_opened(s: AsyncSession, scope: Scope, since: int, now: int) -> int:
-    query = select(PlanInstanceRow.id).where(
-        PlanInstanceRow.opened_at >= since,
-        PlanInstanceRow.opened_at <= now,
-        scope.on_devices(PlanInstanceRow.device_id),
+def _steps(scope: Scope, steps: list[StepDone]) -> Section:
+    return Section(
+        "plan_steps",
+        text("预案步骤", "Plan steps done"),
+        columns=[
+            Column("ts", text("时间", "Time"), "time"),
+            Column("plan", text("预案", "Plan"), "count"),
+            Column("title", text("预案名称", "Plan title")),
+            Column("device", text("设备", "Device")),
+            Column("step", text("步骤", "Step")),
+            Column("by", text("执行人", "By"), "name"),
+            Column("late", text("超时", "Late"), "flag"),
+            Column("note", text("备注", "Note")),
+        ],
+        rows=[
+            {
+                "ts": s.ts,
+                "plan": s.plan,
+                "title": s.title,
+                "device": scope.name(s.device),
+                "step": s.step,
+                "by": s.by,
+                "late": s.late,
+                "note": s.note,
+            }
+            for s in steps
+        ],
     )
-    return len((await s.execute(query)).all())
 
 
-async def _open_alarms(s: AsyncSession, scope: Scope) -> list[Row]:
-    query = (
-        select(AlarmRow)
-        .where(AlarmRow.is_open, scope.on_devices(AlarmRow.device_id))
-        .order_by(PRIORITY_RANK, AlarmRow.activated_at, AlarmRow.id)
+def _comments(comments: list[Row]) -> Section:
+    return Section(
+        "comments",
+        text("备注与记录", "Comments and notes"),
+        columns=[
+            Column("ts", text("时间", "Time"), "time"),
+            Column("on", text("对象", "On"), "word"),
+            Column("ref", text("编号", "No."), "count"),
+            Column("title", text("标题", "Title")),
+            Column("device", text("设备", "Device")),
+            Column("actor", text("填写人", "By"), "name"),
+            Column("detail", text("内容", "Text")),
+        ],
+        rows=[{c: e.get(c) for c in ("ts", "on", "ref", "title", "device", "actor", "detail")} for e in comments],
     )
-    return [
-        {
-            "alarm": a.id,
-            "priority": a.priority,
-            "state": a.state.value,
-            "activated_at": a.activated_at,
-            "device": scope.name(a.device_id),
-            "building": scope.building(a.device_id),
-            "title": Bilingual(a.title_zh, a.title_en),
-            "acked_by": a.acked_by,
-        }
-        for a in (await s.scalars(query)).all()
-    ]
 
 
-async def _open_plans(s: AsyncSession, scope: Scope, now: int) -> list[Row]:
-    query = (
-        select(PlanInstanceRow)
-        .where(PlanInstanceRow.is_open, scope.on_devices(PlanInstanceRow.device_id))
-        .order_by(PlanInstanceRow.opened_at, PlanInstanceRow.id)
-        .options(selectinload(PlanInstanceRow.steps))
+def _open_alarms(scope: Scope, found: list[OpenAlarm]) -> Section:
+    return Section(
+        "open_alarms",
+        text("当前报警", "Alarms still open"),
+        columns=[
+            Column("alarm", text("报警", "Alarm"), "count"),
+            Column("priority", text("优先级", "Priority"), "word"),
+            Column("state", text("状态", "State"), "word"),
+            Column("activated_at", text("报警时间", "Active since"), "time"),
+            Column("device", text("设备", "Device")),
+            Column("building", text("楼栋", "Building")),
+            Column("title", text("内容", "Title")),
+            Column("acked_by", text("确认人", "Acknowledged by"), "name"),
+        ],
+        rows=[
+            {
+                "alarm": a.alarm,
+                "priority": a.priority,
+                "state": a.state,
+                "activated_at": a.activated_at,
+                "device": scope.name(a.device),
+                "building": scope.building(a.device),
+                "title": a.title,
+                "acked_by": a.acked_by,
+            }
+            for a in found
+        ],
     )
-    return [
-        {
-            "plan": p.id,
-            "title": Bilingual(p.title_zh, p.title_en),
-            "device": scope.name(p.device_id),
-            "opened_at": p.opened_at,
-            "done": sum(1 for st in p.steps if st.done_at is not None),
-            "steps": len(p.steps),
-            "overdue": sum(1 for st in p.steps if st.done_at is None and now >= st.due_at),
-        }
-        for p in (await s.scalars(query)).all()
-    ]
+
+
+def _open_plans(scope: Scope, found: list[OpenPlan]) -> Section:
+    return Section(
+        "open_plans",
+        text("进行中预案", "Plans still open"),
+        columns=[
+            Column("plan", text("预案", "Plan"), "count"),
+            Column("title", text("预案名称", "Plan title")),
+            Column("device", text("设备", "Device")),
+            Column("opened_at", text("启动时间", "Opened"), "time"),
+            Column("done", text("已完成步骤", "Steps done"), "count"),
+            Column("steps", text("步骤总数", "Steps"), "count"),
+            Column("overdue", text("超时未完成步骤", "Steps overdue"), "count"),
+        ],
+        rows=[
+            {
+                "plan": p.plan,
+                "title": p.title,
+                "device": scope.name(p.device),
+                "opened_at": p.opened_at,
+                "done": p.done,
+                "steps": p.steps,
+                "overdue": p.overdue,
+            }
+            for p in found
+        ],
+    )

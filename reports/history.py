@@ -13,9 +13,9 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from facility.store.tasks import Bilingual
+from facility.vocabulary import Text
+from facility.words import word
 from reports.values import local_time
-from reports.words import word
 
 NS = 1_000_000_000
 _CHATTER = re.compile(r"^(\d+) activations within (\d+) min$")
@@ -26,13 +26,13 @@ _STATUS = re.compile(r"^(\w+) -> (\w+)$")
 _RECURRED = re.compile(r"^recurrence (\d+): ", re.DOTALL)
 
 
-def alarm_detail(action: str, detail: str, message: Bilingual, zone: ZoneInfo) -> Bilingual | str:
+def alarm_detail(action: str, detail: str, message: Text, zone: ZoneInfo) -> Text | str:
     """An alarm history entry's detail; `message` is the alarm's message, which an activation carries."""
     if action in ("raised", "raised again") and detail == message.en and message.zh:
         return message
     if action == "chattering" and (m := _CHATTER.match(detail)):
         n, minutes = m.groups()
-        return Bilingual(f"{minutes} 分钟内报警 {n} 次", detail)
+        return Text(f"{minutes} 分钟内报警 {n} 次", detail)
     if action == "escalated" and (m := _ESCALATED.match(detail)):
         seconds = int(m.group(1))
         zh, en = (
@@ -40,31 +40,29 @@ def alarm_detail(action: str, detail: str, message: Bilingual, zone: ZoneInfo) -
             if seconds % 60 == 0
             else (f"{seconds} 秒", f"{seconds} s")
         )
-        return Bilingual(f"{zh}内未确认", f"not acknowledged within {en}")
+        return Text(f"{zh}内未确认", f"not acknowledged within {en}")
     if action == "shelved" and (m := _SHELVED.match(detail)):
         until = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC)
         shown = local_time(int(until.timestamp()) * NS, zone)
-        return Bilingual(f"搁置至 {shown}：{m.group(2)}", f"until {shown}: {m.group(2)}")
+        return Text(f"搁置至 {shown}：{m.group(2)}", f"until {shown}: {m.group(2)}")
     if action == "unshelved" and detail == "shelf expired":
-        return Bilingual("搁置到期", detail)
+        return Text("搁置到期", detail)
     return detail
 
 
-def task_detail(
-    action: str, detail: str, title: Bilingual, description: Bilingual, checklist: dict[str, Bilingual]
-) -> Bilingual | str:
+def task_detail(action: str, detail: str, title: Text, description: Text, checklist: dict[str, Text]) -> Text | str:
     """A task history entry's detail; `checklist` names the task's items by their English text."""
     if action == "created" and detail == title.en:
         return title
     if action == "recurred" and (m := _RECURRED.match(detail)):
         n = m.group(1)
-        return Bilingual(f"第 {n} 次再次发生：{description.zh or description.en}", detail)
+        return Text(f"第 {n} 次再次发生：{description.zh or description.en}", detail)
     if action == "assigned" and (m := _ASSIGNED.match(detail)):
         before, after = m.groups()
-        return Bilingual(f"由 {before} 改派给 {after}" if before else f"派给 {after}", detail)
+        return Text(f"由 {before} 改派给 {after}" if before else f"派给 {after}", detail)
     if action == "status" and (m := _STATUS.match(detail)):
         before, after = m.groups()
-        return Bilingual(f"{word(before, 'zh')} → {word(after, 'zh')}", f"{word(before, 'en')} → {word(after, 'en')}")
+        return Text(f"{word(before, 'zh')} → {word(after, 'zh')}", f"{word(before, 'en')} → {word(after, 'en')}")
     if action in ("ticked", "unticked") and detail in checklist:
         return checklist[detail]
     return detail

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from reports.charts import bar_chart
 from reports.model import Figure, Report, Section
-from reports.values import Lang, heading, pick, show
+from reports.values import Lang, heading, show
 
 STYLE = """
 @page { size: A4; margin: 14mm 12mm; }
@@ -38,7 +38,7 @@ NUMERIC = {"count", "number", "ratio", "duration"}
 
 def render_html(report: Report, lang: Lang) -> str:
     zone = ZoneInfo(report.timezone)
-    title = escape(pick(report.title, lang))
+    title = escape(report.title.pick(lang))
     meta = "".join(f"<span>{escape(line)}</span>" for line in heading(report, lang))
     body = "".join(_section(section, lang, zone) for section in report.sections)
     return (
@@ -50,7 +50,7 @@ def render_html(report: Report, lang: Lang) -> str:
 
 
 def _section(section: Section, lang: Lang, zone: ZoneInfo) -> str:
-    parts = [f'<section id="{escape(section.key)}"><h2>{escape(pick(section.title, lang))}</h2>']
+    parts = [f'<section id="{escape(section.key)}"><h2>{escape(section.title.pick(lang))}</h2>']
     if section.figures:
         parts.append(_figures(section.figures, lang, zone))
     if section.columns:
@@ -58,7 +58,7 @@ def _section(section: Section, lang: Lang, zone: ZoneInfo) -> str:
             parts.append(bar_chart(section, section.chart, lang, zone))
         parts.append(_table(section, lang, zone) if section.rows else f'<p class="empty">{_none(lang)}</p>')
     if section.note is not None:
-        parts.append(f'<p class="note">{escape(pick(section.note, lang))}</p>')
+        parts.append(f'<p class="note">{escape(section.note.pick(lang))}</p>')
     parts.append("</section>")
     return "".join(parts)
 
@@ -71,11 +71,11 @@ def _figures(figures: list[Figure], lang: Lang, zone: ZoneInfo) -> str:
     rows = []
     for f in figures:
         cells = [
-            f"<td>{escape(pick(f.label, lang))}</td>",
+            f"<td>{escape(f.label.pick(lang))}</td>",
             f'<td class="n">{escape(show(f.value, f.kind, lang, zone))}</td>',
         ]
         if judged:
-            cells.append(f"<td>{escape(pick(f.benchmark, lang)) if f.benchmark else ''}</td>")
+            cells.append(f"<td>{escape(f.benchmark.pick(lang)) if f.benchmark else ''}</td>")
             verdict = "" if f.ok is None else show(f.ok, "flag", lang, zone)
             css = "" if f.ok is None else (' class="ok"' if f.ok else ' class="not-ok"')
             cells.append(f"<td{css}>{escape(verdict)}</td>")
@@ -85,7 +85,7 @@ def _figures(figures: list[Figure], lang: Lang, zone: ZoneInfo) -> str:
 
 
 def _table(section: Section, lang: Lang, zone: ZoneInfo) -> str:
-    header = "".join(f"<th>{escape(pick(c.label, lang))}</th>" for c in section.columns)
+    header = "".join(f"<th>{escape(c.label.pick(lang))}</th>" for c in section.columns)
     rows = []
     for row in section.rows:
         cells = []

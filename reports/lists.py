@@ -15,17 +15,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-
 from facility.model import AlarmState
+from facility.records import TaskKind, TaskStatus
 from facility.site import Site
 from facility.store.dead_letters import LetterFilter, LetterKeys, letter_page
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, TaskKind, TaskRow, TaskStatus, task_filters
+from facility.store.reads.tasks import board
+from facility.store.reads.view import open_view
+from facility.vocabulary import Text
 from reports.model import Column, Figure, Report, ReportKind, Row, Section, text
 from reports.scope import Scope
 from reports.task_lists import COLUMNS as TASK_COLUMNS
-from reports.task_lists import task_row, tasks
+from reports.task_lists import task_row
 
 MAX_ROWS = 10_000  # a month of a large estate's alarms; a spreadsheet past this is not read by people
 
@@ -70,13 +71,13 @@ class AlarmFilter:
     priorities: tuple[str, ...] = ()
     since: int | None = None
     until: int | None = None
-    sort: str = "desk"  # one of facility.store.ops.SORTS
+    sort: str = "desk"  # one of facility.store.alarm_pages.SORTS
 
     async def page(
         self, ops: OpsStore, devices: Collection[str] | None, limit: int, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         """The alarms matching, of `devices` (None: any), in the list's order; and how many match."""
-        return await ops.alarm_page(
+        return await ops.pages.page(
             open_only=self.open_only,
             states=self.states,
             priorities=self.priorities,
@@ -129,7 +130,7 @@ async def alarm_list(
             "raised_at": a["raised_at"],
             "priority": a["priority"],
             "state": a["state"],
-            "title": Bilingual(a["title"]["zh"], a["title"]["en"]),
+            "title": Text(a["title"]["zh"], a["title"]["en"]),
             "device": scope.name(a["device"]),
             "building": scope.building(a["device"]),
             "system": scope.system(a["device"]),
@@ -159,12 +160,10 @@ async def task_list(
     report of one section, laid out as the reports list tasks, at most `max_rows` of them; overdue
     is judged at `now`."""
     scope = Scope(site, devices)
-    where = task_filters(now, devices=None, **filters.store_filters())  # the scope holds the device limit
-    async with ops.sessions() as s:
-        total = (await s.execute(select(func.count()).select_from(TaskRow).where(scope.tasks(), *where))).scalar_one()
-        found = await tasks(s, scope, *where, latest_first=latest_first, limit=max_rows)
+    async with open_view(ops, scope.limit) as view:
+        found, total = await board(view, now, **filters.store_filters(), latest_first=latest_first, limit=max_rows)
     rows = [task_row(scope, row) for row in found]
-    start = min((row.created_at for row in found), default=now)
+    start = min((task.created_at for task in found), default=now)
     return _list(scope, "tasks", text("工单列表", "Task list"), start, now, now, TASK_COLUMNS, rows, total)
 
 
@@ -198,7 +197,7 @@ async def dead_letter_list(
 def _list(
     scope: Scope,
     kind: ReportKind,
-    title: Bilingual,
+    title: Text,
     start: int,
     end: int,
     now: int,

@@ -6,14 +6,14 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from reports.model import Report, Section
-from reports.values import Lang, heading, pick, show
+from reports.values import Lang, heading, show
 
 
 def render_markdown(report: Report, lang: Lang) -> str:
     zone = ZoneInfo(report.timezone)
-    lines = [f"# {pick(report.title, lang)}", "", *(f"- {line}" for line in heading(report, lang))]
+    lines = [f"# {report.title.pick(lang)}", "", *(f"- {line}" for line in heading(report, lang))]
     for section in report.sections:
-        lines += ["", f"## {pick(section.title, lang)}", ""]
+        lines += ["", f"## {section.title.pick(lang)}", ""]
         lines += _section(section, lang, zone)
     return "\n".join(lines) + "\n"
 
@@ -27,23 +27,23 @@ def _section(section: Section, lang: Lang, zone: ZoneInfo) -> list[str]:
             head += ["基准", "达标"] if lang == "zh" else ["Benchmark", "Met"]
         rows = []
         for f in section.figures:
-            row = [pick(f.label, lang), show(f.value, f.kind, lang, zone)]
+            row = [f.label.pick(lang), show(f.value, f.kind, lang, zone)]
             if judged:
                 row += [
-                    pick(f.benchmark, lang) if f.benchmark else "",
+                    f.benchmark.pick(lang) if f.benchmark else "",
                     "" if f.ok is None else show(f.ok, "flag", lang, zone),
                 ]
             rows.append(row)
         lines += _table(head, rows)
     if section.columns:
         if section.rows:
-            head = [pick(c.label, lang) for c in section.columns]
+            head = [c.label.pick(lang) for c in section.columns]
             rows = [[show(row.get(c.key), c.kind, lang, zone) for c in section.columns] for row in section.rows]
             lines += _table(head, rows)
         else:
             lines.append("无。" if lang == "zh" else "None.")
     if section.note is not None:
-        lines += ["", f"*{_escape(pick(section.note, lang))}*"]
+        lines += ["", f"*{_escape(section.note.pick(lang))}*"]
     return lines
 
 

@@ -10,21 +10,21 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from facility.store.tasks import Bilingual
+from facility.vocabulary import Text
 
-# text: a string or a Bilingual; word: an id with a name in both languages (a priority, a status);
+# text: a string or a Text; word: an id with a name in both languages (a priority, a status);
 # task_kind: a task kind (its `emergency` is 应急, where the priority `emergency` is 紧急);
 # name: a team, vendor or person, named when the desk names it (a library team, the rule engine);
 # time: UTC ns; date: a day as YYYY-MM-DD (a nameplate's, a contract's: no time of day);
 # duration: ns; ratio: 0..1; count: an integer; number: a float; flag: a bool
 Kind = Literal["text", "word", "task_kind", "name", "time", "date", "duration", "ratio", "count", "number", "flag"]
-Cell = str | int | float | bool | Bilingual | None
+Cell = str | int | float | bool | Text | None
 Row = dict[str, Cell]
 ReportKind = Literal["briefing", "handover", "monthly", "alarms", "tasks", "equipment", "dead_letters"]
 
 
-def text(zh: str, en: str) -> Bilingual:
-    return Bilingual(zh, en)
+def text(zh: str, en: str) -> Text:
+    return Text(zh, en)
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,17 @@ class Figure:
     """One headline value; `benchmark` says what it is held against, `ok` whether it meets it."""
 
     key: str
-    label: Bilingual
+    label: Text
     value: Cell
     kind: Kind = "count"
-    benchmark: Bilingual | None = None
+    benchmark: Text | None = None
     ok: bool | None = None
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
-    label: Bilingual
+    label: Text
     kind: Kind = "text"
 
 
@@ -53,24 +53,24 @@ class Chart:
 
     label: str
     series: tuple[str, ...]
-    title: Bilingual
+    title: Text
 
 
 @dataclass
 class Section:
     key: str
-    title: Bilingual
+    title: Text
     figures: list[Figure] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     chart: Chart | None = None
-    note: Bilingual | None = None  # how the section's figures were reached, when it is not obvious
+    note: Text | None = None  # how the section's figures were reached, when it is not obvious
 
 
 @dataclass
 class Report:
     kind: ReportKind
-    title: Bilingual
+    title: Text
     site: str  # the site's id
     site_name: str
     timezone: str

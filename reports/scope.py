@@ -1,16 +1,13 @@
 """What a report may show: the site's devices, limited to a set for a user limited to buildings, and
-the SQL conditions that keep every query within that limit."""
+how it names them. The read-side queries (facility.store.reads) keep within the same limit."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, true
-
 from facility.site import Site
-from facility.store.tasks import Bilingual, of_devices
+from facility.vocabulary import Text
 from reports.model import Report, ReportKind
 
 OTHER = "other"  # the system of a device the site no longer has
@@ -30,14 +27,6 @@ class Scope:
     def sees(self, device_id: str | None) -> bool:
         """Whether a record of this device (None: site-wide) belongs in the report."""
         return self.limit is None or device_id is None or device_id in self.limit
-
-    def on_devices(self, column: Any) -> ColumnElement[bool]:
-        """Condition on a column holding a device id: within the limit."""
-        return true() if self.limit is None else column.in_(sorted(self.limit))
-
-    def tasks(self) -> ColumnElement[bool]:
-        """Tasks within the limit, site-wide tasks (no device) always."""
-        return true() if self.limit is None else of_devices(self.limit)
 
     def name(self, device_id: str | None) -> str:
         if device_id is None:
@@ -61,7 +50,7 @@ class Scope:
         """The systems of the devices in view, sorted."""
         return sorted({self.site.system_of(d) for d in self.devices})
 
-    def report(self, kind: ReportKind, title: Bilingual, start: int, end: int, generated_at: int) -> Report:
+    def report(self, kind: ReportKind, title: Text, start: int, end: int, generated_at: int) -> Report:
         """An empty report of this scope, to add sections to."""
         limited = None if self.limit is None else sorted(self.limit)
         buildings = None if self.limit is None else sorted({d.location.building for d in self.devices} - {""})

@@ -1,15 +1,8 @@
-"""Tasks as reports list them, and where a task stood at a past time (from its timestamps, so that a
-report on an earlier day says what was true then, not what is true now)."""
+"""Tasks as reports list them: the columns of a task table, and a task line as its row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
-
-from facility.store.tasks import Bilingual, TaskRow, board_order
+from facility.store.reads.tasks import TaskLine
 from reports.model import Column, Row, text
 from reports.scope import Scope
 
@@ -26,43 +19,16 @@ COLUMNS = [
 ]
 
 
-def unfinished_at(ts: int) -> ColumnElement[bool]:
-    """Tasks that existed at `ts` and were neither resolved nor closed by then."""
-    return and_(
-        TaskRow.created_at <= ts,
-        or_(TaskRow.resolved_at.is_(None), TaskRow.resolved_at > ts),
-        or_(TaskRow.closed_at.is_(None), TaskRow.closed_at > ts),
-    )
-
-
-async def tasks(
-    s: AsyncSession,
-    scope: Scope,
-    *where: ColumnElement[bool],
-    latest_first: bool = False,
-    limit: int | None = None,
-) -> Sequence[TaskRow]:
-    """The tasks in view matching `where`, soonest due first (or the latest changed first, as the
-    board can sort them), at most `limit` of them, without their history and checklist."""
-    query = (
-        select(TaskRow)
-        .where(scope.tasks(), *where)
-        .order_by(*board_order(latest_first))
-        .limit(limit)
-        .options(raiseload(TaskRow.history), raiseload(TaskRow.checklist))
-    )
-    return (await s.scalars(query)).all()
-
-
-def task_row(scope: Scope, row: TaskRow) -> Row:
+def task_row(scope: Scope, task: TaskLine) -> Row:
+    """The row of a task: its vendor, named as the site names it, stands for its team when it has one."""
     return {
-        "id": row.id,
-        "title": Bilingual(row.title_zh, row.title_en),
-        "kind": row.kind,
-        "priority": row.priority,
-        "status": row.status,
-        "device": scope.name(row.device_id),
-        "team": scope.vendor(row.vendor) if row.vendor else row.team,
-        "assignee": row.assignee,
-        "due": row.due,
+        "id": task.id,
+        "title": task.title,
+        "kind": task.kind,
+        "priority": task.priority,
+        "status": task.status,
+        "device": scope.name(task.device),
+        "team": scope.vendor(task.vendor) if task.vendor else task.team,
+        "assignee": task.assignee,
+        "due": task.due,
     }

@@ -8,10 +8,10 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from facility.store.tasks import Bilingual
+from facility.vocabulary import Text
+from facility.words import TASK_KINDS, name, word
 from reports.model import Cell, Kind, Report
 from reports.periods import NS
-from reports.words import TASK_KINDS, name, word
 
 Lang = Literal["zh", "en"]
 NONE = "—"
@@ -22,8 +22,8 @@ def show(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> str:
     """`value` of `kind` for a reader of `lang`; a missing value is a dash."""
     if value is None or value == "":
         return NONE
-    if isinstance(value, Bilingual):
-        return pick(value, lang)
+    if isinstance(value, Text):
+        return value.pick(lang)
     if isinstance(value, bool):
         return {"zh": ("是", "否"), "en": ("yes", "no")}[lang][0 if value else 1]
     if kind == "time" and isinstance(value, int):
@@ -51,12 +51,6 @@ def _significant(value: float, digits: int) -> str:
     decimals = max(0, min(9, digits - 1 - math.floor(math.log10(abs(value)))))
     shown = f"{value:.{decimals}f}"
     return shown.rstrip("0").rstrip(".") if "." in shown else shown
-
-
-def pick(value: Bilingual, lang: Lang) -> str:
-    """The text in `lang`, or in the other language when it has none in this one."""
-    first, second = (value.zh, value.en) if lang == "zh" else (value.en, value.zh)
-    return first or second
 
 
 def local_time(ts: int, zone: ZoneInfo) -> str:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from facility.store.tasks import Bilingual
+from facility.vocabulary import Text
 from reports.model import Cell, Column, Kind, Report, Section
-from reports.values import Lang, heading, pick, show
+from reports.values import Lang, heading, show
 from reports.xlsx import Block, CellKind, Sheet, Typed, Value, XColumn, workbook
 
 CELL_KINDS: dict[Kind, CellKind] = {
@@ -28,32 +28,32 @@ MINUTE_NS = 60 * 1_000_000_000
 
 def render_xlsx(report: Report, lang: Lang) -> bytes:
     zone = ZoneInfo(report.timezone)
-    title = pick(report.title, lang)
+    title = report.title.pick(lang)
     about = Sheet("报告" if lang == "zh" else "Report", lines=[title, *heading(report, lang)])
     sheets = [about, *(_sheet(section, lang, zone) for section in report.sections)]
     return workbook(sheets, zone, title)
 
 
 def _sheet(section: Section, lang: Lang, zone: ZoneInfo) -> Sheet:
-    sheet = Sheet(pick(section.title, lang))
+    sheet = Sheet(section.title.pick(lang))
     if section.figures:
         head = ("指标", "数值", "基准") if lang == "zh" else ("Measure", "Value", "Benchmark")
         block = Block([XColumn(head[0]), XColumn(head[1], "number"), XColumn(head[2])])
         for f in section.figures:
-            benchmark = pick(f.benchmark, lang) if f.benchmark else None
-            block.rows.append([pick(f.label, lang), _figure(f.value, f.kind, lang, zone), benchmark])
+            benchmark = f.benchmark.pick(lang) if f.benchmark else None
+            block.rows.append([f.label.pick(lang), _figure(f.value, f.kind, lang, zone), benchmark])
         sheet.blocks.append(block)
     if section.columns:
         columns = [XColumn(_header(c, lang), CELL_KINDS.get(c.kind, "text")) for c in section.columns]
         rows = [[_value(row.get(c.key), c.kind, lang, zone) for c in section.columns] for row in section.rows]
         sheet.blocks.append(Block(columns, rows))
     if section.note is not None:
-        sheet.lines.append(pick(section.note, lang))
+        sheet.lines.append(section.note.pick(lang))
     return sheet
 
 
 def _header(column: Column, lang: Lang) -> str:
-    label = pick(column.label, lang)
+    label = column.label.pick(lang)
     if column.kind != "duration":
         return label
     return f"{label}（分钟）" if lang == "zh" else f"{label} (min)"
@@ -63,8 +63,8 @@ def _value(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> Value:
     """The cell's value: a number for the kinds Excel computes with, else the text as shown."""
     if value is None or value == "":
         return None
-    if isinstance(value, Bilingual):
-        return pick(value, lang)
+    if isinstance(value, Text):
+        return value.pick(lang)
     if isinstance(value, bool) or kind in ("word", "task_kind", "name", "flag", "text"):
         return show(value, kind, lang, zone)
     if kind == "duration" and isinstance(value, int):

@@ -20,22 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from facility.bus import Bus
 from facility.model import AlarmState, Priority, now_ns
+from facility.records import NewAlarm
 from facility.site import Site
-from facility.store.ops import ACTIVATIONS, MINUTE_NS, ActionRefused, NewAlarm, OpsStore, OpsUnavailable
+from facility.store.alarms import MINUTE_NS, ActionRefused
+from facility.store.ops import OpsStore, OpsUnavailable
+from facility.vocabulary import ACTIVATIONS, EventKind
 from rules.engine import Change
+from rules.flood import NO_FLOOD, FloodWatch
 from rules.ruleset import RuleTexts, rule_texts
 
 log = logging.getLogger(__name__)
-
-FLOOD_WINDOW_NS = 10 * MINUTE_NS
-FLOOD_START = 10  # more than this many alarms raised within the window: a flood (ISA-18.2, EEMUA 191)
-FLOOD_END = 5  # it ends when fewer than this many remain in the window, so a steady rate does not flap
 
 
 class AlarmService:
@@ -56,8 +55,7 @@ class AlarmService:
         self._clock = clock
         self._check_every_s = check_every_s
         self._escalate_after = {Priority.EMERGENCY.value: escalate_emergency_ns, Priority.HIGH.value: escalate_high_ns}
-        self._raised: deque[int] = deque()  # when alarms went active in front of duty staff, oldest first
-        self._flood_since: int | None = None
+        self._flood = FloodWatch(store.sessions, lambda state: bus.publish_event(EventKind.FLOOD, state))
 
     async def run(self) -> None:
         """Check the clock-driven lifecycle every `check_every_s` until cancelled."""
@@ -80,71 +78,60 @@ class AlarmService:
     async def check(self) -> None:
         """One round of the clock-driven lifecycle: expired shelves, quiet chatter, escalation, flood end."""
         now = self._clock()
-        for alarm in await self._store.unshelve_expired(now):
+        for alarm in await self._store.alarms.unshelve_expired(now):
             self.announce(alarm)
-        for alarm in await self._store.clear_quiet_chattering(now):
+        for alarm in await self._store.alarms.clear_quiet_chattering(now):
             self.announce(alarm)
-        for alarm in await self._store.escalate_due(self._escalate_after, now):
+        for alarm in await self._store.alarms.escalate_due(self._escalate_after, now):
             self.announce(alarm)
-            self._bus.publish_event("escalation", alarm)
-        if self._flood_since is not None and self._raised_within(now) < FLOOD_END:
-            self._flood_since = None
-            self._bus.publish_event("flood", {"active": False})
+            self._bus.publish_event(EventKind.ESCALATION, alarm)
+        await self._flood.check(now)
 
-    def flood_state(self) -> dict[str, Any]:
+    async def flood_state(self) -> dict[str, Any]:
         """{active: true, count, since} during a flood (count: raised in the last 10 min), else {active: false};
-        for a desk that connects in the middle of one."""
-        if self._flood_since is None:
-            return {"active": False}
-        return {"active": True, "count": self._raised_within(self._clock()), "since": self._flood_since}
+        for a desk that connects in the middle of one. Judged from the alarm history (rules.flood), so
+        that a process other than the rule worker answers alike."""
+        flood = await self._flood.state(self._clock())
+        return dict(NO_FLOOD) if flood is None else flood.shown()
 
     async def record(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
         """Store one change and announce it: the alarm as it now stands and the history action
         recorded ("raised", "raised again", "returned to normal", ...), or None for either when
         nothing changed."""
         if not change.active:
-            returned = await self._store.return_to_normal(change.rule.id, change.device, change.ts)
+            returned = await self._store.alarms.return_to_normal(change.rule.id, change.device, change.ts)
             self._announced(returned)
             return returned, "returned to normal" if returned else None
         new = self._new_alarm(change)
         if change.spread:
-            spread, action = await self._store.spread_alarm(new)
+            spread, action = await self._store.alarms.spread_alarm(new)
             if spread is not None:  # else no active alarm holds the condition: it is raised
                 if action is not None:
-                    self._bus.publish_event("alarm", {**spread, "spread": True})
+                    self._bus.publish_event(EventKind.ALARM, {**spread, "spread": True})
                 return spread, action
-        alarm, action = await self._store.raise_alarm(new)
+        alarm, action = await self._store.alarms.raise_alarm(new)
         if action is None:
             return alarm, None
         self.announce(alarm)
         if action in ACTIVATIONS and not (alarm["shelved"] or alarm["suppressed"] or alarm["out_of_service"]):
-            self._count_raised(change.ts)
+            try:  # the alarm is recorded: a failure to judge the flood must not have it recorded again
+                await self._flood.raised(change.ts)
+            except Exception:
+                log.warning("cannot judge the alarm flood at this raise; the next raise judges it again", exc_info=True)
         return alarm, action
 
-    def _count_raised(self, ts: int) -> None:
-        self._raised.append(ts)
-        count = self._raised_within(ts)
-        if self._flood_since is None and count > FLOOD_START:
-            self._flood_since = ts
-            self._bus.publish_event("flood", {"active": True, "count": count, "since": ts})
-
-    def _raised_within(self, now: int) -> int:
-        while self._raised and self._raised[0] <= now - FLOOD_WINDOW_NS:
-            self._raised.popleft()
-        return len(self._raised)
-
     async def acknowledge(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
-        return self._announced(await self._store.acknowledge(alarm_id, user, source, self._clock()))
+        return self._announced(await self._store.alarms.acknowledge(alarm_id, user, source, self._clock()))
 
     async def shelve(self, alarm_id: int, user: str, source: str, reason: str, until_ns: int) -> dict[str, Any] | None:
         """Shelve until `until_ns`, at most 24 h ahead; it unshelves by itself then."""
-        return self._announced(await self._store.shelve(alarm_id, user, source, reason, until_ns, self._clock()))
+        return self._announced(await self._store.alarms.shelve(alarm_id, user, source, reason, until_ns, self._clock()))
 
     async def unshelve(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
-        return self._announced(await self._store.unshelve(alarm_id, user, source, self._clock()))
+        return self._announced(await self._store.alarms.unshelve(alarm_id, user, source, self._clock()))
 
     async def comment(self, alarm_id: int, user: str, source: str, text: str) -> dict[str, Any] | None:
-        return self._announced(await self._store.comment(alarm_id, user, source, text, self._clock()))
+        return self._announced(await self._store.alarms.comment(alarm_id, user, source, text, self._clock()))
 
     async def set_out_of_service(
         self, device: str, on: bool, user: str, source: str, reason: str
@@ -152,7 +139,7 @@ class AlarmService:
         """Take a device of this site out of service or put it back; returns its open alarms, now flagged."""
         if device not in {d.id for d in self._site.devices}:
             raise ActionRefused(f"no device {device!r} on site {self._site.site.id}")
-        alarms = await self._store.set_out_of_service(device, on, user, source, reason, self._clock())
+        alarms = await self._store.alarms.set_out_of_service(device, on, user, source, reason, self._clock())
         for alarm in alarms:
             self.announce(alarm)
         return alarms
@@ -165,7 +152,7 @@ class AlarmService:
     def announce(self, alarm: dict[str, Any]) -> None:
         """Announce a recorded alarm as it stands; rules.outcomes also calls it to replace a
         provisional announcement when recording changed nothing (an outcome applied again)."""
-        self._bus.publish_event("alarm", alarm)
+        self._bus.publish_event(EventKind.ALARM, alarm)
 
     def announce_provisional(self, change: Change) -> None:
         """Announce at once an alarm the ops store has not recorded yet (it is journaled), so that the
@@ -174,7 +161,7 @@ class AlarmService:
         new = self._new_alarm(change)
         state = AlarmState.SUPPRESSED if new.suppressed else AlarmState.UNACKNOWLEDGED
         self._bus.publish_event(
-            "alarm",
+            EventKind.ALARM,
             {
                 "rule": new.rule_id,
                 "device": new.device_id,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from facility.errors import Refused
 from facility.model import now_ns
 from facility.store.files import NewFile
 
@@ -33,9 +34,10 @@ ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {
 R = TypeVar("R")
 
 
-class AttachmentRefused(ValueError):
-    """An upload that is not kept: `status` is the HTTP answer it deserves (413 too large, 415 a type
-    not taken or bytes not of it, 503 a service with no folder for files)."""
+class AttachmentRefused(Refused):
+    """An upload that is not kept, whatever the state of its task or step: `status` is the HTTP
+    answer it deserves (413 too large, 415 a type not taken or bytes not of it, 503 a service with
+    no folder for files)."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

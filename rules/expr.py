@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from facility.duration import parse_duration
+from facility.errors import Invalid
 
 
 class _Unknown:
@@ -105,8 +106,8 @@ _ARITY = {"rate": 2, "count": 2, "stale": 1, "offline": 0}
 _DURATION = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?<![\w.])(\d+(?:\.\d+)?(?:ms|s|m|h|d))(?![\w.])""")
 
 
-class ExprError(ValueError):
-    """An expression that cannot be compiled; `column` is 1-based."""
+class ExprError(Invalid):
+    """An expression that cannot be compiled (invalid input, so still a ValueError); `column` is 1-based."""
 
     def __init__(self, message: str, column: int | None = None) -> None:
         self.column = column

@@ -39,26 +39,19 @@ import httpx
 from facility.aio import cancel_all
 from facility.bus import Bus, Event
 from facility.model import Priority, now_ns
+from facility.records import DeadLetter
 from facility.site import Site, Webhook
-from facility.store.ops import DeadLetter, OpsStore
+from facility.store.ops import OpsStore
+from facility.vocabulary import EventKind
+from facility.words import ALARM_STATES, PRIORITIES
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, int, bool], None]  # MqttClient.publish: topic, payload, qos, retain
 
-KINDS = frozenset({"alarm", "task", "plan", "escalation", "flood"})
+KINDS = frozenset({EventKind.ALARM, EventKind.TASK, EventKind.PLAN, EventKind.ESCALATION, EventKind.FLOOD})
 RANK = {p.value: i for i, p in enumerate(Priority)}  # emergency 0 ... low 3
-PRIORITY_ZH = {"emergency": "紧急", "high": "高", "medium": "中", "low": "低"}
-STATE_TEXT = {
-    "shelved": ("已搁置", "shelved"),
-    "suppressed": ("已抑制", "suppressed by design"),
-    "out_of_service": ("停用检修", "out of service"),
-    "unacknowledged": ("未确认", "unacknowledged"),
-    "acknowledged": ("已确认", "acknowledged"),
-    "rtn_unacknowledged": ("已恢复，未确认", "returned to normal, unacknowledged"),
-    "normal": ("已恢复", "returned to normal"),
-}
-KIND_TEXT = {"alarm": ("报警", "Alarm"), "escalation": ("升级", "Escalation")}
+KIND_TEXT = {EventKind.ALARM: ("报警", "Alarm"), EventKind.ESCALATION: ("升级", "Escalation")}
 
 
 class DeliveryFailed(Exception):
@@ -160,7 +153,7 @@ class Notifier:
                     item.get("kind"),
                 )
                 continue
-            queue.put_nowait(Event(int(item["id"]), str(item["kind"]), item["data"]))
+            queue.put_nowait(Event(int(item["id"]), EventKind(str(item["kind"])), item["data"]))
             kept += 1
         self._outbox.unlink()
         log.info("%d webhook notifications from the last run queued again", kept)
@@ -175,7 +168,7 @@ class Notifier:
                 self._publish(topic, _json(event.data), 1, False)
             except Exception:
                 log.exception("cannot publish %s event %d to MQTT", event.kind, event.id)
-        if event.kind == "alarm" and not self._news(event.data):
+        if event.kind == EventKind.ALARM and not self._news(event.data):
             return  # a comment or a flag on an alarm: people heard of it already
         for hook, queue in self._outboxes:
             if wanted(hook, event):
@@ -226,7 +219,7 @@ class Notifier:
             log.error("webhook %s: %s event %d kept as a dead letter: %s", hook.name, event.kind, event.id, exc)
             letter = DeadLetter(now_ns(), "webhook", hook.name, exc.reason, _json(body).decode())
             try:
-                await self._store.add_dead_letters([letter])
+                await self._store.letters.add([letter])
             except Exception:
                 log.exception(
                     "webhook %s: cannot store the dead letter of %s event %d", hook.name, event.kind, event.id
@@ -249,10 +242,10 @@ class Notifier:
 def wanted(hook: Webhook, event: Event) -> bool:
     """Alarms at or above the webhook's priority, and every escalation. Alarms that are shelved,
     suppressed by design or out of service are not announced to people (ISA-18.2); MQTT still has them."""
-    if event.kind == "escalation":
+    if event.kind == EventKind.ESCALATION:
         return True
     data = event.data
-    if event.kind != "alarm" or any(data.get(k) for k in ("shelved", "suppressed", "out_of_service")):
+    if event.kind != EventKind.ALARM or any(data.get(k) for k in ("shelved", "suppressed", "out_of_service")):
         return False
     return RANK.get(data.get("priority", ""), len(RANK)) <= RANK[hook.min_priority]
 
@@ -326,22 +319,23 @@ def markdown(event: Event, site: Site, zone: ZoneInfo) -> tuple[str, str]:
     kind_zh, kind_en = KIND_TEXT.get(event.kind, (event.kind, event.kind))
     priority = str(data.get("priority", ""))
     title_zh, title_en = _both(data.get("title"))
-    head = f"{kind_zh} {kind_en}" + (f" · {PRIORITY_ZH.get(priority, priority)} {priority}" if priority else "")
+    named = PRIORITIES.get(priority)
+    head = f"{kind_zh} {kind_en}" + (f" · {named.zh} {priority}" if named else f" · {priority}" if priority else "")
     lines = [f"### 【{head}】{title_zh}", f"**{title_en}**" if title_en and title_en != title_zh else ""]
     if data.get("spread"):
         lines.append("> 报警部位增加，请按新部位处置 More points in alarm: act on every one")
-    if data.get("state") in STATE_TEXT:
-        zh, en = STATE_TEXT[data["state"]]
+    if data.get("state") in ALARM_STATES:  # the desk's and the reports' words for the state
+        zh, en = ALARM_STATES[data["state"]].zh, ALARM_STATES[data["state"]].en
         lines.append(f"> 状态 State: {zh} {en}")
     if data.get("device"):
         lines.append(f"> 设备 Device: {_device(site, str(data['device']))}")
     # An escalation is about how long the alarm has waited: show when it was raised.
-    keys = ("raised_at",) if event.kind == "escalation" else ("changed_at", "ts", "raised_at")
+    keys = ("raised_at",) if event.kind == EventKind.ESCALATION else ("changed_at", "ts", "raised_at")
     ts = next((data[k] for k in keys if isinstance(data.get(k), int)), None)
     if ts is not None:
-        label = "报警时间 Raised" if event.kind == "escalation" else "时间 Time"
+        label = "报警时间 Raised" if event.kind == EventKind.ESCALATION else "时间 Time"
         lines.append(f"> {label}: {datetime.fromtimestamp(ts / 1e9, zone):%Y-%m-%d %H:%M:%S} ({zone.key})")
-    if event.kind == "escalation":
+    if event.kind == EventKind.ESCALATION:
         lines.append("> 超时未确认，请立即处理 Not acknowledged in time: act now")
     message_zh, message_en = _both(data.get("message"))
     if message_zh or message_en:

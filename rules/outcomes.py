@@ -7,9 +7,10 @@ restart applies what was journaled and not applied, and the journal says which c
 active. One task applies the outcomes in order and finishes each before the next: a clear must
 never overtake its raise, or an alarm would stand for ever. A step that fails is retried with a
 growing pause (sooner when the store answers again); the steps of an outcome already done are not
-repeated, so a plan opens once even when the task after it had to wait. Only a refusal (the step
-cannot succeed: no such plan, a task field the task rules refuse) drops a step, logged and counted;
-any other error, a bug included, is retried, because dropping it would lose an alarm.
+repeated, so a plan opens once even when the task after it had to wait. Only a refusal (a
+facility.errors.Conflict or Refused: the step cannot succeed, e.g. no such plan) drops a step,
+logged and counted; any other error, a bug included, is retried, because dropping it would lose an
+alarm.
 
 While an alarm waits for the store (the store is known down, or an attempt failed or has not
 been answered within SHOW_AFTER_S), it is announced at once as a provisional alarm
@@ -28,16 +29,17 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
+from facility.errors import Conflict, Refused
 from facility.model import now_ns
 from facility.readiness import Figure, PartState, State
-from facility.store.ops import ActionRefused, OpsStore, OpsUnavailable
-from facility.store.plans import PlanRefused
-from facility.store.tasks import Bilingual, TaskError, TaskRow
+from facility.store.ops import OpsStore, OpsUnavailable
+from facility.store.tables import TaskRow
+from facility.vocabulary import Text
 from rules.alarms import AlarmService
 from rules.engine import Change
 from rules.journal import ConditionEntry, DueEntry, Entry, Journal
 from rules.plans import PlanService
-from rules.ruleset import Rule, RuleTexts, Text
+from rules.ruleset import Rule, RuleTexts
 from rules.schedules import Due, Schedule
 from rules.tasks import TaskService
 
@@ -46,9 +48,11 @@ log = logging.getLogger(__name__)
 RETRY_MAX_S = 10.0
 DRAIN_S = 10.0  # at shutdown, how long journaled outcomes may wait for a store that does not answer
 SHOW_AFTER_S = 1.0  # an alarm the store has not recorded this long after its attempt began is shown provisionally
-# Refusals: the step cannot succeed however often it is tried. (PlanRefused and TaskError predate
-# ActionRefused; all three are ValueErrors, but a ValueError from anywhere else is a bug, retried.)
-REFUSALS = (ActionRefused, PlanRefused, TaskError)
+# Refusals: the step cannot succeed however often it is tried (facility.errors: the system said no,
+# for a reason it logs). Any other exception, a ValueError or pydantic's ValidationError included, is
+# a bug or an outage: retried, so that it cannot lose an alarm. (The stores' ActionRefused,
+# PlanRefused and TaskError are Conflicts.)
+REFUSALS = (Conflict, Refused)
 T = TypeVar("T")
 
 Key = tuple[str, str]  # (rule, device)
@@ -356,15 +360,15 @@ class Outcomes:
         if pending.seq <= self._recovered_upto and await self._opened(due, deadline):
             return None  # the entry in progress at the stop: its task was opened then
         return await self.tasks.create(
-            title=Bilingual(spec.title.zh, spec.title.en),
+            title=Text(spec.title.zh, spec.title.en),
             kind=spec.task.kind,
             by="schedule",
             source=due.schedule.source,
             team=spec.task.team,
             device=due.device_id,
             due=deadline,
-            checklist=[Bilingual(item.zh, item.en) for item in spec.task.checklist],
-            description=Bilingual(due.reason.zh, due.reason.en),
+            checklist=[Text(item.zh, item.en) for item in spec.task.checklist],
+            description=Text(due.reason.zh, due.reason.en),
         )
 
     async def _opened(self, due: Due, deadline: int) -> bool:

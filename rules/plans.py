@@ -21,9 +21,10 @@ from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
 from facility.store.files import NewFile
 from facility.store.plans import NewStep, PlanRefused, PlanStore, StepAttachment
+from facility.vocabulary import EventKind
 from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
 from rules.attachments import AttachmentFolder
-from rules.ruleset import Text, render
+from rules.texts import FileText, render
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class _Strict(BaseModel):
 
 class Step(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    text: Text
+    text: FileText
     within: Duration  # limit from the plan's opening
 
     @field_validator("within")
@@ -53,7 +54,7 @@ class Step(_Strict):
 
 class Plan(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    title: Text
+    title: FileText
     steps: list[Step] = Field(min_length=1)
 
     _warnings: list[ConfigWarning] = PrivateAttr(default_factory=list)  # filled by the loader
@@ -225,4 +226,4 @@ class PlanService:
             await asyncio.sleep(every)
 
     def _announce(self, instance: dict[str, Any]) -> None:
-        self._bus.publish_event("plan", instance)
+        self._bus.publish_event(EventKind.PLAN, instance)

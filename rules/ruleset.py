@@ -22,7 +22,6 @@ line and field, and nothing of a file with problems is used. One rule:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -32,36 +31,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from facility.duration import Duration
 from facility.model import Priority
-from facility.profile import Profile
 from facility.site import ID_PATTERN, Device, Site
 from facility.yamlfile import ConfigError, ConfigWarning, Loc, Problem, YamlDoc, load_yaml, validate
 from rules.expr import ExprError, Expression, compile_expr
+from rules.plans import load_plans
+from rules.texts import PLACEHOLDER, POINTS_IN, TEXT_FIELDS, FileText, point_names, render, text_values
 
 LIBRARY_DIR = Path(__file__).parent / "library"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Text(_Strict):
-    """A text in both languages of the desk; placeholders like {device_name} or {outlet_pressure:.2f}.
-
-    A text given in one language only is shown in that language in both modes, rather than
-    refused or left blank (the loader warns of it, naming file, line and field)."""
-
-    zh: str
-    en: str
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_language(cls, data: object) -> object:
-        if not isinstance(data, dict):
-            return data
-        given = [data[k] for k in ("zh", "en") if k in data]
-        if len(given) == 1 and isinstance(given[0], str):
-            return {"zh": given[0], "en": given[0], **data}
-        return data
 
 
 class DeviceMatch(_Strict):
@@ -98,13 +78,13 @@ class TaskSpec(_Strict):
     kind: TaskKind | None = None  # filled from the priority: emergency -> emergency, else repair
     team: str | None = Field(default=None, min_length=1)  # a team or vendor id
     sla: Duration | None = None  # due this long after the task opens
-    checklist: list[Text | str] = Field(default_factory=list)  # {zh, en} each, or one text for both
+    checklist: list[FileText | str] = Field(default_factory=list)  # {zh, en} each, or one text for both
 
 
 class RuleSpec(_Strict):
     id: str = Field(pattern=ID_PATTERN)
-    title: Text
-    message: Text | None = None
+    title: FileText
+    message: FileText | None = None
     devices: DeviceMatch
     when: str
     for_: Duration = Field(default=0.0, alias="for")
@@ -178,74 +158,6 @@ class Rule:
         return int(self.spec.for_ * 1e9)
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}]*))?\}")
-
-POINTS_IN = "points_in"
-"""`{points_in:fire}`: the labels of the device's points whose value is now `fire`, as a fire
-panel's display names the zones in alarm (the value is an enum label of the rule's devices).
-While the alarm is active the engine holds every point listed since the raise and hands on a
-`spread` when one joins (Rule.lists), so the text grows with the fire and never shrinks."""
-
-
-@dataclass(frozen=True)
-class PointNames:
-    """How one language names a device's points in `{points_in:...}`: the profile's labels, in
-    profile order (zone 3 before zone 5 whatever order the readings came in), and the separator
-    the language lists them with."""
-
-    labels: dict[str, str]
-    separator: str
-
-
-def point_names(profile: Profile, lang: Literal["zh", "en"]) -> PointNames:
-    """The profile's point labels in `lang` (the id where a point has none)."""
-    labels = {name: spec.label.get(lang) or name for name, spec in profile.points.items()}
-    return PointNames(labels, "、" if lang == "zh" else ", ")
-
-
-def render(
-    template: str, values: dict[str, Any], names: PointNames | None = None, words: dict[str, str] | None = None
-) -> str:
-    """Fill {name} and {name:spec} from `values`; no attribute or index access, unknown names stay.
-    A point with a word for its value in `words` (its profile's `values:`) is filled with the word:
-    `{fault_code}` reads 缺水, not dry_run; `{points_in:...}` still compares the values themselves.
-    `{points_in:<value>}` lists the points at that value by their `names` (ids without them), or
-    `?` when none is: the text never claims an empty list of zones in alarm."""
-
-    def one(match: re.Match[str]) -> str:
-        name, spec = match.group(1), match.group(2) or ""
-        if name == POINTS_IN and name not in values:
-            given = names or PointNames({point: point for point in values}, ", ")
-            found = [label for point, label in given.labels.items() if values.get(point) == spec]
-            return given.separator.join(found) or "?"
-        if name not in values or values[name] is None:
-            return match.group(0) if name not in values else "?"
-        value = words[name] if words and name in words else values[name]
-        try:
-            return format(value, spec)
-        except (ValueError, TypeError):
-            return str(value)
-
-    return _PLACEHOLDER.sub(one, template)
-
-
-TEXT_FIELDS = ("device", "device_name", "building", "location_floor", "room")
-"""What a title or message may name besides the points of the rule's devices (see text_values)."""
-
-
-def text_values(device: Device, values: dict[str, Any]) -> dict[str, Any]:
-    """What a rule's title and message may name: the device, where it is, and its point values
-    (a point named like a location field wins)."""
-    return {
-        "device": device.id,
-        "device_name": device.name or device.id,
-        "building": device.location.building,
-        "location_floor": device.location.floor,
-        "room": device.location.room,
-        **values,
-    }
-
-
 @dataclass(frozen=True)
 class RuleTexts:
     """A rule's title and message filled in for one device, in both languages."""
@@ -285,8 +197,6 @@ def rule_paths(site: Site) -> list[Path]:
 def load_rules(site: Site, paths: list[Path] | None = None) -> list[Rule]:
     """Load and compile rule files for `site`. A later rule with the same id replaces an earlier one,
     so a site overrides a library rule by redefining its id."""
-    from rules.plans import load_plans  # here: plans import this module for its texts
-
     problems: list[Problem] = []
     try:
         plan_ids: frozenset[str] | None = frozenset(load_plans(site))
@@ -346,7 +256,7 @@ def _load_file(
         if devices:
             problems.extend(_placeholder_problems(doc, loc, points, states))
         texts = [spec.title.zh, spec.title.en] + ([spec.message.zh, spec.message.en] if spec.message else [])
-        named = [(m.group(1), m.group(2)) for text in texts for m in _PLACEHOLDER.finditer(text)]
+        named = [(m.group(1), m.group(2)) for text in texts for m in PLACEHOLDER.finditer(text)]
         lists = frozenset(
             (p, value) for name, value in named if name == POINTS_IN and value for p in states.get(value, ())
         )
@@ -447,7 +357,7 @@ def _placeholder_problems(doc: YamlDoc, loc: Loc, points: set[str], states: dict
     for part in ("title", "message"):
         given = doc.value_at((*loc, part))
         for language, text in given.items() if isinstance(given, dict) else ():
-            for match in _PLACEHOLDER.finditer(text) if isinstance(text, str) else ():
+            for match in PLACEHOLDER.finditer(text) if isinstance(text, str) else ():
                 name, value = match.group(1), match.group(2)
                 if name == POINTS_IN and name not in points:
                     if value not in states:

@@ -14,28 +14,29 @@ import asyncio
 import contextlib
 import logging
 import re
-from calendar import monthrange
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from facility.calendar import occurrences_before
 from facility.duration import Duration
 from facility.model import Quality, Reading, now_ns
 from facility.site import Site
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.schedules import SITE, Mark, ScheduleStore
+from facility.vocabulary import Text
 from facility.yamlfile import ConfigError, ConfigWarning, Loc, Problem, YamlDoc, load_yaml, validate
-from rules.ruleset import DeviceMatch, Text
+from rules.ruleset import DeviceMatch
+from rules.texts import FileText
 
 log = logging.getLogger(__name__)
 
 LIBRARY_DIR = Path(__file__).parent / "library" / "schedules"
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NS = 1_000_000_000
 LATE_NS = 60 * NS  # an occurrence found later than this (or two check intervals) was missed while stopped
 
@@ -82,12 +83,12 @@ class TaskSpec(_Strict):
     kind: Literal["preventive", "inspection"] = "preventive"
     team: str = Field(min_length=1)
     sla: Duration
-    checklist: list[Text] = Field(default_factory=list)
+    checklist: list[FileText] = Field(default_factory=list)
 
 
 class ScheduleSpec(_Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    title: Text
+    title: FileText
     devices: DeviceMatch | None = None  # none: one task for the whole site
     when: When
     task: TaskSpec
@@ -203,25 +204,6 @@ def _when_problems(
     if when.every != "month" and when.day is not None:
         problems.append(doc.problem((*loc, "day"), f"every {when.every} takes no `day`"))
     return problems
-
-
-def _falls_on(when: When, day: date) -> bool:
-    if when.every == "week":
-        return day.weekday() == WEEKDAYS.index(when.weekday or "mon")
-    if when.every == "month":
-        return day.day == min(when.day or 1, monthrange(day.year, day.month)[1])
-    return True
-
-
-def occurrences_before(when: When, zone: ZoneInfo, until_ns: int) -> Iterator[int]:
-    """Calendar occurrences at or before `until_ns`, newest first, as UTC ns."""
-    day = datetime.fromtimestamp(until_ns / NS, zone).date() + timedelta(days=1)  # +1: a zone change near midnight
-    while True:
-        if _falls_on(when, day):
-            ts = int(datetime.combine(day, when.clock, zone).timestamp()) * NS
-            if ts <= until_ns:
-                yield ts
-        day -= timedelta(days=1)
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from facility.yamlfile import ConfigError
 from rules.alarms import AlarmService
 from rules.engine import Engine
 from rules.journal import Journal
+from rules.lifecycle import Lifecycle
 from rules.outcomes import DRAIN_S, Outcomes
 from rules.plans import PlanService, load_plans, step_files
 from rules.ruleset import Rule, load_rules, rule_paths
@@ -67,16 +68,17 @@ class RulesService:
         self._stamp = rule_files_stamp(site)
         self.rules = load_rules(site)
         self._by_id = {rule.id: rule for rule in self.rules}
-        self.alarms = AlarmService(site, store, bus)
-        self.task_store = TaskStore(store)  # the API reads task lists straight from it
+        alarms = AlarmService(site, store, bus)
+        self._task_store = TaskStore(store)
         files = attachments_dir or journal_dir.parent / "attachments"
-        self.tasks = TaskService(site, self.task_store, bus, files)
+        tasks = TaskService(site, self._task_store, bus, files)
         names = {d.id: d.name for d in site.devices if d.name}
-        self.plans = PlanService(PlanStore(store), bus, load_plans(site), names, step_files(site, files))
+        plans = PlanService(PlanStore(store), bus, load_plans(site), names, step_files(site, files))
+        self.lifecycle = Lifecycle(alarms, tasks, self._task_store, plans, self)  # what the API reaches
         self.outcomes = Outcomes(
-            self.alarms,
-            self.tasks,
-            self.plans,
+            alarms,
+            tasks,
+            plans,
             Journal(journal_dir),
             store,
             rule_of=self._rule,
@@ -98,8 +100,8 @@ class RulesService:
         self._tasks = [
             asyncio.create_task(self.outcomes.run(), name="rule outcomes"),
             asyncio.create_task(self._restore_from_store(), name="conditions from the ops store"),
-            asyncio.create_task(self._once_available(self.alarms.run), name="alarm lifecycle"),
-            asyncio.create_task(self._once_available(self.plans.watch), name="plan steps"),
+            asyncio.create_task(self._once_available(self.lifecycle.alarms.run), name="alarm lifecycle"),
+            asyncio.create_task(self._once_available(self.lifecycle.plans.watch), name="plan steps"),
             asyncio.create_task(self.scheduler.run(), name="preventive schedules"),
             asyncio.create_task(self._tick(), name="rule ticks"),
             asyncio.create_task(self._watch(), name="rule file watcher"),
@@ -114,7 +116,7 @@ class RulesService:
         while True:
             await self._store.wait_available()
             try:
-                active = {*await self._store.active_conditions(), *await self.task_store.active_conditions()}
+                active = {*await self._store.alarms.active_conditions(), *await self._task_store.active_conditions()}
             except OpsUnavailable:
                 continue  # down again: wait for it again
             except Exception:
@@ -128,6 +130,11 @@ class RulesService:
         """Run a part that only works on the ops store once it answers (it is not up yet at start)."""
         await self._store.wait_available()
         await run()
+
+    @property
+    def schedules(self) -> list[Schedule]:
+        """The preventive schedules running now (rules.lifecycle.RunningRules)."""
+        return self.scheduler.schedules
 
     def _rule(self, rule_id: str) -> Rule | None:
         return self._by_id.get(rule_id)

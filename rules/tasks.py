@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from facility.bus import Bus
+from facility.errors import Invalid
 from facility.model import Priority, now_ns
+from facility.records import NewTask, TaskKind, TaskStatus, VendorSla
 from facility.site import Site
 from facility.store.files import NewFile
-from facility.store.tasks import Attachment, Bilingual, NewTask, TaskError, TaskKind, TaskStatus, TaskStore, VendorSla
+from facility.store.tasks import Attachment, TaskError, TaskStore
+from facility.vocabulary import EventKind, Text
 from rules.attachments import AttachmentFolder
-from rules.attachments import AttachmentRefused as AttachmentRefused  # refusals of `attach`, caught from here
 from rules.engine import Change
 from rules.ruleset import rule_texts
 
@@ -35,9 +37,13 @@ SLA_BY_PRIORITY_S: dict[Priority, float] = {
 E = TypeVar("E", bound=StrEnum)
 
 
-class UnknownAssignee(TaskError):
+class UnknownAssignee(Invalid):
     """An assignee who is none of the site's people, teams or vendors: a task given to a name
-    nobody answers to would wait unseen."""
+    nobody answers to would wait unseen. Invalid input of the field `assignee`; the message,
+    as every field error of the tasks, begins with the field's name."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="assignee")
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class Assignee:
 
     id: str
     kind: Literal["person", "team", "vendor"]
-    name: Bilingual
+    name: Text
 
 
 class TaskService:
@@ -102,17 +108,17 @@ class TaskService:
     async def create(
         self,
         *,
-        title: Bilingual,
+        title: Text,
         kind: TaskKind | str,
         by: str,
         source: str = "",
         priority: Priority | str = Priority.MEDIUM,
-        description: str | Bilingual = "",
+        description: str | Text = "",
         team: str = "",
         vendor: str | None = None,
         device: str | None = None,
         due: int | None = None,
-        checklist: Sequence[str | Bilingual] = (),
+        checklist: Sequence[str | Text] = (),
     ) -> dict[str, Any]:
         """A task made by hand (a resident's complaint, an engineer's finding). `due` is the time
         promised, UTC ns; without it the priority's SLA applies. The device's vendor answers for it
@@ -130,7 +136,7 @@ class TaskService:
         ts = now_ns()
         new = NewTask(
             title=title,
-            description=description if isinstance(description, Bilingual) else Bilingual.same(description),
+            description=description if isinstance(description, Text) else Text.same(description),
             kind=_choice(TaskKind, kind, "kind"),
             priority=level.value,
             due=due if due is not None else ts + _ns(SLA_BY_PRIORITY_S[level]),
@@ -147,7 +153,7 @@ class TaskService:
     def assignees(self) -> list[Assignee]:
         """Who a task may be given to: the site's people, the teams they work in, its vendors."""
         people = [Assignee(p.id, "person", name_pair(p.name or p.id)) for p in self._site.people]
-        teams = [Assignee(team, "team", Bilingual.same(team)) for team in sorted({p.team for p in self._site.people})]
+        teams = [Assignee(team, "team", Text.same(team)) for team in sorted({p.team for p in self._site.people})]
         vendors = [Assignee(v.id, "vendor", name_pair(v.name or v.id)) for v in self._site.vendors]
         return people + [team for team in teams if team.id] + vendors
 
@@ -204,13 +210,13 @@ class TaskService:
         return await self._store.vendor_sla(limits, from_ns, to_ns, now_ns())
 
     def _announce(self, task: dict[str, Any]) -> dict[str, Any]:
-        self._bus.publish_event("task", task)
+        self._bus.publish_event(EventKind.TASK, task)
         return task
 
-    def _texts(self, change: Change) -> tuple[Bilingual, Bilingual]:
+    def _texts(self, change: Change) -> tuple[Text, Text]:
         """The rule's title and message filled in for the device, as the alarm shows them."""
         texts = rule_texts(change.rule.spec, self._site, change.device, change.values)
-        return Bilingual(texts.title_zh, texts.title_en), Bilingual(texts.message_zh, texts.message_en)
+        return Text(texts.title_zh, texts.title_en), Text(texts.message_zh, texts.message_en)
 
     async def list(
         self,
@@ -246,24 +252,24 @@ def _choice(enum: type[E], value: str, field: str) -> E:
 CJK = re.compile(r"[\u3400-\u9fff]")
 
 
-def name_pair(text: str) -> Bilingual:
+def name_pair(text: str) -> Text:
     """A text written "中文 / English", as the site file writes names, split into its two
     languages; any other text is the same in both."""
     parts = [p.strip() for p in text.split(" / ")]
     if len(parts) == 2 and all(parts) and bool(CJK.search(parts[0])) != bool(CJK.search(parts[1])):
         zh, en = parts if CJK.search(parts[0]) else parts[::-1]
-        return Bilingual(zh, en)
-    return Bilingual.same(text)
+        return Text(zh, en)
+    return Text.same(text)
 
 
-def _bilingual(item: object) -> Bilingual:
+def _bilingual(item: object) -> Text:
     """A checklist line: a text with zh and en (a rule file's `{zh, en}`), or one string, the same in
     both languages ("中文 / English" is split as in the site file)."""
-    if isinstance(item, Bilingual):
+    if isinstance(item, Text):
         return item
     zh, en = getattr(item, "zh", None), getattr(item, "en", None)
     if isinstance(zh, str) and isinstance(en, str):
-        return Bilingual(zh, en)
+        return Text(zh, en)
     return name_pair(str(item))
 
 

@@ -48,11 +48,11 @@ class SimulatorHost:
         self.devices: dict[str, SimulatedDevice] = {}
         passwords = DevicePasswords.from_environment()
         for device in site.devices:
-            model_cls = MODELS.get(device.type)
-            if model_cls is None:
-                log.warning("no simulator for device type %r (%s); it will not answer", device.type, device.id)
-                continue
             profile = site.profile_of(device)
+            model_cls = MODELS.get(profile.type)  # the profile's type chooses the model that drives it
+            if model_cls is None:
+                log.warning("no simulator for device type %r (%s); it will not answer", profile.type, device.id)
+                continue
             model = model_cls(device.id, random.Random(rng.random()))
             sim = SimulatedDevice(device, profile, model)
             if device.mqtt:

@@ -22,8 +22,9 @@ from typing import Any
 from facility.jsonpath import put
 from facility.model import Value
 from facility.mqtt import MqttClient
+from facility.mqtt_settings import Broker
 from facility.profile import Profile
-from facility.site import Broker, Device
+from facility.site import Device
 from facility.yamlfile import ConfigError, Problem
 from simulators.models import DeviceModel
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facility.store.ops import DeadLetter, OpsStore
+from facility.records import DeadLetter
+from facility.store.ops import OpsStore
 
 
 async def seed(data: Path, letters: list[DeadLetter]) -> None:
@@ -13,6 +14,6 @@ async def seed(data: Path, letters: list[DeadLetter]) -> None:
     store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
     await store.start()
     try:
-        await store.add_dead_letters(letters)
+        await store.letters.add(letters)
     finally:
         await store.close()

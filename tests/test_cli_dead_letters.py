@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from facility.model import now_ns
 from facility.netutil import free_port
-from facility.store.ops import DeadLetter
+from facility.records import DeadLetter
 from facility_app.cli import app
 from tests.letters import seed
 from testsupport.system import write_site

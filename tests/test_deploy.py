@@ -13,7 +13,7 @@ import yaml
 
 from facility.mqtt_acl import render_acl
 from facility.site import InfluxStore, load_site
-from facility_app.runtime import local_dir
+from facility_app.places import local_dir
 from testsupport.servers import require_binary
 
 SECRETS = {

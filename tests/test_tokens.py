@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from facility_app.cli import app, token_problem
+from facility_app.cli import app
+from facility_app.cli.tokens import token_problem
 
 GOOD = "c2f1e4b7a9d03e5f68a1b2c3d4e5f60718293a4b"
 

@@ -9,7 +9,7 @@ import { api, session, tokenProblem } from "./api.js";
 import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from "./detail.js";
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
-import { lang, pick, setLang, t } from "./i18n.js";
+import { lang, pick, setLang, t, useWords } from "./i18n.js";
 import { loadLetters, renderLetters } from "./letters.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
@@ -177,6 +177,11 @@ async function start() {
   $("#login").hidden = true;
   $("#desk").hidden = false;
   $("#logout").hidden = false;
+  try {  // the words for ids, before anything that shows one
+    useWords(await api("/words"));
+  } catch (err) {
+    loadErrors.set("words", err.message);
+  }
   try {
     state.site = await api("/site");
     setZone(state.site.timezone);

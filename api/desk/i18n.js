@@ -1,20 +1,21 @@
 // The desk's words in Simplified Chinese and English; the choice is remembered in localStorage.
+// The words for ids (priorities, alarm states, task kinds and statuses, systems, the library's
+// teams, task history) are not here: they are the kernel's one table (facility/words.py), served at
+// /api/v1/words, which `useWords` files under the desk's keys, so that an id reads the same on the
+// desk as in the reports and notifications.
 
 const TEXT = {
   zh: {
     title: "值班台", pageTitle: "值班台", emergencyTitle: "⚠ 紧急报警未确认 ({n})", otherLanguage: "English",
     token: "访问令牌", login: "登录", logout: "退出", badToken: "令牌无效或已被吊销",
     networkError: "无法连接服务器", retryAfter: "{n} 秒后可重试", loading: "正在加载…",
-    loadFailed: "无法读取{what}：{message}", site: "项目信息", flood: "报警风暴状态", plans: "应急预案",
+    loadFailed: "无法读取{what}：{message}", site: "项目信息", words: "显示用词", flood: "报警风暴状态", plans: "应急预案",
     live: "在线", offline: "离线", connecting: "连接中…", heard: "最后消息：{d}",
     offlineBanner: "与服务器的连接已中断，页面上的内容可能已过时。正在自动重连…（最后一次收到服务器消息：{d}）",
     offlineNever: "无法连接服务器，页面上的内容可能已过时。正在自动重连…",
     alarms: "报警", tasks: "工单", devices: "设备", reports: "报表",
     role_viewer: "只读", role_duty: "值班员", role_engineer: "工程师", role_manager: "经理", role_admin: "管理员",
     priority: "优先级", state: "状态", alarm: "报警", device: "设备", time: "时间", where: "位置",
-    emergency: "紧急", high: "高", medium: "中", low: "低",
-    state_unacknowledged: "未确认", state_acknowledged: "已确认", state_rtn_unacknowledged: "已恢复未确认",
-    state_normal: "已恢复", state_shelved: "已搁置", state_suppressed: "条件屏蔽", state_out_of_service: "停用检修",
     stillActive: "报警中", cleared: "已恢复", chattering: "频繁抖动", escalated: "已升级",
     notRecorded: "未入库", notRecordedHint: "运维数据库暂无响应：报警已发出，恢复后自动入库，届时可确认",
     shelvedUntil: "搁置至 {time}",
@@ -43,10 +44,7 @@ const TEXT = {
     history_chattering: "频繁抖动", history_spread: "报警部位增加", history_chattering_ended: "抖动结束", history_out_of_service: "停用检修",
     history_back_in_service: "恢复使用", history_escalated: "升级",
     newComplaint: "新建投诉工单", onlyOverdue: "只看超时", noTasks: "无",
-    status_open: "待派单", status_assigned: "已派单", status_in_progress: "处理中", status_resolved: "已解决",
-    status_verified: "已验收", status_cancelled: "已取消",
     move_in_progress: "开始处理", move_resolved: "标记已解决", move_verified: "验收",
-    kind_inspection: "巡检", kind_repair: "维修", kind_preventive: "保养", kind_emergency: "应急", kind_complaint: "投诉",
     assign: "派单", reassign: "改派", assignee: "处理人",
     cancelTask: "取消工单", confirmCancelTask: "确定取消", keepTask: "不取消",
     waitsForClear: "报警条件尚未消除，暂不能验收。", conditionActive: "条件仍存在", recurrences: "重复 {n} 次",
@@ -72,19 +70,9 @@ const TEXT = {
     eqPrinted: "打印时间 {time}", eqWarrantyOver: "已过保", eqContractOver: "合同已到期",
     eqEndsBeforeInstall: "{field}不能早于安装日期", eqExportXlsx: "导出台账 Excel", eqExportCsv: "导出台账 CSV",
     eqKind_alarm: "报警", eqKind_task: "工单", eqKind_device: "设备", history_record_saved: "台账修改",
-    taskAction_created: "创建工单", taskAction_assigned: "派单", taskAction_status: "状态变更", taskAction_recurred: "再次发生",
-    taskAction_condition_cleared: "报警条件消除", taskAction_checklist_overridden: "强制验收", taskAction_ticked: "完成检查项",
-    taskAction_unticked: "撤销检查项", taskAction_note: "处理记录", taskAction_attached: "上传附件",
-    system_water_supply: "生活给水", system_drainage: "排水", system_elevators: "电梯", system_fire: "消防",
-    system_power: "供配电", system_lighting: "照明", system_access: "门禁", system_hvac: "暖通空调", system_security: "安防",
-    system_other: "其他",
+    taskAction_assigned: "派单", taskAction_checklist_overridden: "强制验收", taskAction_attached: "上传附件",
     briefing: "晨会简报", handover: "交接班报告", monthly: "月报", reportDate: "日期", reportSince: "自",
     reportMonth: "月份", show: "查看", print: "打印", downloadXlsx: "下载 Excel", downloadCsv: "下载 CSV", downloadMd: "下载 Markdown",
-    // Names the desk gives to ids: the rule library's teams and the system's own actors. (The words
-    // for enum values come with each point, from its profile's `values:`.)
-    team_plumbing: "给排水班组", team_electrical: "强电班组", team_controls: "弱电班组", team_security: "秩序维护部",
-    "team_elevator-vendor": "电梯维保单位", "team_fire-maintenance": "消防维保单位", team_engineering: "工程部",
-    actor_rules: "规则引擎", actor_system: "系统",
     // The health banner (health.js): what a part that is not up means for the duty officer.
     healthBanner: "系统部分功能异常：", healthLastSuccess: "（最后正常：{d}）",
     health_ops_store_down: "报警已显示，尚未入库：运维数据库不可用，恢复后自动补记",
@@ -124,17 +112,13 @@ const TEXT = {
     title: "Duty desk", pageTitle: "Duty desk", emergencyTitle: "⚠ Emergency unacknowledged ({n})", otherLanguage: "中文",
     token: "Access token", login: "Log in", logout: "Log out", badToken: "The token is not valid or was revoked",
     networkError: "The server cannot be reached", retryAfter: "try again in {n} s", loading: "Loading…",
-    loadFailed: "Could not read {what}: {message}", site: "the site", flood: "the flood state", plans: "plans",
+    loadFailed: "Could not read {what}: {message}", site: "the site", words: "display words", flood: "the flood state", plans: "plans",
     live: "Live", offline: "Offline", connecting: "Connecting…", heard: "last heard {d}",
     offlineBanner: "Connection to the server lost: what this page shows may be out of date. Reconnecting… (last heard from the server {d})",
     offlineNever: "The server cannot be reached: what this page shows may be out of date. Reconnecting…",
     alarms: "Alarms", tasks: "Tasks", devices: "Devices", reports: "Reports",
     role_viewer: "viewer", role_duty: "duty", role_engineer: "engineer", role_manager: "manager", role_admin: "admin",
     priority: "Priority", state: "State", alarm: "Alarm", device: "Device", time: "Time", where: "Where",
-    emergency: "Emergency", high: "High", medium: "Medium", low: "Low",
-    state_unacknowledged: "Unacknowledged", state_acknowledged: "Acknowledged",
-    state_rtn_unacknowledged: "Cleared, unacknowledged", state_normal: "Closed", state_shelved: "Shelved",
-    state_suppressed: "Suppressed by design", state_out_of_service: "Out of service",
     stillActive: "still active", cleared: "cleared", chattering: "chattering", escalated: "escalated",
     notRecorded: "not yet recorded",
     notRecordedHint: "The ops store does not answer: the alarm is raised, and is recorded (and can be acknowledged) when it answers again",
@@ -164,11 +148,7 @@ const TEXT = {
     history_chattering: "chattering", history_spread: "more points in alarm", history_chattering_ended: "chattering ended",
     history_out_of_service: "out of service", history_back_in_service: "back in service", history_escalated: "escalated",
     newComplaint: "New complaint task", onlyOverdue: "Overdue only", noTasks: "None",
-    status_open: "Open", status_assigned: "Assigned", status_in_progress: "In progress", status_resolved: "Resolved",
-    status_verified: "Verified", status_cancelled: "Cancelled",
     move_in_progress: "Start work", move_resolved: "Mark resolved", move_verified: "Verify",
-    kind_inspection: "inspection", kind_repair: "repair", kind_preventive: "preventive", kind_emergency: "emergency",
-    kind_complaint: "complaint",
     assign: "Assign", reassign: "Reassign", assignee: "Assignee",
     cancelTask: "Cancel task", confirmCancelTask: "Yes, cancel it", keepTask: "Keep it",
     waitsForClear: "The alarm condition has not cleared yet: the task cannot be verified.",
@@ -196,18 +176,11 @@ const TEXT = {
     eqEndsBeforeInstall: "{field} cannot be before the install date", eqExportXlsx: "Export records (Excel)",
     eqExportCsv: "Export records (CSV)", eqKind_alarm: "alarm", eqKind_task: "task", eqKind_device: "device",
     history_record_saved: "record changed",
-    taskAction_created: "created", taskAction_assigned: "assigned", taskAction_status: "status changed", taskAction_recurred: "recurred",
-    taskAction_condition_cleared: "condition cleared", taskAction_checklist_overridden: "verified over the checklist",
-    taskAction_ticked: "item done", taskAction_unticked: "item undone", taskAction_note: "note", taskAction_attached: "file added",
-    system_water_supply: "Water supply", system_drainage: "Drainage", system_elevators: "Elevators", system_fire: "Fire",
-    system_power: "Power", system_lighting: "Lighting", system_access: "Access", system_hvac: "HVAC", system_security: "Security",
-    system_other: "Other",
+    taskAction_assigned: "assigned", taskAction_checklist_overridden: "verified over the checklist",
+    taskAction_attached: "file added",
     briefing: "Morning briefing", handover: "Shift handover", monthly: "Monthly report", reportDate: "Date",
     reportSince: "Since", reportMonth: "Month", show: "Show", print: "Print", downloadXlsx: "Download Excel", downloadCsv: "Download CSV",
     downloadMd: "Download Markdown",
-    team_plumbing: "Plumbing", team_electrical: "Electrical", team_controls: "Controls", team_security: "Security",
-    "team_elevator-vendor": "Lift contractor", "team_fire-maintenance": "Fire contractor", team_engineering: "Engineering",
-    actor_rules: "rules", actor_system: "system",
     // The health banner (health.js): what a part that is not up means for the duty officer.
     healthBanner: "Part of the service is not working:", healthLastSuccess: " (last worked {d})",
     health_ops_store_down: "Alarms are shown but not yet recorded: the ops store is unavailable; they are recorded once it is back",
@@ -245,6 +218,34 @@ const TEXT = {
     exportXlsx: "Export Excel", exportCsv: "Export CSV",
   },
 };
+
+// Where each served group goes: the key of an id, and whether the desk's English starts with a
+// capital (a label or badge) or reads as written (a word inside a sentence).
+const GROUPS = {
+  priorities: ["{}", true],
+  alarm_states: ["state_{}", true],
+  task_statuses: ["status_{}", true],
+  systems: ["system_{}", true],
+  task_kinds: ["kind_{}", false],
+  task_actions: ["taskAction_{}", false],
+};
+const ACTORS = new Set(["rules", "system"]);  // the system's own actors; every other name is a team's
+
+const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** Take the served table of words (GET /api/v1/words: {group: {id: {zh, en}}}) as the desk's. */
+export function useWords(words) {
+  const file = (key, text, capitalised) => {
+    TEXT.zh[key] = text.zh;
+    TEXT.en[key] = capitalised ? capital(text.en) : text.en;
+  };
+  for (const [group, [key, capitalised]] of Object.entries(GROUPS)) {
+    for (const [id, text] of Object.entries(words[group] || {})) {
+      file(key.replace("{}", id.replaceAll(" ", "_")), text, capitalised);
+    }
+  }
+  for (const [id, text] of Object.entries(words.names || {})) file(`${ACTORS.has(id) ? "actor" : "team"}_${id}`, text, false);
+}
 
 let current = localStorage.getItem("desk.lang") === "en" ? "en" : "zh";
 

@@ -11,26 +11,21 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from api import schemas
-from api.auth import Role, TokenAuth, User
+from api.auth import User
 from api.body import MAX_ID, Body, RecordId
 from api.context import ApiContext, source_of
+from api.deps import Ctx, Duty, Viewer
 from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
+from facility.errors import NotFound
 from facility.model import AlarmState, Priority, now_ns
-from facility.store.ops import (
-    ACTIVATIONS,
-    MAX_COMMENT,
-    MAX_SHELVE_NS,
-    MINUTE_NS,
-    SORTS,
-    SPREAD,
-    ActionRefused,
-    replaced_texts,
-    spread_texts,
-)
+from facility.records import replaced_texts, spread_texts
+from facility.store.alarm_pages import SORTS
+from facility.store.alarms import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS
+from facility.vocabulary import ACTIVATIONS, AlarmAction
 from reports.lists import AlarmFilter, alarm_list
 
 Sort = Literal["desk", "priority", "-priority", "changed_at", "-changed_at", "raised_at", "-raised_at"]
@@ -53,7 +48,7 @@ def history_text(entry: dict[str, Any], alarm: dict[str, Any], zone: ZoneInfo) -
         return dict(alarm["message"])
     if action in ACTIVATIONS and (was := replaced_texts(detail, alarm.get("history", []))):
         return was
-    if action == SPREAD:
+    if action == AlarmAction.SPREAD:
         return spread_texts(detail)
     if action == "escalated" and (m := ESCALATED.fullmatch(detail)):
         seconds = int(m["s"])
@@ -87,118 +82,122 @@ class AlarmQuery:
     devices: tuple[str, ...]
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["alarms"])
+async def visible_alarm(ctx: ApiContext, alarm_id: int, user: User) -> dict[str, Any]:
+    """The alarm, or 404 when it is unknown or of another building than the user's: the two look
+    the same, so that a limited user learns nothing of the other buildings."""
+    found = await ctx.ops.alarms.get_alarm(alarm_id)
+    if found is None or not ctx.may_see(user, found["device"]):
+        raise NotFound(f"no alarm {alarm_id}")
+    return found
+
+
+async def act(
+    ctx: ApiContext, alarm_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any] | None]]
+) -> dict[str, Any]:
+    """Check the alarm is the user's to see, then carry out `action` (an AlarmService call); an
+    action its state refuses is a Conflict (409, api.errors)."""
+    await visible_alarm(ctx, alarm_id, user)
+    done = await action()
+    if done is None:
+        raise NotFound(f"no alarm {alarm_id}")
+    return ctx.placed(done)
+
+
+def alarm_query(
+    ctx: Ctx,
+    open: Annotated[bool, Query(description="only open alarms (false: closed ones too)")] = True,
+    state: Annotated[list[AlarmState], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
+    priority: Annotated[list[Priority], Query()] = [],  # noqa: B006
+    building: Annotated[list[str], Query()] = [],  # noqa: B006
+    system: Annotated[list[str], Query()] = [],  # noqa: B006
+    device: Annotated[list[str], Query()] = [],  # noqa: B006
+    since: Annotated[datetime | None, Query(description="raised from (ISO 8601; no offset: site time)")] = None,
+    until: Annotated[datetime | None, Query(description="raised before")] = None,
+    sort: Sort = "desk",
+) -> AlarmQuery:
+    """The list's query parameters, one dependency for the list and its export: they filter alike."""
+    filters = AlarmFilter(
+        open_only=open,
+        states=tuple(state),
+        priorities=tuple(p.value for p in priority),
+        since=None if since is None else ctx.ns_of(since, "since"),
+        until=None if until is None else ctx.ns_of(until, "until"),
+        sort=sort,
+    )
+    return AlarmQuery(filters, tuple(building), tuple(system), tuple(device))
+
+
+Asked = Annotated[AlarmQuery, Depends(alarm_query)]
+router = APIRouter(tags=["alarms"])
+
+
+@router.get("/alarms", response_model=schemas.AlarmPage)
+async def list_alarms(
+    ctx: Ctx,
+    user: Viewer,
+    asked: Asked,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> dict[str, Any]:
+    """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
+    priority, then the latest change."""
+    devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
+    items, total = await asked.filters.page(ctx.ops, devices, limit, offset)
+    return {"items": [ctx.placed(a) for a in items], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/alarms/export", response_class=Response, responses=LIST_FILE)
+async def export_alarms(
+    ctx: Ctx, user: Viewer, asked: Asked, fmt: ListFormatQuery = "xlsx", lang: ListLangQuery = "zh"
+) -> Response:
+    """Every alarm the list's filters match (with `open=false`, the alarm history), not one
+    page, as an Excel workbook or a CSV file: times in site time, states and priorities in
+    words of `lang`. At most 10 000 rows (reports.lists.MAX_ROWS), the first in the list's order; a file cut there
+    says how many matched. A route of its own rather than a `format` of the list: the list
+    answers a page of JSON with its schema, this a file of every row."""
+    devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
+    return list_file(await alarm_list(ctx.site, ctx.ops, devices, asked.filters, now_ns()), fmt, lang)
+
+
+@router.get("/alarms/flood", response_model=schemas.Flood, response_model_exclude_none=True)
+async def flood(ctx: Ctx, _: Viewer) -> dict[str, Any]:
+    """`{active: true, count, since}` while more alarms are raised than staff can handle
+    (over 10 in 10 minutes, ending under 5), else `{active: false}`."""
+    return await ctx.rules.alarms.flood_state()
+
+
+@router.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
+async def alarm(ctx: Ctx, alarm_id: RecordId, user: Viewer) -> dict[str, Any]:
+    """The alarm with its history (who did what, when, from where) and the id of the emergency
+    plan it opened, if any."""
+    found = await visible_alarm(ctx, alarm_id, user)
+    plan = await ctx.rules.plans.of_alarm(alarm_id)
+    zone = ZoneInfo(ctx.site.site.timezone)
+    history = [{**h, "text": history_text(h, found, zone)} for h in found["history"]]
+    return {**ctx.placed(found), "history": history, "plan": plan["id"] if plan else None}
+
+
+@router.post("/alarms/{alarm_id}/ack", response_model=schemas.Alarm)
+async def acknowledge(ctx: Ctx, alarm_id: RecordId, request: Request, user: Duty) -> dict[str, Any]:
     alarms = ctx.rules.alarms
+    return await act(ctx, alarm_id, user, lambda: alarms.acknowledge(alarm_id, user.name, source_of(request)))
 
-    async def visible_alarm(alarm_id: int, user: User) -> dict[str, Any]:
-        found = await ctx.ops.get_alarm(alarm_id)
-        if found is None or not ctx.may_see(user, found["device"]):
-            raise HTTPException(404, f"no alarm {alarm_id}")
-        return found
 
-    async def act(alarm_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any] | None]]) -> dict[str, Any]:
-        """Check the alarm is the user's to see, then carry out `action` (an AlarmService call)."""
-        await visible_alarm(alarm_id, user)
-        try:
-            done = await action()
-        except ActionRefused as exc:
-            raise HTTPException(409, str(exc)) from None
-        if done is None:
-            raise HTTPException(404, f"no alarm {alarm_id}")
-        return ctx.placed(done)
+@router.post("/alarms/{alarm_id}/shelve", response_model=schemas.Alarm)
+async def shelve(ctx: Ctx, alarm_id: RecordId, body: Shelve, request: Request, user: Duty) -> dict[str, Any]:
+    """Hide an open alarm for up to a day, with a reason; it comes back by itself."""
+    until = now_ns() + body.minutes * MINUTE_NS
+    source, alarms = source_of(request), ctx.rules.alarms
+    return await act(ctx, alarm_id, user, lambda: alarms.shelve(alarm_id, user.name, source, body.reason, until))
 
-    def alarm_query(
-        open: Annotated[bool, Query(description="only open alarms (false: closed ones too)")] = True,
-        state: Annotated[list[AlarmState], Query()] = [],  # noqa: B006 (FastAPI copies query defaults)
-        priority: Annotated[list[Priority], Query()] = [],  # noqa: B006
-        building: Annotated[list[str], Query()] = [],  # noqa: B006
-        system: Annotated[list[str], Query()] = [],  # noqa: B006
-        device: Annotated[list[str], Query()] = [],  # noqa: B006
-        since: Annotated[datetime | None, Query(description="raised from (ISO 8601; no offset: site time)")] = None,
-        until: Annotated[datetime | None, Query(description="raised before")] = None,
-        sort: Sort = "desk",
-    ) -> AlarmQuery:
-        """The list's query parameters, one dependency for the list and its export: they filter alike."""
-        filters = AlarmFilter(
-            open_only=open,
-            states=tuple(state),
-            priorities=tuple(p.value for p in priority),
-            since=None if since is None else ctx.ns_of(since, "since"),
-            until=None if until is None else ctx.ns_of(until, "until"),
-            sort=sort,
-        )
-        return AlarmQuery(filters, tuple(building), tuple(system), tuple(device))
 
-    @r.get("/alarms", response_model=schemas.AlarmPage)
-    async def list_alarms(
-        user: User = Depends(auth.require(Role.VIEWER)),
-        asked: AlarmQuery = Depends(alarm_query),
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-    ) -> dict[str, Any]:
-        """Alarms matching every filter given; `desk` order puts unacknowledged ones first, then by
-        priority, then the latest change."""
-        devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
-        items, total = await asked.filters.page(ctx.ops, devices, limit, offset)
-        return {"items": [ctx.placed(a) for a in items], "total": total, "limit": limit, "offset": offset}
+@router.post("/alarms/{alarm_id}/unshelve", response_model=schemas.Alarm)
+async def unshelve(ctx: Ctx, alarm_id: RecordId, request: Request, user: Duty) -> dict[str, Any]:
+    alarms = ctx.rules.alarms
+    return await act(ctx, alarm_id, user, lambda: alarms.unshelve(alarm_id, user.name, source_of(request)))
 
-    @r.get("/alarms/export", response_class=Response, responses=LIST_FILE)
-    async def export_alarms(
-        user: User = Depends(auth.require(Role.VIEWER)),
-        asked: AlarmQuery = Depends(alarm_query),
-        fmt: ListFormatQuery = "xlsx",
-        lang: ListLangQuery = "zh",
-    ) -> Response:
-        """Every alarm the list's filters match (with `open=false`, the alarm history), not one
-        page, as an Excel workbook or a CSV file: times in site time, states and priorities in
-        words of `lang`. At most 10 000 rows (reports.lists.MAX_ROWS), the first in the list's order; a file cut there
-        says how many matched. A route of its own rather than a `format` of the list: the list
-        answers a page of JSON with its schema, this a file of every row."""
-        devices = ctx.chosen(user, asked.buildings, asked.systems, asked.devices)
-        return list_file(await alarm_list(ctx.site, ctx.ops, devices, asked.filters, now_ns()), fmt, lang)
 
-    @r.get("/alarms/flood", response_model=schemas.Flood, response_model_exclude_none=True)
-    async def flood(_: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
-        """`{active: true, count, since}` while more alarms are raised than staff can handle
-        (over 10 in 10 minutes, ending under 5), else `{active: false}`."""
-        return alarms.flood_state()
-
-    @r.get("/alarms/{alarm_id}", response_model=schemas.AlarmDetail)
-    async def alarm(alarm_id: RecordId, user: User = Depends(auth.require(Role.VIEWER))) -> dict[str, Any]:
-        """The alarm with its history (who did what, when, from where) and the id of the emergency
-        plan it opened, if any."""
-        found = await visible_alarm(alarm_id, user)
-        plan = await ctx.rules.plans.of_alarm(alarm_id)
-        zone = ZoneInfo(ctx.site.site.timezone)
-        history = [{**h, "text": history_text(h, found, zone)} for h in found["history"]]
-        return {**ctx.placed(found), "history": history, "plan": plan["id"] if plan else None}
-
-    @r.post("/alarms/{alarm_id}/ack", response_model=schemas.Alarm)
-    async def acknowledge(
-        alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
-    ) -> dict[str, Any]:
-        return await act(alarm_id, user, lambda: alarms.acknowledge(alarm_id, user.name, source_of(request)))
-
-    @r.post("/alarms/{alarm_id}/shelve", response_model=schemas.Alarm)
-    async def shelve(
-        alarm_id: RecordId, body: Shelve, request: Request, user: User = Depends(auth.require(Role.DUTY))
-    ) -> dict[str, Any]:
-        """Hide an open alarm for up to a day, with a reason; it comes back by itself."""
-        until = now_ns() + body.minutes * MINUTE_NS
-        source = source_of(request)
-        return await act(alarm_id, user, lambda: alarms.shelve(alarm_id, user.name, source, body.reason, until))
-
-    @r.post("/alarms/{alarm_id}/unshelve", response_model=schemas.Alarm)
-    async def unshelve(
-        alarm_id: RecordId, request: Request, user: User = Depends(auth.require(Role.DUTY))
-    ) -> dict[str, Any]:
-        return await act(alarm_id, user, lambda: alarms.unshelve(alarm_id, user.name, source_of(request)))
-
-    @r.post("/alarms/{alarm_id}/comments", response_model=schemas.Alarm)
-    async def comment(
-        alarm_id: RecordId, body: Comment, request: Request, user: User = Depends(auth.require(Role.DUTY))
-    ) -> dict[str, Any]:
-        return await act(alarm_id, user, lambda: alarms.comment(alarm_id, user.name, source_of(request), body.text))
-
-    return r
+@router.post("/alarms/{alarm_id}/comments", response_model=schemas.Alarm)
+async def comment(ctx: Ctx, alarm_id: RecordId, body: Comment, request: Request, user: Duty) -> dict[str, Any]:
+    alarms = ctx.rules.alarms
+    return await act(ctx, alarm_id, user, lambda: alarms.comment(alarm_id, user.name, source_of(request), body.text))

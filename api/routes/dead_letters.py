@@ -19,13 +19,14 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from api import schemas
-from api.auth import Role, TokenAuth, User
+from api.auth import User
 from api.body import MAX_ID
 from api.context import ApiContext
+from api.deps import Ctx, Engineer
 from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
 from facility.model import now_ns
 from facility.store.dead_letters import LetterFilter, LetterKeys, Source, StoredLetter, letter_page
@@ -59,46 +60,51 @@ def answer_of(letter: StoredLetter, keys: LetterKeys) -> DeadLetterAnswer:
     return DeadLetterAnswer(device=device, **asdict(letter))
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["dead letters"])
+def chosen_by(
+    ctx: ApiContext, keys: LetterKeys, user: User, source: list[Source], since: datetime | None
+) -> LetterFilter:
+    """The letters a list asks for, held to the user's buildings."""
+    visible = ctx.visible(user)
+    return LetterFilter(
+        sources=source,
+        since=None if since is None else ctx.ns_of(since, "since"),
+        scope=None if visible is None else keys.naming(visible),
+    )
+
+
+router = APIRouter(tags=["dead letters"])
+
+
+@router.get("/dead-letters", response_model=DeadLetterPage)
+async def dead_letters(
+    ctx: Ctx,
+    user: Engineer,
+    source: SourceQuery = [],  # noqa: B006 (FastAPI copies query defaults)
+    since: SinceQuery = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> DeadLetterPage:
+    """The input the system could not use, newest first: where it came from, why it was refused
+    and what it was. A user limited to buildings sees only the letters of their buildings'
+    devices; letters that name no device of the site are for users of the whole site."""
     keys = LetterKeys(ctx.site)
+    letters, total = await letter_page(ctx.ops, chosen_by(ctx, keys, user, source, since), limit, offset)
+    items = [answer_of(d, keys) for d in letters]
+    return DeadLetterPage(items=items, total=total, limit=limit, offset=offset)
 
-    def chosen_by(user: User, source: list[Source], since: datetime | None) -> LetterFilter:
-        visible = ctx.visible(user)
-        return LetterFilter(
-            sources=source,
-            since=None if since is None else ctx.ns_of(since, "since"),
-            scope=None if visible is None else keys.naming(visible),
-        )
 
-    @r.get("/dead-letters", response_model=DeadLetterPage)
-    async def dead_letters(
-        user: User = Depends(auth.require(Role.ENGINEER)),
-        source: SourceQuery = [],  # noqa: B006 (FastAPI copies query defaults)
-        since: SinceQuery = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
-    ) -> DeadLetterPage:
-        """The input the system could not use, newest first: where it came from, why it was refused
-        and what it was. A user limited to buildings sees only the letters of their buildings'
-        devices; letters that name no device of the site are for users of the whole site."""
-        letters, total = await letter_page(ctx.ops, chosen_by(user, source, since), limit, offset)
-        items = [answer_of(d, keys) for d in letters]
-        return DeadLetterPage(items=items, total=total, limit=limit, offset=offset)
-
-    @r.get("/dead-letters/export", response_class=Response, responses=LIST_FILE)
-    async def export_dead_letters(
-        user: User = Depends(auth.require(Role.ENGINEER)),
-        source: SourceQuery = [],  # noqa: B006
-        since: SinceQuery = None,
-        fmt: ListFormatQuery = "xlsx",
-        lang: ListLangQuery = "zh",
-    ) -> Response:
-        """Every letter the list's filters match, newest first, as an Excel workbook or a CSV file
-        (at most reports.lists.MAX_ROWS; a file cut there says how many matched), under the same
-        building limit as the list."""
-        visible = ctx.visible(user)
-        chosen = chosen_by(user, source, since)
-        return list_file(await dead_letter_list(ctx.site, ctx.ops, visible, chosen, now_ns()), fmt, lang)
-
-    return r
+@router.get("/dead-letters/export", response_class=Response, responses=LIST_FILE)
+async def export_dead_letters(
+    ctx: Ctx,
+    user: Engineer,
+    source: SourceQuery = [],  # noqa: B006
+    since: SinceQuery = None,
+    fmt: ListFormatQuery = "xlsx",
+    lang: ListLangQuery = "zh",
+) -> Response:
+    """Every letter the list's filters match, newest first, as an Excel workbook or a CSV file
+    (at most reports.lists.MAX_ROWS; a file cut there says how many matched), under the same
+    building limit as the list."""
+    visible = ctx.visible(user)
+    chosen = chosen_by(ctx, LetterKeys(ctx.site), user, source, since)
+    return list_file(await dead_letter_list(ctx.site, ctx.ops, visible, chosen, now_ns()), fmt, lang)

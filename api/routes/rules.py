@@ -9,16 +9,18 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api import schemas
-from api.auth import Role, TokenAuth, User
-from api.body import Body, documented, field_error, parsed_off_loop
+from api.auth import User
+from api.body import Body, documented, parsed_off_loop
 from api.context import ApiContext
+from api.deps import Ctx, Engineer
+from facility.errors import Invalid
 from facility.site import Site
 from facility.yamlfile import ConfigError, parse_yaml
-from rules.ruleset import load_rules, rule_paths
+from rules.ruleset import Rule, load_rules, rule_paths
 
 MAX_RULE_FILE = 1_000_000  # characters
 
@@ -73,59 +75,62 @@ def redacted(problems: list[str], hidden: Collection[str]) -> list[str]:
     return [named.sub(OTHER_BUILDING, problem) for problem in problems]
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["rules"])
+def shown(ctx: ApiContext, problems: list[str], user: User) -> list[str]:
+    """The problems as `user` may read them: another building's device named only as such."""
+    visible = ctx.visible(user)
+    hidden = () if visible is None else [d.id for d in ctx.site.devices if d.id not in visible]
+    return redacted(problems, hidden)
 
-    def shown(problems: list[str], user: User) -> list[str]:
-        visible = ctx.visible(user)
-        hidden = () if visible is None else [d.id for d in ctx.site.devices if d.id not in visible]
-        return redacted(problems, hidden)
 
-    @r.get("/rules", response_model=list[schemas.RuleInfo])
-    async def list_rules(user: User = Depends(auth.require(Role.ENGINEER))) -> list[dict[str, Any]]:
-        """The rules running now: where each is defined, what it does and the devices it watches.
-        A user limited to buildings gets only the rules that watch one of their devices, each with
-        only their devices, so that the list names nothing of the other buildings."""
-        visible = ctx.visible(user)
-        listed = []
-        for rule in ctx.rules.rules:
-            devices = [d for d in rule.devices if visible is None or d in visible]
-            if visible is not None and not devices:
-                continue
-            listed.append(
-                {
-                    "id": rule.id,
-                    "source": rule.source,
-                    "title": rule.spec.title.model_dump(),
-                    "priority": rule.spec.priority.value,
-                    "outcome": rule.spec.outcome,
-                    "plan": rule.spec.plan,
-                    "when": rule.spec.when,
-                    "devices": devices,
-                }
-            )
-        return listed
+def described(rule: Rule, devices: list[str]) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "source": rule.source,
+        "title": {"zh": rule.spec.title.zh, "en": rule.spec.title.en},
+        "priority": rule.spec.priority.value,
+        "outcome": rule.spec.outcome,
+        "plan": rule.spec.plan,
+        "when": rule.spec.when,
+        "devices": devices,
+    }
 
-    @r.post("/rules/validate", response_model=Checked, openapi_extra=documented(RuleFileText))
-    async def validate(request: Request, user: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
-        """Check a rule file against this site before saving it: its problems, or none. Text that
-        is not YAML that can be read safely (a syntax error, an alias past the limits, a Python
-        tag) is a 422 naming `text`, with the line. The body (up to 8 MiB: a whole file) is parsed
-        off the event loop, as the file is checked. To a user limited to buildings, a problem
-        names another building's device only as such."""
-        body = await parsed_off_loop(request, RuleFileText)
-        try:
-            await asyncio.to_thread(parse_yaml, body.text, body.name)
-        except ConfigError as exc:  # not YAML that can be read safely (syntax, limits, tags): the field is wrong
-            raise field_error("body", "text", str(exc)) from None
-        problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
-        return {"ok": not problems, "problems": shown(problems, user)}
 
-    @r.post("/rules/reload", response_model=Reloaded)
-    async def reload(user: User = Depends(auth.require(Role.ENGINEER))) -> dict[str, Any]:
-        """Load the rule files again now (they are also reloaded when they change). With problems,
-        the running rules stay. Problems are shown as `validate` shows them."""
-        problems = await ctx.rules.reload()
-        return {"ok": not problems, "problems": shown(problems, user), "loaded": len(ctx.rules.rules)}
+router = APIRouter(tags=["rules"])
 
-    return r
+
+@router.get("/rules", response_model=list[schemas.RuleInfo])
+async def list_rules(ctx: Ctx, user: Engineer) -> list[dict[str, Any]]:
+    """The rules running now: where each is defined, what it does and the devices it watches.
+    A user limited to buildings gets only the rules that watch one of their devices, each with
+    only their devices, so that the list names nothing of the other buildings."""
+    visible = ctx.visible(user)
+    listed = []
+    for rule in ctx.rules.running.rules:
+        devices = [d for d in rule.devices if visible is None or d in visible]
+        if visible is None or devices:
+            listed.append(described(rule, devices))
+    return listed
+
+
+@router.post("/rules/validate", response_model=Checked, openapi_extra=documented(RuleFileText))
+async def validate(ctx: Ctx, request: Request, user: Engineer) -> dict[str, Any]:
+    """Check a rule file against this site before saving it: its problems, or none. Text that
+    is not YAML that can be read safely (a syntax error, an alias past the limits, a Python
+    tag) is a 422 naming `text`, with the line. The body (up to 8 MiB: a whole file) is parsed
+    off the event loop, as the file is checked. To a user limited to buildings, a problem
+    names another building's device only as such."""
+    body = await parsed_off_loop(request, RuleFileText)
+    try:
+        await asyncio.to_thread(parse_yaml, body.text, body.name)
+    except ConfigError as exc:  # not YAML that can be read safely (syntax, limits, tags): the field is wrong
+        raise Invalid(str(exc), field="text") from None
+    problems = await asyncio.to_thread(check_text, ctx.site, body.name, body.text)
+    return {"ok": not problems, "problems": shown(ctx, problems, user)}
+
+
+@router.post("/rules/reload", response_model=Reloaded)
+async def reload(ctx: Ctx, user: Engineer) -> dict[str, Any]:
+    """Load the rule files again now (they are also reloaded when they change). With problems,
+    the running rules stay. Problems are shown as `validate` shows them."""
+    problems = await ctx.rules.running.reload()
+    return {"ok": not problems, "problems": shown(ctx, problems, user), "loaded": len(ctx.rules.running.rules)}

@@ -13,11 +13,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from api.auth import Role, TokenAuth, User
 from api.context import ApiContext
+from api.deps import Ctx, Viewer
 from facility.bus import Event
 
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
@@ -27,53 +27,60 @@ QUEUE_LIMIT = 5_000  # events a client may fall behind by before it is cut off a
 FRAMES_KEPT = 1_000  # events whose text is kept for the next client to send them
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["events"])
-    # (id, kind) -> the event's text, written once however many desks follow; a `reset` takes the
-    # id of the last event, so the id alone does not name an event.
-    frames: dict[tuple[int, str], str] = {}
+class Frames:
+    """The text of the latest events, written once however many desks follow: one per app, kept
+    on `app.state.frames`. A `reset` takes the id of the last event, so the id alone does not name
+    an event: the key is (id, kind)."""
 
-    def frame(event: Event) -> str:
+    def __init__(self) -> None:
+        self._texts: dict[tuple[int, str], str] = {}
+
+    def of(self, event: Event, ctx: ApiContext) -> str:
         key = (event.id, event.kind)
-        text = frames.get(key)
+        text = self._texts.get(key)
         if text is None:
             shown = ctx.placed(event.data) if event.data.get("device") is not None else event.data
             data = json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
-            text = frames[key] = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
-            if len(frames) > FRAMES_KEPT:
-                del frames[next(iter(frames))]  # the oldest written
+            text = self._texts[key] = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n"
+            if len(self._texts) > FRAMES_KEPT:
+                del self._texts[next(iter(self._texts))]  # the oldest written
         return text
 
-    @r.get("/stream", response_class=StreamingResponse)
-    async def stream(
-        user: User = Depends(auth.require(Role.VIEWER)),
-        last_event_id: Annotated[int | None, Header(description="the last event id received")] = None,
-        resume_after: Annotated[int | None, Query(alias="last_event_id", description="as the header")] = None,
-    ) -> StreamingResponse:
-        """`text/event-stream` of `alarm`, `task`, `plan`, `device`, `flood`, `escalation` and
-        `reset` events, each with an increasing numeric `id`."""
-        after = last_event_id if last_event_id is not None else resume_after
-        visible = ctx.visible(user)
 
-        async def events() -> AsyncIterator[str]:
-            with ctx.bus.subscribe(after, QUEUE_LIMIT) as queue:
-                yield ": connected\n\n"
-                while True:
-                    if queue.empty() and ctx.bus.cut_off(queue):
-                        return
-                    try:
-                        event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                    except TimeoutError:
-                        yield ": keepalive\n\n"
-                        continue
-                    device = event.data.get("device")
-                    if visible is None or device is None or device in visible:
-                        yield frame(event)
+async def events(ctx: ApiContext, frames: Frames, after: int | None, visible: set[str] | None) -> AsyncIterator[str]:
+    """The stream's text: what was missed since `after`, then each event as it comes, of the
+    devices `visible` (None: all) and of none; a comment line when there is nothing to say."""
+    with ctx.bus.subscribe(after, QUEUE_LIMIT) as queue:
+        yield ": connected\n\n"
+        while True:
+            if queue.empty() and ctx.bus.cut_off(queue):
+                return
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            device = event.data.get("device")
+            if visible is None or device is None or device in visible:
+                yield frames.of(event, ctx)
 
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
 
-    return r
+router = APIRouter(tags=["events"])
+
+
+@router.get("/stream", response_class=StreamingResponse)
+async def stream(
+    ctx: Ctx,
+    request: Request,
+    user: Viewer,
+    last_event_id: Annotated[int | None, Header(description="the last event id received")] = None,
+    resume_after: Annotated[int | None, Query(alias="last_event_id", description="as the header")] = None,
+) -> StreamingResponse:
+    """`text/event-stream` of `alarm`, `task`, `plan`, `device`, `flood`, `escalation` and
+    `reset` events, each with an increasing numeric `id`."""
+    after = last_event_id if last_event_id is not None else resume_after
+    return StreamingResponse(
+        events(ctx, request.app.state.frames, after, ctx.visible(user)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

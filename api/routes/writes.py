@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 
-from api.auth import Role, TokenAuth, User
-from api.body import Body, field_error
-from api.context import ApiContext, source_of
+from api.body import Body
+from api.context import source_of
+from api.deps import Ctx, Engineer
+from facility.errors import Invalid, NotFound
 from facility.writes import AuditUnavailable, BadValue, DeviceFailed, NotAllowed, UnknownTarget, WriteError
 
 _STATUS: list[tuple[type[WriteError], int]] = [
@@ -33,28 +34,22 @@ class WriteRequest(Body):
     value: bool | int | float | str
 
 
-def router(ctx: ApiContext, auth: TokenAuth) -> APIRouter:
-    r = APIRouter(tags=["writes"])
+router = APIRouter(tags=["writes"])
 
-    @r.post("/devices/{device}/points/{point}/write")
-    async def write(
-        device: str,
-        point: str,
-        body: WriteRequest,
-        request: Request,
-        user: User = Depends(auth.require(Role.ENGINEER)),
-    ) -> dict[str, Any]:
-        """Write an allow-listed point and return the value the device reads back."""
-        if not ctx.may_see(user, device):  # another building's device is unknown to a limited user
-            raise HTTPException(404, f"no device {device!r}")
-        source = source_of(request)
-        try:
-            confirmed = await ctx.write(device, point, body.value, actor=user.name, source=source)
-        except BadValue as exc:
-            raise field_error("body", exc.field, str(exc)) from None
-        except WriteError as exc:
-            status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
-            raise HTTPException(status, str(exc)) from None
-        return {"device": device, "point": point, "value": confirmed}
 
-    return r
+@router.post("/devices/{device}/points/{point}/write")
+async def write(
+    ctx: Ctx, device: str, point: str, body: WriteRequest, request: Request, user: Engineer
+) -> dict[str, Any]:
+    """Write an allow-listed point and return the value the device reads back."""
+    if not ctx.may_see(user, device):  # another building's device is unknown to a limited user
+        raise NotFound(f"no device {device!r}")
+    source = source_of(request)
+    try:
+        confirmed = await ctx.write(device, point, body.value, actor=user.name, source=source)
+    except BadValue as exc:
+        raise Invalid(str(exc), field=exc.field) from None
+    except WriteError as exc:
+        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+        raise HTTPException(status, str(exc)) from None
+    return {"device": device, "point": point, "value": confirmed}

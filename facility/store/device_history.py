@@ -16,8 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import Integer, Select, String, Subquery, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import InstrumentedAttribute
 
-from facility.store.ops import AlarmHistoryRow, AlarmRow, AuditRow, OpsStore
-from facility.store.tasks import TaskHistoryRow, TaskRow
+from facility.store.ops import OpsStore
+from facility.store.tables import AlarmHistoryRow, AlarmRow, AuditRow, TaskHistoryRow, TaskRow
 
 EntryKind = Literal["alarm", "task", "device"]
 # The audit entries that are part of a device's own story: the store writes the first two itself

@@ -13,29 +13,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, fields
 
-from sqlalchemy import BigInteger, String, Text, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapped, mapped_column
 
-from facility.store.ops import Base, OpsStore
-
-
-class EquipmentRow(Base):
-    __tablename__ = "equipment_records"
-
-    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    model: Mapped[str] = mapped_column(String(200), server_default="")
-    manufacturer: Mapped[str] = mapped_column(String(200), server_default="")
-    serial_number: Mapped[str] = mapped_column(String(200), server_default="")
-    install_date: Mapped[str | None] = mapped_column(String(10))
-    warranty_end: Mapped[str | None] = mapped_column(String(10))
-    vendor: Mapped[str] = mapped_column(String(200), server_default="")
-    contract: Mapped[str] = mapped_column(String(200), server_default="")
-    contract_end: Mapped[str | None] = mapped_column(String(10))
-    location: Mapped[str] = mapped_column(String(500), server_default="")
-    notes: Mapped[str] = mapped_column(Text, server_default="")
-    updated_by: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[int] = mapped_column(BigInteger)
+from facility.store.ops import OpsStore
+from facility.store.tables import EquipmentRow
 
 
 @dataclass(frozen=True)

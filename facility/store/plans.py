@@ -11,61 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+from sqlalchemy.orm import selectinload
 
-from facility.store.files import FileColumns, FileRecord, NewFile, file_fields
-from facility.store.ops import Base, OpsStore
-
-
-class PlanInstanceRow(Base):
-    __tablename__ = "plan_instances"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    plan_id: Mapped[str] = mapped_column(String(200))
-    alarm_id: Mapped[int] = mapped_column(BigInteger, unique=True)
-    device_id: Mapped[str] = mapped_column(String(200))
-    title_zh: Mapped[str] = mapped_column(Text)
-    title_en: Mapped[str] = mapped_column(Text)
-    is_open: Mapped[bool]
-    opened_at: Mapped[int] = mapped_column(BigInteger)  # UTC ns; step limits count from here
-    closed_at: Mapped[int | None] = mapped_column(BigInteger)
-    closed_by: Mapped[str | None] = mapped_column(String(200))
-    closed_from: Mapped[str | None] = mapped_column(String(200))  # client address, or "plan" when all steps are done
-    steps: Mapped[list[PlanStepRow]] = relationship(order_by="PlanStepRow.position", cascade="all, delete-orphan")
-    attachments: Mapped[list[StepAttachmentRow]] = relationship(order_by="StepAttachmentRow.id")
-
-    __table_args__ = (Index("open_plan_instances", "is_open"),)
-
-
-class PlanStepRow(Base):
-    __tablename__ = "plan_steps"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("plan_instances.id"), index=True)
-    position: Mapped[int]
-    step_id: Mapped[str] = mapped_column(String(200))
-    text_zh: Mapped[str] = mapped_column(Text)
-    text_en: Mapped[str] = mapped_column(Text)
-    due_at: Mapped[int] = mapped_column(BigInteger)  # opened_at + the step's limit
-    done_at: Mapped[int | None] = mapped_column(BigInteger)
-    done_by: Mapped[str | None] = mapped_column(String(200))
-    done_from: Mapped[str | None] = mapped_column(String(200))
-    note: Mapped[str] = mapped_column(Text, default="")
-    overdue_at: Mapped[int | None] = mapped_column(BigInteger)  # when it was reported overdue, once
-
-
-class StepAttachmentRow(FileColumns, Base):
-    """A photo or file added while working a step; its bytes are a file of the data folder named by
-    this row's id (migration 0003)."""
-
-    __tablename__ = "plan_step_attachments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    instance_id: Mapped[int] = mapped_column(ForeignKey("plan_instances.id"), index=True)
-    step_id: Mapped[str] = mapped_column(String(200))
+from facility.errors import Conflict
+from facility.store.files import FileRecord, NewFile, file_fields
+from facility.store.ops import OpsStore
+from facility.store.tables import PlanInstanceRow, PlanStepRow, StepAttachmentRow
 
 
 @dataclass(frozen=True)
@@ -84,7 +38,7 @@ class NewStep:
     within_ns: int
 
 
-class PlanRefused(ValueError):
+class PlanRefused(Conflict):
     """An action on a plan instance that cannot be carried out; the message says why."""
 
 

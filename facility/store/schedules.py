@@ -1,7 +1,7 @@
 """Where preventive schedules stand: the last calendar occurrence handled and the meter baseline, per
 (schedule, device), so that a restart neither repeats an occurrence nor forgets a counter's progress.
 
-The table sits on the ops store's `Base`, so `OpsStore.start()` creates it once this module is imported.
+Its table is `facility.store.tables.ScheduleMarkRow`, part of the schema the migrations make.
 """
 
 from __future__ import annotations
@@ -9,23 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Float, String, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
 
-from facility.store.ops import Base
+from facility.store.tables import ScheduleMarkRow
 
 SITE = ""  # the device id stored for a schedule that makes one task for the whole site
-
-
-class ScheduleMarkRow(Base):
-    __tablename__ = "schedule_marks"
-
-    schedule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    occurrence: Mapped[int | None] = mapped_column(BigInteger)  # UTC ns of the last calendar occurrence handled
-    meter: Mapped[float | None] = mapped_column(Float)  # counter value the next `every` counts from
-    changed_at: Mapped[int] = mapped_column(BigInteger)  # UTC ns
 
 
 @dataclass(frozen=True)

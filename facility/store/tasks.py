@@ -10,71 +10,38 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
-    ForeignKey,
-    Index,
     Select,
-    String,
-    Text,
-    and_,
     func,
-    not_,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, Mapped, joinedload, mapped_column, relationship
+from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
-from facility.store.files import FileColumns, FileRecord, NewFile, file_fields
-from facility.store.ops import Base, OpsStore
-
-
-class TaskKind(StrEnum):
-    INSPECTION = "inspection"
-    REPAIR = "repair"
-    PREVENTIVE = "preventive"
-    EMERGENCY = "emergency"
-    COMPLAINT = "complaint"
+from facility.errors import Conflict, NotFound
+from facility.records import CALL_OUTS, CLOSED, MOVES, UNFINISHED, NewTask, TaskKind, TaskStatus, VendorSla
+from facility.store.files import FileRecord, NewFile, file_fields
+from facility.store.ops import OpsStore
+from facility.store.tables import AttachmentRow, ChecklistItemRow, TaskHistoryRow, TaskRow
+from facility.store.task_queries import board_order, of_devices, sla_of, task_filters
+from facility.vocabulary import Text
 
 
-class TaskStatus(StrEnum):
-    OPEN = "open"
-    ASSIGNED = "assigned"
-    IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
-    VERIFIED = "verified"
-    CANCELLED = "cancelled"
-
-
-MOVES: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.OPEN: frozenset({TaskStatus.ASSIGNED, TaskStatus.CANCELLED}),
-    TaskStatus.ASSIGNED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED}),
-    TaskStatus.IN_PROGRESS: frozenset({TaskStatus.RESOLVED, TaskStatus.CANCELLED}),
-    TaskStatus.RESOLVED: frozenset({TaskStatus.VERIFIED, TaskStatus.CANCELLED}),
-    TaskStatus.VERIFIED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-}
-UNFINISHED = (TaskStatus.OPEN, TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS)  # can run late
-CLOSED = (TaskStatus.VERIFIED, TaskStatus.CANCELLED)
-CALL_OUTS = (TaskKind.EMERGENCY, TaskKind.REPAIR, TaskKind.COMPLAINT)  # scheduled work has no arrival time
-
-
-class TaskError(ValueError):
-    """A change the task rules refuse; the message says why."""
+class TaskError(Conflict):
+    """A change the task rules refuse; the message says why (409 at the API, or 422 naming the
+    field where a create names one: "field: message")."""
 
 
 class ChecklistOpen(TaskError):
     """Verifying a task whose checklist is not all done: the work may not have been checked, so
     only a manager may override it, with a reason kept in the history."""
 
-    def __init__(self, task_id: int, open_items: tuple[Bilingual, ...]) -> None:
+    def __init__(self, task_id: int, open_items: tuple[Text, ...]) -> None:
         self.open_items = open_items
         listed = "; ".join(_both(item) for item in open_items)
         super().__init__(
@@ -83,88 +50,8 @@ class ChecklistOpen(TaskError):
         )
 
 
-class TaskNotFound(LookupError):
-    pass
-
-
-class TaskRow(Base):
-    __tablename__ = "tasks"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    title_zh: Mapped[str] = mapped_column(Text)
-    title_en: Mapped[str] = mapped_column(Text)
-    description_zh: Mapped[str] = mapped_column(Text, default="")
-    description_en: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[str] = mapped_column(String(20))
-    priority: Mapped[str] = mapped_column(String(20))
-    team: Mapped[str] = mapped_column(String(200), default="")
-    vendor: Mapped[str | None] = mapped_column(String(200), index=True)
-    assignee: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    due: Mapped[int] = mapped_column(BigInteger)  # UTC ns
-    created_at: Mapped[int] = mapped_column(BigInteger, index=True)
-    changed_at: Mapped[int] = mapped_column(BigInteger)
-    arrived_at: Mapped[int | None] = mapped_column(BigInteger)  # first went in_progress: someone on site
-    resolved_at: Mapped[int | None] = mapped_column(BigInteger)
-    closed_at: Mapped[int | None] = mapped_column(BigInteger)
-    created_by: Mapped[str] = mapped_column(String(200))  # "rules" for a rule's task, else who made it
-    rule_id: Mapped[str | None] = mapped_column(String(200))
-    device_id: Mapped[str | None] = mapped_column(String(200))
-    alarm_id: Mapped[int | None] = mapped_column(ForeignKey("alarms.id"))
-    recurrences: Mapped[int] = mapped_column(default=0)
-    condition_active: Mapped[bool]  # the rule's condition still holds: not verifiable yet
-    is_open: Mapped[bool]  # neither verified nor cancelled
-    history: Mapped[list[TaskHistoryRow]] = relationship(
-        order_by="TaskHistoryRow.id", cascade="all, delete-orphan", lazy="selectin"
-    )
-    checklist: Mapped[list[ChecklistItemRow]] = relationship(
-        order_by="ChecklistItemRow.position", cascade="all, delete-orphan", lazy="selectin"
-    )
-
-    __table_args__ = (
-        Index(
-            "one_open_task_per_rule_and_device",
-            "rule_id",
-            "device_id",
-            unique=True,
-            sqlite_where=text("is_open"),
-            postgresql_where=text("is_open"),
-        ),
-    )
-
-
-class TaskHistoryRow(Base):
-    __tablename__ = "task_history"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    ts: Mapped[int] = mapped_column(BigInteger)
-    action: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(200), default="")  # client address, "rules", ...
-    detail: Mapped[str] = mapped_column(Text, default="")
-
-
-class ChecklistItemRow(Base):
-    __tablename__ = "task_checklist"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    position: Mapped[int]
-    text_zh: Mapped[str] = mapped_column(Text)
-    text_en: Mapped[str] = mapped_column(Text)
-    done: Mapped[bool] = mapped_column(default=False)
-    done_by: Mapped[str | None] = mapped_column(String(200))
-    done_at: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class AttachmentRow(FileColumns, Base):
-    """A photo or file on a task; its bytes are a file of the data folder named by this row's id."""
-
-    __tablename__ = "task_attachments"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+class TaskNotFound(NotFound):
+    """No task of that id (404 at the API)."""
 
 
 @dataclass(frozen=True)
@@ -172,52 +59,6 @@ class Attachment(FileRecord):
     """An attachment of a task."""
 
     task_id: int
-
-
-@dataclass(frozen=True)
-class Bilingual:
-    zh: str
-    en: str
-
-    @staticmethod
-    def same(text: str) -> Bilingual:
-        """A text written once (a checklist line, a resident's words), shown as written in both languages."""
-        return Bilingual(text, text)
-
-
-@dataclass(frozen=True)
-class NewTask:
-    """A task to create; `rule_id` and `device_id` together mean a rule raised it."""
-
-    title: Bilingual
-    kind: TaskKind
-    priority: str
-    due: int
-    ts: int
-    by: str
-    source: str = ""
-    description: Bilingual = Bilingual("", "")
-    team: str = ""
-    vendor: str | None = None
-    rule_id: str | None = None
-    device_id: str | None = None
-    alarm_id: int | None = None
-    checklist: tuple[Bilingual, ...] = ()
-
-
-@dataclass(frozen=True)
-class VendorSla:
-    """How one vendor answered call-outs: arrival is the first move to in_progress."""
-
-    vendor: str
-    limit_ns: int
-    tasks: int
-    met: int
-    missed: int
-    open_past_limit: int  # nobody arrived and the limit has passed
-    waiting: int  # nobody arrived yet, still within the limit
-    mean_response_ns: int | None  # over tasks someone arrived for
-    worst_response_ns: int | None
 
 
 def task_dict(row: TaskRow, now: int, *, with_history: bool = False) -> dict[str, Any]:
@@ -346,7 +187,7 @@ class TaskStore:
                     f"task {task_id} cannot go from {current} to {status}: "
                     f"the condition of rule {row.rule_id} on {row.device_id} has not cleared"
                 )
-            left_open = tuple(Bilingual(i.text_zh, i.text_en) for i in row.checklist if not i.done)
+            left_open = tuple(Text(i.text_zh, i.text_en) for i in row.checklist if not i.done)
             if status is TaskStatus.VERIFIED and left_open:
                 if override is None or not override.strip():
                     raise ChecklistOpen(task_id, left_open)
@@ -435,7 +276,7 @@ class TaskStore:
         async with self._sessions() as s:
             rows = (await s.execute(query)).all()
         return {
-            vendor: _sla(vendor, limit, [(c, a) for v, c, a in rows if v == vendor], now)
+            vendor: sla_of(vendor, limit, [(c, a) for v, c, a in rows if v == vendor], now)
             for vendor, limit in limits.items()
         }
 
@@ -479,63 +320,6 @@ class TaskStore:
             return (await s.execute(select(func.count()).select_from(TaskRow).where(*where))).scalar_one()
 
 
-def task_filters(
-    now: int,
-    status: Iterable[TaskStatus],
-    kind: TaskKind | None,
-    team: str | None,
-    vendor: str | None,
-    overdue: bool | None,
-    devices: Collection[str] | None,
-) -> list[ColumnElement[bool]]:
-    """The conditions of the task board's filters (each None or empty: any), for `list`, `count`
-    and the board's export (reports.lists), so that the file holds the tasks the board shows."""
-    where: list[ColumnElement[bool]] = []
-    if statuses := [s.value for s in status]:
-        where.append(TaskRow.status.in_(statuses))
-    if kind is not None:
-        where.append(TaskRow.kind == kind.value)
-    if team is not None:
-        where.append(TaskRow.team == team)
-    if vendor is not None:
-        where.append(TaskRow.vendor == vendor)
-    if overdue is not None:
-        late = and_(TaskRow.status.in_([s.value for s in UNFINISHED]), TaskRow.due < now)
-        where.append(late if overdue else not_(late))
-    if devices is not None:
-        where.append(of_devices(devices))
-    return where
-
-
-def board_order(latest_first: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
-    """The soonest due first, or the latest changed first."""
-    if latest_first:
-        return TaskRow.changed_at.desc(), TaskRow.id.desc()
-    return TaskRow.due.asc(), TaskRow.id.asc()
-
-
-def of_devices(devices: Collection[str]) -> ColumnElement[bool]:
-    """The tasks of those devices, and the site-wide ones (no device, such as a complaint)."""
-    return or_(TaskRow.device_id.is_(None), TaskRow.device_id.in_(sorted(devices)))
-
-
-def _sla(vendor: str, limit: int, tasks: list[tuple[int, int | None]], now: int) -> VendorSla:
-    responses = [arrived - created for created, arrived in tasks if arrived is not None]
-    unanswered = [created for created, arrived in tasks if arrived is None]
-    past = sum(1 for created in unanswered if now - created > limit)
-    return VendorSla(
-        vendor=vendor,
-        limit_ns=limit,
-        tasks=len(tasks),
-        met=sum(1 for r in responses if r <= limit),
-        missed=sum(1 for r in responses if r > limit),
-        open_past_limit=past,
-        waiting=len(unanswered) - past,
-        mean_response_ns=sum(responses) // len(responses) if responses else None,
-        worst_response_ns=max(responses, default=None),
-    )
-
-
 def _row(new: NewTask) -> TaskRow:
     row = TaskRow(
         title_zh=new.title.zh,
@@ -568,7 +352,7 @@ def _attachment(row: AttachmentRow) -> Attachment:
     return Attachment(task_id=row.task_id, **file_fields(row))
 
 
-def _both(text: Bilingual) -> str:
+def _both(text: Text) -> str:
     """A text in both languages, once when they are the same."""
     return text.zh if text.zh == text.en else f"{text.zh} / {text.en}"
 

@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from sqlalchemy import BigInteger, String, Text, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from facility.model import now_ns
-from facility.store.ops import Base, OpsStore
+from facility.store.ops import OpsStore
+from facility.store.tables import UserRow
 
 
 class Role(IntEnum):
@@ -44,19 +44,9 @@ class User:
     buildings: frozenset[str] | None = None
 
 
-class UserRow(Base):
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    role: Mapped[str] = mapped_column(String(20))
-    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[int] = mapped_column(BigInteger)
-    buildings: Mapped[str] = mapped_column(Text, server_default="")  # comma-separated; empty: the whole site
-
-    def user(self) -> User:
-        limited = frozenset(b for b in self.buildings.split(",") if b) if self.buildings else None
-        return User(self.name, Role.named(self.role), limited)
+def _user(row: UserRow) -> User:
+    limited = frozenset(b for b in row.buildings.split(",") if b) if row.buildings else None
+    return User(row.name, Role.named(row.role), limited)
 
 
 def digest(token: str) -> str:
@@ -104,11 +94,11 @@ class UserStore:
         """Every user with when they were added, by name."""
         async with self._sessions() as s:
             rows = await s.scalars(select(UserRow).order_by(UserRow.name))
-            return [(r.user(), r.created_at) for r in rows]
+            return [(_user(r), r.created_at) for r in rows]
 
     async def find(self, token: str) -> User | None:
         """The user a token belongs to. The lookup is by digest, so the token never reaches the
         database and a timing difference says nothing about it."""
         async with self._sessions() as s:
             row = (await s.scalars(select(UserRow).where(UserRow.token_digest == digest(token)))).first()
-            return row.user() if row else None
+            return _user(row) if row else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from api.context import ApiContext
-from facility.bus import Bus
+from facility.bus import LocalBus
 from facility.readiness import Readiness
 from facility.site import Site
 from facility.store.live import LiveValues
@@ -25,13 +25,13 @@ def never_read(*_: object) -> list[Any]:
 
 def without_plant(site: Site, ops: OpsStore, journal: Path, readiness: Readiness | None = None) -> ApiContext:
     """The context of `site` on `ops`, its rule outcomes journaled in `journal`."""
-    bus = Bus()
+    bus = LocalBus()
     return ApiContext(
         site=site,
         bus=bus,
         live=LiveValues(),
         ops=ops,
-        rules=RulesService(site, bus, ops, journal),
+        rules=RulesService(site, bus, ops, journal).lifecycle,
         write=never_write,
         history=never_read,
         readiness=readiness or Readiness(),

@@ -19,10 +19,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
 from api.auth import TokenAuth
-from facility.store.ops import NewAlarm, OpsStore
+from facility.records import NewAlarm, NewTask, TaskKind
+from facility.store.ops import OpsStore
 from facility.store.plans import NewStep, PlanStore
-from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStore
+from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
+from facility.vocabulary import Text
 from tests.api.context import without_plant
 from tests.reports.conftest import estate_in
 from testsupport.pg import DROP_LATER_TABLES
@@ -69,12 +71,12 @@ async def estate(ops_store: OpsStore, tmp_path: Path) -> AsyncIterator[Estate]:
     tasks: dict[str | None, int] = {}
     for device in (B1, B2):
         new = NewAlarm("low-pressure", device, "high", "压力低", "low pressure", "", "", TS)
-        alarms[device] = int((await ops_store.raise_alarm(new))[0]["id"])
+        alarms[device] = int((await ops_store.alarms.raise_alarm(new))[0]["id"])
         step = NewStep("call", "联系", "call", 60 * 1_000_000_000)
         opened, _ = await PlanStore(ops_store).open("p", ("预案", "plan"), alarms[device], device, TS, [step])
         plans[device] = int(opened["id"])
     for of in (B1, B2, None):
-        new_task = NewTask(Bilingual("修", "fix"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id=of)
+        new_task = NewTask(Text("修", "fix"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id=of)
         tasks[of] = int((await TaskStore(ops_store).create(new_task))["id"])
     app = create_app(without_plant(site, ops_store, tmp_path / "journal"), TokenAuth({}, users))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as http:
@@ -163,7 +165,7 @@ async def test_entries_from_before_the_limit_are_for_managers_of_the_whole_site(
     upgraded = OpsStore(ops_url)
     await upgraded.start()
     try:
-        assert [e.target for e in await upgraded.audit_log()] == ["/api/v1/alarms/1/ack"]
-        assert await upgraded.audit_log(devices={B1}) == []
+        assert [e.target for e in await upgraded.audit.entries()] == ["/api/v1/alarms/1/ack"]
+        assert await upgraded.audit.entries(devices={B1}) == []
     finally:
         await upgraded.close()

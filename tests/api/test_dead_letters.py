@@ -16,9 +16,10 @@ import openpyxl
 from facility.model import now_ns
 from facility.mqtt import MqttClient
 from facility.netutil import free_port
+from facility.records import DeadLetter
 from facility.site import load_site
 from facility.store.dead_letters import LetterFilter, LetterKeys, letter_page
-from facility.store.ops import DeadLetter, OpsStore
+from facility.store.ops import OpsStore
 from facility.store.users import Role
 from tests.api.conftest import Accounts
 from tests.letters import seed
@@ -154,7 +155,7 @@ async def test_the_building_scope_matches_keys_by_device_exactly(ops_store: OpsS
         )
     )
     now = now_ns()
-    await ops_store.add_dead_letters(
+    await ops_store.letters.add(
         [
             DeadLetter(now, "modbus", "pump-10/outlet_pressure", "bad", ""),
             DeadLetter(now, "telemetry", "pump-1/outlet_pressure", "refused", ""),

@@ -292,7 +292,7 @@ async def test_changes_are_rate_limited_per_user(tmp_path: Path, mosquitto: Mosq
 
     store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
     try:
-        entries = await store.audit_log(200)
+        entries = await store.audit.entries(200)
     finally:
         await store.close()
     assert sum(e.outcome == "refused" for e in entries) == 100  # the limited ones too

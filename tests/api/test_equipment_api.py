@@ -24,9 +24,11 @@ import pytest
 
 from api.app import create_app
 from api.auth import TokenAuth
-from facility.store.ops import NewAlarm, OpsStore
-from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStatus, TaskStore
+from facility.records import NewAlarm, NewTask, TaskKind, TaskStatus
+from facility.store.ops import OpsStore
+from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
+from facility.vocabulary import Text
 from tests.api.context import without_plant
 from tests.reports.conftest import estate_in
 
@@ -155,15 +157,15 @@ async def test_a_save_is_audited_for_the_managers_of_its_building(estate: Estate
 async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_first_in_pages(
     estate: Estate, ops_store: OpsStore
 ) -> None:
-    alarm, _ = await ops_store.raise_alarm(
+    alarm, _ = await ops_store.alarms.raise_alarm(
         NewAlarm("low-pressure", "pump-1", "high", "压力低", "low pressure", "", "", TS)
     )
-    await ops_store.acknowledge(alarm["id"], "ana", "10.0.0.1", TS + 1 * S)
-    await ops_store.return_to_normal("low-pressure", "pump-1", TS + 2 * S)
+    await ops_store.alarms.acknowledge(alarm["id"], "ana", "10.0.0.1", TS + 1 * S)
+    await ops_store.alarms.return_to_normal("low-pressure", "pump-1", TS + 2 * S)
     tasks = TaskStore(ops_store)
     task = await tasks.create(
         NewTask(
-            Bilingual("换密封", "replace the seal"),
+            Text("换密封", "replace the seal"),
             TaskKind.REPAIR,
             "high",
             TS + 9 * S,
@@ -174,12 +176,12 @@ async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_fir
     )
     await tasks.assign(task["id"], "li", "ana", "", TS + 4 * S)
     await tasks.set_status(task["id"], TaskStatus.IN_PROGRESS, "li", "", TS + 5 * S)
-    await ops_store.set_out_of_service("pump-1", True, "li", "", "seal replacement", TS + 6 * S)
+    await ops_store.alarms.set_out_of_service("pump-1", True, "li", "", "seal replacement", TS + 6 * S)
     # of other devices, or of none: not in pump-1's history
-    await ops_store.raise_alarm(
+    await ops_store.alarms.raise_alarm(
         NewAlarm("low-pressure", "pump-2", "high", "压力低", "low pressure", "", "", TS + 7 * S)
     )
-    await tasks.create(NewTask(Bilingual("噪音", "noise"), TaskKind.COMPLAINT, "low", TS + 9 * S, TS + 8 * S, "ana"))
+    await tasks.create(NewTask(Text("噪音", "noise"), TaskKind.COMPLAINT, "low", TS + 9 * S, TS + 8 * S, "ana"))
 
     page = await estate.ok("vic", "GET", "/devices/pump-1/history")
     lines = [(e["kind"], e["action"], e["actor"]) for e in page["items"]]

@@ -20,8 +20,8 @@ import pytest
 from api.app import create_app
 from api.auth import TokenAuth
 from facility.model import now_ns
+from facility.records import TaskKind, TaskStatus
 from facility.store.ops import OpsStore
-from facility.store.tasks import TaskKind, TaskStatus
 from facility.store.users import Role, UserStore
 from reports import render
 from reports.lists import AlarmFilter, TaskFilter, alarm_list, task_list

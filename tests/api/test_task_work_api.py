@@ -13,9 +13,11 @@ from typer.testing import CliRunner
 from api.app import create_app
 from api.auth import TokenAuth
 from facility.netutil import free_port
+from facility.records import NewTask, TaskKind
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStore
+from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
+from facility.vocabulary import Text
 from facility_app.cli import app
 from rules.tasks import TaskService
 from tests.api.context import without_plant
@@ -108,7 +110,7 @@ async def test_a_photo_on_a_task_is_listed_downloaded_by_who_may_see_it_and_audi
         name: await users.add(name, role, buildings)
         for name, role, buildings in (("ana", Role.DUTY, ()), ("bo", Role.DUTY, ("B2",)), ("boss", Role.MANAGER, ()))
     }
-    new = NewTask(Bilingual("水泵漏水", "pump leak"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id="pump-1")
+    new = NewTask(Text("水泵漏水", "pump leak"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id="pump-1")
     tid = int((await TaskStore(ops_store).create(new))["id"])
     ctx = without_plant(site, ops_store, tmp_path / "journal")
     # The folder the runtime gives the task service (beside the journal, in the data folder).

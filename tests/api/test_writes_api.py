@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from facility.netutil import free_port
-from facility.store.ops import AuditEntry, OpsStore
+from facility.records import AuditEntry
+from facility.store.ops import OpsStore
 from tests.simulators.conftest import read_modbus
 from testsupport.servers import Mosquitto
 from testsupport.system import TOKEN, running_system, write_site
@@ -42,7 +43,7 @@ async def audit_log(data_dir: Path, action: str = "write", limit: int = 100) -> 
     """The running system's audit entries of one action, oldest first, read from its ops store."""
     store = OpsStore(f"sqlite+aiosqlite:///{data_dir / 'ops.db'}")
     try:
-        return [e for e in reversed(await store.audit_log(limit)) if e.action == action]
+        return [e for e in reversed(await store.audit.entries(limit)) if e.action == action]
     finally:
         await store.close()
 

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from facility.broker import EmbeddedBroker
-from facility.mqtt import Message, MqttClient
+from facility.mqtt import MqttClient
+from facility.mqtt_delivery import Message
 from testsupport.servers import require_binary
 
 

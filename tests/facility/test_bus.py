@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from facility.bus import RESET, Bus, Event
+from facility.bus import BootTimeIds, Event, LocalBus
+from facility.vocabulary import EventKind
 
 
 def drain(queue: asyncio.Queue[Event]) -> list[Event]:
@@ -16,18 +17,18 @@ def drain(queue: asyncio.Queue[Event]) -> list[Event]:
 
 
 async def test_ids_increase_and_start_above_any_id_of_an_earlier_run() -> None:
-    earlier = Bus()
-    last = [earlier.publish_event("alarm", {"n": i}).id for i in range(3)][-1]
-    later = Bus()
-    first = later.publish_event("alarm", {}).id
+    earlier = LocalBus()
+    last = [earlier.publish_event(EventKind.ALARM, {"n": i}).id for i in range(3)][-1]
+    later = LocalBus()
+    first = later.publish_event(EventKind.ALARM, {}).id
     assert first > last  # ids from before a restart are older than every id after it
 
 
 async def test_a_subscriber_resumes_after_the_last_id_it_saw() -> None:
-    bus = Bus(replay=100)
-    ids = [bus.publish_event("alarm", {"n": i}).id for i in range(10)]
+    bus = LocalBus(replay=100)
+    ids = [bus.publish_event(EventKind.ALARM, {"n": i}).id for i in range(10)]
     with bus.subscribe(after=ids[6]) as queue:
-        newest = bus.publish_event("task", {"n": 10})
+        newest = bus.publish_event(EventKind.TASK, {"n": 10})
         got = drain(queue)
     assert [e.data["n"] for e in got] == [7, 8, 9, 10]  # missed ones first, in order, then live
 
@@ -36,33 +37,40 @@ async def test_a_subscriber_resumes_after_the_last_id_it_saw() -> None:
 
 
 async def test_an_id_no_longer_kept_gets_a_reset_instead_of_a_gap() -> None:
-    bus = Bus(replay=5)
-    ids = [bus.publish_event("alarm", {"n": i}).id for i in range(10)]
+    bus = LocalBus(replay=5)
+    ids = [bus.publish_event(EventKind.ALARM, {"n": i}).id for i in range(10)]
     with bus.subscribe(after=ids[2]) as queue:  # events 3 and 4 are gone
         (reset,) = drain(queue)
-    assert (reset.kind, reset.id) == (RESET, ids[-1])  # resuming from the reset's id misses nothing more
+    assert (reset.kind, reset.id) == (EventKind.RESET, ids[-1])  # resuming from the reset's id misses nothing more
 
     with bus.subscribe(after=ids[4]) as queue:  # the oldest kept is 5: nothing is missing
         assert [e.data["n"] for e in drain(queue)] == [5, 6, 7, 8, 9]
 
     with bus.subscribe(after=ids[-1] + 1000) as queue:  # an id this bus never gave (another server's)
-        assert [e.kind for e in drain(queue)] == [RESET]
+        assert [e.kind for e in drain(queue)] == [EventKind.RESET]
 
 
 async def test_a_bounded_subscriber_that_falls_behind_is_cut_off_whole() -> None:
-    bus = Bus()
+    bus = LocalBus()
     with bus.subscribe(limit=3) as slow, bus.subscribe() as internal:
         for i in range(5):
-            bus.publish_event("alarm", {"n": i})
+            bus.publish_event(EventKind.ALARM, {"n": i})
         assert bus.cut_off(slow) and not bus.cut_off(internal)
         assert [e.data["n"] for e in drain(slow)] == [0, 1, 2]  # what it had, then nothing: it must resume
         assert [e.data["n"] for e in drain(internal)] == [0, 1, 2, 3, 4]  # an unbounded queue never drops
-        bus.publish_event("alarm", {"n": 5})
+        bus.publish_event(EventKind.ALARM, {"n": 5})
         assert drain(slow) == []
 
 
 async def test_a_replay_longer_than_a_bounded_queue_is_a_reset() -> None:
-    bus = Bus()
-    ids = [bus.publish_event("alarm", {"n": i}).id for i in range(10)]
+    bus = LocalBus()
+    ids = [bus.publish_event(EventKind.ALARM, {"n": i}).id for i in range(10)]
     with bus.subscribe(after=ids[0], limit=5) as queue:
-        assert [e.kind for e in drain(queue)] == [RESET]
+        assert [e.kind for e in drain(queue)] == [EventKind.RESET]
+
+
+async def test_buses_given_one_allocator_number_their_events_from_it() -> None:
+    ids = BootTimeIds()
+    first, second = LocalBus(ids), LocalBus(ids)
+    numbered = [bus.publish_event(EventKind.TASK, {}).id for bus in (first, second, first)]
+    assert numbered == sorted(set(numbered)) and ids.last() == numbered[-1]  # one source: never the same id twice

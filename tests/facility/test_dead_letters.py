@@ -18,8 +18,10 @@ from facility.model import now_ns
 from facility.mqtt import MqttClient
 from facility.netutil import free_port
 from facility.readiness import Readiness
+from facility.records import DeadLetter
 from facility.site import Stores
-from facility.store.ops import DeadLetter, DeadLetterLimits, OpsStore
+from facility.store.dead_letters import DeadLetterLimits
+from facility.store.ops import OpsStore
 from testsupport.servers import Mosquitto
 from testsupport.system import eventually, running_system, write_site
 
@@ -59,8 +61,8 @@ def test_the_site_file_sets_the_limits_and_keeps_a_month_of_at_most_10000_by_def
 async def test_a_payload_is_cut_to_the_limit_and_its_reason_says_so(ops_url: str) -> None:
     async with opened(ops_url, DeadLetterLimits(30 * DAY, 100, 4 * KIB)) as store:
         huge = "€" * 3000  # 9000 bytes, three to a character: 4096 bytes would end inside one
-        await store.add_dead_letters([letter(now_ns(), huge), letter(now_ns(), "short")])
-        short, cut = await store.dead_letters()
+        await store.letters.add([letter(now_ns(), huge), letter(now_ns(), "short")])
+        short, cut = await store.letters.recent()
         assert (short.payload, short.reason) == ("short", "not JSON")
         assert cut.payload == "€" * 1365 and len(cut.payload.encode()) == 4095
         assert cut.reason == "not JSON (payload cut to its first 4095 bytes)"
@@ -70,7 +72,7 @@ async def test_a_payload_is_cut_to_the_limit_and_its_reason_says_so(ops_url: str
 async def test_every_letter_kept_is_counted_by_its_source(ops_url: str) -> None:
     async with opened(ops_url, DeadLetterLimits(30 * DAY, 100, 4 * KIB)) as store:
         modbus = DeadLetter(now_ns(), "modbus", "pump-1/outlet_pressure", "value out of range", "65535")
-        await store.add_dead_letters([letter(now_ns()), letter(now_ns()), modbus])
+        await store.letters.add([letter(now_ns()), letter(now_ns()), modbus])
         scraped = metrics(store)
         assert 'facility_dead_letters_total{source="mqtt"} 2.0' in scraped
         assert 'facility_dead_letters_total{source="modbus"} 1.0' in scraped
@@ -80,12 +82,12 @@ async def test_beyond_the_row_limit_the_oldest_go_as_new_ones_come_counted_and_l
     ops_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with opened(ops_url, DeadLetterLimits(30 * DAY, 5, 4 * KIB)) as store:
-        with caplog.at_level(logging.WARNING, logger="facility.store.ops"):
-            await store.add_dead_letters([letter(now_ns(), key=f"k{i}") for i in range(3)])
+        with caplog.at_level(logging.WARNING, logger="facility.store.dead_letters"):
+            await store.letters.add([letter(now_ns(), key=f"k{i}") for i in range(3)])
             assert 'facility_dead_letters_pruned_total{reason="limit"} 0.0' in metrics(store)
-            await store.add_dead_letters([letter(now_ns(), key=f"k{i}") for i in range(3, 7)])
-            await store.add_dead_letters([letter(now_ns(), key=f"k{i}") for i in range(7, 9)])
-        assert [d.key for d in await store.dead_letters()] == ["k8", "k7", "k6", "k5", "k4"]
+            await store.letters.add([letter(now_ns(), key=f"k{i}") for i in range(3, 7)])
+            await store.letters.add([letter(now_ns(), key=f"k{i}") for i in range(7, 9)])
+        assert [d.key for d in await store.letters.recent()] == ["k8", "k7", "k6", "k5", "k4"]
         assert 'facility_dead_letters_pruned_total{reason="limit"} 4.0' in metrics(store)
         full = [r.getMessage() for r in caplog.records if "reached their limit" in r.getMessage()]
         assert full == [
@@ -100,14 +102,14 @@ async def test_letters_past_the_retention_are_deleted_counted_and_logged(
     async with opened(ops_url, DeadLetterLimits(30 * DAY, 100, 4 * KIB)) as store:
         # Within the retention now (the watcher, pruning as it starts, keeps both); two days on, one is not.
         now = now_ns()
-        await store.add_dead_letters([letter(now - 29 * DAY, key="old"), letter(now - 27 * DAY, key="recent")])
+        await store.letters.add([letter(now - 29 * DAY, key="old"), letter(now - 27 * DAY, key="recent")])
         now += 2 * DAY
-        with caplog.at_level(logging.INFO, logger="facility.store.ops"):
-            assert await store.prune_dead_letters(now) == 1
-        assert [d.key for d in await store.dead_letters()] == ["recent"]
+        with caplog.at_level(logging.INFO, logger="facility.store.dead_letters"):
+            assert await store.letters.prune(now) == 1
+        assert [d.key for d in await store.letters.recent()] == ["recent"]
         assert 'facility_dead_letters_pruned_total{reason="age"} 1.0' in metrics(store)
         assert "ops store: deleted 1 dead letters older than 30 days and 0 beyond the newest 100" in caplog.messages
-        assert await store.prune_dead_letters(now) == 0
+        assert await store.letters.prune(now) == 0
 
 
 async def test_a_store_deletes_the_letters_past_the_retention_once_it_has_started(ops_url: str) -> None:
@@ -115,7 +117,7 @@ async def test_a_store_deletes_the_letters_past_the_retention_once_it_has_starte
     first = OpsStore(ops_url)
     await first.start()
     now = now_ns()
-    await first.add_dead_letters([letter(now - 40 * DAY, key="old"), letter(now, key="new")])
+    await first.letters.add([letter(now - 40 * DAY, key="old"), letter(now, key="new")])
     await first.close()
 
     again = OpsStore(ops_url)
@@ -123,7 +125,7 @@ async def test_a_store_deletes_the_letters_past_the_retention_once_it_has_starte
     try:
 
         async def only_new() -> bool:
-            return [d.key for d in await again.dead_letters()] == ["new"]
+            return [d.key for d in await again.letters.recent()] == ["new"]
 
         await eventually(only_new, timeout=10)
     finally:
@@ -144,7 +146,7 @@ async def test_the_running_service_keeps_what_its_site_file_says(tmp_path: Path,
         await store.start()
         try:
             publisher.publish("test/lifts/lift-9", b"{" + b"x" * 3000, qos=1)
-            kept = await eventually(store.dead_letters, timeout=10)
+            kept = await eventually(store.letters.recent, timeout=10)
         finally:
             await store.close()
             await publisher.stop()

@@ -23,10 +23,13 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
+from facility.records import NewAlarm
 from facility.store import migrations
-from facility.store.ops import Base, DeadLetterLimits, NewAlarm, OpsStore
+from facility.store.dead_letters import DeadLetterLimits
+from facility.store.ops import OpsStore
 from facility.store.plans import PlanStore
 from facility.store.schedules import ScheduleStore
+from facility.store.tables import Base
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
 from facility_app.cli import app
@@ -56,13 +59,13 @@ async def previous_release(url: str) -> None:
 
 async def assert_previous_rows_readable(store: OpsStore) -> None:
     """Every row of ops_previous.data.sql, read back through the stores' own methods."""
-    alarms = {a["rule"]: a for a in await store.list_alarms(include_closed=True)}
+    alarms = {a["rule"]: a for a in await store.alarms.list_alarms(include_closed=True)}
     assert set(alarms) == {"sump-high", "pressure-low", "mains-fail"}
-    sump = await store.get_alarm(alarms["sump-high"]["id"])
+    sump = await store.alarms.get_alarm(alarms["sump-high"]["id"])
     assert sump is not None and sump["state"] == "normal" and sump["title"]["zh"] == "集水坑高水位"
     assert [h["action"] for h in sump["history"]] == ["raised", "acknowledged", "comment", "returned to normal"]
     assert alarms["pressure-low"]["shelved"] and alarms["pressure-low"]["shelve_reason"] == "valve work"
-    assert (await store.out_of_service())["lift-b2-1"]["reason"] == "annual service"
+    assert (await store.alarms.out_of_service())["lift-b2-1"]["reason"] == "annual service"
 
     task = await TaskStore(store).get(1, TS)
     assert task is not None and task["assignee"] == "li" and task["status"] == "in_progress"
@@ -78,22 +81,24 @@ async def assert_previous_rows_readable(store: OpsStore) -> None:
     assert m1 is not None and (m1.role, m1.buildings) == (Role.MANAGER, frozenset({"B1"}))
     assert {u.name for u, _ in await users.all()} == {"ana", "m1"}
 
-    audit = await store.audit_log()
+    audit = await store.audit.entries()
     assert [(e.actor, e.outcome) for e in audit] == [("bo", "refused"), ("eng", "ok"), ("eng", "ok")]
-    assert await store.audit_log(devices={"pump-b2-1"}) == []  # whose building is unknown: whole-site managers only
-    assert [d.reason for d in await store.dead_letters()] == ["bad value", "not JSON"]
+    assert await store.audit.entries(devices={"pump-b2-1"}) == []  # whose building is unknown: whole-site managers only
+    assert [d.reason for d in await store.letters.recent()] == ["bad value", "not JSON"]
     marks = await ScheduleStore(store.sessions).marks()
     assert marks[("weekly-round", "pump-b2-1")].occurrence == TS - 1440 * MINUTE
 
 
 async def assert_new_rows_written(store: OpsStore) -> None:
     """The upgraded database takes new rows, with the ids after the old ones and the new columns."""
-    alarm, action = await store.raise_alarm(NewAlarm("fire", "panel-b1", "emergency", "火警", "Fire", "", "", TS))
+    alarm, action = await store.alarms.raise_alarm(
+        NewAlarm("fire", "panel-b1", "emergency", "火警", "Fire", "", "", TS)
+    )
     assert action == "raised" and alarm["id"] == 4
-    await store.add_audit(
+    await store.audit.add(
         ts=TS, actor="ana", source="", action="write", target="pump-b2-1/x", detail={}, outcome="ok", device="pump-b2-1"
     )
-    assert [e.actor for e in await store.audit_log(devices={"pump-b2-1"})] == ["ana"]
+    assert [e.actor for e in await store.audit.entries(devices={"pump-b2-1"})] == ["ana"]
 
 
 def revisions(sync: Connection) -> list[str]:

@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from facility.mqtt import READ_CHUNK, MqttClient, MqttError
+from facility.mqtt import MqttClient, MqttError
+from facility.mqtt_socket import READ_CHUNK
 from facility.netutil import free_port
 from testsupport.servers import Mosquitto
 

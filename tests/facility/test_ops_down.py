@@ -14,7 +14,8 @@ import pytest
 from api.app import create_app
 from api.auth import TokenAuth
 from facility.readiness import State
-from facility.store.ops import NewAlarm, OpsStore, OpsUnavailable
+from facility.records import NewAlarm
+from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
 from tests.api.context import without_plant
@@ -47,7 +48,7 @@ async def test_a_store_started_without_waiting_prepares_itself_when_its_database
         await store.start(wait=False)  # returns at once, the database being down
         assert not store.available
         with pytest.raises(OpsUnavailable, match=r"the ops store .* does not answer"):
-            await store.list_alarms()
+            await store.alarms.list_alarms()
         with pytest.raises(OpsUnavailable):
             await UserStore(store).find("some-token")
         with pytest.raises(OpsUnavailable):
@@ -56,7 +57,7 @@ async def test_a_store_started_without_waiting_prepares_itself_when_its_database
 
         await db.restore()
         await eventually(lambda: answers(store), WAIT_S)  # the watcher reached it and made the schema
-        assert await store.list_alarms() == []
+        assert await store.alarms.list_alarms() == []
         (part,) = store.parts()
         assert (part.kind, part.state, part.detail) == ("ops_store", State.UP, "")
         assert part.last_success_ns is not None
@@ -77,16 +78,16 @@ async def test_a_store_whose_database_goes_away_raises_ops_unavailable_and_works
         store = OpsStore(db.url)
         await store.start()
         try:
-            await store.raise_alarm(new_alarm(1))
+            await store.alarms.raise_alarm(new_alarm(1))
             await db.cut()
             with pytest.raises(OpsUnavailable, match="does not answer"):
-                await store.list_alarms()
+                await store.alarms.list_alarms()
             assert not store.available
             (part,) = store.parts()
             assert part.state is State.DOWN and part.last_success_ns is not None
 
             await db.restore()
-            (alarm,) = await store.list_alarms()  # at once: no dead pooled connection is handed out
+            (alarm,) = await store.alarms.list_alarms()  # at once: no dead pooled connection is handed out
             assert alarm["rule"] == "low-pressure" and store.available
         finally:
             await store.close()

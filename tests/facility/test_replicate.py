@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from facility.site import load_site, replicate
+from facility.replica import replicate
+from facility.site import load_site
 
 
 def test_copies_get_their_own_ids_ports_and_topics(repo_root: Path) -> None:

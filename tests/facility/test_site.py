@@ -60,6 +60,19 @@ def test_misspelt_field_is_refused_not_ignored(tmp_path: Path) -> None:
     assert "unknown field" in problem.message
 
 
+def test_a_device_takes_its_type_from_its_profile_alone(tmp_path: Path) -> None:
+    """A pump's profile driven as an elevator would match the elevator rules and simulator: the
+    type is the profile's, and a `type:` under a device is refused at its line."""
+    path = _write(tmp_path, GOOD.replace("    profile: booster_pump", "    profile: booster_pump\n    type: elevator"))
+    with pytest.raises(ConfigError) as caught:
+        load_site(path)
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line, problem.field) == (str(path), 5, "devices[0].type")
+    assert "profile's ('booster_pump')" in problem.message
+    site = load_site(_write(tmp_path, GOOD))
+    assert [(d.type, site.profile_of(d).type) for d in site.devices] == [("booster_pump",) * 2, ("elevator",) * 2]
+
+
 def test_unknown_profile_lists_the_known_ones(tmp_path: Path) -> None:
     path = _write(tmp_path, GOOD.replace("profile: elevator", "profile: escalator"))
     with pytest.raises(ConfigError) as caught:

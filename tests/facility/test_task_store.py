@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from facility.store.ops import NewAlarm, OpsStore
-from facility.store.tasks import Bilingual, NewTask, TaskError, TaskKind, TaskNotFound, TaskStatus, TaskStore
+from facility.records import NewAlarm, NewTask, TaskKind, TaskStatus
+from facility.store.ops import OpsStore
+from facility.store.tasks import TaskError, TaskNotFound, TaskStore
+from facility.vocabulary import Text
 
 MIN = 60 * 10**9
 
@@ -25,7 +27,7 @@ def manual(
     vendor: str | None = None,
 ) -> NewTask:
     return NewTask(
-        title=Bilingual("3号楼漏水", "Leak in building 3"),
+        title=Text("3号楼漏水", "Leak in building 3"),
         kind=kind,
         priority="medium",
         due=ts + 60 * MIN if due is None else due,
@@ -39,8 +41,8 @@ def manual(
 
 def from_rule(ts: int, *, alarm_id: int | None = None) -> NewTask:
     return NewTask(
-        title=Bilingual("P1 出口压力低", "P1: low outlet pressure"),
-        description=Bilingual("压力 0.18", "pressure 0.18"),
+        title=Text("P1 出口压力低", "P1: low outlet pressure"),
+        description=Text("压力 0.18", "pressure 0.18"),
         kind=TaskKind.REPAIR,
         priority="high",
         due=ts + 240 * MIN,
@@ -51,7 +53,7 @@ def from_rule(ts: int, *, alarm_id: int | None = None) -> NewTask:
         rule_id="low-pressure",
         device_id="pump-1",
         alarm_id=alarm_id,
-        checklist=(Bilingual("查看压力表", "read the gauge"), Bilingual.same("reset VFD")),
+        checklist=(Text("查看压力表", "read the gauge"), Text.same("reset VFD")),
     )
 
 
@@ -109,7 +111,7 @@ async def test_any_unfinished_task_can_be_cancelled_and_then_stays_closed(ops: O
 
 
 async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_condition(ops: OpsStore) -> None:
-    alarm, _ = await ops.raise_alarm(NewAlarm("low-pressure", "pump-1", "high", "低", "low", "", "", 1))
+    alarm, _ = await ops.alarms.raise_alarm(NewAlarm("low-pressure", "pump-1", "high", "低", "low", "", "", 1))
     tasks = TaskStore(ops)
     first, changed = await tasks.raise_from_rule(from_rule(1, alarm_id=alarm["id"]))
     assert changed and first["source"] == {"kind": "rule", "rule": "low-pressure", "device": "pump-1"}

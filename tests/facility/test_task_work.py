@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import pytest
 
+from facility.records import NewTask, TaskKind, TaskStatus
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, ChecklistOpen, NewTask, TaskKind, TaskStatus, TaskStore
+from facility.store.tasks import ChecklistOpen, TaskStore
+from facility.vocabulary import Text
 
 
 async def resolved_round(tasks: TaskStore) -> int:
     """A tank round with two checklist items, worked to resolved without ticking them."""
     made = await tasks.create(
         NewTask(
-            title=Bilingual("水箱巡检", "tank round"),
+            title=Text("水箱巡检", "tank round"),
             kind=TaskKind.INSPECTION,
             priority="medium",
             due=100,
             ts=1,
             by="wang",
-            checklist=(Bilingual("读液位", "read the level"), Bilingual.same("UV lamp")),
+            checklist=(Text("读液位", "read the level"), Text.same("UV lamp")),
         )
     )
     tid: int = made["id"]
@@ -36,7 +38,7 @@ async def test_verifying_with_the_checklist_open_is_refused_naming_the_open_item
 
     with pytest.raises(ChecklistOpen) as refused:
         await tasks.set_status(tid, TaskStatus.VERIFIED, "wang", "", 6)
-    assert refused.value.open_items == (Bilingual("读液位", "read the level"),)
+    assert refused.value.open_items == (Text("读液位", "read the level"),)
     assert "1 checklist item(s) not done: 读液位 / read the level" in str(refused.value)
     assert "检查项未完成" in str(refused.value)
     with pytest.raises(ChecklistOpen):  # a blank reason is no reason

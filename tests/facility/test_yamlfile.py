@@ -69,7 +69,7 @@ def test_facility_rules_check_refuses_a_billion_laughs(tmp_path: Path, repo_root
         [
             sys.executable,
             "-m",
-            "facility",
+            "facility_app",
             "rules",
             "check",
             str(rules),

@@ -24,11 +24,13 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from facility.bus import Bus, Event
+from facility.bus import Bus, Event, LocalBus
 from facility.model import Quality, Reading
-from facility.mqtt import Message, MqttClient
+from facility.mqtt import MqttClient
+from facility.mqtt_delivery import Message
+from facility.records import DeadLetter
 from facility.site import Site, load_site
-from facility.store.ops import DeadLetter, OpsStore
+from facility.store.ops import OpsStore
 from gateway.deadletter import DeadLetters
 from gateway.mqtt import MAX_PAYLOAD_BYTES
 from gateway.service import Gateway
@@ -127,7 +129,7 @@ async def running_gateway(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Ri
     site = write_site(tmp_path, broker)
     store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
     await store.start()
-    bus = Bus()
+    bus = LocalBus()
     received = Received(bus)
     gateway = Gateway(site, bus, DeadLetters(store))
     try:
@@ -185,7 +187,7 @@ async def stored_dead_letters(gateway: Gateway, store: OpsStore, count: int) -> 
 
     async def enough() -> list[DeadLetter] | None:
         await gateway.dead_letters.flush()
-        letters = await store.dead_letters()
+        letters = await store.letters.recent()
         return letters if len(letters) >= count else None
 
     letters: list[DeadLetter] = await until(enough)
@@ -283,7 +285,7 @@ async def test_a_broker_restart_under_qos1_load_loses_no_message(tmp_path: Path,
             stream.cancel()
             await device.stop()
         assert len(broker.pids) == 2 and broker.pids[0] != broker.pids[1]  # it really was restarted
-        assert await store.dead_letters() == []
+        assert await store.letters.recent() == []
         assert gateway.dead_letters.counts == {}
 
 

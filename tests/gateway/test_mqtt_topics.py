@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from api.metrics import ReadinessCollector
-from facility.bus import Bus, Event
+from facility.bus import Event, LocalBus
 from facility.model import Reading
 from facility.mqtt import MqttClient
 from facility.readiness import Readiness
@@ -78,7 +78,7 @@ async def running(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Rig]:
     site = write_site(tmp_path, broker)
     store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
     await store.start()
-    bus = Bus()
+    bus = LocalBus()
     rules = RulesService(site, bus, store, tmp_path / "journal")
     await rules.start()
     gateway = Gateway(site, bus, DeadLetters(store))
@@ -155,7 +155,7 @@ async def test_a_device_on_a_misspelt_topic_is_counted_and_a_dead_letter_once_a_
 
         async def stored() -> list[tuple[str, str]] | None:
             await rig.gateway.dead_letters.flush()
-            letters = [(d.key, d.reason) for d in await rig.store.dead_letters()]
+            letters = [(d.key, d.reason) for d in await rig.store.letters.recent()]
             return letters if len(letters) >= 2 else None
 
         unknown = "no device has this topic"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
-from facility.bus import Bus, Event
+from facility.bus import Event, LocalBus
 from facility.codec import decode, encode
 from facility.model import Quality, Reading, Value
 from facility.netutil import free_port
@@ -202,7 +202,7 @@ async def running(tmp_path: Path, poll: float | str = POLL, writes: str = ALLOW)
     async with simulated(tmp_path, plant(free_port(), poll, writes)) as (site, host):
         store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
         await store.start()
-        bus = Bus()
+        bus = LocalBus()
         gateway = Gateway(site, bus, DeadLetters(store))
         rig = Rig(site, host, gateway, store)
         bus.on_readings(rig.readings.extend)
@@ -400,7 +400,7 @@ async def test_every_attempt_is_audited_with_its_outcome(tmp_path: Path) -> None
         for device, point, value, _ in attempts:
             with suppress(WriteError):
                 await write(device, point, value, actor="duty", source="10.0.0.7")
-        log = list(reversed(await rig.store.audit_log(10)))
+        log = list(reversed(await rig.store.audit.entries(10)))
         assert [(e.target, e.outcome) for e in log] == [(f"{d}/{p}", o) for d, p, _, o in attempts]
         assert all(e.actor == "duty" and e.source == "10.0.0.7" and e.action == "write" for e in log)
         assert log[0].detail == {"value": 0.4, "confirmed": 0.4}
@@ -425,14 +425,14 @@ async def test_the_audit_log_keeps_newest_first(tmp_path: Path) -> None:
     store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
     await store.start()
     try:
-        first = await store.add_audit(
+        first = await store.audit.add(
             ts=1, actor="a", source="s", action="write", target="d/p", detail={"value": 1}, outcome="pending"
         )
-        await store.add_audit(ts=2, actor="b", source="s", action="write", target="d/p", detail={}, outcome="refused")
-        await store.finish_audit(first, "ok", {"value": 1, "confirmed": 1, "note": "中文"})
-        entries = await store.audit_log(limit=5)
+        await store.audit.add(ts=2, actor="b", source="s", action="write", target="d/p", detail={}, outcome="refused")
+        await store.audit.finish(first, "ok", {"value": 1, "confirmed": 1, "note": "中文"})
+        entries = await store.audit.entries(limit=5)
         assert [(e.actor, e.outcome) for e in entries] == [("b", "refused"), ("a", "ok")]
         assert entries[1].detail == {"value": 1, "confirmed": 1, "note": "中文"}
-        assert len(await store.audit_log(limit=1)) == 1
+        assert len(await store.audit.entries(limit=1)) == 1
     finally:
         await store.close()

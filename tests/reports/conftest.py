@@ -12,9 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from facility.model import Priority
+from facility.records import NewAlarm, NewTask, TaskKind, TaskStatus
 from facility.site import Site, load_site
-from facility.store.ops import NewAlarm, OpsStore
-from facility.store.tasks import Bilingual, NewTask, TaskKind, TaskStatus, TaskStore
+from facility.store.ops import OpsStore
+from facility.store.tasks import TaskStore
+from facility.vocabulary import Text
+from rules.ruleset import Rule, load_rules
+from rules.schedules import Schedule, load_schedules
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MINUTE = 60 * 1_000_000_000
@@ -62,6 +66,16 @@ rules:
 PRIORITY_OF = {"device-offline": "high", "low-pressure": "high", "entrapment": "emergency", "sump-high": "low"}
 
 
+def rules_of(site: Site) -> list[Rule]:
+    """The site's rules as its files are now: what `facility report` passes the reports."""
+    return load_rules(site)
+
+
+def schedules_of(site: Site) -> list[Schedule]:
+    """The site's schedules as its files are now."""
+    return load_schedules(site)
+
+
 def at(text: str) -> int:
     """UTC ns of a local time in the estate's zone, e.g. at("2026-11-27 09:00")."""
     return int(datetime.fromisoformat(text).replace(tzinfo=ZONE).timestamp()) * 1_000_000_000
@@ -95,16 +109,16 @@ class Seed:
         self.tasks = TaskStore(ops)
 
     async def raise_(self, rule: str, device: str, when: str) -> int:
-        alarm, _ = await self.ops.raise_alarm(
+        alarm, _ = await self.ops.alarms.raise_alarm(
             NewAlarm(rule, device, PRIORITY_OF[rule], f"{device} {rule}", f"{device}: {rule}", "", "", at(when))
         )
         return int(alarm["id"])
 
     async def clear(self, rule: str, device: str, when: str) -> None:
-        assert await self.ops.return_to_normal(rule, device, at(when)) is not None
+        assert await self.ops.alarms.return_to_normal(rule, device, at(when)) is not None
 
     async def ack(self, alarm: int, when: str, user: str = "ana") -> None:
-        assert await self.ops.acknowledge(alarm, user, "10.0.0.1", at(when)) is not None
+        assert await self.ops.alarms.acknowledge(alarm, user, "10.0.0.1", at(when)) is not None
 
     async def task(
         self,
@@ -118,7 +132,7 @@ class Seed:
         title: str = "",
     ) -> int:
         new = NewTask(
-            title=Bilingual(title or f"工单 {when}", title or f"task {when}"),
+            title=Text(title or f"工单 {when}", title or f"task {when}"),
             kind=kind,
             priority=Priority.HIGH.value,
             due=at(due),

@@ -18,6 +18,8 @@ from fastapi import Depends, FastAPI
 from openpyxl import load_workbook
 
 from api.auth import Role, TokenAuth
+from api.deps import current_user
+from api.errors import handle_errors
 from api.routes import reports as report_routes
 from facility.site import Site
 from facility.store.ops import OpsStore
@@ -37,7 +39,9 @@ async def http(
     ctx = without_plant(site, store, tmp_path / "journal")
     auth = TokenAuth({}, users)
     app = FastAPI()
-    app.include_router(report_routes.router(ctx, auth), prefix="/api/v1", dependencies=[Depends(auth)])
+    app.state.ctx, app.state.auth = ctx, auth  # what api.deps gives the routes
+    handle_errors(app)
+    app.include_router(report_routes.router, prefix="/api/v1", dependencies=[Depends(current_user)])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as client:
         yield client, tokens
 

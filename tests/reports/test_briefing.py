@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+from facility.records import TaskKind, TaskStatus
 from facility.site import Site
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, TaskKind, TaskStatus
+from facility.vocabulary import Text
 from reports import Report, briefing
-from tests.reports.conftest import Seed, at
+from tests.reports.conftest import Seed, at, rules_of, schedules_of
 
 DAY = date(2026, 12, 9)  # a Wednesday; the briefing is read on Thursday 10 December
 MORNING = "2026-12-10 08:30"
@@ -44,9 +45,9 @@ async def seed_day(seed: Seed) -> None:
     await seed.move(t5, "2026-12-09 10:00", TaskStatus.CANCELLED)
     t6 = await seed.task("2026-12-08 09:00", "2026-12-10 17:00", device="pump-2", title="done early")
     await seed.work(t6, "2026-12-10 07:00", "2026-12-10 08:00")
-    await seed.ops.set_out_of_service("fire-1", True, "eng", "", "battery swap", at("2026-12-09 01:00"))
-    await seed.ops.set_out_of_service("fire-1", False, "eng", "", "", at("2026-12-09 03:00"))
-    await seed.ops.set_out_of_service("pump-2", True, "eng", "", "seal replaced", at("2026-12-09 11:00"))
+    await seed.ops.alarms.set_out_of_service("fire-1", True, "eng", "", "battery swap", at("2026-12-09 01:00"))
+    await seed.ops.alarms.set_out_of_service("fire-1", False, "eng", "", "", at("2026-12-09 03:00"))
+    await seed.ops.alarms.set_out_of_service("pump-2", True, "eng", "", "seal replaced", at("2026-12-09 11:00"))
 
 
 def figures(report: Report) -> dict[str, object]:
@@ -58,12 +59,12 @@ def column(report: Report, section: str, key: str) -> list[object]:
 
 
 def english(texts: list[object]) -> list[str]:
-    return [t.en if isinstance(t, Bilingual) else f"not a text: {t!r}" for t in texts]
+    return [t.en if isinstance(t, Text) else f"not a text: {t!r}" for t in texts]
 
 
 async def test_the_briefing_counts_the_day_and_shows_this_morning(site: Site, store: OpsStore, seed: Seed) -> None:
     await seed_day(seed)
-    report = await briefing(site, store, DAY, now=at(MORNING))
+    report = await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site))
 
     assert (report.start, report.end) == (at("2026-12-09 00:00"), at("2026-12-10 00:00"))
     assert figures(report) == {
@@ -106,7 +107,7 @@ async def test_the_briefing_counts_the_day_and_shows_this_morning(site: Site, st
         "Monthly elevator maintenance visit",
         "Daily pump-room round",
     ]
-    assert rounds[0]["devices"] == "Lift 1" and rounds[1]["devices"] == Bilingual("全场", "whole site")
+    assert rounds[0]["devices"] == "Lift 1" and rounds[1]["devices"] == Text("全场", "whole site")
     assert rounds[1]["due"] == at("2026-12-10 13:00")  # its 4 h SLA
     assert english(column(report, "due_today", "title")) == ["leak"]
 
@@ -117,8 +118,10 @@ async def test_a_briefing_reprinted_later_shows_the_state_of_the_morning_after_i
     await seed_day(seed)
     await seed.move(2, "2026-12-10 20:00", TaskStatus.RESOLVED)  # the lift task, late
     await seed.clear("device-offline", "sump-1", "2026-12-10 10:00")
-    await seed.ops.set_out_of_service("pump-2", False, "eng", "", "", at("2026-12-12 09:00"))
-    report = await briefing(site, store, DAY, now=at("2026-12-20 09:00"))
+    await seed.ops.alarms.set_out_of_service("pump-2", False, "eng", "", "", at("2026-12-12 09:00"))
+    report = await briefing(
+        site, store, DAY, now=at("2026-12-20 09:00"), rules=rules_of(site), schedules=schedules_of(site)
+    )
     summary = figures(report)
     assert summary["as_of"] == at("2026-12-11 00:00")
     assert column(report, "tasks_overdue", "id") == [4, 3]  # the lift task was resolved by then, not the complaint
@@ -131,7 +134,9 @@ async def test_a_briefing_limited_to_buildings_keeps_their_devices_and_site_wide
     site: Site, store: OpsStore, seed: Seed
 ) -> None:
     await seed_day(seed)
-    b1 = await briefing(site, store, DAY, site.devices_in(["B1"]), now=at(MORNING))
+    b1 = await briefing(
+        site, store, DAY, site.devices_in(["B1"]), now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site)
+    )
     assert figures(b1) == {
         "alarms": 3,
         "emergencies": 1,
@@ -146,7 +151,9 @@ async def test_a_briefing_limited_to_buildings_keeps_their_devices_and_site_wide
         "as_of": at(MORNING),
     }
     assert {row["system"] for row in b1.section("alarms_by_system").rows} == {"water_supply", "elevators", "fire"}
-    b2 = await briefing(site, store, DAY, {"pump-2"}, now=at(MORNING))
+    b2 = await briefing(
+        site, store, DAY, {"pump-2"}, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site)
+    )
     assert column(b2, "devices_offline", "device") == ["Pump 2"]
     assert english(column(b2, "rounds_today", "title")) == ["Daily pump-room round"]
     assert b2.buildings == ["B2"] and b2.devices == ["pump-2"]
@@ -158,7 +165,9 @@ async def test_the_default_briefing_at_the_morning_meeting_holds_last_night(
     await seed.raise_("low-pressure", "pump-1", "2026-12-09 07:59")  # before yesterday's meeting: not in it
     await seed.raise_("low-pressure", "pump-2", "2026-12-09 08:00")
     trapped = await seed.raise_("entrapment", "lift-1", "2026-12-10 05:39")
-    report = await briefing(site, store, None, now=at("2026-12-10 08:00"))
+    report = await briefing(
+        site, store, None, now=at("2026-12-10 08:00"), rules=rules_of(site), schedules=schedules_of(site)
+    )
     assert (report.start, report.end) == (at("2026-12-09 08:00"), at("2026-12-10 08:00"))
     assert figures(report)["alarms"] == 2 and figures(report)["emergencies"] == 1
     (emergency,) = report.section("emergencies").rows
@@ -166,6 +175,8 @@ async def test_the_default_briefing_at_the_morning_meeting_holds_last_night(
     assert report.title.zh == "晨会简报 2026-12-10"
     assert [r["at"] for r in report.section("rounds_today").rows] == [at("2026-12-10 09:00")] * 2  # today's
 
-    by_day = await briefing(site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"))
+    by_day = await briefing(
+        site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"), rules=rules_of(site), schedules=schedules_of(site)
+    )
     assert (by_day.start, by_day.end) == (at("2026-12-09 00:00"), at("2026-12-10 00:00"))  # --date: the calendar day
     assert figures(by_day)["emergencies"] == 0

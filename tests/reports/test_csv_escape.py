@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from facility.records import NewAlarm
 from facility.site import Site, load_site
-from facility.store.ops import NewAlarm, OpsStore
+from facility.store.ops import OpsStore
 from reports import Lang, Report, briefing, handover, render
 from reports.model import Column, Section, text
-from tests.reports.conftest import RULES, SITE, Seed, at
+from tests.reports.conftest import RULES, SITE, Seed, at, rules_of, schedules_of
 from tests.reports.test_briefing import DAY, MORNING
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -57,10 +58,10 @@ async def test_text_that_starts_like_a_formula_is_quoted_in_a_csv_report(
     task = await seed.task("2026-12-09 09:00", "2026-12-09 12:00", device="pump-1", title=TASK_TITLE)
     await seed.tasks.add_note(task, "\tcall the vendor", "li", "", at("2026-12-09 09:30"))
     trapped = NewAlarm("entrapment", "lift-1", "emergency", ALARM_TITLE, ALARM_TITLE, "", "", at("2026-12-09 14:00"))
-    await store.raise_alarm(trapped)
-    await store.set_out_of_service("pump-2", True, "\r=eng", "", REASON, at("2026-12-09 11:00"))
+    await store.alarms.raise_alarm(trapped)
+    await store.alarms.set_out_of_service("pump-2", True, "\r=eng", "", REASON, at("2026-12-09 11:00"))
 
-    morning = await briefing(site, store, DAY, now=at(MORNING))
+    morning = await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site))
     day = await handover(site, store, at("2026-12-09 08:00"), at("2026-12-09 20:00"))
 
     found = cells(render(morning, "csv", lang)) + cells(render(day, "csv", lang))

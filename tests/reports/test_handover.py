@@ -6,13 +6,14 @@ from datetime import date
 
 import pytest
 
+from facility.records import TaskKind, TaskStatus
 from facility.site import Site
 from facility.store.ops import OpsStore
 from facility.store.plans import NewStep, PlanStore
-from facility.store.tasks import Bilingual, TaskKind, TaskStatus
+from facility.vocabulary import Text
 from reports import Report, briefing, handover, render
 from reports.periods import shift_start
-from tests.reports.conftest import MINUTE, ZONE, Seed, at
+from tests.reports.conftest import MINUTE, ZONE, Seed, at, rules_of, schedules_of
 
 NOW = "2026-12-09 12:00"
 
@@ -21,7 +22,7 @@ async def seed_shift(seed: Seed) -> None:
     pump = await seed.raise_("low-pressure", "pump-1", "2026-12-09 07:00")  # the night shift's
     t1 = await seed.task("2026-12-09 07:30", "2026-12-09 11:30", device="pump-1", team="engineering", title="pump")
     await seed.ack(pump, "2026-12-09 08:10")
-    assert await seed.ops.comment(pump, "ana", "", "plumber called", at("2026-12-09 08:15"))
+    assert await seed.ops.alarms.comment(pump, "ana", "", "plumber called", at("2026-12-09 08:15"))
     trapped = await seed.raise_("entrapment", "lift-1", "2026-12-09 09:00")
     plans = PlanStore(seed.ops)
     steps = [
@@ -38,7 +39,7 @@ async def seed_shift(seed: Seed) -> None:
 
 
 def in_zh(detail: object) -> object:
-    return detail.zh if isinstance(detail, Bilingual) else detail
+    return detail.zh if isinstance(detail, Text) else detail
 
 
 def figures(report: Report) -> dict[str, object]:
@@ -124,10 +125,12 @@ async def test_the_handover_in_chinese_says_every_detail_in_chinese_at_site_time
     site: Site, store: OpsStore, seed: Seed
 ) -> None:
     trapped = await seed.raise_("entrapment", "lift-1", "2026-12-09 08:30")
-    await seed.ops.escalate_due({"emergency": 120 * 1_000_000_000}, at("2026-12-09 08:32"))
+    await seed.ops.alarms.escalate_due({"emergency": 120 * 1_000_000_000}, at("2026-12-09 08:32"))
     await seed.ack(trapped, "2026-12-09 08:33")
     sump = await seed.raise_("sump-high", "sump-1", "2026-12-09 09:00")
-    assert await seed.ops.shelve(sump, "ana", "", "pump being replaced", at("2026-12-09 12:00"), at("2026-12-09 09:05"))
+    assert await seed.ops.alarms.shelve(
+        sump, "ana", "", "pump being replaced", at("2026-12-09 12:00"), at("2026-12-09 09:05")
+    )
     task = await seed.task("2026-12-09 09:10", "2026-12-09 17:00", device="sump-1", title="sump")
     await seed.tasks.assign(task, "li", "ana", "", at("2026-12-09 09:20"))
     await seed.tasks.assign(task, "wu", "ana", "", at("2026-12-09 09:25"))
@@ -151,7 +154,9 @@ async def test_a_closed_alarm_is_called_as_on_the_desk(site: Site, store: OpsSto
     lift = await seed.raise_("entrapment", "lift-1", "2026-12-09 09:00")
     await seed.clear("entrapment", "lift-1", "2026-12-09 09:20")
     await seed.ack(lift, "2026-12-09 09:30")
-    report = await briefing(site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"))
+    report = await briefing(
+        site, store, date(2026, 12, 9), now=at("2026-12-10 08:00"), rules=rules_of(site), schedules=schedules_of(site)
+    )
     (row,) = report.section("emergencies").rows
     assert row["state"] == "normal"
     page = render(report, "md", "zh")

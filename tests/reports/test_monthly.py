@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from facility.records import TaskKind, TaskStatus
 from facility.site import Site
 from facility.store.ops import OpsStore
-from facility.store.tasks import TaskKind, TaskStatus, TaskStore
+from facility.store.tasks import TaskStore
 from reports import Report, monthly
 from reports.communication import communication_rules
 from reports.model import Row
-from tests.reports.conftest import HOUR, MINUTE, Seed, at
+from tests.reports.conftest import HOUR, MINUTE, Seed, at, rules_of
 
 NOW = "2026-12-02 09:00"
 MONTH_NS = 30 * 24 * HOUR
@@ -71,7 +72,7 @@ def rows(report: Report, section: str, key: str) -> dict[object, Row]:
 
 async def test_the_monthly_figures_are_the_ones_worked_out_by_hand(site: Site, store: OpsStore, seed: Seed) -> None:
     await seed_november(seed)
-    report = await monthly(site, store, 2026, 11, now=at(NOW))
+    report = await monthly(site, store, 2026, 11, now=at(NOW), rules=rules_of(site))
 
     assert (report.start, report.end) == (at("2026-11-01 00:00"), at("2026-12-01 00:00"))
     summary = figures(report, "summary")
@@ -159,7 +160,7 @@ async def test_vendor_response_is_measured_as_the_task_store_measures_it(
     site: Site, store: OpsStore, seed: Seed
 ) -> None:
     await seed_november(seed)
-    report = await monthly(site, store, 2026, 11, now=at(NOW))
+    report = await monthly(site, store, 2026, 11, now=at(NOW), rules=rules_of(site))
     expected = (
         await TaskStore(store).vendor_sla(
             {"otis": 30 * MINUTE}, at("2026-11-01 00:00"), at("2026-12-01 00:00"), at(NOW)
@@ -181,7 +182,7 @@ async def test_a_report_limited_to_buildings_counts_only_their_devices_and_site_
     site: Site, store: OpsStore, seed: Seed
 ) -> None:
     await seed_november(seed)
-    report = await monthly(site, store, 2026, 11, sorted(site.devices_in(["B1"])), now=at(NOW))
+    report = await monthly(site, store, 2026, 11, sorted(site.devices_in(["B1"])), now=at(NOW), rules=rules_of(site))
     assert report.devices == sorted(B1) and report.buildings == ["B1"]
     summary = figures(report, "summary")
     assert summary["alarms"] == 4  # pump-1, lift-1 trapped and offline, fire panel offline
@@ -197,13 +198,13 @@ async def test_the_month_under_way_runs_to_now_and_a_month_not_begun_is_refused(
     site: Site, store: OpsStore, seed: Seed
 ) -> None:
     await seed.raise_("low-pressure", "pump-1", "2026-12-01 06:00")
-    report = await monthly(site, store, 2026, 12, now=at("2026-12-01 12:00"))
+    report = await monthly(site, store, 2026, 12, now=at("2026-12-01 12:00"), rules=rules_of(site))
     load = figures(report, "alarm_load")
     assert load["per_hour"] == 1 / 12  # 12 hours of December so far
     assert figures(report, "summary")["availability"] == 1.0
     for year, month, message in ((2026, 13, "2026-13 is not a month"), (2027, 1, "2027-01 has not begun")):
         try:
-            await monthly(site, store, year, month, now=at("2026-12-01 12:00"))
+            await monthly(site, store, year, month, now=at("2026-12-01 12:00"), rules=rules_of(site))
         except ValueError as exc:
             assert str(exc) == f"month: {message}"
         else:
@@ -211,4 +212,4 @@ async def test_the_month_under_way_runs_to_now_and_a_month_not_begun_is_refused(
 
 
 def test_a_communication_rule_is_one_whose_condition_calls_offline(site: Site) -> None:
-    assert communication_rules(site) == frozenset({"device-offline"})
+    assert communication_rules(rules_of(site)) == frozenset({"device-offline"})

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from facility.site import Site
 from facility.store.ops import OpsStore
 from reports import FORMATS, MEDIA_TYPES, Format, Lang, Report, briefing, handover, monthly, render
-from tests.reports.conftest import MINUTE, Seed, at
+from tests.reports.conftest import MINUTE, Seed, at, rules_of, schedules_of
 from tests.reports.test_briefing import DAY, MORNING, seed_day
 from tests.reports.test_monthly import NOW, seed_november
 
@@ -77,7 +77,7 @@ def csv_blocks(text: str) -> dict[str, list[list[str]]]:
 @pytest.fixture
 async def november(site: Site, store: OpsStore, seed: Seed) -> Report:
     await seed_november(seed)
-    return await monthly(site, store, 2026, 11, now=at(NOW))
+    return await monthly(site, store, 2026, 11, now=at(NOW), rules=rules_of(site))
 
 
 @pytest.mark.parametrize(
@@ -179,9 +179,9 @@ async def test_every_report_renders_in_every_format_and_language(
 ) -> None:
     await seed_day(seed)
     reports = [
-        await briefing(site, store, DAY, now=at(MORNING)),
+        await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site)),
         await handover(site, store, None, at(MORNING), {"pump-1"}),
-        await monthly(site, store, 2026, 12, now=at(MORNING)),
+        await monthly(site, store, 2026, 12, now=at(MORNING), rules=rules_of(site)),
     ]
     for report in reports:
         for lang in LANGS:
@@ -199,6 +199,6 @@ async def test_every_report_renders_in_every_format_and_language(
 
 
 async def test_a_chart_with_nothing_to_show_is_left_out(site: Site, store: OpsStore) -> None:
-    quiet = await briefing(site, store, DAY, now=at(MORNING))
+    quiet = await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site))
     page = render(quiet, "html", "en")
     assert "<svg" not in page and '<section id="alarms_by_system">' in page

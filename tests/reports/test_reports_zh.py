@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from facility.site import Site
 from facility.store.ops import OpsStore
 from reports import Report, briefing, handover, monthly, render
-from tests.reports.conftest import RULES, Seed, at
+from tests.reports.conftest import RULES, Seed, at, rules_of, schedules_of
 from tests.reports.test_briefing import DAY, MORNING, seed_day
 from tests.reports.test_handover import seed_shift
 from tests.reports.test_monthly import NOW, seed_november
@@ -82,11 +82,11 @@ async def every_report(site: Site, store: OpsStore, seed: Seed) -> list[Report]:
     await seed_day(seed)
     await seed_shift(seed)
     return [
-        await briefing(site, store, DAY, now=at(MORNING)),
-        await briefing(site, store, None, now=at(MORNING)),
+        await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site)),
+        await briefing(site, store, None, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site)),
         await handover(site, store, at("2026-12-09 00:00"), at("2026-12-09 12:00")),
-        await monthly(site, store, 2026, 11, now=at(NOW)),
-        await monthly(site, store, 2026, 12, now=at(MORNING)),
+        await monthly(site, store, 2026, 11, now=at(NOW), rules=rules_of(site)),
+        await monthly(site, store, 2026, 12, now=at(MORNING), rules=rules_of(site)),
     ]
 
 

@@ -1,9 +1,12 @@
 """The reports and the duty desk name every priority, alarm state, task kind, task status and plant
 system alike, in both languages: an emergency-response task is 应急 on paper as on the page, and
-its priority 紧急. The desk's words are read from api/desk/i18n.js as text, as the browser gets it."""
+its priority 紧急. The desk's words are what the browser ends with: its own, read from
+api/desk/i18n.js as text, and the kernel's table (facility/words.py) as GET /api/v1/words serves it,
+filed under the keys that i18n.js's GROUPS give each group."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from pathlib import Path
@@ -11,28 +14,47 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
+from api.routes.words import served_words
+from facility import words as table
 from facility.model import AlarmState, Priority
 from facility.profile import BUILTIN_DIR, load_profiles
-from facility.store.tasks import Bilingual, TaskKind, TaskStatus
-from reports import Lang, Report, render
+from facility.records import TaskKind, TaskStatus
+from facility.store.users import Role, User
+from facility.vocabulary import Text
+from facility.words import ALARM_STATES, NAMES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
+from reports import Format, Lang, Report, render
 from reports.model import Column, Row, Section, text
-from reports.words import ALARM_STATES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
 
 I18N = Path(__file__).parents[2] / "api" / "desk" / "i18n.js"
 _ENTRY = re.compile(r'"?([\w-]+)"?: "((?:[^"\\]|\\.)*)"')
 
 
+_GROUP = re.compile(r'^  (\w+): \["([^"]*)", (true|false)\],$', re.MULTILINE)
+_ACTORS = re.compile(r"const ACTORS = new Set\(\[([^\]]*)\]\)")
+
+
 def desk_words() -> dict[str, dict[str, str]]:
-    """The desk's words by language: the `zh: {...}` and `en: {...}` blocks of TEXT in i18n.js."""
+    """The desk's words by language: the `zh: {...}` and `en: {...}` blocks of TEXT in i18n.js, and
+    the served table filed as its `useWords` files it (English capitalised where GROUPS says so)."""
     text = I18N.read_text(encoding="utf-8")
     body = text[text.index("const TEXT = {") :]
     zh, en = body.index("\n  zh: {"), body.index("\n  en: {")
     end = body.index("\n};", en)
-    return {"zh": dict(_ENTRY.findall(body[zh:en])), "en": dict(_ENTRY.findall(body[en:end]))}
+    desk = {"zh": dict(_ENTRY.findall(body[zh:en])), "en": dict(_ENTRY.findall(body[en:end]))}
+    served = asyncio.run(served_words(User("viewer-1", Role.VIEWER)))
+    actors = set(re.findall(r'"([^"]+)"', _ACTORS.findall(text)[0]))
+    filed = [(key, served[group], capital == "true") for group, key, capital in _GROUP.findall(text)]
+    filed += [("actor_{}" if id_ in actors else "team_{}", {id_: w}, False) for id_, w in served["names"].items()]
+    for key, group, capitalised in filed:
+        for id_, words in group.items():
+            name = key.format(id_.replace(" ", "_"))
+            desk["zh"][name] = words["zh"]
+            desk["en"][name] = words["en"][:1].upper() + words["en"][1:] if capitalised else words["en"]
+    return desk
 
 
 DESK = desk_words()
-GROUPS = [  # (what the group names, its words in reports/words.py, the desk's key of an id, every id)
+GROUPS = [  # (what the group names, its words in facility/words.py, the desk's key of an id, every id)
     ("priority", PRIORITIES, "{}", [p.value for p in Priority]),
     ("alarm state", ALARM_STATES, "state_{}", [s.value for s in AlarmState]),
     ("task kind", TASK_KINDS, "kind_{}", [k.value for k in TaskKind]),
@@ -40,11 +62,24 @@ GROUPS = [  # (what the group names, its words in reports/words.py, the desk's k
 ]
 
 
+def test_the_desk_keeps_no_copy_of_the_table() -> None:
+    """i18n.js names none of the ids the table names under the keys it files them: one table."""
+    text = I18N.read_text(encoding="utf-8")
+    body = text[text.index("const TEXT = {") : text.index("\n};")]
+    own = {key for key, _ in _ENTRY.findall(body)}
+    for key, group in [("{}", PRIORITIES), ("state_{}", ALARM_STATES), ("kind_{}", TASK_KINDS)]:
+        assert not {key.format(id_) for id_ in group} & own, f"i18n.js keeps its own {key} words"
+    assert not {f"status_{id_}" for id_ in TASK_STATUSES} & own
+    assert not {f"system_{id_}" for id_ in SYSTEMS} & own
+    assert not {f"taskAction_{a.replace(' ', '_')}" for a in table.TASK_ACTIONS} & own
+    assert not {f"team_{id_}" for id_ in NAMES} & own
+
+
 @pytest.mark.parametrize(("group", "words", "key", "ids"), GROUPS, ids=[g[0] for g in GROUPS])
 def test_reports_and_desk_give_every_id_the_same_words(
-    group: str, words: dict[str, Bilingual], key: str, ids: list[str]
+    group: str, words: dict[str, Text], key: str, ids: list[str]
 ) -> None:
-    assert sorted(words) == sorted(ids), f"reports/words.py names another set of {group}s"
+    assert sorted(words) == sorted(ids), f"facility/words.py names another set of {group}s"
     for id_ in ids:
         desk = (DESK["zh"].get(key.format(id_)), DESK["en"].get(key.format(id_)))
         assert desk[0] == words[id_].zh, f"{group} {id_}: the desk says {desk[0]}, reports {words[id_].zh}"
@@ -65,7 +100,7 @@ def test_the_systems_the_desk_names_read_as_in_reports() -> None:
         assert DESK["en"][f"system_{system}"].casefold() == SYSTEMS[system].en.casefold(), system
 
 
-def _texts(report: Report, fmt: str, lang: Lang) -> str:
+def _texts(report: Report, fmt: Format, lang: Lang) -> str:
     """The report as `fmt` in `lang`, its texts joined by `|`: the tags of HTML and the sheets of
     Excel gone."""
     shown = render(report, fmt, lang)
@@ -76,7 +111,7 @@ def _texts(report: Report, fmt: str, lang: Lang) -> str:
 
 
 @pytest.mark.parametrize("fmt", ["html", "md", "csv", "xlsx"])
-def test_a_column_of_task_kinds_says_yingji_beside_the_priority_jinji(fmt: str) -> None:
+def test_a_column_of_task_kinds_says_yingji_beside_the_priority_jinji(fmt: Format) -> None:
     """The briefing's, monthly report's and task lists' kind columns are of kind `task_kind`."""
     report = Report("briefing", text("晨会简报", "Briefing"), "t", "", "Asia/Shanghai", 0, 1, 1, None, None)
     columns = [

@@ -12,12 +12,12 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.workbook import Workbook
 
+from facility.records import TaskKind
 from facility.site import Site
 from facility.store.ops import OpsStore
-from facility.store.tasks import TaskKind
 from reports import briefing, handover, monthly, render
 from reports.xlsx import Block, Sheet, XColumn, workbook
-from tests.reports.conftest import Seed, at
+from tests.reports.conftest import Seed, at, rules_of, schedules_of
 from tests.reports.test_briefing import DAY, MORNING, seed_day
 
 FORMULA = '=HYPERLINK("http://x","click")'
@@ -43,7 +43,7 @@ async def test_the_briefing_workbook_has_a_sheet_per_section_with_typed_cells(
 ) -> None:
     await seed_day(seed)
     await seed.task("2026-12-09 18:00", "2026-12-10 18:00", kind=TaskKind.COMPLAINT, title=FORMULA)
-    report = await briefing(site, store, DAY, now=at(MORNING))
+    report = await briefing(site, store, DAY, now=at(MORNING), rules=rules_of(site), schedules=schedules_of(site))
     wb = book(render(report, "xlsx", "zh" if lang == "zh" else "en"))
     zh = lang == "zh"
     sections = [s.title.zh if zh else s.title.en for s in report.sections]
@@ -72,7 +72,9 @@ async def test_the_handover_and_monthly_workbooks_keep_durations_and_shares_as_n
 ) -> None:
     alarm = await seed.raise_("low-pressure", "pump-1", "2026-10-05 10:00")
     await seed.ack(alarm, "2026-10-05 10:04")
-    month = book(render(await monthly(site, store, 2026, 10, now=at("2026-11-02 09:00")), "xlsx", "en"))
+    month = book(
+        render(await monthly(site, store, 2026, 10, now=at("2026-11-02 09:00"), rules=rules_of(site)), "xlsx", "en")
+    )
     summary = month["Summary"]
     values = {row[0].value: row[1] for row in summary.iter_rows(min_row=2)}
     mtta = next(cell for label, cell in values.items() if label and "acknowledge" in str(label))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from facility.bus import Bus
+from facility.bus import Bus, LocalBus
 from facility.site import Site, load_site
 from facility.store.ops import OpsStore
 from rules.service import RulesService
@@ -61,7 +61,7 @@ async def rules_running(site: Site, url: str) -> AsyncIterator[tuple[RulesServic
     Its outcome journal is `journal` in the site's folder, so a second service of the site finds it."""
     store = OpsStore(url)
     await store.start()
-    bus = Bus()
+    bus = LocalBus()
     service = RulesService(site, bus, store, site.path("journal"))
     await service.start()
     try:

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from facility.bus import Bus, Event
+from facility.bus import Event, LocalBus
 from facility.model import Priority
 from facility.site import Site, load_site
-from facility.store.ops import ActionRefused, OpsStore
+from facility.store.alarms import ActionRefused
+from facility.store.ops import OpsStore
 from rules.alarms import AlarmService
 from rules.engine import Change
+from rules.flood import Flood, judge
 from rules.ruleset import Rule, load_rules
 from tests.rules.conftest import RULES
 
@@ -74,7 +76,7 @@ def pending(events: asyncio.Queue[Event]) -> list[Event]:
 async def test_a_shelf_expires_by_itself_and_the_still_unacknowledged_alarm_escalates_once(
     estate: Site, store: OpsStore
 ) -> None:
-    bus, clock = Bus(), Clock(T)
+    bus, clock = LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock, check_every_s=0.01)
     with bus.subscribe() as events:
         task = asyncio.create_task(service.run())
@@ -101,7 +103,7 @@ async def test_a_shelf_expires_by_itself_and_the_still_unacknowledged_alarm_esca
         clock.now = T + 2 * HOUR
         await service.check()
         assert pending(events) == []  # escalated once only
-    detail = await store.get_alarm(alarm_id)
+    detail = await store.alarms.get_alarm(alarm_id)
     assert detail is not None
     assert [(h["action"], h["actor"]) for h in detail["history"]] == [
         ("raised", "rules"),
@@ -114,7 +116,7 @@ async def test_a_shelf_expires_by_itself_and_the_still_unacknowledged_alarm_esca
 async def test_an_emergency_alarm_escalates_after_its_own_limit(estate: Site, store: OpsStore) -> None:
     rule = low_pressure(estate)
     emergency = replace(rule, spec=rule.spec.model_copy(update={"priority": Priority.EMERGENCY}))
-    bus, clock = Bus(), Clock(T)
+    bus, clock = LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock, escalate_emergency_ns=30 * S)
     with bus.subscribe() as events:
         await service.record(Change(emergency, "pump-1", True, T, LOW))
@@ -129,33 +131,65 @@ async def test_an_emergency_alarm_escalates_after_its_own_limit(estate: Site, st
 async def test_a_flood_starts_past_ten_alarms_in_ten_minutes_and_ends_when_few_remain(
     estate: Site, store: OpsStore
 ) -> None:
-    rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
+    rule, bus, clock = low_pressure(estate), LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
         await service.record(Change(rule, "pump-12", True, T, LOW, suppressed=True))  # not in front of staff
         for k in range(10):
             await service.record(Change(rule, f"pump-{k + 1}", True, T + k * S, LOW))
         assert [e.kind for e in pending(events)] == ["alarm"] * 11
-        assert service.flood_state() == {"active": False}
+        assert await service.flood_state() == {"active": False}
 
         await service.record(Change(rule, "pump-11", True, T + 10 * S, LOW))
         started = {"active": True, "count": 11, "since": T + 10 * S}
         assert [(e.kind, e.data) for e in pending(events)][1:] == [("flood", started)]
         clock.now = T + 10 * S
-        assert service.flood_state() == started
+        assert await service.flood_state() == started
 
         clock.now = T + 10 * MIN + 5 * S  # five raised within the last ten minutes: still a flood
         await service.check()
         assert [e for e in pending(events) if e.kind == "flood"] == []
-        assert service.flood_state() == {"active": True, "count": 5, "since": T + 10 * S}
+        assert await service.flood_state() == {"active": True, "count": 5, "since": T + 10 * S}
         clock.now = T + 10 * MIN + 6 * S
         await service.check()
         assert [e.data for e in pending(events) if e.kind == "flood"] == [{"active": False}]
-        assert service.flood_state() == {"active": False}
+        assert await service.flood_state() == {"active": False}
+
+
+async def test_the_flood_state_is_the_stores_so_another_process_reads_it_and_a_restart_ends_it(
+    estate: Site, store: OpsStore
+) -> None:
+    rule, bus, clock = low_pressure(estate), LocalBus(), Clock(T + 10 * S)
+    worker = AlarmService(estate, store, bus, clock=clock)
+    for k in range(11):
+        await worker.record(Change(rule, f"pump-{k + 1}", True, T + k * S, LOW))
+    started = {"active": True, "count": 11, "since": T + 10 * S}
+    other = AlarmService(estate, store, LocalBus(), clock=clock)  # as the API in a process of its own
+    assert await other.flood_state() == started
+
+    restarted_bus = LocalBus()
+    restarted = AlarmService(estate, store, restarted_bus, clock=clock)  # the worker after a restart
+    with restarted_bus.subscribe() as events:
+        await restarted.check()
+        assert [e for e in pending(events) if e.kind == "flood"] == []  # told before the restart
+        clock.now = T + 10 * MIN + 6 * S
+        await restarted.check()
+        assert [e.data for e in pending(events) if e.kind == "flood"] == [{"active": False}]
+    assert await other.flood_state() == {"active": False}
+
+
+def test_a_flood_is_judged_by_replaying_the_activations() -> None:
+    raised = [T + k * S for k in range(11)]
+    assert judge(raised[:10], T + 9 * S) is None
+    assert judge(raised, T + 10 * S) == Flood(11, T + 10 * S)
+    assert judge(raised, T + 10 * MIN + 5 * S) == Flood(5, T + 10 * S)  # five left: still a flood
+    assert judge(raised, T + 10 * MIN + 6 * S) is None
+    again = [*raised, *(T + 11 * MIN + k * S for k in range(11))]  # a second flood, after the first ended
+    assert judge(again, T + 11 * MIN + 10 * S) == Flood(11, T + 11 * MIN + 10 * S)
 
 
 async def test_chattering_is_announced_and_ends_after_ten_quiet_minutes(estate: Site, store: OpsStore) -> None:
-    rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
+    rule, bus, clock = low_pressure(estate), LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock, escalate_high_ns=HOUR)  # only chatter changes here
     with bus.subscribe() as events:
         for k in range(6):
@@ -170,7 +204,7 @@ async def test_chattering_is_announced_and_ends_after_ten_quiet_minutes(estate: 
 
 
 async def test_suppressed_and_out_of_service_alarms_are_kept_and_shown_as_such(estate: Site, store: OpsStore) -> None:
-    rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
+    rule, bus, clock = low_pressure(estate), LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
         await service.record(Change(rule, "pump-1", True, T, LOW, suppressed=True))
@@ -192,7 +226,7 @@ async def test_suppressed_and_out_of_service_alarms_are_kept_and_shown_as_such(e
 
 
 async def test_operator_actions_are_recorded_announced_or_refused(estate: Site, store: OpsStore) -> None:
-    rule, bus, clock = low_pressure(estate), Bus(), Clock(T)
+    rule, bus, clock = low_pressure(estate), LocalBus(), Clock(T)
     service = AlarmService(estate, store, bus, clock=clock)
     with bus.subscribe() as events:
         await service.record(Change(rule, "pump-1", True, T, LOW))
@@ -215,7 +249,7 @@ async def test_operator_actions_are_recorded_announced_or_refused(estate: Site, 
         assert acked is not None and acked["acked_at"] == T + MIN
         assert commented is not None and unshelved is not None and unshelved["state"] == "acknowledged"
         assert [e.data["state"] for e in pending(events)] == ["acknowledged", "acknowledged", "shelved", "acknowledged"]
-    detail = await store.get_alarm(alarm_id)
+    detail = await store.alarms.get_alarm(alarm_id)
     assert detail is not None
     assert [(h["action"], h["actor"], h["source"], h["ts"]) for h in detail["history"]][1:] == [
         ("acknowledged", "duty", "10.0.0.5", T + MIN),

@@ -10,7 +10,8 @@ from facility.model import Quality, Reading
 from facility.site import Site, load_site
 from facility.yamlfile import ConfigError
 from rules.engine import Change, Engine
-from rules.ruleset import load_rules, render
+from rules.ruleset import load_rules
+from rules.texts import render
 from tests.rules.conftest import RULES
 
 S = 1_000_000_000

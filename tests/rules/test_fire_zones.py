@@ -21,12 +21,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from facility.bus import Bus, Event
+from facility.bus import Bus, Event, LocalBus
 from facility.model import Quality, Reading, now_ns
 from facility.netutil import free_port
+from facility.records import replaced_texts, spread_texts
 from facility.site import Site, load_site
-from facility.store.ops import SPREAD, OpsStore, replaced_texts, spread_texts
+from facility.store.ops import OpsStore
 from facility.store.tasks import TaskStore
+from facility.vocabulary import AlarmAction, EventKind
 from facility_app.cli import app
 from rules.engine import Change, Engine
 from rules.notify import Notifier, markdown
@@ -164,7 +166,7 @@ async def fire_rules(site: Site, url: str) -> AsyncIterator[tuple[Bus, OpsStore]
     waiting for the ops store."""
     store = OpsStore(url)
     await store.start(wait=False)
-    bus = Bus()
+    bus = LocalBus()
     service = RulesService(site, bus, store, site.path("journal"))
     await service.start()
     try:
@@ -190,13 +192,16 @@ async def fire_alarm(events: asyncio.Queue[Event], kind: str = "alarm", **wanted
 async def spread_history(store: OpsStore, alarm_id: int) -> list[tuple[str, dict[str, str] | None]]:
     """The alarm's raise and spreads, each with its text in both languages as the history keeps it
     (a raise's text is the message the alarm no longer shows: its first spread kept it)."""
-    found = await store.get_alarm(alarm_id)
+    found = await store.alarms.get_alarm(alarm_id)
     assert found is not None
     history = found["history"]
     return [
-        (h["action"], spread_texts(h["detail"]) if h["action"] == SPREAD else replaced_texts(h["detail"], history))
+        (
+            h["action"],
+            spread_texts(h["detail"]) if h["action"] == AlarmAction.SPREAD else replaced_texts(h["detail"], history),
+        )
         for h in history
-        if h["action"] in ("raised", SPREAD)
+        if h["action"] in ("raised", AlarmAction.SPREAD)
     ]
 
 
@@ -220,7 +225,7 @@ async def test_a_zone_joining_an_active_fire_alarm_renames_it_everywhere_and_a_r
                 assert spread["message"] == texts(MESSAGE, "3号防区、5号防区", "Zone 3, Zone 5")
                 told = (await hook.next()).json()["data"]
                 assert told["title"] == both and told["spread"] is True
-                robot = markdown(Event(0, "alarm", told), site, ZoneInfo("Asia/Shanghai"))[1]
+                robot = markdown(Event(0, EventKind.ALARM, told), site, ZoneInfo("Asia/Shanghai"))[1]
                 assert "B3 火警：3号防区、5号防区" in robot and "报警部位增加" in robot
 
                 panel(bus, t + 2, {5})  # zone 3 reset: the panel holds it until the panel is reset
@@ -229,11 +234,11 @@ async def test_a_zone_joining_an_active_fire_alarm_renames_it_everywhere_and_a_r
                 assert three["title"] == texts(TITLE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5")
                 await fire_alarm(events, "task")  # its task's note, the spread's last step
 
-            assert (await store.get_alarm(raised["id"]) or {})["title"] == three["title"]
+            assert (await store.alarms.get_alarm(raised["id"]) or {})["title"] == three["title"]
             assert await spread_history(store, raised["id"]) == [
                 ("raised", texts(MESSAGE, "3号防区", "Zone 3")),
-                (SPREAD, texts(MESSAGE, "3号防区、5号防区", "Zone 3, Zone 5")),
-                (SPREAD, texts(MESSAGE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5")),
+                (AlarmAction.SPREAD, texts(MESSAGE, "3号防区、5号防区", "Zone 3, Zone 5")),
+                (AlarmAction.SPREAD, texts(MESSAGE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5")),
             ]
             (task,) = await TaskStore(store).list(0)
             full = await TaskStore(store).get(task["id"], now_ns())
@@ -274,7 +279,10 @@ async def test_a_spread_while_the_ops_store_is_down_is_shown_at_once_and_recorde
                 await db.restore()
                 recorded = await fire_alarm(events, spread=True, recorded=None)
             assert recorded["title"] == both
-            assert [action for action, _ in await spread_history(store, recorded["id"])] == ["raised", SPREAD]
+            assert [action for action, _ in await spread_history(store, recorded["id"])] == [
+                "raised",
+                AlarmAction.SPREAD,
+            ]
 
 
 ZONES_AND_PRESSURE = """\
@@ -299,9 +307,9 @@ def test_only_a_point_joining_a_list_changes_an_active_alarm_and_a_value_in_a_te
     changes: list[Change] = []
     engine = Engine(load_rules(site), changes.append)
 
-    def poll(ts: int, fire: set[int], **more: object) -> None:
+    def poll(ts: int, fire: set[int], **more: float) -> None:
         zones = {z: "fire" if n in fire else "normal" for n, z in enumerate(ZONES, 1)}
-        values = {**zones, "general_fire": bool(fire), **more}
+        values: dict[str, float | str] = {**zones, "general_fire": bool(fire), **more}
         engine.handle([Reading("fire-1", point, value, Quality.GOOD, ts) for point, value in values.items()])
 
     def title(change: Change) -> str:

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from facility.site import load_site
-from rules.ruleset import Text, load_rules
+from facility.vocabulary import Text
+from rules.ruleset import load_rules
 from rules.tasks import name_pair
 
 DEMO = Path(__file__).resolve().parents[2] / "sites" / "demo" / "site.yaml"

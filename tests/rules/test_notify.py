@@ -19,10 +19,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from facility.aio import cancel_all
-from facility.bus import Bus
-from facility.mqtt import Message, MqttClient
+from facility.bus import Bus, LocalBus
+from facility.mqtt import MqttClient
+from facility.mqtt_delivery import Message
+from facility.records import NewAlarm
 from facility.site import Site, load_site
-from facility.store.ops import NewAlarm, OpsStore
+from facility.store.ops import OpsStore
+from facility.vocabulary import EventKind
 from rules.notify import Notifier
 from testsupport.servers import Mosquitto
 
@@ -133,7 +136,7 @@ async def alarm(store: OpsStore, priority: str = "emergency", rule: str = "entra
     new = NewAlarm(
         rule, "lift-1", priority, "1号梯困人", "Lift 1: passengers trapped", "停在5层", "at floor 5", RAISED_AT
     )
-    return (await store.raise_alarm(new))[0]
+    return (await store.alarms.raise_alarm(new))[0]
 
 
 @asynccontextmanager
@@ -178,14 +181,14 @@ async def test_robots_get_markdown_with_priority_titles_device_and_local_time(tm
                 {"name": "plain", "url": plain.url(), "format": "json"},
             ],
         )
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None), bus):
             raised = await alarm(store)
-            bus.publish_event("alarm", raised)
+            bus.publish_event(EventKind.ALARM, raised)
             content = (await wecom.next()).json()
             ding = (await dingtalk.next()).json()
             sent = await plain.next()
-            bus.publish_event("escalation", {**raised, "changed_at": RAISED_AT + 10**12})
+            bus.publish_event(EventKind.ESCALATION, {**raised, "changed_at": RAISED_AT + 10**12})
             escalated = (await wecom.next()).json()["markdown"]["content"]
     assert content["msgtype"] == "markdown" and ding["msgtype"] == "markdown"
     assert ding["markdown"]["title"] == "[emergency] 1号梯困人"
@@ -212,14 +215,18 @@ async def test_webhooks_get_alarms_at_or_above_their_priority_and_every_escalati
                 {"name": "engineers", "url": engineers.url(), "min_priority": "medium"},
             ],
         )
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None), bus):
             for priority in ("low", "medium", "high", "emergency"):
-                bus.publish_event("alarm", await alarm(store, priority, rule=priority))
-            bus.publish_event("task", {"id": 1, "priority": "emergency", "title": {"zh": "维修", "en": "Repair"}})
+                bus.publish_event(EventKind.ALARM, await alarm(store, priority, rule=priority))
+            bus.publish_event(
+                EventKind.TASK, {"id": 1, "priority": "emergency", "title": {"zh": "维修", "en": "Repair"}}
+            )
             shelved = await alarm(store, "emergency", rule="shelved")
-            bus.publish_event("alarm", {**shelved, "shelved": True})  # shelved: not announced to people
-            bus.publish_event("escalation", await alarm(store, "low", rule="forgotten"))  # the last one published
+            bus.publish_event(EventKind.ALARM, {**shelved, "shelved": True})  # shelved: not announced to people
+            bus.publish_event(
+                EventKind.ESCALATION, await alarm(store, "low", rule="forgotten")
+            )  # the last one published
             to_managers = [(await managers.next()).json() for _ in range(2)]
             to_engineers = [(await engineers.next()).json() for _ in range(4)]
     assert [(b["kind"], b["data"]["priority"]) for b in to_managers] == [("alarm", "emergency"), ("escalation", "low")]
@@ -234,12 +241,12 @@ async def test_webhooks_get_alarms_at_or_above_their_priority_and_every_escalati
 async def test_people_hear_of_each_state_once_not_of_comments(tmp_path: Path, store: OpsStore) -> None:
     async with receiver() as hook:
         site = make_site(tmp_path, [{"name": "ops", "url": hook.url(), "min_priority": "low"}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None), bus):
             raised = await alarm(store, "high")
-            bus.publish_event("alarm", raised)
-            bus.publish_event("alarm", {**raised, "chattering": True})  # a flag, same state: not again
-            bus.publish_event("alarm", {**raised, "state": "acknowledged"})
+            bus.publish_event(EventKind.ALARM, raised)
+            bus.publish_event(EventKind.ALARM, {**raised, "chattering": True})  # a flag, same state: not again
+            bus.publish_event(EventKind.ALARM, {**raised, "state": "acknowledged"})
             states = [(await hook.next()).json()["data"]["state"] for _ in range(2)]
     assert states == ["unacknowledged", "acknowledged"]
 
@@ -247,27 +254,27 @@ async def test_people_hear_of_each_state_once_not_of_comments(tmp_path: Path, st
 async def test_a_failing_receiver_is_retried_until_it_answers(tmp_path: Path, store: OpsStore) -> None:
     async with receiver(answers=[(500, b""), (503, b"")]) as hook:
         site = make_site(tmp_path, [{"name": "ops", "url": hook.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None, attempts=4, backoff=0.01), bus):
-            bus.publish_event("alarm", await alarm(store))
+            bus.publish_event(EventKind.ALARM, await alarm(store))
             tries = [await hook.next() for _ in range(3)]  # 500, 503, then 200
-            bus.publish_event("alarm", await alarm(store, rule="second"))
+            bus.publish_event(EventKind.ALARM, await alarm(store, rule="second"))
             after = await hook.next()  # the first is settled before the second goes out
     assert tries[0].body == tries[1].body == tries[2].body
     assert after.json()["data"]["rule"] == "second"
-    assert await store.dead_letters() == []
+    assert await store.letters.recent() == []
 
 
 async def test_retries_spent_leave_a_dead_letter_and_the_next_event_goes_out(tmp_path: Path, store: OpsStore) -> None:
     async with receiver(answers=[(500, b"")] * 3) as hook:
         site = make_site(tmp_path, [{"name": "ops-room", "url": hook.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None, attempts=3, backoff=0.01), bus):
-            bus.publish_event("alarm", await alarm(store))
+            bus.publish_event(EventKind.ALARM, await alarm(store))
             tries = [await hook.next() for _ in range(3)]
-            bus.publish_event("alarm", await alarm(store, rule="second"))
+            bus.publish_event(EventKind.ALARM, await alarm(store, rule="second"))
             await hook.next()  # the dead letter is written before the next event is sent
-    [letter] = await store.dead_letters()
+    [letter] = await store.letters.recent()
     assert (letter.source, letter.key) == ("webhook", "ops-room")
     assert "HTTP 500" in letter.reason and "attempt 3 of 3" in letter.reason
     assert json.loads(letter.payload) == tries[-1].json()
@@ -276,14 +283,14 @@ async def test_retries_spent_leave_a_dead_letter_and_the_next_event_goes_out(tmp
 async def test_a_receiver_that_never_answers_times_out_into_a_dead_letter(tmp_path: Path, store: OpsStore) -> None:
     async with receiver(hold=True) as hanging:
         site = make_site(tmp_path, [{"name": "hanging", "url": hanging.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None, timeout=0.2, attempts=2, backoff=0.01), bus):
-            bus.publish_event("alarm", await alarm(store))
+            bus.publish_event(EventKind.ALARM, await alarm(store))
             await hanging.next()
             await hanging.next()  # tried again after the first attempt timed out
-            bus.publish_event("alarm", await alarm(store, rule="second"))
+            bus.publish_event(EventKind.ALARM, await alarm(store, rule="second"))
             await hanging.next()  # the second event goes out once the first is a dead letter
-    [letter] = await store.dead_letters()
+    [letter] = await store.letters.recent()
     assert letter.key == "hanging" and "Timeout" in letter.reason and "attempt 2 of 2" in letter.reason
 
 
@@ -292,11 +299,11 @@ async def test_a_slow_receiver_delays_neither_other_webhooks_nor_mqtt(
 ) -> None:
     async with receiver(hold=True) as slow, receiver() as fast, mqtt_pair(mosquitto) as (publisher, received):
         site = make_site(tmp_path, [{"name": "slow", "url": slow.url()}, {"name": "fast", "url": fast.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, publisher.publish, timeout=30), bus):
             alarms = [await alarm(store, rule=f"r{i}") for i in range(3)]
             for raised in alarms:
-                bus.publish_event("alarm", raised)
+                bus.publish_event(EventKind.ALARM, raised)
             assert (await slow.next()).json()["data"] == alarms[0]  # and held there, unanswered
             assert [(await fast.next()).json()["data"] for _ in alarms] == alarms
             messages = [await asyncio.wait_for(received.get(), TIMEOUT) for _ in alarms]
@@ -306,14 +313,14 @@ async def test_a_slow_receiver_delays_neither_other_webhooks_nor_mqtt(
             assert slow.arrived.empty()  # the slow one is still on its first
             slow.release.set()
             assert [(await slow.next()).json()["data"] for _ in alarms[1:]] == alarms[1:]
-    assert await store.dead_letters() == []
+    assert await store.letters.recent() == []
 
 
 async def test_mqtt_carries_every_kind_the_desk_and_other_processes_follow(
     tmp_path: Path, store: OpsStore, mosquitto: Mosquitto
 ) -> None:
     async with mqtt_pair(mosquitto) as (publisher, received):
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(make_site(tmp_path, []), store, publisher.publish), bus):
             sent = [
                 ("alarm", await alarm(store)),
@@ -324,7 +331,7 @@ async def test_mqtt_carries_every_kind_the_desk_and_other_processes_follow(
                 ("flood", {"active": True, "count": 12}),
             ]
             for kind, data in sent:
-                bus.publish_event(kind, data)
+                bus.publish_event(EventKind(kind), data)
             got = [await asyncio.wait_for(received.get(), TIMEOUT) for _ in range(5)]
     assert [(topic, json.loads(payload)) for topic, payload in got] == [
         (f"facility/v1/events/t/{kind}", data) for kind, data in sent if kind != "device"
@@ -348,14 +355,14 @@ async def test_signed_deliveries_verify_and_no_secret_reaches_the_logs(
                 {"name": "unset", "url": unset.url(), "secret_env": "NO_SUCH_SECRET_VAR"},
             ],
         )  # fmt: skip
-        bus = Bus()
+        bus = LocalBus()
         notifier = Notifier(site, store, None, attempts=3, backoff=0.01)
         async with running(notifier, bus):
-            bus.publish_event("alarm", await alarm(store))
+            bus.publish_event(EventKind.ALARM, await alarm(store))
             await asyncio.wait_for(notifier.flush(), TIMEOUT)
     first, second = ding.arrived.get_nowait(), ding.arrived.get_nowait()  # refused by the robot, then accepted
     signed = plain.arrived.get_nowait()
-    letters = await store.dead_letters()
+    letters = await store.letters.recent()
     for request in (first, second):
         assert request.query["access_token"] == token
         expected = hmac.new(secret.encode(), f"{request.query['timestamp']}\n{secret}".encode(), hashlib.sha256)
@@ -378,19 +385,19 @@ async def test_what_a_stop_leaves_unsent_is_kept_on_disk_and_sent_at_the_next_st
     outbox = tmp_path / "journal" / "notifications.json"
     async with receiver(hold=True) as hanging:
         site = make_site(tmp_path, [{"name": "desk-robot", "url": hanging.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None, timeout=30, outbox=outbox), bus):
-            bus.publish_event("alarm", await alarm(store))
-            bus.publish_event("alarm", await alarm(store, rule="second"))
+            bus.publish_event(EventKind.ALARM, await alarm(store))
+            bus.publish_event(EventKind.ALARM, await alarm(store, rule="second"))
             await hanging.next()  # the first is under way, the second waits behind it
     assert outbox.exists()
 
     async with receiver() as answering:
         site = make_site(tmp_path, [{"name": "desk-robot", "url": answering.url()}])
-        bus = Bus()
+        bus = LocalBus()
         async with running(Notifier(site, store, None, outbox=outbox), bus):
             first, second = await answering.next(), await answering.next()
-            bus.publish_event("alarm", await alarm(store, rule="third"))
+            bus.publish_event(EventKind.ALARM, await alarm(store, rule="third"))
             third = await answering.next()
     assert [r.json()["data"]["rule"] for r in (first, second, third)] == ["entrapment", "second", "third"]
     assert not outbox.exists()  # sent: nothing is kept twice

@@ -50,7 +50,7 @@ async def test_changes_wait_for_a_failed_store_and_keep_their_order(
             raised = await asyncio.wait_for(events.get(), 15)
             returned = await asyncio.wait_for(events.get(), 15)
         assert (raised.data["state"], returned.data["state"]) == ("unacknowledged", "rtn_unacknowledged")
-        (stored,) = await store.list_alarms()
+        (stored,) = await store.alarms.list_alarms()
         assert stored["state"] == "rtn_unacknowledged" and stored["cleared_at"] == 2
 
 
@@ -70,9 +70,9 @@ async def test_stopping_with_the_store_down_gives_up_in_time_and_says_so(
     async with alarms_table_gone(site, tmp_path / "ops.db") as (service, _bus, store, restore):
         (rule,) = service.rules
         leftover = Outcomes(  # one that is stopping
-            service.alarms,
-            service.tasks,
-            service.plans,
+            service.lifecycle.alarms,
+            service.lifecycle.tasks,
+            service.lifecycle.plans,
             Journal(tmp_path / "leftover"),
             store,
             rule_of={rule.id: rule}.get,
@@ -83,4 +83,4 @@ async def test_stopping_with_the_store_down_gives_up_in_time_and_says_so(
         await leftover.drain(timeout=1.0)  # returns although the store never answers
         assert "stopping with 1 rule outcomes journaled, not yet recorded" in caplog.text
         await restore()
-        assert await store.list_alarms() == []
+        assert await store.alarms.list_alarms() == []

@@ -14,21 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from facility.bus import Bus, Event
+from facility.bus import Bus, Event, LocalBus
+from facility.errors import Invalid
 from facility.model import Quality, Reading, now_ns
 from facility.readiness import Figure, PartState, Reporter, State
 from facility.site import Site
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.plans import PlanStore
+from facility.store.tasks import TaskStore
+from facility.vocabulary import Text
 from rules.alarms import AlarmService
 from rules.engine import Change
 from rules.journal import Journal
 from rules.notify import Notifier
 from rules.plans import PlanService
-from rules.ruleset import Text
 from rules.schedules import Due
 from rules.service import RulesService
+from rules.tasks import TaskService
 from tests.rules.conftest import MakeSite
 from tests.rules.test_notify import make_site as notify_site
 from tests.rules.test_notify import receiver
@@ -61,7 +65,7 @@ async def running(
     """The rules service started as the runtime starts it: without waiting for the ops store."""
     store = OpsStore(url)
     await store.start(wait=False)
-    bus = Bus()
+    bus = LocalBus()
     service = RulesService(site, bus, store, journal)
     if setup is not None:
         setup(service, store, bus)
@@ -111,8 +115,8 @@ def figure(reporter: Reporter, name: str, **labels: str) -> float:
 
 
 async def history(store: OpsStore) -> list[str]:
-    (alarm,) = await store.list_alarms(include_closed=True)
-    detail = await store.get_alarm(alarm["id"])
+    (alarm,) = await store.alarms.list_alarms(include_closed=True)
+    detail = await store.alarms.get_alarm(alarm["id"])
     assert detail is not None
     return [h["action"] for h in detail["history"]]
 
@@ -133,12 +137,12 @@ async def test_an_alarm_raised_while_the_store_is_down_is_shown_at_once_and_reco
             assert part(store, "ops_store").state is State.DOWN
             assert figure(service.outcomes, "outcomes_pending") == 1
             with pytest.raises(OpsUnavailable):
-                await store.list_alarms()
+                await store.alarms.list_alarms()
 
             await db.restore()
             recorded = await next_alarm(events)
         assert "recorded" not in recorded and recorded["state"] == "unacknowledged"
-        (stored,) = await store.list_alarms()
+        (stored,) = await store.alarms.list_alarms()
         assert stored["id"] == recorded["id"] and stored["raised_at"] == shown["raised_at"]
         await until(lambda: part(service.outcomes, "outcomes").state is State.UP, 10)
         assert part(store, "ops_store").state is State.UP
@@ -160,7 +164,7 @@ async def test_the_journal_carries_outcomes_across_a_restart_and_applies_them_on
     await db.restore()
     async with running(site, db.url, journal) as (service, _bus, store):
         await store.wait_available()
-        (alarm,) = await eventually(store.list_alarms, 15)
+        (alarm,) = await eventually(store.alarms.list_alarms, 15)
         assert alarm["rule"] == "low-pressure" and alarm["state"] == "unacknowledged"
         await until(lambda: service.outcomes.pending == 0, 10)
     async with running(site, db.url, journal) as (service, _bus, store):
@@ -176,14 +180,14 @@ async def test_conditions_active_before_a_restart_clear_after_it_with_the_store_
     async with running(site, db.url, journal) as (_service, bus, store):
         await store.wait_available()
         low_pressure(bus, now_ns())
-        await eventually(store.list_alarms, 15)
+        await eventually(store.alarms.list_alarms, 15)
     await db.cut()
     async with running(site, db.url, journal) as (service, bus, store):
         pressure_back(bus, now_ns())  # the engine knows the condition is active: from the journal alone
         assert service.outcomes.pending == 1
         await db.restore()
         await until(lambda: service.outcomes.pending == 0)
-        (alarm,) = await store.list_alarms()
+        (alarm,) = await store.alarms.list_alarms()
         assert alarm["state"] == "rtn_unacknowledged" and not alarm["active"]
 
 
@@ -193,14 +197,14 @@ async def test_a_condition_the_journal_does_not_know_resumes_from_its_open_alarm
     async with running(site, db.url, tmp_path / "journal-of-another-machine") as (_service, bus, store):
         await store.wait_available()
         low_pressure(bus, now_ns())
-        await eventually(store.list_alarms, 15)
+        await eventually(store.alarms.list_alarms, 15)
     await db.cut()
     async with running(site, db.url, tmp_path / "journal") as (_service, bus, store):
         await db.restore()
 
         async def cleared() -> bool:
             pressure_back(bus, now_ns())  # the pump's next poll, until the engine knows the condition
-            return store.available and [a["state"] for a in await store.list_alarms()] == ["rtn_unacknowledged"]
+            return store.available and [a["state"] for a in await store.alarms.list_alarms()] == ["rtn_unacknowledged"]
 
         await eventually(cleared, 15)
 
@@ -211,7 +215,7 @@ async def test_a_condition_judged_since_the_start_is_not_overridden_by_the_store
     async with running(site, db.url, tmp_path / "journal-of-another-machine") as (_service, bus, store):
         await store.wait_available()
         low_pressure(bus, now_ns())
-        await eventually(store.list_alarms, 15)
+        await eventually(store.alarms.list_alarms, 15)
     await db.cut()
     async with running(site, db.url, tmp_path / "journal") as (service, bus, store):
         t = now_ns()
@@ -244,7 +248,7 @@ async def test_order_is_kept_across_a_long_outage(site: Site, pg: Outage, tmp_pa
                     recorded.append(event.data["state"])
         assert recorded == ["unacknowledged", "rtn_unacknowledged", "unacknowledged"]
         assert await history(store) == ["raised", "returned to normal", "raised again"]
-        (alarm,) = await store.list_alarms()
+        (alarm,) = await store.alarms.list_alarms()
         assert alarm["active"] and alarm["raised_at"] == t + 6 * S and alarm["activated_at"] == t + 26 * S
 
 
@@ -263,11 +267,11 @@ async def test_a_refusal_drops_only_its_step(
         bus.publish_readings(lift(t, moving=False, in_door_zone=False, alarm_button=True))
         bus.publish_readings(lift(t + S, in_door_zone=True))
         await until(lambda: service.outcomes.pending == 0, 15)
-        (alarm,) = await store.list_alarms()
+        (alarm,) = await store.alarms.list_alarms()
         assert alarm["state"] == "rtn_unacknowledged"  # the clear after the refused step was applied
-        (task,) = await service.tasks.list()
+        (task,) = await service.lifecycle.tasks.list()
         assert task["alarm_id"] == alarm["id"] and not task["condition_active"]
-        assert await service.plans.recent() == []
+        assert await service.lifecycle.plans.recent() == []
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 1
         assert "the plan of entrapment on lift-1 was refused" in caplog.text
     async with running(site, db.url, journal) as (service, _bus, store):
@@ -299,10 +303,54 @@ async def test_a_bug_like_error_is_retried_and_logged_not_dropped(
     async with running(site, db.url, tmp_path / "journal", buggy) as (service, bus, store):
         low_pressure(bus, now_ns())
         await store.wait_available()
-        (alarm,) = await eventually(store.list_alarms, 15)
+        (alarm,) = await eventually(store.alarms.list_alarms, 15)
         assert alarm["state"] == "unacknowledged"
         assert "cannot record the alarm of low-pressure on pump-1; retrying" in caplog.text
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 0
+
+
+class FirstTasksFail(TaskService):
+    """Stands in for bugs in our own code on the task step (the store is real): its first `from_rule`
+    raises a pydantic ValidationError, the second an exception that is on the error tree but is no
+    refusal (Invalid: a field of our own making); every later one works."""
+
+    failures = 0
+
+    async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
+        self.failures += 1
+        if self.failures == 1:
+            BadTask.model_validate({"title": None})
+        if self.failures == 2:
+            raise Invalid("a field our own code got wrong", field="title")
+        return await super().from_rule(change, alarm_id)
+
+
+class BadTask(BaseModel):
+    title: str
+
+
+async def test_an_unexpected_error_in_a_step_is_retried_from_the_journal_not_dropped(
+    make_site: MakeSite, db: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = make_site(ENTRAPMENT)
+    journal = tmp_path / "journal"
+
+    def buggy(service: RulesService, store: OpsStore, bus: Bus) -> None:
+        service.outcomes.tasks = FirstTasksFail(site, TaskStore(store), bus, tmp_path / "attachments")
+
+    async with running(site, db.url, journal, buggy) as (service, bus, store):
+        bus.publish_readings(lift(now_ns(), moving=False, in_door_zone=False, alarm_button=True))
+        await until(lambda: service.outcomes.recorded == 1, 30)
+        (task,) = await service.lifecycle.tasks.list()
+        (alarm,) = await store.alarms.list_alarms()
+        assert task["alarm_id"] == alarm["id"]
+        assert len(await service.lifecycle.plans.active()) == 1  # the step after the failing one ran too
+        assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 0
+        assert figure(service.outcomes, "outcomes_retries_total") >= 2  # and any while the store was not up yet
+        assert "cannot record the task of entrapment on lift-1; retrying" in caplog.text
+    async with running(site, db.url, journal) as (service, _bus, store):
+        await service.outcomes.recovered()
+        assert service.outcomes.pending == 0  # applied once, and the journal knows it
 
 
 async def test_outcomes_applied_again_after_a_crash_change_nothing(
@@ -315,7 +363,7 @@ async def test_outcomes_applied_again_after_a_crash_change_nothing(
         (schedule,) = [s for s in service.scheduler.schedules if s.id == "pump-room-round"]
         service.outcomes.due(Due(schedule, None, now_ns(), Text(zh="计划于 09:00", en="scheduled for 09:00")))
         await store.wait_available()
-        await eventually(service.plans.active, 15)
+        await eventually(service.lifecycle.plans.active, 15)
         await until(lambda: service.outcomes.pending == 0)
         shutil.copytree(journal, crashed)  # the disk as a power cut leaves it ...
     (crashed / "applied").unlink()  # ... before any entry was marked applied
@@ -324,10 +372,10 @@ async def test_outcomes_applied_again_after_a_crash_change_nothing(
         await service.outcomes.recovered()
         assert service.outcomes.recorded == 2  # both entries were applied again
         assert await history(store) == ["raised"]
-        tasks = await service.tasks.list()
+        tasks = await service.lifecycle.tasks.list()
         assert sorted(t["kind"] for t in tasks) == sorted(["emergency", schedule.spec.task.kind])
         assert [t["recurrences"] for t in tasks if t["kind"] == "emergency"] == [0]
-        assert len(await service.plans.recent()) == 1
+        assert len(await service.lifecycle.plans.recent()) == 1
 
 
 async def test_a_clear_applied_again_after_a_crash_changes_nothing(
@@ -352,9 +400,9 @@ async def test_a_clear_applied_again_after_a_crash_changes_nothing(
         await service.outcomes.recovered()
         assert service.outcomes.recorded == 1  # the clear alone, again
         assert await history(store) == ["raised", "returned to normal"]
-        (task,) = await service.tasks.list()
+        (task,) = await service.lifecycle.tasks.list()
         assert not task["condition_active"] and task["recurrences"] == 0
-        detail = await service.tasks.get(task["id"])
+        detail = await service.lifecycle.tasks.get(task["id"])
         assert detail is not None
         assert [h["action"] for h in detail["history"]] == ["created", "condition cleared"]
 

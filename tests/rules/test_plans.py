@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from facility.bus import Bus, Event
+from facility.bus import Event, LocalBus
 from facility.model import now_ns
 from facility.site import Site, load_site
 from facility.store.ops import OpsStore
@@ -114,7 +114,7 @@ def test_bad_plan_files_name_file_line_and_field(tmp_path: Path, site: Site) -> 
 
 
 async def test_one_instance_per_alarm_however_often_it_is_opened(store: OpsStore) -> None:
-    bus = Bus()
+    bus = LocalBus()
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     with bus.subscribe() as queue:
         first, racer = await asyncio.gather(
@@ -136,7 +136,7 @@ async def test_two_lifts_trapping_at_once_are_two_plans_each_naming_its_lift(rep
     """The library's entrapment plan names its lift, from the site file's device names."""
     site = load_site(repo_root / "sites/demo/site.yaml")
     names = {d.id: d.name for d in site.devices if d.name}
-    service = PlanService(PlanStore(store), Bus(), load_plans(site), names)
+    service = PlanService(PlanStore(store), LocalBus(), load_plans(site), names)
     first = await service.open("elevator-entrapment", 1, "elevator-b1-1", 1000)
     second = await service.open("elevator-entrapment", 2, "elevator-b1-2", 1000)
     assert first["title"]["zh"] == f"{names['elevator-b1-1']}困人应急预案"
@@ -145,7 +145,7 @@ async def test_two_lifts_trapping_at_once_are_two_plans_each_naming_its_lift(rep
 
 
 async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: OpsStore, ops_url: str) -> None:
-    bus = Bus()
+    bus = LocalBus()
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     opened = await service.open("drill", 7, "lift-1", now_ns())
     with bus.subscribe() as queue:
@@ -167,7 +167,7 @@ async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: Ops
     assert await service.active() == []
 
     reopened = OpsStore(ops_url)  # the record outlives the process
-    kept = await PlanService(PlanStore(reopened), Bus(), {}).get(opened["id"])
+    kept = await PlanService(PlanStore(reopened), LocalBus(), {}).get(opened["id"])
     await reopened.close()
     assert kept is not None and [(s["id"], s["done_by"]) for s in kept["steps"]] == [
         ("a", "li"),
@@ -177,7 +177,7 @@ async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: Ops
 
 
 async def test_steps_past_their_limit_are_reported_overdue_once(store: OpsStore) -> None:
-    bus = Bus()
+    bus = LocalBus()
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     opened_at = now_ns() - 2 * MINUTE_NS
     opened = await service.open("drill", 7, "lift-1", opened_at)
@@ -196,7 +196,7 @@ async def test_steps_past_their_limit_are_reported_overdue_once(store: OpsStore)
 
 
 async def test_closing_early_keeps_undone_steps_on_record(store: OpsStore) -> None:
-    bus = Bus()
+    bus = LocalBus()
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     opened = await service.open("drill", 7, "lift-1", now_ns() - 10 * MINUTE_NS)
     await service.tick(opened["id"], "a", "wang", "10.0.0.5")

@@ -97,7 +97,7 @@ async def test_the_watcher_reloads_edits_and_keeps_the_last_good_rules(
         assert problems == [f"{tmp_path / 'rules.yaml'}:5: rules[0].when: unknown point 'outlet_presure' (column 13)"]
 
         bus.publish_readings(pump(now_ns() / S, Quality.NO_COMM, running=None))  # the kept rules still judge
-        (alarm,) = await eventually(store.list_alarms, 10)
+        (alarm,) = await eventually(store.alarms.list_alarms, 10)
         assert (alarm["rule"], alarm["device"]) == ("pump-offline", "pump-1")
 
 

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from facility.calendar import occurrences_before
 from facility.model import Quality, Reading
 from facility.site import Site, load_site
 from facility.store.ops import OpsStore
 from facility.yamlfile import ConfigError
-from rules.schedules import Due, Schedule, Scheduler, When, load_schedules, occurrences_before
+from rules.schedules import Due, Schedule, Scheduler, When, load_schedules
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from facility.bus import Bus, Event
+from facility.bus import Event, LocalBus
 from facility.model import now_ns
 from facility.site import load_site
 from facility.store.ops import OpsStore
-from facility.store.tasks import Bilingual, TaskError, TaskNotFound, TaskStore
+from facility.store.tasks import TaskError, TaskNotFound, TaskStore
+from facility.vocabulary import Text
+from rules.attachments import AttachmentRefused
 from rules.engine import Change
 from rules.ruleset import Rule, load_rules
-from rules.tasks import AttachmentRefused, TaskService, UnknownAssignee
+from rules.tasks import TaskService, UnknownAssignee
 
 MIN = 60 * 10**9
 HOUR = 60 * MIN
@@ -95,7 +97,7 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     site = load_site(tmp_path / "site.yaml")
     ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
     await ops.start()
-    bus = Bus()
+    bus = LocalBus()
     with bus.subscribe() as events:
         service = TaskService(site, TaskStore(ops), bus, tmp_path / "attachments")
         yield Desk(service, events, {r.id: r for r in load_rules(site)})
@@ -138,16 +140,14 @@ async def test_without_an_sla_the_priority_sets_the_due_time(desk: Desk) -> None
     assert [t["id"] for t in await desk.service.list()] == [task["id"]]
 
     for priority, hours in (("high", 4), ("medium", 24), ("low", 72)):
-        made = await desk.service.create(
-            title=Bilingual("巡检", "round"), kind="inspection", by="wang", priority=priority
-        )
+        made = await desk.service.create(title=Text("巡检", "round"), kind="inspection", by="wang", priority=priority)
         assert made["due"] - made["created_at"] == hours * HOUR
 
 
 async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(desk: Desk) -> None:
     promised = now_ns() - 1  # the time promised to the resident has just passed
     complaint = await desk.service.create(
-        title=Bilingual("1号梯异响", "Lift 1 makes a noise"),
+        title=Text("1号梯异响", "Lift 1 makes a noise"),
         description="住户 3-1201 来电",
         kind="complaint",
         priority="high",
@@ -159,7 +159,7 @@ async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(des
     assert (complaint["due"], complaint["vendor"], complaint["overdue"]) == (promised, "lifts-co", True)
     assert complaint["source"] == {"kind": "manual", "by": "desk-wang"}
     assert complaint["description"] == {"zh": "住户 3-1201 来电", "en": "住户 3-1201 来电"}
-    on_time = await desk.service.create(title=Bilingual("换灯", "replace a lamp"), kind="repair", by="wang")
+    on_time = await desk.service.create(title=Text("换灯", "replace a lamp"), kind="repair", by="wang")
     assert [t["id"] for t in await desk.service.list(overdue=True)] == [complaint["id"]]
     assert [t["id"] for t in await desk.service.list(kind="repair")] == [on_time["id"]]
     assert [t["id"] for t in await desk.service.list(vendor="lifts-co", status=["open"])] == [complaint["id"]]
@@ -172,13 +172,13 @@ async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(des
         ({"priority": "urgent"}, "priority: 'urgent' is not one of emergency, high, medium, low"),
         ({"device": "pump-9"}, "device: no device 'pump-9' in this site"),
         ({"vendor": "acme"}, "vendor: no vendor 'acme' in this site"),
-        ({"title": Bilingual("", " ")}, "title: a task needs a title"),
+        ({"title": Text("", " ")}, "title: a task needs a title"),
     ],
 )
 async def test_a_bad_request_names_the_field_and_creates_nothing(
     desk: Desk, fields: dict[str, object], message: str
 ) -> None:
-    request: dict[str, object] = {"title": Bilingual("漏水", "leak"), "kind": "complaint", "by": "wang", **fields}
+    request: dict[str, object] = {"title": Text("漏水", "leak"), "kind": "complaint", "by": "wang", **fields}
     with pytest.raises(TaskError) as refused:
         await desk.service.create(**request)  # type: ignore[arg-type]
     assert str(refused.value) == message
@@ -187,7 +187,7 @@ async def test_a_bad_request_names_the_field_and_creates_nothing(
 
 async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) -> None:
     made = await desk.service.create(
-        title=Bilingual("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
+        title=Text("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
     )
     tid = made["id"]
     await desk.service.assign(tid, "li", "wang", "10.0.0.5")
@@ -221,13 +221,13 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
 
 async def test_a_task_goes_only_to_the_site_people_their_teams_or_its_vendors(desk: Desk) -> None:
     assert [(a.id, a.kind, a.name) for a in desk.service.assignees()] == [
-        ("li", "person", Bilingual("李工", "Engineer Li")),
-        ("zhao", "person", Bilingual("赵师傅", "Master Zhao")),
-        ("water", "team", Bilingual("water", "water")),
-        ("lifts-co", "vendor", Bilingual.same("电梯公司")),
-        ("pumps-co", "vendor", Bilingual.same("水泵公司")),
+        ("li", "person", Text("李工", "Engineer Li")),
+        ("zhao", "person", Text("赵师傅", "Master Zhao")),
+        ("water", "team", Text("water", "water")),
+        ("lifts-co", "vendor", Text.same("电梯公司")),
+        ("pumps-co", "vendor", Text.same("水泵公司")),
     ]
-    made = await desk.service.create(title=Bilingual("漏水", "leak"), kind="complaint", by="wang")
+    made = await desk.service.create(title=Text("漏水", "leak"), kind="complaint", by="wang")
     desk.announced()
     with pytest.raises(UnknownAssignee) as refused:
         await desk.service.assign(made["id"], "the plumber", "wang")
@@ -243,7 +243,7 @@ async def test_a_task_goes_only_to_the_site_people_their_teams_or_its_vendors(de
 
 async def test_verifying_over_an_open_checklist_needs_a_reason(desk: Desk) -> None:
     made = await desk.service.create(
-        title=Bilingual("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
+        title=Text("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
     )
     tid = made["id"]
     await desk.service.assign(tid, "li", "wang")
@@ -263,7 +263,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200  # the start of a phone's photo
 async def test_a_photo_is_kept_in_a_file_recorded_on_its_task_and_bad_uploads_are_refused(
     desk: Desk, tmp_path: Path
 ) -> None:
-    made = await desk.service.create(title=Bilingual("漏水", "leak"), kind="complaint", by="wang")
+    made = await desk.service.create(title=Text("漏水", "leak"), kind="complaint", by="wang")
     desk.announced()
     photo = await desk.service.attach(made["id"], "leak.jpg", "image/jpeg", JPEG, "li", "10.0.0.5")
     assert (photo.name, photo.content_type, photo.size, photo.added_by) == ("leak.jpg", "image/jpeg", len(JPEG), "li")
@@ -300,13 +300,11 @@ async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Des
     trapped = with_outcome(desk.rules["entrapment"], "task")
     raised = await desk.service.from_rule(Change(trapped, "lift-1", True, start - 40 * MIN, {}))
     assert raised is not None
-    complaint = await desk.service.create(
-        title=Bilingual("梯门", "lift door"), kind="complaint", device="lift-1", by="w"
-    )
+    complaint = await desk.service.create(title=Text("梯门", "lift door"), kind="complaint", device="lift-1", by="w")
     for task in (raised, complaint):
         await desk.service.assign(task["id"], "lifts-co", "wang")
         await desk.service.set_status(task["id"], "in_progress", "lifts-co")
-    await desk.service.create(title=Bilingual("泵", "pump"), kind="repair", device="pump-1", by="w")
+    await desk.service.create(title=Text("泵", "pump"), kind="repair", device="pump-1", by="w")
 
     report = await desk.service.vendor_sla(start - HOUR, now_ns() + 1)
     assert set(report) == {"lifts-co"}  # pumps-co has no contractual arrival time
@@ -330,7 +328,7 @@ async def test_a_task_read_while_it_recurs_shows_its_count_and_its_history_toget
     ops = OpsStore(ops_url)
     await ops.start()
     try:
-        service = TaskService(site, TaskStore(ops), Bus())
+        service = TaskService(site, TaskStore(ops), LocalBus())
         rule = with_outcome(load_rules(site)[0], "both", TaskOutcome(team="water"))
         values = {"running": True, "outlet_pressure": 0.18}
         ts = now_ns()
@@ -372,7 +370,7 @@ async def test_changes_to_a_task_at_once_are_each_announced_with_all_the_changes
     ops = OpsStore(ops_url)
     await ops.start()
     try:
-        bus = Bus()
+        bus = LocalBus()
         service = TaskService(site, TaskStore(ops), bus)
         rule = with_outcome(load_rules(site)[0], "both", TaskOutcome(team="water"))
         values = {"running": True, "outlet_pressure": 0.18}

@@ -12,7 +12,8 @@ from typing import Any
 from pymodbus.client import AsyncModbusTcpClient
 
 from facility.model import Value
-from facility.mqtt import Message, MqttClient
+from facility.mqtt import MqttClient
+from facility.mqtt_delivery import Message
 from facility.site import Site, load_site
 from gateway.modbus.planner import plan
 from gateway.modbus.reader import read_points

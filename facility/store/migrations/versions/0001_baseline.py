@@ -24,8 +24,15 @@ NAME = sa.String(200)  # a user, a rule, a device, a client address...
 
 
 def schema() -> sa.MetaData:
-    """The baseline's tables, with their indexes."""
+    """The baseline's tables, with their indexes, in the order they were first written."""
     metadata = sa.MetaData()
+    for tables in (_alarm_tables, _record_tables, _task_tables, _plan_tables, _user_and_schedule_tables):
+        tables(metadata)
+    return metadata
+
+
+def _alarm_tables(metadata: sa.MetaData) -> None:
+    """Alarms, their history and the devices out of service."""
     sa.Table(
         "alarms",
         metadata,
@@ -69,6 +76,10 @@ def schema() -> sa.MetaData:
         sa.Column("source", NAME, nullable=False),
         sa.Column("reason", sa.Text, nullable=False),
     )
+
+
+def _record_tables(metadata: sa.MetaData) -> None:
+    """Dead letters and the audit log."""
     sa.Table(
         "dead_letters",
         metadata,
@@ -95,6 +106,10 @@ def schema() -> sa.MetaData:
         sa.Column("site_wide", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Index("ix_audit_ts", "ts"),
     )
+
+
+def _task_tables(metadata: sa.MetaData) -> None:
+    """Tasks, their history and checklists."""
     sa.Table(
         "tasks",
         metadata,
@@ -141,6 +156,10 @@ def schema() -> sa.MetaData:
         sa.Column("done_at", sa.BigInteger),
         sa.Index("ix_task_checklist_task_id", "task_id"),
     )
+
+
+def _plan_tables(metadata: sa.MetaData) -> None:
+    """Emergency plan instances and their steps."""
     sa.Table(
         "plan_instances",
         metadata,
@@ -174,6 +193,10 @@ def schema() -> sa.MetaData:
         sa.Column("overdue_at", sa.BigInteger),
         sa.Index("ix_plan_steps_instance_id", "instance_id"),
     )
+
+
+def _user_and_schedule_tables(metadata: sa.MetaData) -> None:
+    """Users and the schedules' marks."""
     sa.Table(
         "users",
         metadata,
@@ -193,7 +216,6 @@ def schema() -> sa.MetaData:
         sa.Column("meter", sa.Float),
         sa.Column("changed_at", sa.BigInteger, nullable=False),
     )
-    return metadata
 
 
 def _one_open(name: str) -> sa.Index:

@@ -1,0 +1,164 @@
+"""The kernel's typed records of the ops store: what a store returns and a caller hands it.
+
+They are frozen dataclasses, not the ORM rows, so that the rows stay private to the stores (the
+schema can change under them) and a caller cannot change a record behind the store's back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from facility.vocabulary import AlarmAction, Text
+
+
+@dataclass(frozen=True)
+class NewAlarm:
+    """What the rules know when a condition becomes active."""
+
+    rule_id: str
+    device_id: str
+    priority: str
+    title_zh: str
+    title_en: str
+    message_zh: str
+    message_en: str
+    ts: int
+    suppressed: bool = False  # suppressed by design: kept and shown as such, not announced as new
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the audit log: who asked for what change, when, from where, and how it ended."""
+
+    id: int
+    ts: int
+    actor: str
+    source: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    outcome: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """Input the system could not use: when, from which source and key, why, and what it was."""
+
+    ts: int
+    source: str
+    key: str
+    reason: str
+    payload: str
+
+
+def spread_detail(new: tuple[str, str], was: tuple[str, str]) -> str:
+    """The detail of a `spread` history entry: the alarm's new text and the text it replaced,
+    (zh, en) each, as JSON, so that the desk's history shows both in either language (see
+    spread_texts and replaced_texts)."""
+    return json.dumps({"zh": new[0], "en": new[1], "was": {"zh": was[0], "en": was[1]}}, ensure_ascii=False)
+
+
+def _bilingual(found: Any) -> dict[str, str] | None:
+    if isinstance(found, dict) and isinstance(found.get("zh"), str) and isinstance(found.get("en"), str):
+        return {"zh": found["zh"], "en": found["en"]}
+    return None
+
+
+def _spread(detail: str) -> dict[str, Any]:
+    try:
+        found = json.loads(detail)
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def spread_texts(detail: str) -> dict[str, str]:
+    """The {zh, en} new text of a `spread` history entry's detail (the detail itself in both if it
+    is not what spread_detail wrote)."""
+    return _bilingual(_spread(detail)) or {"zh": detail, "en": detail}
+
+
+def replaced_texts(detail_en: str, history: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The {zh, en} of an alarm text a later spread replaced, by its English (a `raised` entry's
+    detail, once the alarm's message is no longer that text); None when no spread replaced it."""
+    for entry in history:
+        if entry["action"] == AlarmAction.SPREAD:
+            was = _bilingual(_spread(entry["detail"]).get("was"))
+            if was is not None and was["en"] == detail_en:
+                return was
+    return None
+
+
+class TaskKind(StrEnum):
+    """What a task is for; the values are stored and exported, so they are never renamed."""
+
+    INSPECTION = "inspection"
+    REPAIR = "repair"
+    PREVENTIVE = "preventive"
+    EMERGENCY = "emergency"
+    COMPLAINT = "complaint"
+
+
+class TaskStatus(StrEnum):
+    """Where a task stands; MOVES says which status may follow which."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CANCELLED = "cancelled"
+
+
+MOVES: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.OPEN: frozenset({TaskStatus.ASSIGNED, TaskStatus.CANCELLED}),
+    TaskStatus.ASSIGNED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED}),
+    TaskStatus.IN_PROGRESS: frozenset({TaskStatus.RESOLVED, TaskStatus.CANCELLED}),
+    TaskStatus.RESOLVED: frozenset({TaskStatus.VERIFIED, TaskStatus.CANCELLED}),
+    TaskStatus.VERIFIED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+UNFINISHED = (TaskStatus.OPEN, TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS)  # can run late
+CLOSED = (TaskStatus.VERIFIED, TaskStatus.CANCELLED)
+CALL_OUTS = (TaskKind.EMERGENCY, TaskKind.REPAIR, TaskKind.COMPLAINT)  # scheduled work has no arrival time
+
+
+NO_DESCRIPTION = Text("", "")  # a task that needs none: its title says it all
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """A task to create; `rule_id` and `device_id` together mean a rule raised it."""
+
+    title: Text
+    kind: TaskKind
+    priority: str
+    due: int
+    ts: int
+    by: str
+    source: str = ""
+    description: Text = NO_DESCRIPTION
+    team: str = ""
+    vendor: str | None = None
+    rule_id: str | None = None
+    device_id: str | None = None
+    alarm_id: int | None = None
+    checklist: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True)
+class VendorSla:
+    """How one vendor answered call-outs: arrival is the first move to in_progress."""
+
+    vendor: str
+    limit_ns: int
+    tasks: int
+    met: int
+    missed: int
+    open_past_limit: int  # nobody arrived and the limit has passed
+    waiting: int  # nobody arrived yet, still within the limit
+    mean_response_ns: int | None  # over tasks someone arrived for
+    worst_response_ns: int | None
