@@ -43,7 +43,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.desk import TOKEN, start_server, stop_server, wait_ready
+from bench.support.server import TOKEN, start_server, stop_server, wait_ready
 from facility.netutil import free_port
 from testsupport.answers import UnexpectedAnswer
 

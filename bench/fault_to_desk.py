@@ -15,7 +15,7 @@ its own.
   of their own (p99 under 100 ms); `*_to_limit` divide each p99 by its limit (MQTT 100 ms, Modbus
   the poll interval plus 100 ms): under 1 meets it.
 
-Every answer is checked (tests/answers.py): status, and shape against the API's own answer model.
+Every answer is checked (testsupport/answers.py): status, and shape against the API's own answer model.
 The API limits each user's changes (api/auth.py: a token bucket per user name, one limit for all
 users, not settable per user), and a cycle makes three. So the bench acts as two users of its own,
 added to the ops store before the system starts, as `facility users add` would: `bench-plant`, an
@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -45,6 +44,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.schemas import Alarm
+from bench.support.figures import summary
 from facility.duration import parse_duration
 from facility.netutil import free_port
 from facility.site import load_site
@@ -147,16 +147,6 @@ async def cycles(desk: Desk, count: int, device: str, fault: str, rule: str) -> 
     return samples
 
 
-def summary(prefix: str, samples: list[float]) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in samples)
-    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
-    return {
-        f"{prefix}_p50_ms": round(statistics.median(ms), 1),
-        f"{prefix}_p99_ms": round(p99, 1),
-        f"{prefix}_max_ms": round(ms[-1], 1),
-    }
-
-
 async def add_users(site_path: Path, data_dir: Path) -> dict[str, str]:
     """The bench's own users in the ops store the system will open: name -> token."""
     ops = OpsStore(ops_url(load_site(site_path), data_dir))
@@ -197,7 +187,8 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
             data_files = sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*"))
         finally:
             broker.stop()
-    over_mqtt, over_modbus = summary("mqtt_fault_to_desk", mqtt), summary("modbus_fault_to_desk", modbus)
+    over_mqtt = summary("mqtt_fault_to_desk", mqtt, digits=1)
+    over_modbus = summary("modbus_fault_to_desk", modbus, digits=1)
     modbus_limit_ms = parse_duration(poll) * 1000 + 100
     return {
         "benchmark": "fault_to_desk",
@@ -210,7 +201,7 @@ async def main(faults: int, library_faults: int, poll: str) -> dict[str, object]
         **over_mqtt,
         **over_modbus,
         "library_low_pressure_faults": library_faults,
-        **summary("library_low_pressure", library),
+        **summary("library_low_pressure", library, digits=1),
         "rate_limited": desk.rate_limited,
         "rate_limited_wait_s": round(desk.rate_limited_s, 1),
         # What the runtime kept on disk in the run: a journal in the path shows up here by name.

@@ -47,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.ingest_feed import DEVICES, messages, pipeline_site, topic
 from facility.aio import cancel_all
 from facility.bus import LocalBus
 from facility.site import load_site
@@ -56,13 +57,13 @@ from facility_app.places import ops_url
 from facility_app.stores import telemetry_writer
 from gateway.deadletter import DeadLetters
 from gateway.service import Gateway
+from gateway.writer import TelemetryWriter
 from rules.engine import Engine
 from rules.ruleset import load_rules
 from testsupport.servers import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY_BROKER = ROOT / "deploy/mosquitto.conf"
-DEVICES = 8
 PAHO_FLOOR = 0.75  # the share of the bare paho loop the pipeline keeps (the issue's target)
 IDLE_S = 5.0  # a consumer that got nothing for this long has received all it will
 DRAIN_LIMIT_S = 60.0  # a consumer still draining after this long is stopped and measured as it is
@@ -73,18 +74,6 @@ BROKER_LIMITS = {
     "max_queued_messages": "1000",
     "max_queued_bytes": "0",
 }
-PROFILE = """type: flow_meter
-timestamp: ts
-points:
-  value: {unit: m3/h, json: value}
-"""
-RULE = """rules:
-  - id: high-flow
-    title: {zh: "{device_name} 流量高", en: "{device_name}: high flow"}
-    devices: {types: [flow_meter]}
-    when: value > 990
-    priority: low
-"""
 
 
 class BenchFailed(RuntimeError):
@@ -100,19 +89,6 @@ def broker_limits(conf: Path) -> dict[str, str]:
         if key in limits:
             limits[key] = value.strip()
     return limits
-
-
-def messages(n: int) -> str:
-    """n documents of about 80 bytes, one per line, for `mosquitto_pub -l`."""
-    now_ms = int(time.time() * 1000)
-    return "".join(
-        f'{{"value":{(i * 7919) % 1000 + 0.125:.3f},"ts":{now_ms + i},"seq":{i},"unit":"m3/h","ok":true}}\n'
-        for i in range(n)
-    )
-
-
-def topic(run: str, device: int) -> str:
-    return f"bench/{run}/dev-{device}/state"
 
 
 class Window:
@@ -235,21 +211,7 @@ class Bench:
         its kept session), as after a restart."""
         run = f"q{qos}-pipe-{round_}"
         folder = self.folder / run
-        (folder / "profiles").mkdir(parents=True)
-        (folder / "profiles/flow_meter.yaml").write_text(PROFILE)
-        (folder / "rules.yaml").write_text(RULE)
-        # Interval 0: a backlog drains device by device as the publishers happened to finish, and
-        # the gateway's health check would mark a device it has drained stale (readings that are
-        # not the feed's). Health still sees every reading; it only judges no silence.
-        devices = "".join(
-            f"  - {{id: flow-{d}, profile: flow_meter, mqtt: {{topic: {topic(run, d)}, qos: {qos}, interval: 0s}}}}\n"
-            for d in range(DEVICES)
-        )
-        (folder / "site.yaml").write_text(
-            f"site: {{id: bench-{run}}}\nbroker: {{url: '{self.broker.url}'}}\nprofiles: [profiles/]\n"
-            f"use_rule_library: false\nrules: [rules.yaml]\ndevices:\n{devices}"
-        )
-        site = load_site(folder / "site.yaml")
+        site = load_site(pipeline_site(folder, run, qos, self.broker.url))
         async with AsyncExitStack() as stack:
             ops = OpsStore(ops_url(site, folder))
             await ops.start()
@@ -277,22 +239,11 @@ class Bench:
             gateway = Gateway(site, bus, dead_letters, ack_after=writer.settled)
 
             stored = Window()
-
-            async def sample() -> None:
-                """The store's counter, sampled: the window is of stored readings."""
-                while writer.written < self.total and not received.over():
-                    if received.idle() and writer.written == received.count:
-                        break
-                    await asyncio.sleep(0.005)
-                    self.broker_up()
-                    if writer.written > stored.count:
-                        stored.add(writer.written - stored.count)
-
             writer_task = asyncio.create_task(writer.run())
             received.started = time.perf_counter()
             # Sampled from before the start: the broker sends the kept backlog before it answers the
             # subscription, so start() may return only once much of it is in.
-            sampler = asyncio.create_task(sample())
+            sampler = asyncio.create_task(self.sample_stored(writer, received, stored))
             await gateway.start()
             await sampler
             stored.first = received.first  # from the first message in to the last reading stored
@@ -307,6 +258,18 @@ class Bench:
             "dead": sum(dead_letters.counts.values()),
             "unacked": int(unacked),
         }
+
+    async def sample_stored(self, writer: TelemetryWriter, received: Window, stored: Window) -> None:
+        """The store's counter, sampled into `stored`, so that its window is of stored readings:
+        until all are stored, the feed has gone idle with all it brought stored, or `received` has
+        drained for longer than DRAIN_LIMIT_S."""
+        while writer.written < self.total and not received.over():
+            if received.idle() and writer.written == received.count:
+                break
+            await asyncio.sleep(0.005)
+            self.broker_up()
+            if writer.written > stored.count:
+                stored.add(writer.written - stored.count)
 
 
 def best(runs: list[Window]) -> Window:
