@@ -13,6 +13,7 @@ from typing import ClassVar, Protocol
 
 from facility.allowlist import WriteRule
 from facility.codec import encode
+from facility.errors import Invalid, NotFound, Refused
 from facility.model import Value
 from facility.profile import ModbusField, PointSpec
 from facility.site import Device, Site
@@ -24,18 +25,19 @@ class WriteError(Exception):
     outcome: ClassVar[str] = "refused"  # what the audit log records
 
 
-class UnknownTarget(WriteError):
+class UnknownTarget(WriteError, NotFound):
     """No such device, or no such point on it."""
 
 
-class NotAllowed(WriteError):
+class NotAllowed(WriteError, Refused):
     """The (device, point) is not in the site's `writes:` allow-list."""
 
 
-class BadValue(WriteError):
+class BadValue(WriteError, Invalid):
     """The value is of the wrong type, outside the allowed range or list, or does not fit the register."""
 
-    field = "value"  # the request field the API names
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="value")  # the request field the API names
 
 
 class DeviceFailed(WriteError):

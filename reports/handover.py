@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from facility.errors import Invalid
 from facility.site import Site
 from facility.store.ops import OpsStore
 from facility.store.reads import alarms, plans, tasks
@@ -49,12 +50,14 @@ async def handover(
     devices: Iterable[str] | None = None,
 ) -> Report:
     """The handover for [since, now]; `since` None: the start of the shift under way at `now`.
-    ValueError (naming `since`) when it is after `now`."""
+    Invalid (naming `since`) when it is after `now`."""
     scope = Scope(site, devices)
     now = now_ns
     since = shift_start(now, scope.zone) if since_ns is None else since_ns
     if since > now:
-        raise ValueError(f"since: {_local(since, scope)} is after now ({_local(now, scope)})")
+        raise Invalid(
+            f"since: {_local(since, scope)} is after now ({_local(now, scope)})", field="since", where="query"
+        )
     title = text(f"交接班报告 {_local(since, scope)} 起", f"Shift handover since {_local(since, scope)}")
     report = scope.report("handover", title, since, now, now)
     async with open_view(ops, scope.limit) as view:

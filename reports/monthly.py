@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from facility.errors import Invalid
 from facility.model import now_ns
 from facility.records import CALL_OUTS, VendorSla
 from facility.site import Site
@@ -60,17 +61,17 @@ async def monthly(
     now: int | None = None,
     rules: Iterable[Watching],
 ) -> Report:
-    """The report on a local calendar month; `rules` say which alarms cut a device off. ValueError
+    """The report on a local calendar month; `rules` say which alarms cut a device off. Invalid
     (naming `month`) for a month that does not exist or has not begun."""
     scope = Scope(site, devices)
     now = now_ns() if now is None else now
     try:
         start, end = month_bounds(year, month, scope.zone)
     except ValueError:
-        raise ValueError(f"month: {year}-{month:02d} is not a month") from None
+        raise Invalid(f"month: {year}-{month:02d} is not a month", field="month", where="query") from None
     span = min(end, now) - start  # how much of the month has passed
     if span <= 0:
-        raise ValueError(f"month: {year}-{month:02d} has not begun")
+        raise Invalid(f"month: {year}-{month:02d} has not begun", field="month", where="query")
     found = await _read(site, ops, scope, communication_rules(rules), (start, end, span, now))
     label = f"{year}-{month:02d}"
     report = scope.report("monthly", text(f"月度报告 {label}", f"Monthly report {label}"), start, end, now)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from facility.bus import Bus
 from facility.duration import Duration
+from facility.errors import NotFound
 from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
 from facility.store.files import NewFile
@@ -153,11 +154,11 @@ class PlanService:
         return instance
 
     async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str = "") -> dict[str, Any]:
-        """Record that `user` (at client address `source`) did a step. KeyError for an unknown
+        """Record that `user` (at client address `source`) did a step. NotFound for an unknown
         instance; PlanRefused for an unknown step, a step done before or a closed instance."""
         instance = await self._store.tick(instance_id, step_id, user, source, note, now_ns())
         if instance is None:
-            raise KeyError(instance_id)
+            raise NotFound(f"no plan instance {instance_id}")
         self._announce(instance)
         return instance
 
@@ -165,7 +166,7 @@ class PlanService:
         """Close an instance before every step is done (the emergency is over or was a false alarm)."""
         instance = await self._store.close(instance_id, user, source, now_ns())
         if instance is None:
-            raise KeyError(instance_id)
+            raise NotFound(f"no plan instance {instance_id}")
         self._announce(instance)
         return instance
 
@@ -173,12 +174,12 @@ class PlanService:
         self, instance_id: int, step_id: str, name: str, content_type: str, data: bytes, by: str
     ) -> StepAttachment:
         """Keep a photo or file on a step (see rules.attachments), then announce the instance, whose
-        step now lists it. KeyError for an unknown instance; PlanRefused for an unknown step."""
+        step now lists it. NotFound for an unknown instance; PlanRefused for an unknown step."""
 
         async def record(new: NewFile) -> tuple[StepAttachment, dict[str, Any]]:
             done = await self._store.add_attachment(instance_id, step_id, new)
             if done is None:
-                raise KeyError(instance_id)
+                raise NotFound(f"no plan instance {instance_id}")
             return done
 
         added, instance = await self.files.keep(name, content_type, data, by, record, lambda done: done[0].id)

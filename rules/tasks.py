@@ -21,7 +21,7 @@ from facility.model import Priority, now_ns
 from facility.records import NewTask, TaskKind, TaskStatus, VendorSla
 from facility.site import Site
 from facility.store.files import NewFile
-from facility.store.tasks import Attachment, TaskError, TaskStore
+from facility.store.tasks import Attachment, TaskStore
 from facility.vocabulary import EventKind, Text
 from rules.attachments import AttachmentFolder
 from rules.engine import Change
@@ -124,15 +124,15 @@ class TaskService:
         promised, UTC ns; without it the priority's SLA applies. The device's vendor answers for it
         unless `vendor` names another."""
         if not (title.zh.strip() or title.en.strip()):
-            raise TaskError("title: a task needs a title")
+            raise Invalid("title: a task needs a title", field="title")
         level = _choice(Priority, priority, "priority")
         if device is not None:
             try:
                 vendor = vendor or self._site.device(device).vendor
             except KeyError:
-                raise TaskError(f"device: no device {device!r} in this site") from None
+                raise Invalid(f"device: no device {device!r} in this site", field="device") from None
         if vendor is not None and vendor not in {v.id for v in self._site.vendors}:
-            raise TaskError(f"vendor: no vendor {vendor!r} in this site")
+            raise Invalid(f"vendor: no vendor {vendor!r} in this site", field="vendor")
         ts = now_ns()
         new = NewTask(
             title=title,
@@ -246,7 +246,7 @@ def _choice(enum: type[E], value: str, field: str) -> E:
         return enum(value)
     except ValueError:
         known = ", ".join(m.value for m in enum)
-        raise TaskError(f"{field}: {value!r} is not one of {known}") from None
+        raise Invalid(f"{field}: {value!r} is not one of {known}", field=field) from None
 
 
 CJK = re.compile(r"[\u3400-\u9fff]")

@@ -75,12 +75,10 @@ def listed(found: StepAttachment) -> AttachmentInfo:
 async def work(
     ctx: ApiContext, instance_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """Carry out a change on a plan the user may see; one its state refuses is 409."""
+    """Carry out a change on a plan the user may see; one its state refuses is 409 (Conflict), one
+    gone since it was looked up 404 (NotFound): the error handlers answer both."""
     await visible_plan(ctx, instance_id, user)
-    try:
-        return shown(ctx, await action())
-    except KeyError:  # rules.plans: gone since it was looked up
-        raise NotFound(f"no plan instance {instance_id}") from None
+    return shown(ctx, await action())
 
 
 router = APIRouter(tags=["plans"])
@@ -110,7 +108,7 @@ async def attach(
     kind = request.headers.get("content-type", "")
     try:
         added = await ctx.rules.plans.attach(instance_id, step_id, name, kind, await request.body(), user.name)
-    except (KeyError, PlanRefused):  # gone since it was looked up
+    except (NotFound, PlanRefused):  # the instance or its step is gone since it was looked up
         raise NotFound(f"no step {step_id!r} in plan instance {instance_id}") from None
     return listed(added)
 

@@ -86,12 +86,8 @@ async def handover(
     lang: LangQuery = "zh",
 ) -> Response:
     """What happened since the shift began, and what is still open."""
-    try:
-        report = await reports.handover(
-            ctx.site, ctx.ops, None if since is None else ctx.ns_of(since, "since"), now_ns(), ctx.visible(user)
-        )
-    except ValueError as exc:  # a time after now: reports.handover names the field (tell Invalid)
-        raise Invalid(str(exc), field="since", where="query") from None
+    since_ns = None if since is None else ctx.ns_of(since, "since")
+    report = await reports.handover(ctx.site, ctx.ops, since_ns, now_ns(), ctx.visible(user))  # Invalid: since > now
     return rendered(ctx, report, fmt, lang)
 
 
@@ -113,10 +109,7 @@ async def monthly(
         year, number = last.year, last.month
     else:
         year, number = year_of(int(month[:4]), "month", "a month"), int(month[5:])
-    try:
-        report = await reports.monthly(
-            ctx.site, ctx.ops, year, number, ctx.visible(user), now=now, rules=ctx.rules.running.rules
-        )
-    except ValueError as exc:  # not a month, or one not begun: reports.monthly names the field
-        raise Invalid(str(exc), field="month", where="query") from None
+    report = await reports.monthly(  # Invalid for a month that is not one, or has not begun
+        ctx.site, ctx.ops, year, number, ctx.visible(user), now=now, rules=ctx.rules.running.rules
+    )
     return rendered(ctx, report, fmt, lang)

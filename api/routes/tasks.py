@@ -25,7 +25,7 @@ from facility.errors import Invalid, NotFound, Refused
 from facility.model import Priority, now_ns
 from facility.records import TaskKind, TaskStatus
 from facility.store.files import file_fields
-from facility.store.tasks import Attachment, TaskError
+from facility.store.tasks import Attachment
 from reports.lists import TaskFilter, task_list
 
 
@@ -166,23 +166,19 @@ async def create(ctx: Ctx, body: NewTask, request: Request, user: Duty) -> dict[
         if isinstance(body.title, str)
         else vocabulary.Text(body.title.zh, body.title.en)
     )
-    try:
-        created = await ctx.rules.tasks.create(
-            title=title,
-            kind=body.kind,
-            by=user.name,
-            source=source_of(request),
-            priority=body.priority,
-            description=body.description,
-            team=body.team,
-            vendor=body.vendor,
-            device=body.device,
-            due=None if body.due is None else ctx.ns_of(body.due, "due", "body"),
-            checklist=body.checklist,
-        )
-    except TaskError as exc:  # "field: message"
-        field, _, message = str(exc).partition(": ")
-        raise Invalid(message, field=field) from None
+    created = await ctx.rules.tasks.create(
+        title=title,
+        kind=body.kind,
+        by=user.name,
+        source=source_of(request),
+        priority=body.priority,
+        description=body.description,
+        team=body.team,
+        vendor=body.vendor,
+        device=body.device,
+        due=None if body.due is None else ctx.ns_of(body.due, "due", "body"),
+        checklist=body.checklist,
+    )
     return ctx.placed(created)
 
 

@@ -17,15 +17,12 @@ from fastapi import APIRouter, HTTPException, Request
 from api.body import Body
 from api.context import source_of
 from api.deps import Ctx, Engineer
-from facility.errors import Invalid, NotFound
-from facility.writes import AuditUnavailable, BadValue, DeviceFailed, NotAllowed, UnknownTarget, WriteError
+from facility.errors import NotFound
+from facility.writes import AuditUnavailable, DeviceFailed, WriteError
 
-_STATUS: list[tuple[type[WriteError], int]] = [
-    (UnknownTarget, 404),
-    (NotAllowed, 403),
-    (DeviceFailed, 502),
-    (AuditUnavailable, 503),
-]
+# Unknown targets (NotFound), points off the allow-list (Refused) and bad values (Invalid) are
+# answered by the error tree's handlers; these two are about the device and the audit log.
+_STATUS: list[tuple[type[WriteError], int]] = [(DeviceFailed, 502), (AuditUnavailable, 503)]
 
 
 class WriteRequest(Body):
@@ -47,9 +44,7 @@ async def write(
     source = source_of(request)
     try:
         confirmed = await ctx.write(device, point, body.value, actor=user.name, source=source)
-    except BadValue as exc:
-        raise Invalid(str(exc), field=exc.field) from None
-    except WriteError as exc:
-        status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+    except (DeviceFailed, AuditUnavailable) as exc:
+        status = next(code for kind, code in _STATUS if isinstance(exc, kind))
         raise HTTPException(status, str(exc)) from None
     return {"device": device, "point": point, "value": confirmed}

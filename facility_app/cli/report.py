@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from facility.errors import Invalid
 from facility.model import now_ns
 from facility.site import Site
 from facility.store.ops import OpsStore
@@ -135,7 +136,7 @@ def report_handover(
             start = int(local.timestamp() * 1e6) * 1000
         try:
             return await handover(loaded, ops, start, now_ns())
-        except ValueError as exc:
+        except Invalid as exc:  # "since: ..." after now
             raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--since") from None
 
     _report(site, data, fmt, lang, out, make)
@@ -165,7 +166,7 @@ def report_monthly(
             year, number = int(month[:4]), int(month[5:])
         try:
             return await monthly(loaded, ops, year, number, now=now, rules=load_rules(loaded))
-        except ValueError as exc:
+        except Invalid as exc:  # "month: ..." not a month, or not begun
             raise typer.BadParameter(str(exc).partition(": ")[2], param_hint="--month") from None
 
     _report(site, data, fmt, lang, out, make)

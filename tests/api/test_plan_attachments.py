@@ -14,6 +14,7 @@ import pytest
 
 from api.app import create_app
 from api.auth import TokenAuth
+from facility.errors import NotFound
 from facility.netutil import free_port
 from facility.store.ops import OpsStore
 from facility.store.plans import NewStep, PlanRefused, PlanStore
@@ -130,7 +131,7 @@ async def test_wrong_bytes_another_building_and_unknown_steps_are_refused_and_le
     ).status_code == 404
     with pytest.raises(PlanRefused):  # past the route's check, the store refuses it too
         await desk.service.attach(desk.plan, "no-such-step", "x.jpg", "image/jpeg", JPEG, "ana")
-    with pytest.raises(KeyError):
+    with pytest.raises(NotFound):
         await desk.service.attach(desk.plan + 100, "evacuate", "x.jpg", "image/jpeg", JPEG, "ana")
     assert [p.name for p in (desk.files / "plan-steps").iterdir()] == ["1"]  # bo's alone: no file without its record
 

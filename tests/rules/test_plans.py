@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from facility.bus import Event, LocalBus
+from facility.errors import NotFound
 from facility.model import now_ns
 from facility.site import Site, load_site
 from facility.store.ops import OpsStore
@@ -158,7 +159,7 @@ async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: Ops
             await service.tick(opened["id"], "b", "li", "10.0.0.6")
         with pytest.raises(PlanRefused, match=r"no step 'z' \(steps: a, b, c\)"):
             await service.tick(opened["id"], "z", "li", "10.0.0.6")
-        with pytest.raises(KeyError):
+        with pytest.raises(NotFound):
             await service.tick(9999, "a", "li", "10.0.0.6")
         await service.tick(opened["id"], "a", "li", "10.0.0.6")
         done = await service.tick(opened["id"], "c", "li", "10.0.0.6")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from facility.bus import Event, LocalBus
+from facility.errors import Invalid
 from facility.model import now_ns
 from facility.site import load_site
 from facility.store.ops import OpsStore
@@ -179,7 +180,7 @@ async def test_a_bad_request_names_the_field_and_creates_nothing(
     desk: Desk, fields: dict[str, object], message: str
 ) -> None:
     request: dict[str, object] = {"title": Text("漏水", "leak"), "kind": "complaint", "by": "wang", **fields}
-    with pytest.raises(TaskError) as refused:
+    with pytest.raises(Invalid) as refused:
         await desk.service.create(**request)  # type: ignore[arg-type]
     assert str(refused.value) == message
     assert await desk.service.list() == [] and desk.announced() == []
@@ -197,7 +198,7 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
     await desk.service.tick(tid, 1, "li", "app")
     with pytest.raises(TaskError, match="cannot go from in_progress to verified"):
         await desk.service.set_status(tid, "verified", "wang")
-    with pytest.raises(TaskError, match="status: 'done' is not one of"):
+    with pytest.raises(Invalid, match="status: 'done' is not one of"):
         await desk.service.set_status(tid, "done", "wang")
     await desk.service.set_status(tid, "resolved", "li", "app")
     await desk.service.set_status(tid, "verified", "wang", "10.0.0.5")
