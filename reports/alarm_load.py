@@ -6,17 +6,18 @@ from __future__ import annotations
 
 from collections import Counter
 
+from facility import words
 from facility.model import Priority
+from facility.vocabulary import Text
 from reports.model import Chart, Column, Row, Section, text
 from reports.scope import Scope
 
 PRIORITIES = [p.value for p in Priority]
-_PRIORITY_NAMES = {
-    "emergency": ("紧急", "Emergency"),
-    "high": ("高", "High"),
-    "medium": ("中", "Medium"),
-    "low": ("低", "Low"),
-}
+
+
+def _heading(word: Text) -> Text:
+    """A column named by the one table's word, capitalised in English as a heading is."""
+    return text(word.zh, word.en.capitalize())
 
 
 def by_system(scope: Scope, counts: dict[tuple[str, str], int]) -> Section:
@@ -33,7 +34,7 @@ def by_system(scope: Scope, counts: dict[tuple[str, str], int]) -> Section:
         title=text("各系统报警（按优先级）", "Alarms by system and priority"),
         columns=[
             Column("system", text("系统", "System"), "word"),
-            *(Column(p, text(*_PRIORITY_NAMES[p]), "count") for p in PRIORITIES),
+            *(Column(p, _heading(words.PRIORITIES[p]), "count") for p in PRIORITIES),
             Column("total", text("合计", "Total"), "count"),
         ],
         rows=rows,
