@@ -43,6 +43,9 @@ class LoopLag:
         self._on_time_ns: int | None = None  # UTC ns of the last wake-up less late than `degraded_s`
 
     async def run(self) -> None:
+        # Starting is the loop running this task now: "up" from the first answer, with a time of its
+        # last success, rather than up and never on time until the first interval has passed.
+        self._on_time_ns = time.time_ns()
         try:
             while True:
                 self._due = self._clock() + self._interval
