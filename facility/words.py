@@ -57,6 +57,7 @@ TASK_STATUSES: dict[str, Text] = {
 ALARM_ACTIONS: dict[str, Text] = {  # an alarm's history (those not named by an alarm state)
     "raised": Text("报警发生", "raised"),
     "raised again": Text("再次发生", "raised again"),
+    "spread": Text("报警部位增加", "more points in alarm"),  # as the desk's alarm card says it
     "returned to normal": Text("已恢复", "returned to normal"),
     "unshelved": Text("取消搁置", "unshelved"),
     "comment": Text("备注", "comment"),

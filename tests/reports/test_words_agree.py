@@ -20,7 +20,7 @@ from facility.model import AlarmState, Priority
 from facility.profile import BUILTIN_DIR, load_profiles
 from facility.records import TaskKind, TaskStatus
 from facility.store.users import Role, User
-from facility.vocabulary import Text
+from facility.vocabulary import AlarmAction, Text
 from facility.words import ALARM_STATES, NAMES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
 from reports import Format, Lang, Report, render
 from reports.model import Column, Row, Section, text
@@ -132,3 +132,12 @@ def test_a_tasks_history_reads_alike_in_reports_and_on_the_desk(action: str) -> 
     """The handover lists task history as the desk's task card does: 创建工单 on both, not 创建 in one."""
     key = f"taskAction_{action.replace(' ', '_')}"
     assert (DESK["zh"][key], DESK["en"][key]) == (WORDS[action].zh, WORDS[action].en)
+
+
+def test_every_alarm_history_action_has_its_words() -> None:
+    """A report's history column never shows a bare id: each action the alarm store records is named
+    in both languages (the spread of a fire to a second zone was shown as `spread` in zh mode)."""
+    missing = [action.value for action in AlarmAction if action.value not in WORDS]
+    assert missing == []
+    assert WORDS[AlarmAction.SPREAD].zh == DESK["zh"]["history_spread"]
+    assert WORDS[AlarmAction.SPREAD].en == DESK["en"]["history_spread"]
