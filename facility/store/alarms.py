@@ -72,10 +72,7 @@ def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
         "escalated": row.escalated,
     }
     if with_history:
-        out["history"] = [
-            {"ts": h.ts, "action": h.action, "actor": h.actor, "source": h.source, "detail": h.detail}
-            for h in row.history
-        ]
+        out["history"] = [h.entry() for h in row.history]
     return out
 
 

@@ -11,6 +11,8 @@ the check whenever that store's module happened not to be imported).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -20,6 +22,21 @@ from facility.store.files import FileColumns
 
 class Base(DeclarativeBase):
     """The metadata of every ops store table: what the schema check compares with the database."""
+
+
+class HistoryColumns:
+    """The columns of a history entry, after its id and the record it belongs to: alarms and tasks
+    keep their histories alike, so that the desk, the reports and the device history read one shape."""
+
+    ts: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200), default="")  # client address, "rules", ...
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    def entry(self) -> dict[str, Any]:
+        """The entry as a record's `history` lists it."""
+        return {"ts": self.ts, "action": self.action, "actor": self.actor, "source": self.source, "detail": self.detail}
 
 
 class AlarmRow(Base):
@@ -83,18 +100,13 @@ class AlarmRow(Base):
         self.is_open = self.active or not self.acknowledged or self.shelved
 
 
-class AlarmHistoryRow(Base):
+class AlarmHistoryRow(HistoryColumns, Base):
     """One entry of an alarm's history: what happened (facility.vocabulary.AlarmAction), by whom, when, from where."""
 
     __tablename__ = "alarm_history"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id"), index=True)
-    ts: Mapped[int] = mapped_column(BigInteger)
-    action: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(200), default="")
-    detail: Mapped[str] = mapped_column(Text, default="")
 
     # Reports and the handover read a period's actions (acknowledged, raised...) across all alarms.
     __table_args__ = (Index("alarm_history_by_action_and_time", "action", "ts"),)
@@ -195,18 +207,13 @@ class TaskRow(Base):
     )
 
 
-class TaskHistoryRow(Base):
+class TaskHistoryRow(HistoryColumns, Base):
     """One entry of a task's history: a status move, an assignment, a note, a checklist tick."""
 
     __tablename__ = "task_history"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
-    ts: Mapped[int] = mapped_column(BigInteger)
-    action: Mapped[str] = mapped_column(String(40))
-    actor: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(200), default="")  # client address, "rules", ...
-    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class ChecklistItemRow(Base):

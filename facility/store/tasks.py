@@ -102,10 +102,7 @@ def task_dict(row: TaskRow, now: int, *, with_history: bool = False) -> dict[str
         "notes": [{"ts": h.ts, "by": h.actor, "text": h.detail} for h in row.history if h.action == "note"],
     }
     if with_history:
-        out["history"] = [
-            {"ts": h.ts, "action": h.action, "actor": h.actor, "source": h.source, "detail": h.detail}
-            for h in row.history
-        ]
+        out["history"] = [h.entry() for h in row.history]
     return out
 
 
