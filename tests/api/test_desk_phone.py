@@ -44,7 +44,15 @@ async def test_on_a_phone_the_banner_folds_the_trend_is_readable_and_zooms_and_f
         banner = phone.locator("#emergency-banner")
         toggle = banner.locator("#emergency-toggle")
         await expect(toggle).to_have_text(re.compile(r"^1 条紧急报警 ▸$"), timeout=30_000)
-        await expect(banner).to_have_css("border-top-color", EMERGENCY_RED)
+        # The pulse alternates the border with pink every second: a poll that keeps pace with it
+        # can see pink every time, so the colour is read with the pulse held at its start.
+        await expect(banner).to_have_css("animation-name", "pulse")
+        held = await banner.evaluate(
+            "b => { for (const a of b.getAnimations()) { a.pause(); a.currentTime = 0; }"
+            " return getComputedStyle(b).borderTopColor; }"
+        )
+        assert held == EMERGENCY_RED
+        await banner.evaluate("b => { for (const a of b.getAnimations()) a.play(); }")
         await expect(banner.locator("li")).to_have_count(0)
         await expect(banner).not_to_contain_text("null")
         folded = await _height(phone, "#emergency-banner")
