@@ -54,13 +54,16 @@ TASK_STATUSES: dict[str, Text] = {
     "verified": Text("已验收", "verified"),
     "cancelled": Text("已取消", "cancelled"),
 }
-ALARM_ACTIONS: dict[str, Text] = {  # an alarm's history (those not named by an alarm state)
+ALARM_ACTIONS: dict[str, Text] = {  # an alarm's history: what was done (确认), not the state it left (已确认)
     "raised": Text("报警发生", "raised"),
     "raised again": Text("再次发生", "raised again"),
     "spread": Text("报警部位增加", "more points in alarm"),  # as the desk's alarm card says it
+    "acknowledged": Text("确认", "acknowledged"),
     "returned to normal": Text("已恢复", "returned to normal"),
+    "shelved": Text("搁置", "shelved"),
     "unshelved": Text("取消搁置", "unshelved"),
     "comment": Text("备注", "comment"),
+    "suppressed": Text("条件屏蔽", "suppressed"),
     "suppression ended": Text("屏蔽解除", "suppression ended"),
     "chattering": Text("频繁抖动", "chattering"),
     "chattering ended": Text("抖动结束", "chattering ended"),
@@ -76,6 +79,12 @@ TASK_ACTIONS: dict[str, Text] = {  # a task's history, as the desk's task card n
     "ticked": Text("完成检查项", "item done"),
     "unticked": Text("撤销检查项", "item undone"),
     "note": Text("处理记录", "note"),
+    "assigned": Text("派单", "assigned"),
+    "checklist overridden": Text("强制验收", "verified over the checklist"),
+    "attached": Text("上传附件", "file added"),
+}
+DEVICE_ACTIONS: dict[str, Text] = {  # a device's own history, beside its alarms' and tasks'
+    "record saved": Text("台账修改", "record changed"),
 }
 OTHERS: dict[str, Text] = {
     # a plan's history
@@ -87,8 +96,11 @@ OTHERS: dict[str, Text] = {
     "task": Text("工单", "task"),
     "plan": Text("预案", "plan"),
 }
+# The words of a history's action column (`action`): an alarm's `acknowledged` is what was done, 确认.
+ACTIONS: dict[str, Text] = {**OTHERS, **DEVICE_ACTIONS, **TASK_ACTIONS, **ALARM_ACTIONS}
 # The words of a `word` column. An id of two groups is named by the later: `emergency` is the
-# priority's 紧急 here, and a column of task kinds (`task_kind`) names it 应急 from TASK_KINDS.
+# priority's 紧急 here, and a column of task kinds (`task_kind`) names it 应急 from TASK_KINDS; an
+# alarm state (已确认) over the history action of the same id (确认).
 WORDS: dict[str, Text] = {
     **ALARM_ACTIONS,
     **TASK_ACTIONS,
@@ -129,6 +141,7 @@ def table() -> dict[str, dict[str, Text]]:
         "task_statuses": TASK_STATUSES,
         "alarm_actions": ALARM_ACTIONS,
         "task_actions": TASK_ACTIONS,
+        "device_actions": DEVICE_ACTIONS,
         "others": OTHERS,
         "names": NAMES,
     }

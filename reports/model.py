@@ -14,10 +14,13 @@ from facility.vocabulary import Text
 
 # text: a string or a Text; word: an id with a name in both languages (a priority, a status);
 # task_kind: a task kind (its `emergency` is 应急, where the priority `emergency` is 紧急);
+# action: a history's action (an alarm's `acknowledged` is what was done, 确认, not the state 已确认);
 # name: a team, vendor or person, named when the desk names it (a library team, the rule engine);
 # time: UTC ns; date: a day as YYYY-MM-DD (a nameplate's, a contract's: no time of day);
 # duration: ns; ratio: 0..1; count: an integer; number: a float; flag: a bool
-Kind = Literal["text", "word", "task_kind", "name", "time", "date", "duration", "ratio", "count", "number", "flag"]
+Kind = Literal[
+    "text", "word", "task_kind", "action", "name", "time", "date", "duration", "ratio", "count", "number", "flag"
+]
 Cell = str | int | float | bool | Text | None
 Row = dict[str, Cell]
 ReportKind = Literal["briefing", "handover", "monthly", "alarms", "tasks", "equipment", "dead_letters"]

@@ -9,7 +9,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from facility.vocabulary import Text
-from facility.words import TASK_KINDS, name, word
+from facility.words import ACTIONS, TASK_KINDS, name, word
 from reports.model import Cell, Kind, Report
 from reports.periods import NS
 
@@ -39,6 +39,8 @@ def show(value: Cell, kind: Kind, lang: Lang, zone: ZoneInfo) -> str:
         return word(value, lang)
     if kind == "task_kind" and isinstance(value, str):
         return word(value, lang, TASK_KINDS)
+    if kind == "action" and isinstance(value, str):
+        return word(value, lang, ACTIONS)
     if kind == "name" and isinstance(value, str):
         return name(value, lang)
     return str(value)

@@ -4,14 +4,9 @@
 import { alarmActions, errorOf, marks, shelveForm, stateLabel, upsertAlarm, upsertPlan, where } from "./alarms.js";
 import { api } from "./api.js";
 import { fileList } from "./files.js";
-import { named, pick, t } from "./i18n.js";
+import { actionWord, named, pick, t } from "./i18n.js";
 import { act, can, changed, state } from "./state.js";
 import { $, draft, duration, el, field, fill, forget, when } from "./util.js";
-
-const HISTORY_ACTIONS = new Set([
-  "raised", "raised again", "acknowledged", "returned to normal", "shelved", "unshelved", "comment", "suppressed",
-  "suppression ended", "chattering", "chattering ended", "out of service", "back in service", "escalated", "spread",
-]);
 
 let reloadTimer = null;
 
@@ -137,7 +132,7 @@ function renderPlan(plan) {
 }
 
 function historyLine(h) {
-  const action = HISTORY_ACTIONS.has(h.action) ? t(`history_${h.action.replaceAll(" ", "_")}`) : h.action;
+  const action = actionWord(h.action);
   return el("li", { class: h.action === "comment" ? "comment" : "" },
     el("span", { class: "quiet" }, when(h.ts, "short")), " ",
     el("strong", {}, action), " ", h.actor ? el("span", {}, named("actor", h.actor)) : null,

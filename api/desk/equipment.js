@@ -5,7 +5,7 @@
 import { openDetail } from "./detail.js";
 import { api } from "./api.js";
 import { saveFile } from "./files.js";
-import { lang, named, pick, t } from "./i18n.js";
+import { actionWord, lang, named, pick, t } from "./i18n.js";
 import { can, changed, state } from "./state.js";
 import { $, el, fill, siteDate, when } from "./util.js";
 
@@ -185,7 +185,7 @@ function entryDetail(h) {
 
 function entryAction(h) {
   if (h.kind === "task") return t(`taskAction_${h.action.replaceAll(" ", "_")}`);
-  return t(`history_${h.action.replaceAll(" ", "_")}`);
+  return actionWord(h.action);
 }
 
 function showTask(id) {

@@ -38,11 +38,6 @@ const TEXT = {
     plan: "应急预案", planClosed: "已结束", stepDue: "时限 {time}", stepLeft: "剩余 {d}", stepLate: "已超时 {d}",
     stepNote: "备注（可选）", stepDone: "完成", doneBy: "{who} 于 {time} 完成", late: "超时完成",
     closePlan: "结束预案", closePlanSure: "还有未完成的步骤，确定结束？",
-    history_raised: "报警发生", "history_raised_again": "再次发生", history_acknowledged: "确认",
-    history_returned_to_normal: "已恢复", history_shelved: "搁置", history_unshelved: "取消搁置",
-    history_comment: "备注", history_suppressed: "条件屏蔽", history_suppression_ended: "屏蔽解除",
-    history_chattering: "频繁抖动", history_spread: "报警部位增加", history_chattering_ended: "抖动结束", history_out_of_service: "停用检修",
-    history_back_in_service: "恢复使用", history_escalated: "升级",
     newComplaint: "新建投诉工单", onlyOverdue: "只看超时", noTasks: "无",
     move_in_progress: "开始处理", move_resolved: "标记已解决", move_verified: "验收",
     assign: "派单", reassign: "改派", assignee: "处理人",
@@ -69,8 +64,7 @@ const TEXT = {
     eqLatestHistory: "近期履历", eqNoHistory: "暂无记录", eqMore: "加载更多", eqTrends: "运行趋势：",
     eqPrinted: "打印时间 {time}", eqWarrantyOver: "已过保", eqContractOver: "合同已到期",
     eqEndsBeforeInstall: "{field}不能早于安装日期", eqExportXlsx: "导出台账 Excel", eqExportCsv: "导出台账 CSV",
-    eqKind_alarm: "报警", eqKind_task: "工单", eqKind_device: "设备", history_record_saved: "台账修改",
-    taskAction_assigned: "派单", taskAction_checklist_overridden: "强制验收", taskAction_attached: "上传附件",
+    eqKind_alarm: "报警", eqKind_task: "工单", eqKind_device: "设备",
     briefing: "晨会简报", handover: "交接班报告", monthly: "月报", reportDate: "日期", reportSince: "自",
     reportMonth: "月份", show: "查看", print: "打印", downloadXlsx: "下载 Excel", downloadCsv: "下载 CSV", downloadMd: "下载 Markdown",
     // The health banner (health.js): what a part that is not up means for the duty officer.
@@ -142,11 +136,6 @@ const TEXT = {
     plan: "Emergency plan", planClosed: "closed", stepDue: "by {time}", stepLeft: "{d} left", stepLate: "{d} overdue",
     stepNote: "Note (optional)", stepDone: "Done", doneBy: "done by {who} at {time}", late: "late",
     closePlan: "Close plan", closePlanSure: "Steps are still open. Close the plan anyway?",
-    history_raised: "raised", history_raised_again: "raised again", history_acknowledged: "acknowledged",
-    history_returned_to_normal: "returned to normal", history_shelved: "shelved", history_unshelved: "unshelved",
-    history_comment: "comment", history_suppressed: "suppressed", history_suppression_ended: "suppression ended",
-    history_chattering: "chattering", history_spread: "more points in alarm", history_chattering_ended: "chattering ended",
-    history_out_of_service: "out of service", history_back_in_service: "back in service", history_escalated: "escalated",
     newComplaint: "New complaint task", onlyOverdue: "Overdue only", noTasks: "None",
     move_in_progress: "Start work", move_resolved: "Mark resolved", move_verified: "Verify",
     assign: "Assign", reassign: "Reassign", assignee: "Assignee",
@@ -175,9 +164,6 @@ const TEXT = {
     eqWarrantyOver: "out of warranty", eqContractOver: "contract ended",
     eqEndsBeforeInstall: "{field} cannot be before the install date", eqExportXlsx: "Export records (Excel)",
     eqExportCsv: "Export records (CSV)", eqKind_alarm: "alarm", eqKind_task: "task", eqKind_device: "device",
-    history_record_saved: "record changed",
-    taskAction_assigned: "assigned", taskAction_checklist_overridden: "verified over the checklist",
-    taskAction_attached: "file added",
     briefing: "Morning briefing", handover: "Shift handover", monthly: "Monthly report", reportDate: "Date",
     reportSince: "Since", reportMonth: "Month", show: "Show", print: "Print", downloadXlsx: "Download Excel", downloadCsv: "Download CSV",
     downloadMd: "Download Markdown",
@@ -228,6 +214,8 @@ const GROUPS = {
   systems: ["system_{}", true],
   task_kinds: ["kind_{}", false],
   task_actions: ["taskAction_{}", false],
+  alarm_actions: ["history_{}", false],
+  device_actions: ["history_{}", false],
 };
 const ACTORS = new Set(["rules", "system"]);  // the system's own actors; every other name is a team's
 
@@ -268,6 +256,13 @@ export function t(key, vars = {}) {
 export function named(kind, id) {
   const text = TEXT[current][`${kind}_${id}`];
   return text === undefined ? String(id) : text;
+}
+
+/** The word for an alarm's or a device's history action (served as `alarm_actions` and
+ * `device_actions`), or the action as stored where the table names none. */
+export function actionWord(action) {
+  const text = TEXT[current][`history_${action.replaceAll(" ", "_")}`];
+  return text === undefined ? action : text;
 }
 
 /** One language of a {zh, en} text, falling back to the other. */

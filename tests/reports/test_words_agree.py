@@ -6,6 +6,7 @@ filed under the keys that i18n.js's GROUPS give each group."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import io
 import re
@@ -21,7 +22,7 @@ from facility.profile import BUILTIN_DIR, load_profiles
 from facility.records import TaskKind, TaskStatus
 from facility.store.users import Role, User
 from facility.vocabulary import AlarmAction, Text
-from facility.words import ALARM_STATES, NAMES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
+from facility.words import ACTIONS, ALARM_STATES, NAMES, PRIORITIES, SYSTEMS, TASK_KINDS, TASK_STATUSES, WORDS
 from reports import Format, Lang, Report, render
 from reports.model import Column, Row, Section, text
 
@@ -72,6 +73,7 @@ def test_the_desk_keeps_no_copy_of_the_table() -> None:
     assert not {f"status_{id_}" for id_ in TASK_STATUSES} & own
     assert not {f"system_{id_}" for id_ in SYSTEMS} & own
     assert not {f"taskAction_{a.replace(' ', '_')}" for a in table.TASK_ACTIONS} & own
+    assert not {f"history_{a.replace(' ', '_')}" for a in {**table.ALARM_ACTIONS, **table.DEVICE_ACTIONS}} & own
     assert not {f"team_{id_}" for id_ in NAMES} & own
 
 
@@ -124,14 +126,51 @@ def test_a_column_of_task_kinds_says_yingji_beside_the_priority_jinji(fmt: Forma
     assert re.search(r"emergency[|,\s]+emergency", _texts(report, fmt, "en"))
 
 
-TASK_ACTIONS = ("created", "recurred", "condition cleared", "status", "ticked", "unticked", "note")
+def _task_store_actions() -> set[str]:
+    """The actions the task store writes into a task's history: the third argument of its `_record` calls."""
+    tree = ast.parse(TASK_STORE.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_record":
+            action = node.args[2]
+            values = [action.body, action.orelse] if isinstance(action, ast.IfExp) else [action]
+            found |= {v.value for v in values if isinstance(v, ast.Constant)}
+    return found
+
+
+TASK_STORE = Path(__file__).parents[2] / "facility" / "store" / "tasks.py"
+TASK_ACTIONS = sorted(_task_store_actions())
+
+
+def test_the_task_store_writes_the_actions_it_is_known_to() -> None:
+    assert {"created", "recurred", "condition cleared", "status", "ticked", "unticked", "note"} <= set(TASK_ACTIONS)
+    assert {"assigned", "checklist overridden", "attached"} <= set(TASK_ACTIONS)
 
 
 @pytest.mark.parametrize("action", TASK_ACTIONS)
 def test_a_tasks_history_reads_alike_in_reports_and_on_the_desk(action: str) -> None:
-    """The handover lists task history as the desk's task card does: 创建工单 on both, not 创建 in one."""
+    """The handover lists task history as the desk's task card does: 创建工单 on both, not 创建 in one;
+    every action the store writes has its words (派单, 强制验收 and 上传附件 were the desk's alone)."""
     key = f"taskAction_{action.replace(' ', '_')}"
-    assert (DESK["zh"][key], DESK["en"][key]) == (WORDS[action].zh, WORDS[action].en)
+    assert action in table.TASK_ACTIONS, f"the task store writes {action!r}, which facility/words.py does not name"
+    assert (DESK["zh"][key], DESK["en"][key]) == (ACTIONS[action].zh, ACTIONS[action].en)
+
+
+@pytest.mark.parametrize("action", [a.value for a in AlarmAction])
+def test_an_alarms_history_reads_alike_in_reports_and_on_the_desk(action: str) -> None:
+    """The desk's alarm card and the handover's history column say what was done alike: an alarm
+    was 确认 (acknowledged) in both, where its state is 已确认."""
+    key = f"history_{action.replace(' ', '_')}"
+    assert (DESK["zh"][key], DESK["en"][key]) == (ACTIONS[action].zh, ACTIONS[action].en)
+
+
+@pytest.mark.parametrize("fmt", ["html", "md", "csv", "xlsx"])
+def test_a_history_column_names_the_action_where_a_state_column_names_the_state(fmt: Format) -> None:
+    report = Report("handover", text("交接班报告", "Handover"), "t", "", "Asia/Shanghai", 0, 1, 1, None, None)
+    columns = [Column("action", text("动作", "Event"), "action"), Column("state", text("状态", "State"), "word")]
+    row: Row = {"action": "acknowledged", "state": "acknowledged"}
+    report.sections.append(Section("alarm_events", text("报警动态", "Alarm events"), columns=columns, rows=[row]))
+    assert re.search(r"(^|[|,\s])确认[|,\s]+已确认", _texts(report, fmt, "zh"))
 
 
 def test_every_alarm_history_action_has_its_words() -> None:

@@ -85,7 +85,7 @@ async def test_the_handover_and_monthly_workbooks_keep_durations_and_shares_as_n
     events = shift["报警动态"]
     assert [[c.value for c in r] for r in events.iter_rows(min_row=row + 1, max_col=6)] == [
         [datetime(2026, 10, 5, 10, 0), alarm, "高", "Pump 1", "pump-1 low-pressure", "报警发生"],
-        [datetime(2026, 10, 5, 10, 4), alarm, "高", "Pump 1", "pump-1 low-pressure", "已确认"],
+        [datetime(2026, 10, 5, 10, 4), alarm, "高", "Pump 1", "pump-1 low-pressure", "确认"],  # what was done
     ]
 
 
