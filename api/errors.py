@@ -55,8 +55,8 @@ async def _invalid(_: Request, exc: Exception) -> Response:
     """The field in `loc`, the message in `msg`: a message that begins with its field's name (as the
     stores' and rules' do, for logs and the command line) does not say it twice."""
     assert isinstance(exc, Invalid)
-    message = str(exc).removeprefix(f"{exc.field}: ")
-    detail = [{"loc": [exc.where, exc.field], "msg": message, "type": "value_error"}]
+    shown = [m.removeprefix(f"{exc.field}: ") for m in exc.messages]
+    detail = [{"loc": [exc.where, exc.field], "msg": m, "type": "value_error"} for m in shown]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

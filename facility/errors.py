@@ -24,6 +24,8 @@ outage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FacilityError(Exception):
     """An expected error with a message for the person who asked."""
@@ -46,12 +48,19 @@ class Refused(FacilityError):
 
 class Invalid(FacilityError, ValueError):
     """Input that cannot be used. `field` names it (a body field, a query parameter, a YAML path),
-    `where` says where the field is: body, query or path."""
+    `where` says where the field is: body, query or path. `messages` are the problems found in it,
+    each said on its own (a scenario definition with three bad steps); the message joins them."""
 
-    def __init__(self, message: str, *, field: str = "", where: str = "body") -> None:
+    def __init__(self, message: str, *, field: str = "", where: str = "body", messages: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.field = field
         self.where = where
+        self.messages = tuple(messages) or (message,)
+
+    @classmethod
+    def each(cls, messages: Sequence[str], *, field: str, where: str = "body") -> Invalid:
+        """One error for several problems with one field."""
+        return cls("\n".join(messages), field=field, where=where, messages=messages)
 
 
 class Unavailable(Exception):

@@ -11,6 +11,7 @@ from fastapi import Depends, FastAPI
 from api.auth import TokenAuth
 from api.deps import current_user
 from api.edge import Edge
+from api.errors import handle_errors
 from facility.site import Site
 from facility_app.server import http_config
 from simulators import control
@@ -41,5 +42,6 @@ async def run_simulators(site: Site, host: str, port: int, token: str) -> None:
         app.state.simulation, _ = await start_simulation(site, stack, everything)  # its one token sees it all
         app.state.auth = auth  # what api.deps.current_user checks the token with
         app.include_router(control.router, prefix="/sim", dependencies=[Depends(current_user)])
+        handle_errors(app)  # the routes raise facility.errors: answered as the estate's API answers them
         app.add_middleware(Edge, auth=auth, settings=site.api)
         await uvicorn.Server(http_config(app, host, port, site.api)).serve()

@@ -1,7 +1,9 @@
 """The simulators' HTTP control API: devices, faults and scenarios.
 
 Served under /sim/ by `facility demo`, or alone by `facility sim run`. Bad input gets a 4xx that
-names what is wrong, and changes nothing.
+names what is wrong, and changes nothing: the routes raise the kernel's NotFound and Invalid
+(facility.errors), which whoever serves the router answers with api.errors' handlers, as every
+other route of the API.
 
 Like every route of the API, it is scoped: the simulation's `scope` says which devices the asking
 user may see (None: all). To a user limited to some buildings, another building's device, the
@@ -16,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from facility.errors import Invalid, NotFound
 from facility.yamlfile import ConfigError
 from simulators.host import SimulatorHost
 from simulators.models import FaultError
@@ -31,12 +34,6 @@ Scope = Callable[[Request], Awaitable[set[str] | None]]
 async def everything(_: Request) -> set[str] | None:
     """The scope of `facility sim run`, whose one (admin) token sees the whole plant."""
     return None
-
-
-def invalid(field: tuple[str, str], messages: list[str]) -> HTTPException:
-    """A 422 naming the field, in the shape of FastAPI's own validation errors: the one the API's
-    other routes answer and its document gives for 422, so that clients handle one kind."""
-    return HTTPException(422, [{"loc": list(field), "msg": m, "type": "value_error"} for m in messages])
 
 
 class FaultRequest(BaseModel):
@@ -86,13 +83,13 @@ class Simulation:
     def device_for(self, device_id: str, visible: set[str] | None) -> str:
         """The device id, or 404 when it is unknown or not the user's: the two look the same."""
         if device_id not in self.host.devices or (visible is not None and device_id not in visible):
-            raise HTTPException(404, f"no simulated device {device_id!r}")
+            raise NotFound(f"no simulated device {device_id!r}")
         return device_id
 
     def run_for(self, run_id: int, visible: set[str] | None) -> Run:
         run = self.player.runs.get(run_id)
         if run is None or not run.scenario.within(visible):
-            raise HTTPException(404, f"no scenario run {run_id}")
+            raise NotFound(f"no scenario run {run_id}")
         return run
 
     def library(self, visible: set[str] | None) -> dict[str, Scenario]:
@@ -102,7 +99,7 @@ class Simulation:
         try:
             await self.host.clear(device, fault)
         except FaultError as exc:
-            raise invalid(("path", "fault"), [str(exc)]) from None
+            raise Invalid(str(exc), field="fault", where="path") from None
         return self.describe(device)
 
 
@@ -136,7 +133,7 @@ async def inject(sim: Sim, request: FaultRequest, visible: Visible) -> dict[str,
         await sim.host.inject(device, request.fault, request.params)
     except FaultError as exc:
         known = request.fault in sim.host.model(device).catalogue()
-        raise invalid(("body", "params" if known else "fault"), [str(exc)]) from None
+        raise Invalid(str(exc), field="params" if known else "fault") from None
     return sim.describe(device)
 
 
@@ -169,14 +166,14 @@ async def scenario_of(sim: Simulation, request: ScenarioRequest, visible: set[st
         scenario = known.get(request.name)
         if scenario is None:
             names = ", ".join(sorted(known)) or "none"
-            raise HTTPException(404, f"no scenario {request.name!r} (known: {names})")
+            raise NotFound(f"no scenario {request.name!r} (known: {names})")
         return scenario
     try:
         # In a worker thread: YAML is parsed in Python, and a large definition on the
         # event loop would hold up the gateway and the rules that share it.
         return await asyncio.to_thread(parse_scenario, request.definition or "", "definition")
     except ConfigError as exc:
-        raise invalid(("body", "definition"), [str(p) for p in exc.problems]) from None
+        raise Invalid.each([str(p) for p in exc.problems], field="definition") from None
 
 
 @router.post("/scenarios", status_code=201)
@@ -190,7 +187,7 @@ async def play(sim: Sim, request: ScenarioRequest, visible: Visible) -> dict[str
         run = sim.player.start(scenario, visible)
     except ConfigError as exc:  # a device or fault it names does not exist (or is not theirs)
         field = "name" if request.name is not None else "definition"
-        raise invalid(("body", field), [str(p) for p in exc.problems]) from None
+        raise Invalid.each([str(p) for p in exc.problems], field=field) from None
     return run.describe()
 
 
