@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import SAFE_METHODS
 from api.body import MAX_ID
+from facility.errors import NotFound
 from facility.model import now_ns
 from facility.store.ops import OpsStore
 from facility.store.plans import PlanStore
@@ -44,11 +45,9 @@ class Concerns:
     site_wide: bool = False
 
     @classmethod
-    def of(cls, record: Mapping[str, Any] | None) -> Concerns:
-        """The concerns of an alarm, task or plan instance found by its id (None: no such record)."""
-        if record is None:
-            return cls()
-        return cls(record["device"], site_wide=record["device"] is None)
+    def of(cls, device: str | None) -> Concerns:
+        """The concerns of an alarm, task or plan instance of `device` (None: a site-wide record)."""
+        return cls(device, site_wide=device is None)
 
 
 class AuditChanges:
@@ -126,18 +125,22 @@ class AuditChanges:
             if name in params:
                 record = _record_id(params[name])
                 try:
-                    return Concerns() if record is None else Concerns.of(await self._find(name, record))
+                    return Concerns() if record is None else Concerns.of(await self._device_of(name, record))
+                except NotFound:
+                    return Concerns()
                 except Exception as exc:
                     log.warning("audit log: cannot tell whose building %s %s concerns: %s", action, dict(params), exc)
                     return Concerns()
         return _named_in(body, action)
 
-    async def _find(self, name: str, record: int) -> Mapping[str, Any] | None:
+    async def _device_of(self, name: str, record: int) -> str | None:
+        """The device of the alarm, task or plan instance named by a path parameter; NotFound if
+        there is no such record."""
         if name == "alarm_id":
-            return await self._ops.alarms.get_alarm(record)
-        if name == "task_id":
-            return await self._tasks.get(record, now_ns())
-        return await self._plans.get(record, now_ns())
+            return (await self._ops.alarms.get_alarm(record)).device
+        found = await (self._tasks.get(record, now_ns()) if name == "task_id" else self._plans.get(record, now_ns()))
+        device: str | None = found["device"]
+        return device
 
 
 def _record_id(value: object) -> int | None:

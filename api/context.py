@@ -7,7 +7,7 @@ store's history), so that the API never imports the gateway.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,7 @@ from fastapi import Request
 from facility.bus import Bus
 from facility.errors import Invalid, NotFound
 from facility.readiness import Readiness
+from facility.records import AlarmRecord
 from facility.site import Device, Site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
@@ -88,10 +89,12 @@ class ApiContext:
             for d in self.site.devices
         }
 
-    def placed(self, record: dict[str, Any]) -> dict[str, Any]:
-        """An alarm, task or plan with where its device is: name, building, system (for boards and
-        filters); records of no device, or one the site no longer has, get empty strings."""
-        return {**record, **self._places.get(record.get("device") or "", _NOWHERE)}
+    def placed(self, record: AlarmRecord | Mapping[str, Any]) -> dict[str, Any]:
+        """An alarm, task or plan as the API answers it, with where its device is: name, building,
+        system (for boards and filters); records of no device, or one the site no longer has, get
+        empty strings."""
+        shown = record.as_json() if isinstance(record, AlarmRecord) else dict(record)
+        return {**shown, **self._places.get(shown.get("device") or "", _NOWHERE)}
 
     def ns_of(self, moment: datetime, field: str, where: str = "query") -> int:
         """UTC ns of a time from a request; one without an offset is the site's local time. A time

@@ -7,7 +7,8 @@ schema can change under them) and a caller cannot change a record behind the sto
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -27,6 +28,73 @@ class NewAlarm:
     message_en: str
     ts: int
     suppressed: bool = False  # suppressed by design: kept and shown as such, not announced as new
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One entry of an alarm's or a task's history: when, what (an AlarmAction or a task action),
+    who, from where, and the detail (English where the system wrote it, a person's own words as
+    written)."""
+
+    ts: int
+    action: str
+    actor: str
+    source: str
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ts": self.ts, "action": self.action, "actor": self.actor, "source": self.source, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    """An alarm as the ops store holds it: what the rules, the desk, the reports and the notifiers
+    read. `history` is loaded only when the store was asked for it (a list of alarms does not need
+    it), and empty otherwise: a stored alarm has at least its `raised` entry. On the bus and at the
+    API it travels as `as_json()`, one shape for both."""
+
+    id: int
+    rule: str
+    device: str
+    priority: str
+    state: str
+    active: bool
+    acknowledged: bool
+    title: Text
+    message: Text
+    raised_at: int
+    changed_at: int
+    acked_at: int | None
+    acked_by: str | None
+    cleared_at: int | None
+    activated_at: int
+    shelved: bool
+    shelved_until: int | None
+    shelved_by: str | None
+    shelve_reason: str | None
+    suppressed: bool
+    out_of_service: bool
+    chattering: bool
+    escalated: bool
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def announced(self) -> bool:
+        """Whether people are told of it when it goes active: not when shelved, suppressed by
+        design or out of service (ISA-18.2)."""
+        return not (self.shelved or self.suppressed or self.out_of_service)
+
+    def as_json(self) -> dict[str, Any]:
+        """The alarm as the bus and the API carry it: texts as {zh, en}, history only if loaded."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _ALARM_FIELDS}
+        out["title"] = {"zh": self.title.zh, "en": self.title.en}
+        out["message"] = {"zh": self.message.zh, "en": self.message.en}
+        if self.history:
+            out["history"] = [h.as_json() for h in self.history]
+        return out
+
+
+_ALARM_FIELDS = tuple(f.name for f in fields(AlarmRecord) if f.name != "history")
 
 
 @dataclass(frozen=True)
@@ -81,12 +149,12 @@ def spread_texts(detail: str) -> dict[str, str]:
     return _bilingual(_spread(detail)) or {"zh": detail, "en": detail}
 
 
-def replaced_texts(detail_en: str, history: list[dict[str, Any]]) -> dict[str, str] | None:
+def replaced_texts(detail_en: str, history: Sequence[HistoryEntry]) -> dict[str, str] | None:
     """The {zh, en} of an alarm text a later spread replaced, by its English (a `raised` entry's
     detail, once the alarm's message is no longer that text); None when no spread replaced it."""
     for entry in history:
-        if entry["action"] == AlarmAction.SPREAD:
-            was = _bilingual(_spread(entry["detail"]).get("was"))
+        if entry.action == AlarmAction.SPREAD:
+            was = _bilingual(_spread(entry.detail).get("was"))
             if was is not None and was["en"] == detail_en:
                 return was
     return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from facility.model import AlarmState
-from facility.records import TaskKind, TaskStatus
+from facility.records import AlarmRecord, TaskKind, TaskStatus
 from facility.site import Site
 from facility.store.dead_letters import LetterFilter, LetterKeys, letter_page
 from facility.store.ops import OpsStore
@@ -75,7 +75,7 @@ class AlarmFilter:
 
     async def page(
         self, ops: OpsStore, devices: Collection[str] | None, limit: int, offset: int = 0
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[AlarmRecord], int]:
         """The alarms matching, of `devices` (None: any), in the list's order; and how many match."""
         return await ops.pages.page(
             open_only=self.open_only,
@@ -126,22 +126,22 @@ async def alarm_list(
     found, total = await filters.page(ops, devices, max_rows)
     rows: list[Row] = [
         {
-            "id": a["id"],
-            "raised_at": a["raised_at"],
-            "priority": a["priority"],
-            "state": a["state"],
-            "title": Text(a["title"]["zh"], a["title"]["en"]),
-            "device": scope.name(a["device"]),
-            "building": scope.building(a["device"]),
-            "system": scope.system(a["device"]),
-            "acked_by": a["acked_by"],
-            "acked_at": a["acked_at"],
-            "cleared_at": a["cleared_at"],
+            "id": a.id,
+            "raised_at": a.raised_at,
+            "priority": a.priority,
+            "state": a.state,
+            "title": a.title,
+            "device": scope.name(a.device),
+            "building": scope.building(a.device),
+            "system": scope.system(a.device),
+            "acked_by": a.acked_by,
+            "acked_at": a.acked_at,
+            "cleared_at": a.cleared_at,
         }
         for a in found
     ]
     title = text("报警列表", "Alarm list") if filters.open_only else text("报警历史", "Alarm history")
-    start = filters.since if filters.since is not None else min((a["raised_at"] for a in found), default=now)
+    start = filters.since if filters.since is not None else min((a.raised_at for a in found), default=now)
     end = filters.until if filters.until is not None else now
     return _list(scope, "alarms", title, start, end, now, ALARM_COLUMNS, rows, total)
 

@@ -13,7 +13,7 @@ A spread (a point joining the lists of an active alarm's text: a second zone in 
 alarm's title and message, records a `spread` history entry, and is announced as an `alarm` event
 with `spread: true`, which the notifiers pass on to people again.
 
-Refused actions raise `ActionRefused` (a ValueError saying why); an unknown alarm id gives None.
+Refused actions raise `ActionRefused` (a Conflict saying why); an unknown alarm id raises `NotFound`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from typing import Any
 
 from facility.bus import Bus
 from facility.model import AlarmState, Priority, now_ns
-from facility.records import NewAlarm
+from facility.records import AlarmRecord, NewAlarm
 from facility.site import Site
 from facility.store.alarms import MINUTE_NS, ActionRefused
 from facility.store.ops import OpsStore, OpsUnavailable
-from facility.vocabulary import ACTIVATIONS, EventKind
+from facility.vocabulary import ACTIVATIONS, AlarmAction, EventKind
 from rules.engine import Change
 from rules.flood import NO_FLOOD, FloodWatch
 from rules.ruleset import RuleTexts, rule_texts
@@ -84,7 +84,7 @@ class AlarmService:
             self.announce(alarm)
         for alarm in await self._store.alarms.escalate_due(self._escalate_after, now):
             self.announce(alarm)
-            self._bus.publish_event(EventKind.ESCALATION, alarm)
+            self._bus.publish_event(EventKind.ESCALATION, alarm.as_json())
         await self._flood.check(now)
 
     async def flood_state(self) -> dict[str, Any]:
@@ -94,48 +94,47 @@ class AlarmService:
         flood = await self._flood.state(self._clock())
         return dict(NO_FLOOD) if flood is None else flood.shown()
 
-    async def record(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
+    async def record(self, change: Change) -> tuple[AlarmRecord | None, str | None]:
         """Store one change and announce it: the alarm as it now stands and the history action
         recorded ("raised", "raised again", "returned to normal", ...), or None for either when
         nothing changed."""
         if not change.active:
             returned = await self._store.alarms.return_to_normal(change.rule.id, change.device, change.ts)
-            self._announced(returned)
-            return returned, "returned to normal" if returned else None
+            if returned is None:
+                return None, None
+            return self._announced(returned), AlarmAction.RETURNED_TO_NORMAL
         new = self._new_alarm(change)
         if change.spread:
             spread, action = await self._store.alarms.spread_alarm(new)
             if spread is not None:  # else no active alarm holds the condition: it is raised
                 if action is not None:
-                    self._bus.publish_event(EventKind.ALARM, {**spread, "spread": True})
+                    self._bus.publish_event(EventKind.ALARM, {**spread.as_json(), "spread": True})
                 return spread, action
         alarm, action = await self._store.alarms.raise_alarm(new)
         if action is None:
             return alarm, None
         self.announce(alarm)
-        if action in ACTIVATIONS and not (alarm["shelved"] or alarm["suppressed"] or alarm["out_of_service"]):
+        if action in ACTIVATIONS and alarm.announced:
             try:  # the alarm is recorded: a failure to judge the flood must not have it recorded again
                 await self._flood.raised(change.ts)
             except Exception:
                 log.warning("cannot judge the alarm flood at this raise; the next raise judges it again", exc_info=True)
         return alarm, action
 
-    async def acknowledge(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
+    async def acknowledge(self, alarm_id: int, user: str, source: str) -> AlarmRecord:
         return self._announced(await self._store.alarms.acknowledge(alarm_id, user, source, self._clock()))
 
-    async def shelve(self, alarm_id: int, user: str, source: str, reason: str, until_ns: int) -> dict[str, Any] | None:
+    async def shelve(self, alarm_id: int, user: str, source: str, reason: str, until_ns: int) -> AlarmRecord:
         """Shelve until `until_ns`, at most 24 h ahead; it unshelves by itself then."""
         return self._announced(await self._store.alarms.shelve(alarm_id, user, source, reason, until_ns, self._clock()))
 
-    async def unshelve(self, alarm_id: int, user: str, source: str) -> dict[str, Any] | None:
+    async def unshelve(self, alarm_id: int, user: str, source: str) -> AlarmRecord:
         return self._announced(await self._store.alarms.unshelve(alarm_id, user, source, self._clock()))
 
-    async def comment(self, alarm_id: int, user: str, source: str, text: str) -> dict[str, Any] | None:
+    async def comment(self, alarm_id: int, user: str, source: str, text: str) -> AlarmRecord:
         return self._announced(await self._store.alarms.comment(alarm_id, user, source, text, self._clock()))
 
-    async def set_out_of_service(
-        self, device: str, on: bool, user: str, source: str, reason: str
-    ) -> list[dict[str, Any]]:
+    async def set_out_of_service(self, device: str, on: bool, user: str, source: str, reason: str) -> list[AlarmRecord]:
         """Take a device of this site out of service or put it back; returns its open alarms, now flagged."""
         if device not in {d.id for d in self._site.devices}:
             raise ActionRefused(f"no device {device!r} on site {self._site.site.id}")
@@ -144,15 +143,14 @@ class AlarmService:
             self.announce(alarm)
         return alarms
 
-    def _announced(self, alarm: dict[str, Any] | None) -> dict[str, Any] | None:
-        if alarm is not None:
-            self.announce(alarm)
+    def _announced(self, alarm: AlarmRecord) -> AlarmRecord:
+        self.announce(alarm)
         return alarm
 
-    def announce(self, alarm: dict[str, Any]) -> None:
+    def announce(self, alarm: AlarmRecord) -> None:
         """Announce a recorded alarm as it stands; rules.outcomes also calls it to replace a
         provisional announcement when recording changed nothing (an outcome applied again)."""
-        self._bus.publish_event(EventKind.ALARM, alarm)
+        self._bus.publish_event(EventKind.ALARM, alarm.as_json())
 
     def announce_provisional(self, change: Change) -> None:
         """Announce at once an alarm the ops store has not recorded yet (it is journaled), so that the

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from facility.errors import Conflict, Refused
 from facility.model import now_ns
 from facility.readiness import Figure, PartState, State
+from facility.records import AlarmRecord
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.tables import TaskRow
 from facility.vocabulary import Text
@@ -250,7 +251,7 @@ class Outcomes:
         not written twice."""
         spec = change.rule.spec
         what = f"{spec.id} on {change.device}"
-        alarm: dict[str, Any] | None = None
+        alarm: AlarmRecord | None = None
         if spec.outcome in ("alarm", "both"):
             recorded = await self._step(f"alarm of {what}", lambda: self.alarms.record(change))
             alarm, action = recorded or (None, None)
@@ -260,14 +261,14 @@ class Outcomes:
             if change.spread:
                 await self._step(f"task note of {what}", lambda: self._note_spread(change))
             elif change.active:
-                alarm_id = alarm["id"] if alarm else None
+                alarm_id = alarm.id if alarm else None
                 await self._step(f"task of {what}", lambda: self.tasks.from_rule(change, alarm_id))
             else:
                 await self._step(
                     f"task of {what}", lambda: self.tasks.condition_cleared(spec.id, change.device, change.ts)
                 )
         if spec.plan and alarm is not None and change.active and not change.spread:
-            plan, alarm_id = spec.plan, alarm["id"]
+            plan, alarm_id = spec.plan, alarm.id
             await self._step(f"plan of {what}", lambda: self.plans.open(plan, alarm_id, change.device, change.ts))
 
     async def _note_spread(self, change: Change) -> dict[str, Any] | None:
@@ -281,7 +282,7 @@ class Outcomes:
             return None
         note = _spread_note(self.alarms.texts(change))
         task = await self.tasks.get(task_id)
-        if task is None or any(h["action"] == "note" and h["detail"] == note for h in task["history"]):
+        if any(h["action"] == "note" and h["detail"] == note for h in task["history"]):
             return None
         return await self.tasks.add_note(task_id, note, "rules", "rules")
 

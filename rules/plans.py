@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from facility.bus import Bus
 from facility.duration import Duration
-from facility.errors import NotFound
 from facility.model import now_ns
 from facility.site import ID_PATTERN, Site
-from facility.store.files import NewFile
 from facility.store.plans import NewStep, PlanRefused, PlanStore, StepAttachment
 from facility.vocabulary import EventKind
 from facility.yamlfile import ConfigError, ConfigWarning, Problem, load_yaml, validate
@@ -157,16 +156,12 @@ class PlanService:
         """Record that `user` (at client address `source`) did a step. NotFound for an unknown
         instance; PlanRefused for an unknown step, a step done before or a closed instance."""
         instance = await self._store.tick(instance_id, step_id, user, source, note, now_ns())
-        if instance is None:
-            raise NotFound(f"no plan instance {instance_id}")
         self._announce(instance)
         return instance
 
     async def close(self, instance_id: int, user: str, source: str) -> dict[str, Any]:
         """Close an instance before every step is done (the emergency is over or was a false alarm)."""
         instance = await self._store.close(instance_id, user, source, now_ns())
-        if instance is None:
-            raise NotFound(f"no plan instance {instance_id}")
         self._announce(instance)
         return instance
 
@@ -176,12 +171,7 @@ class PlanService:
         """Keep a photo or file on a step (see rules.attachments), then announce the instance, whose
         step now lists it. NotFound for an unknown instance; PlanRefused for an unknown step."""
 
-        async def record(new: NewFile) -> tuple[StepAttachment, dict[str, Any]]:
-            done = await self._store.add_attachment(instance_id, step_id, new)
-            if done is None:
-                raise NotFound(f"no plan instance {instance_id}")
-            return done
-
+        record = partial(self._store.add_attachment, instance_id, step_id)
         added, instance = await self.files.keep(name, content_type, data, by, record, lambda done: done[0].id)
         self._announce(instance)
         return added
@@ -193,7 +183,8 @@ class PlanService:
         """Where the bytes of `attachment` are kept."""
         return self.files.path(attachment.id)
 
-    async def get(self, instance_id: int) -> dict[str, Any] | None:
+    async def get(self, instance_id: int) -> dict[str, Any]:
+        """The plan instance; NotFound if there is none."""
         return await self._store.get(instance_id, now_ns())
 
     async def active(self) -> list[dict[str, Any]]:

@@ -199,8 +199,8 @@ class TaskService:
     async def attachments(self, task_id: int) -> list[Attachment]:
         return await self._store.attachments(task_id)
 
-    async def get(self, task_id: int) -> dict[str, Any] | None:
-        """The task with its full history; None if there is none."""
+    async def get(self, task_id: int) -> dict[str, Any]:
+        """The task with its full history; NotFound if there is none."""
         return await self._store.get(task_id, now_ns())
 
     async def vendor_sla(self, from_ns: int, to_ns: int) -> dict[str, VendorSla]:

@@ -22,7 +22,7 @@ from api.deps import Ctx, Duty, Viewer
 from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
 from facility.errors import NotFound
 from facility.model import AlarmState, Priority, now_ns
-from facility.records import replaced_texts, spread_texts
+from facility.records import AlarmRecord, HistoryEntry, replaced_texts, spread_texts
 from facility.store.alarm_pages import SORTS
 from facility.store.alarms import MAX_COMMENT, MAX_SHELVE_NS, MINUTE_NS
 from facility.vocabulary import ACTIVATIONS, AlarmAction
@@ -39,24 +39,24 @@ CHATTERING = re.compile(r"(?P<n>\d+) activations within (?P<m>\d+) min")
 SHELVED = re.compile(r"until (?P<until>\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ): (?P<reason>.*)", re.S)
 
 
-def history_text(entry: dict[str, Any], alarm: dict[str, Any], zone: ZoneInfo) -> dict[str, str]:
+def history_text(entry: HistoryEntry, alarm: AlarmRecord, zone: ZoneInfo) -> dict[str, str]:
     """A history entry's detail in both languages, from its kind and parameters: the stored detail
     is English where the system wrote it, and a person's own words (a comment, a reason) stay as
     they were written."""
-    detail, action = str(entry["detail"]), entry["action"]
-    if action in ("raised", "raised again") and detail == alarm["message"]["en"]:
-        return dict(alarm["message"])
-    if action in ACTIVATIONS and (was := replaced_texts(detail, alarm.get("history", []))):
+    detail, action = entry.detail, entry.action
+    if action in ACTIVATIONS and detail == alarm.message.en:
+        return {"zh": alarm.message.zh, "en": alarm.message.en}
+    if action in ACTIVATIONS and (was := replaced_texts(detail, alarm.history)):
         return was
     if action == AlarmAction.SPREAD:
         return spread_texts(detail)
-    if action == "escalated" and (m := ESCALATED.fullmatch(detail)):
+    if action == AlarmAction.ESCALATED and (m := ESCALATED.fullmatch(detail)):
         seconds = int(m["s"])
         zh = f"超过 {seconds // 60} 分钟未确认" if seconds % 60 == 0 else f"超过 {seconds} 秒未确认"
         return {"zh": zh, "en": detail}
-    if action == "chattering" and (m := CHATTERING.fullmatch(detail)):
+    if action == AlarmAction.CHATTERING and (m := CHATTERING.fullmatch(detail)):
         return {"zh": f"{m['m']} 分钟内报警 {m['n']} 次", "en": detail}
-    if action == "shelved" and (m := SHELVED.fullmatch(detail)):
+    if action == AlarmAction.SHELVED and (m := SHELVED.fullmatch(detail)):
         until = datetime.strptime(m["until"], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=UTC).astimezone(zone)
         shown = f"{until:%Y-%m-%d %H:%M}"
         return {"zh": f"搁置至 {shown}：{m['reason']}", "en": f"until {shown}: {m['reason']}"}
@@ -82,25 +82,22 @@ class AlarmQuery:
     devices: tuple[str, ...]
 
 
-async def visible_alarm(ctx: ApiContext, alarm_id: int, user: User) -> dict[str, Any]:
-    """The alarm, or 404 when it is unknown or of another building than the user's: the two look
-    the same, so that a limited user learns nothing of the other buildings."""
+async def visible_alarm(ctx: ApiContext, alarm_id: int, user: User) -> AlarmRecord:
+    """The alarm, or NotFound (404) when it is unknown or of another building than the user's: the
+    two look the same, so that a limited user learns nothing of the other buildings."""
     found = await ctx.ops.alarms.get_alarm(alarm_id)
-    if found is None or not ctx.may_see(user, found["device"]):
+    if not ctx.may_see(user, found.device):
         raise NotFound(f"no alarm {alarm_id}")
     return found
 
 
 async def act(
-    ctx: ApiContext, alarm_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any] | None]]
+    ctx: ApiContext, alarm_id: int, user: User, action: Callable[[], Awaitable[AlarmRecord]]
 ) -> dict[str, Any]:
     """Check the alarm is the user's to see, then carry out `action` (an AlarmService call); an
     action its state refuses is a Conflict (409, api.errors)."""
     await visible_alarm(ctx, alarm_id, user)
-    done = await action()
-    if done is None:
-        raise NotFound(f"no alarm {alarm_id}")
-    return ctx.placed(done)
+    return ctx.placed(await action())
 
 
 def alarm_query(
@@ -173,7 +170,7 @@ async def alarm(ctx: Ctx, alarm_id: RecordId, user: Viewer) -> dict[str, Any]:
     found = await visible_alarm(ctx, alarm_id, user)
     plan = await ctx.rules.plans.of_alarm(alarm_id)
     zone = ZoneInfo(ctx.site.site.timezone)
-    history = [{**h, "text": history_text(h, found, zone)} for h in found["history"]]
+    history = [{**h.as_json(), "text": history_text(h, found, zone)} for h in found.history]
     return {**ctx.placed(found), "history": history, "plan": plan["id"] if plan else None}
 
 

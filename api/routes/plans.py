@@ -43,9 +43,9 @@ def step_url(instance_id: int, step_id: str, attachment_id: int) -> str:
 
 
 async def visible_plan(ctx: ApiContext, instance_id: int, user: User) -> dict[str, Any]:
-    """The plan instance, or 404 when it is unknown or of another building than the user's."""
+    """The plan instance, or NotFound (404) when it is unknown or of another building than the user's."""
     found = await ctx.rules.plans.get(instance_id)
-    if found is None or not ctx.may_see(user, found["device"]):
+    if not ctx.may_see(user, found["device"]):
         raise NotFound(f"no plan instance {instance_id}")
     return found
 

@@ -86,9 +86,9 @@ class Note(Body):
 
 
 async def visible_task(ctx: ApiContext, task_id: int, user: User) -> dict[str, Any]:
-    """The task, or 404 when it is unknown or of another building than the user's."""
+    """The task, or NotFound (404) when it is unknown or of another building than the user's."""
     found = await ctx.rules.tasks.get(task_id)
-    if found is None or not ctx.may_see(user, found["device"]):
+    if not ctx.may_see(user, found["device"]):
         raise NotFound(f"no task {task_id}")
     return found
 

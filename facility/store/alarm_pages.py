@@ -15,7 +15,8 @@ from sqlalchemy import ColumnElement, and_, case, false, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from facility.model import AlarmState
-from facility.store.alarms import alarm_dict
+from facility.records import AlarmRecord
+from facility.store.alarms import alarm_record
 from facility.store.tables import AlarmRow
 
 
@@ -37,7 +38,7 @@ class AlarmPages:
         sort: str = "desk",
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[AlarmRecord], int]:
         """One page of the alarms matching every filter given, and how many match in all.
 
         `devices` limits to those devices (None: any); `since`/`until` bound when they were raised.
@@ -60,7 +61,7 @@ class AlarmPages:
             total = (await s.execute(select(func.count()).select_from(AlarmRow).where(*where))).scalar_one()
             query = select(AlarmRow).where(*where).order_by(*SORTS[sort](), AlarmRow.id.desc())
             rows = (await s.scalars(query.limit(limit).offset(offset))).all()
-            return [alarm_dict(row) for row in rows], total
+            return [alarm_record(row) for row in rows], total
 
 
 _PRIORITY_RANK = case({"emergency": 0, "high": 1, "medium": 2, "low": 3}, value=AlarmRow.priority, else_=4)

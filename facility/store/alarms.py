@@ -10,7 +10,7 @@ alarm carries flags: shelved (by a user, with reason and expiry), suppressed by 
 service (its device is under maintenance), chattering and escalated. Every change is a history
 entry (facility.vocabulary.AlarmAction), written in the transaction that makes it.
 
-Refused operator actions raise `ActionRefused` saying why; an unknown alarm id gives None.
+Refused operator actions raise `ActionRefused` saying why; an unknown alarm id raises `NotFound`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from facility.errors import Conflict
-from facility.records import NewAlarm, spread_detail
+from facility.errors import Conflict, NotFound
+from facility.records import AlarmRecord, NewAlarm, spread_detail
 from facility.store.audit import audit_json
 from facility.store.tables import AlarmHistoryRow, AlarmRow, AuditRow, OutOfServiceRow
-from facility.vocabulary import ACTIVATIONS, AlarmAction
+from facility.vocabulary import ACTIVATIONS, AlarmAction, Text
 
 if TYPE_CHECKING:
     from facility.store.alarm_pages import AlarmPages
@@ -43,37 +43,35 @@ class ActionRefused(Conflict):
     """An action the input or the alarm's state does not allow; the message says why (409 at the API)."""
 
 
-def alarm_dict(row: AlarmRow, *, with_history: bool = False) -> dict[str, Any]:
+def alarm_record(row: AlarmRow, *, with_history: bool = False) -> AlarmRecord:
     """The alarm as the rules, the desk and the notifiers see it (its history only when asked: a list
     of alarms does not need it), so that no caller holds a row bound to a session."""
-    out: dict[str, Any] = {
-        "id": row.id,
-        "rule": row.rule_id,
-        "device": row.device_id,
-        "priority": row.priority,
-        "state": row.state.value,
-        "active": row.active,
-        "acknowledged": row.acknowledged,
-        "title": {"zh": row.title_zh, "en": row.title_en},
-        "message": {"zh": row.message_zh, "en": row.message_en},
-        "raised_at": row.raised_at,
-        "changed_at": row.changed_at,
-        "acked_at": row.acked_at,
-        "acked_by": row.acked_by,
-        "cleared_at": row.cleared_at,
-        "activated_at": row.activated_at,
-        "shelved": row.shelved,
-        "shelved_until": row.shelved_until,
-        "shelved_by": row.shelved_by,
-        "shelve_reason": row.shelve_reason,
-        "suppressed": row.suppressed,
-        "out_of_service": row.out_of_service,
-        "chattering": row.chattering,
-        "escalated": row.escalated,
-    }
-    if with_history:
-        out["history"] = [h.entry() for h in row.history]
-    return out
+    return AlarmRecord(
+        id=row.id,
+        rule=row.rule_id,
+        device=row.device_id,
+        priority=row.priority,
+        state=row.state.value,
+        active=row.active,
+        acknowledged=row.acknowledged,
+        title=Text(row.title_zh, row.title_en),
+        message=Text(row.message_zh, row.message_en),
+        raised_at=row.raised_at,
+        changed_at=row.changed_at,
+        acked_at=row.acked_at,
+        acked_by=row.acked_by,
+        cleared_at=row.cleared_at,
+        activated_at=row.activated_at,
+        shelved=row.shelved,
+        shelved_until=row.shelved_until,
+        shelved_by=row.shelved_by,
+        shelve_reason=row.shelve_reason,
+        suppressed=row.suppressed,
+        out_of_service=row.out_of_service,
+        chattering=row.chattering,
+        escalated=row.escalated,
+        history=tuple(h.entry() for h in row.history) if with_history else (),
+    )
 
 
 class AlarmStore:
@@ -84,18 +82,18 @@ class AlarmStore:
         self._pages = pages
         self._chatter_limit = chatter_limit
 
-    async def raise_alarm(self, new: NewAlarm) -> tuple[dict[str, Any], str | None]:
+    async def raise_alarm(self, new: NewAlarm) -> tuple[AlarmRecord, str | None]:
         """Raise or re-activate the open alarm of (rule, device), or, while it is active, start or
         end its suppression; returns it and the history action recorded (None: nothing changed)."""
         async with self._sessions.begin() as s:
             row = await self._open(s, new.rule_id, new.device_id)
             if row is not None and row.active:
                 if row.suppressed == new.suppressed:
-                    return alarm_dict(row), None
+                    return alarm_record(row), None
                 row.suppressed, row.changed_at = new.suppressed, new.ts
                 action = AlarmAction.SUPPRESSED if new.suppressed else AlarmAction.SUPPRESSION_ENDED
                 s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules"))
-                return alarm_dict(row), action
+                return alarm_record(row), action
             if row is None:
                 row = AlarmRow(
                     rule_id=new.rule_id,
@@ -122,9 +120,9 @@ class AlarmStore:
             await s.flush()
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=action, actor="rules", detail=new.message_en))
             await self._note_chattering(s, row, new.ts)
-            return alarm_dict(row), action
+            return alarm_record(row), action
 
-    async def spread_alarm(self, new: NewAlarm) -> tuple[dict[str, Any] | None, str | None]:
+    async def spread_alarm(self, new: NewAlarm) -> tuple[AlarmRecord | None, str | None]:
         """Give the active alarm of (rule, device) the title and message of `new` (its condition's
         text grew while active) and record a `spread` entry with the new message and the one it
         replaced, in both languages;
@@ -136,13 +134,13 @@ class AlarmStore:
                 return None, None
             texts = (new.title_zh, new.title_en, new.message_zh, new.message_en)
             if (row.title_zh, row.title_en, row.message_zh, row.message_en) == texts:
-                return alarm_dict(row), None
+                return alarm_record(row), None
             was = (row.message_zh or row.title_zh, row.message_en or row.title_en)
             row.title_zh, row.title_en, row.message_zh, row.message_en = texts
             row.changed_at = new.ts
             detail = spread_detail((new.message_zh or new.title_zh, new.message_en or new.title_en), was)
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=new.ts, action=AlarmAction.SPREAD, actor="rules", detail=detail))
-            return alarm_dict(row), AlarmAction.SPREAD
+            return alarm_record(row), AlarmAction.SPREAD
 
     async def _note_chattering(self, s: AsyncSession, row: AlarmRow, ts: int) -> None:
         """Flag the alarm once (rule, device) has gone active more than the limit within the window,
@@ -166,7 +164,7 @@ class AlarmStore:
             detail = f"{count} activations within {CHATTER_WINDOW_NS // MINUTE_NS} min"
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action=AlarmAction.CHATTERING, actor="rules", detail=detail))
 
-    async def return_to_normal(self, rule_id: str, device_id: str, ts: int) -> dict[str, Any] | None:
+    async def return_to_normal(self, rule_id: str, device_id: str, ts: int) -> AlarmRecord | None:
         """Mark the active alarm of (rule, device) as returned to normal; None if there is none."""
         async with self._sessions.begin() as s:
             row = await self._open(s, rule_id, device_id)
@@ -175,27 +173,25 @@ class AlarmStore:
             row.active, row.cleared_at, row.changed_at = False, ts, ts
             row.settle()
             s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action=AlarmAction.RETURNED_TO_NORMAL, actor="rules"))
-            return alarm_dict(row)
+            return alarm_record(row)
 
-    async def acknowledge(self, alarm_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
-        """Acknowledge an alarm; None if no such alarm. Acknowledging twice changes nothing."""
+    async def acknowledge(self, alarm_id: int, user: str, source: str, ts: int) -> AlarmRecord:
+        """Acknowledge an alarm; NotFound if no such alarm. Acknowledging twice changes nothing."""
         async with self._sessions.begin() as s:
             row = await s.get(AlarmRow, alarm_id, with_for_update=True)
             if row is None:
-                return None
+                raise NotFound(f"no alarm {alarm_id}")
             if not row.acknowledged:
                 row.acknowledged, row.acked_at, row.acked_by, row.changed_at = True, ts, user, ts
                 row.settle()
                 s.add(
                     AlarmHistoryRow(alarm_id=row.id, ts=ts, action=AlarmAction.ACKNOWLEDGED, actor=user, source=source)
                 )
-            return alarm_dict(row)
+            return alarm_record(row)
 
-    async def shelve(
-        self, alarm_id: int, user: str, source: str, reason: str, until_ns: int, ts: int
-    ) -> dict[str, Any] | None:
+    async def shelve(self, alarm_id: int, user: str, source: str, reason: str, until_ns: int, ts: int) -> AlarmRecord:
         """Hide an open alarm from duty staff until `until_ns` (at most a day ahead), with a reason;
-        shelving a shelved alarm sets a new expiry. None if no such alarm; ActionRefused for an
+        shelving a shelved alarm sets a new expiry. NotFound if no such alarm; ActionRefused for an
         empty reason, an expiry not ahead or too far ahead, or a closed alarm."""
         reason = reason.strip()
         if not reason:
@@ -207,7 +203,7 @@ class AlarmStore:
         async with self._sessions.begin() as s:
             row = await s.get(AlarmRow, alarm_id, with_for_update=True)
             if row is None:
-                return None
+                raise NotFound(f"no alarm {alarm_id}")
             if not row.is_open:
                 raise ActionRefused(f"alarm {alarm_id} is closed; only an open alarm can be shelved")
             row.shelved, row.shelved_until, row.shelved_by, row.shelve_reason = True, until_ns, user, reason
@@ -219,31 +215,31 @@ class AlarmStore:
                     alarm_id=row.id, ts=ts, action=AlarmAction.SHELVED, actor=user, source=source, detail=detail
                 )
             )
-            return alarm_dict(row)
+            return alarm_record(row)
 
-    async def unshelve(self, alarm_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
-        """Put a shelved alarm back before its expiry. None if no such alarm; ActionRefused if it is
+    async def unshelve(self, alarm_id: int, user: str, source: str, ts: int) -> AlarmRecord:
+        """Put a shelved alarm back before its expiry. NotFound if no such alarm; ActionRefused if it is
         not shelved."""
         async with self._sessions.begin() as s:
             row = await s.get(AlarmRow, alarm_id, with_for_update=True)
             if row is None:
-                return None
+                raise NotFound(f"no alarm {alarm_id}")
             if not row.shelved:
                 raise ActionRefused(f"alarm {alarm_id} is not shelved")
             _unshelve(s, row, user, source, "", ts)
-            return alarm_dict(row)
+            return alarm_record(row)
 
-    async def unshelve_expired(self, ts: int) -> list[dict[str, Any]]:
+    async def unshelve_expired(self, ts: int) -> list[AlarmRecord]:
         """Put back every alarm whose shelf has expired by `ts`."""
         async with self._sessions.begin() as s:
             query = select(AlarmRow).where(AlarmRow.shelved, AlarmRow.shelved_until <= ts).with_for_update()
             rows = (await s.scalars(query)).all()
             for row in rows:
                 _unshelve(s, row, "system", "", "shelf expired", ts)
-            return [alarm_dict(row) for row in rows]
+            return [alarm_record(row) for row in rows]
 
-    async def comment(self, alarm_id: int, user: str, source: str, text: str, ts: int) -> dict[str, Any] | None:
-        """Add a note to an alarm's history, open or closed. None if no such alarm; ActionRefused for
+    async def comment(self, alarm_id: int, user: str, source: str, text: str, ts: int) -> AlarmRecord:
+        """Add a note to an alarm's history, open or closed. NotFound if no such alarm; ActionRefused for
         an empty or overlong text."""
         text = text.strip()
         if not text:
@@ -253,17 +249,17 @@ class AlarmStore:
         async with self._sessions.begin() as s:
             row = await s.get(AlarmRow, alarm_id)
             if row is None:
-                return None
+                raise NotFound(f"no alarm {alarm_id}")
             s.add(
                 AlarmHistoryRow(
                     alarm_id=row.id, ts=ts, action=AlarmAction.COMMENT, actor=user, source=source, detail=text
                 )
             )
-            return alarm_dict(row)
+            return alarm_record(row)
 
     async def set_out_of_service(
         self, device: str, on: bool, user: str, source: str, reason: str, ts: int
-    ) -> list[dict[str, Any]]:
+    ) -> list[AlarmRecord]:
         """Take a device out of service (a reason is needed) or put it back; its open alarms take the
         flag, and the audit log records who, when and from where. Returns the alarms changed.
         ActionRefused if the device is already in the state asked for, or the reason is missing."""
@@ -300,7 +296,7 @@ class AlarmStore:
             for row in rows:
                 row.out_of_service, row.changed_at = on, ts
                 s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action=action, actor=user, source=source, detail=reason))
-            return [alarm_dict(row) for row in rows]
+            return [alarm_record(row) for row in rows]
 
     async def out_of_service(self) -> dict[str, dict[str, Any]]:
         """The devices under maintenance: since when, set by whom, from where and why."""
@@ -310,7 +306,7 @@ class AlarmStore:
                 r.device_id: {"since": r.since, "by": r.set_by, "source": r.source, "reason": r.reason} for r in rows
             }
 
-    async def clear_quiet_chattering(self, ts: int) -> list[dict[str, Any]]:
+    async def clear_quiet_chattering(self, ts: int) -> list[AlarmRecord]:
         """Stop calling alarms chattering once they have not gone active for the chatter window."""
         async with self._sessions.begin() as s:
             query = select(AlarmRow).where(AlarmRow.chattering, AlarmRow.activated_at <= ts - CHATTER_WINDOW_NS)
@@ -318,9 +314,9 @@ class AlarmStore:
             for row in rows:
                 row.chattering = False
                 s.add(AlarmHistoryRow(alarm_id=row.id, ts=ts, action=AlarmAction.CHATTERING_ENDED, actor="rules"))
-            return [alarm_dict(row) for row in rows]
+            return [alarm_record(row) for row in rows]
 
-    async def escalate_due(self, limits: Mapping[str, int], ts: int) -> list[dict[str, Any]]:
+    async def escalate_due(self, limits: Mapping[str, int], ts: int) -> list[AlarmRecord]:
         """Escalate, once per activation, each open alarm of a priority in `limits` (ns) left
         unacknowledged that long since it went active; shelved, suppressed and out-of-service alarms
         are not in front of duty staff and do not escalate."""
@@ -344,18 +340,21 @@ class AlarmStore:
                 s.add(
                     AlarmHistoryRow(alarm_id=row.id, ts=ts, action=AlarmAction.ESCALATED, actor="system", detail=detail)
                 )
-            return [alarm_dict(row) for row in rows]
+            return [alarm_record(row) for row in rows]
 
-    async def list_alarms(self, *, include_closed: bool = False, limit: int = 500) -> list[dict[str, Any]]:
+    async def list_alarms(self, *, include_closed: bool = False, limit: int = 500) -> list[AlarmRecord]:
         """The open alarms, or with `include_closed` the `limit` most recently changed of any state."""
         page, _ = await self._pages.page(open_only=not include_closed, sort="-changed_at", limit=limit)
         return page
 
-    async def get_alarm(self, alarm_id: int) -> dict[str, Any] | None:
+    async def get_alarm(self, alarm_id: int) -> AlarmRecord:
+        """The alarm with its history; NotFound if there is none of that id."""
         async with self._sessions() as s:
             query = select(AlarmRow).where(AlarmRow.id == alarm_id).options(selectinload(AlarmRow.history))
             row = (await s.scalars(query)).first()
-            return alarm_dict(row, with_history=True) if row else None
+            if row is None:
+                raise NotFound(f"no alarm {alarm_id}")
+            return alarm_record(row, with_history=True)
 
     async def active_conditions(self) -> list[tuple[str, str]]:
         """(rule, device) of every alarm still active, so the engine can resume where it stopped."""

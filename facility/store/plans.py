@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from facility.errors import Conflict
+from facility.errors import Conflict, NotFound
 from facility.store.files import FileRecord, NewFile, file_fields
 from facility.store.ops import OpsStore
 from facility.store.tables import PlanInstanceRow, PlanStepRow, StepAttachmentRow
@@ -116,15 +116,13 @@ class PlanStore:
                 assert existing is not None
                 return instance_dict(existing, ts), False
 
-    async def tick(
-        self, instance_id: int, step_id: str, user: str, source: str, note: str, ts: int
-    ) -> dict[str, Any] | None:
-        """Record that `user` did a step; the instance closes when its last step is done. None if there
-        is no such instance; PlanRefused for an unknown step, a step already done or a closed instance."""
+    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str, ts: int) -> dict[str, Any]:
+        """Record that `user` did a step; the instance closes when its last step is done. NotFound if
+        there is no such instance; PlanRefused for an unknown step, a step already done or a closed instance."""
         async with self._sessions.begin() as s:
             row = await self._get(s, instance_id, lock=True)
             if row is None:
-                return None
+                raise NotFound(f"no plan instance {instance_id}")
             step = next((st for st in row.steps if st.step_id == step_id), None)
             if step is None:
                 known = ", ".join(st.step_id for st in row.steps)
@@ -138,13 +136,13 @@ class PlanStore:
                 row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, "plan"
             return instance_dict(row, ts)
 
-    async def close(self, instance_id: int, user: str, source: str, ts: int) -> dict[str, Any] | None:
-        """Close an instance with steps left undone (they stay on record as not done); None if there
-        is no such instance; PlanRefused if it is already closed."""
+    async def close(self, instance_id: int, user: str, source: str, ts: int) -> dict[str, Any]:
+        """Close an instance with steps left undone (they stay on record as not done); NotFound if
+        there is no such instance; PlanRefused if it is already closed."""
         async with self._sessions.begin() as s:
             row = await self._get(s, instance_id, lock=True)
             if row is None:
-                return None
+                raise NotFound(f"no plan instance {instance_id}")
             if not row.is_open:
                 raise PlanRefused(f"plan instance {instance_id} was already closed by {row.closed_by}")
             row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, source
@@ -152,15 +150,15 @@ class PlanStore:
 
     async def add_attachment(
         self, instance_id: int, step_id: str, new: NewFile
-    ) -> tuple[StepAttachment, dict[str, Any]] | None:
+    ) -> tuple[StepAttachment, dict[str, Any]]:
         """Record a photo or file on a step, of an open or a closed instance (a photo of what was
         done may come after); the caller keeps the bytes, in a file named by the returned id.
-        Returns it and the instance; None if there is no such instance; PlanRefused for an unknown
+        Returns it and the instance; NotFound if there is no such instance; PlanRefused for an unknown
         step."""
         async with self._sessions.begin() as s:
             row = await self._get(s, instance_id, lock=True)
             if row is None:
-                return None
+                raise NotFound(f"no plan instance {instance_id}")
             if all(st.step_id != step_id for st in row.steps):
                 known = ", ".join(st.step_id for st in row.steps)
                 raise PlanRefused(f"plan {row.plan_id} has no step {step_id!r} (steps: {known})")
@@ -179,10 +177,13 @@ class PlanStore:
         async with self._sessions() as s:
             return [_attachment(row) for row in (await s.scalars(query)).all()]
 
-    async def get(self, instance_id: int, now: int) -> dict[str, Any] | None:
+    async def get(self, instance_id: int, now: int) -> dict[str, Any]:
+        """The plan instance; NotFound if there is none of that id."""
         async with self._sessions() as s:
             row = await self._get(s, instance_id)
-            return instance_dict(row, now) if row else None
+            if row is None:
+                raise NotFound(f"no plan instance {instance_id}")
+            return instance_dict(row, now)
 
     async def of_alarm(self, alarm_id: int, now: int) -> dict[str, Any] | None:
         """The instance an alarm opened, if it opened one."""

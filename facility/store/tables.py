@@ -11,12 +11,11 @@ the check whenever that store's module happened not to be imported).
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from facility.model import AlarmState
+from facility.records import HistoryEntry
 from facility.store.files import FileColumns
 
 
@@ -34,9 +33,9 @@ class HistoryColumns:
     source: Mapped[str] = mapped_column(String(200), default="")  # client address, "rules", ...
     detail: Mapped[str] = mapped_column(Text, default="")
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self) -> HistoryEntry:
         """The entry as a record's `history` lists it."""
-        return {"ts": self.ts, "action": self.action, "actor": self.actor, "source": self.source, "detail": self.detail}
+        return HistoryEntry(self.ts, self.action, self.actor, self.source, self.detail)
 
 
 class AlarmRow(Base):

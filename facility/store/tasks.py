@@ -102,7 +102,7 @@ def task_dict(row: TaskRow, now: int, *, with_history: bool = False) -> dict[str
         "notes": [{"ts": h.ts, "by": h.actor, "text": h.detail} for h in row.history if h.action == "note"],
     }
     if with_history:
-        out["history"] = [h.entry() for h in row.history]
+        out["history"] = [h.entry().as_json() for h in row.history]
     return out
 
 
@@ -237,10 +237,13 @@ class TaskStore:
         async with self._sessions() as s:
             return [_attachment(row) for row in (await s.scalars(query)).all()]
 
-    async def get(self, task_id: int, now: int) -> dict[str, Any] | None:
+    async def get(self, task_id: int, now: int) -> dict[str, Any]:
+        """The task with its full history; NotFound if there is none of that id."""
         async with self._sessions() as s:
             row = (await s.scalars(_whole().where(TaskRow.id == task_id))).unique().one_or_none()
-            return task_dict(row, now, with_history=True) if row else None
+            if row is None:
+                raise NotFound(f"no task {task_id}")
+            return task_dict(row, now, with_history=True)
 
     async def active_conditions(self) -> list[tuple[str, str]]:
         """(rule, device) of every open task whose condition still holds, so the engine can resume

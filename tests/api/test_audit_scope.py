@@ -71,7 +71,7 @@ async def estate(ops_store: OpsStore, tmp_path: Path) -> AsyncIterator[Estate]:
     tasks: dict[str | None, int] = {}
     for device in (B1, B2):
         new = NewAlarm("low-pressure", device, "high", "压力低", "low pressure", "", "", TS)
-        alarms[device] = int((await ops_store.alarms.raise_alarm(new))[0]["id"])
+        alarms[device] = int((await ops_store.alarms.raise_alarm(new))[0].id)
         step = NewStep("call", "联系", "call", 60 * 1_000_000_000)
         opened, _ = await PlanStore(ops_store).open("p", ("预案", "plan"), alarms[device], device, TS, [step])
         plans[device] = int(opened["id"])

@@ -17,6 +17,8 @@ from playwright.async_api import Browser, Page, expect
 from api.routes.alarms import history_text
 from facility.mqtt import MqttClient
 from facility.netutil import free_port
+from facility.records import AlarmRecord, HistoryEntry
+from facility.vocabulary import Text
 from tests.api.test_desk_browser import DESK, _log_in, _shot, _sim, _user
 from testsupport.servers import Mosquitto
 from testsupport.system import TOKEN, eventually, running_system
@@ -190,16 +192,40 @@ async def test_a_night_in_chinese_shows_no_english_word(tmp_path: Path, mosquitt
     assert re.search(r"\d+ (秒|分钟)前", everything), "relative times read as Chinese does"
 
 
-ALARM = {"message": {"zh": "出口压力低", "en": "outlet pressure low"}}
+ALARM = AlarmRecord(
+    id=1,
+    rule="booster-pump-low-pressure",
+    device="pump-1",
+    priority="high",
+    state="unacknowledged",
+    active=True,
+    acknowledged=False,
+    title=Text("加压泵出口压力低", "Booster pump outlet pressure low"),
+    message=Text("出口压力低", "outlet pressure low"),
+    raised_at=0,
+    changed_at=0,
+    acked_at=None,
+    acked_by=None,
+    cleared_at=None,
+    activated_at=0,
+    shelved=False,
+    shelved_until=None,
+    shelved_by=None,
+    shelve_reason=None,
+    suppressed=False,
+    out_of_service=False,
+    chattering=False,
+    escalated=False,
+)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _said(action: str, detail: str) -> dict[str, str]:
-    return history_text({"action": action, "detail": detail}, ALARM, SHANGHAI)
+    return history_text(HistoryEntry(0, action, "rules", "", detail), ALARM, SHANGHAI)
 
 
 def test_an_alarms_history_is_said_in_both_languages_from_what_the_store_wrote() -> None:
-    assert _said("raised", "outlet pressure low") == ALARM["message"]
+    assert _said("raised", "outlet pressure low") == {"zh": ALARM.message.zh, "en": ALARM.message.en}
     assert _said("escalated", "not acknowledged within 120 s") == {
         "zh": "超过 2 分钟未确认",
         "en": "not acknowledged within 120 s",

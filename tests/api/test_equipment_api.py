@@ -160,7 +160,7 @@ async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_fir
     alarm, _ = await ops_store.alarms.raise_alarm(
         NewAlarm("low-pressure", "pump-1", "high", "压力低", "low pressure", "", "", TS)
     )
-    await ops_store.alarms.acknowledge(alarm["id"], "ana", "10.0.0.1", TS + 1 * S)
+    await ops_store.alarms.acknowledge(alarm.id, "ana", "10.0.0.1", TS + 1 * S)
     await ops_store.alarms.return_to_normal("low-pressure", "pump-1", TS + 2 * S)
     tasks = TaskStore(ops_store)
     task = await tasks.create(
@@ -201,7 +201,7 @@ async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_fir
         "zh": "换密封",
         "en": "replace the seal",
     }
-    assert page["items"][-1]["id"] == alarm["id"] and page["items"][-1]["priority"] == "high"
+    assert page["items"][-1]["id"] == alarm.id and page["items"][-1]["priority"] == "high"
 
     second = await estate.ok("vic", "GET", "/devices/pump-1/history", limit="3", offset="3")
     assert [(e["kind"], e["action"]) for e in second["items"]] == [

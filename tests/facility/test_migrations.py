@@ -23,6 +23,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
+from facility.errors import NotFound
 from facility.records import NewAlarm
 from facility.store import migrations
 from facility.store.dead_letters import DeadLetterLimits
@@ -59,12 +60,12 @@ async def previous_release(url: str) -> None:
 
 async def assert_previous_rows_readable(store: OpsStore) -> None:
     """Every row of ops_previous.data.sql, read back through the stores' own methods."""
-    alarms = {a["rule"]: a for a in await store.alarms.list_alarms(include_closed=True)}
+    alarms = {a.rule: a for a in await store.alarms.list_alarms(include_closed=True)}
     assert set(alarms) == {"sump-high", "pressure-low", "mains-fail"}
-    sump = await store.alarms.get_alarm(alarms["sump-high"]["id"])
-    assert sump is not None and sump["state"] == "normal" and sump["title"]["zh"] == "集水坑高水位"
-    assert [h["action"] for h in sump["history"]] == ["raised", "acknowledged", "comment", "returned to normal"]
-    assert alarms["pressure-low"]["shelved"] and alarms["pressure-low"]["shelve_reason"] == "valve work"
+    sump = await store.alarms.get_alarm(alarms["sump-high"].id)
+    assert sump is not None and sump.state == "normal" and sump.title.zh == "集水坑高水位"
+    assert [h.action for h in sump.history] == ["raised", "acknowledged", "comment", "returned to normal"]
+    assert alarms["pressure-low"].shelved and alarms["pressure-low"].shelve_reason == "valve work"
     assert (await store.alarms.out_of_service())["lift-b2-1"]["reason"] == "annual service"
 
     task = await TaskStore(store).get(1, TS)
@@ -73,7 +74,7 @@ async def assert_previous_rows_readable(store: OpsStore) -> None:
     assert checklist == [("Read the level", True), ("Run the pump", False)]
     assert [n["text"] for n in task["notes"]] == ["level normal"] and len(task["history"]) == 5
     plan = await PlanStore(store).get(1, TS)
-    assert plan is not None and plan["alarm"] == alarms["mains-fail"]["id"]
+    assert plan is not None and plan["alarm"] == alarms["mains-fail"].id
     assert [(s["id"], s["done_by"]) for s in plan["steps"]] == [("call", "ana"), ("gen", None)]
 
     users = UserStore(store)
@@ -94,7 +95,7 @@ async def assert_new_rows_written(store: OpsStore) -> None:
     alarm, action = await store.alarms.raise_alarm(
         NewAlarm("fire", "panel-b1", "emergency", "火警", "Fire", "", "", TS)
     )
-    assert action == "raised" and alarm["id"] == 4
+    assert action == "raised" and alarm.id == 4
     await store.audit.add(
         ts=TS, actor="ana", source="", action="write", target="pump-b2-1/x", detail={}, outcome="ok", device="pump-b2-1"
     )
@@ -261,7 +262,8 @@ async def test_an_adopted_database_takes_the_tables_its_release_did_not_make(ops
     store = OpsStore(ops_url)
     await store.start()
     try:
-        assert await TaskStore(store).get(1, TS) is None
+        with pytest.raises(NotFound, match="no task 1"):
+            await TaskStore(store).get(1, TS)
         assert await ScheduleStore(store.sessions).marks() == {}
     finally:
         await store.close()

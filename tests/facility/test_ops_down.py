@@ -88,7 +88,7 @@ async def test_a_store_whose_database_goes_away_raises_ops_unavailable_and_works
 
             await db.restore()
             (alarm,) = await store.alarms.list_alarms()  # at once: no dead pooled connection is handed out
-            assert alarm["rule"] == "low-pressure" and store.available
+            assert alarm.rule == "low-pressure" and store.available
         finally:
             await store.close()
 

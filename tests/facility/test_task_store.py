@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from facility.errors import NotFound
 from facility.records import NewAlarm, NewTask, TaskKind, TaskStatus
 from facility.store.ops import OpsStore
 from facility.store.tasks import TaskError, TaskNotFound, TaskStore
@@ -113,9 +114,9 @@ async def test_any_unfinished_task_can_be_cancelled_and_then_stays_closed(ops: O
 async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_condition(ops: OpsStore) -> None:
     alarm, _ = await ops.alarms.raise_alarm(NewAlarm("low-pressure", "pump-1", "high", "低", "low", "", "", 1))
     tasks = TaskStore(ops)
-    first, changed = await tasks.raise_from_rule(from_rule(1, alarm_id=alarm["id"]))
+    first, changed = await tasks.raise_from_rule(from_rule(1, alarm_id=alarm.id))
     assert changed and first["source"] == {"kind": "rule", "rule": "low-pressure", "device": "pump-1"}
-    assert (first["alarm_id"], first["team"], first["condition_active"]) == (alarm["id"], "water", True)
+    assert (first["alarm_id"], first["team"], first["condition_active"]) == (alarm.id, "water", True)
     assert [i["text"] for i in first["checklist"]] == [
         {"zh": "查看压力表", "en": "read the gauge"},
         {"zh": "reset VFD", "en": "reset VFD"},
@@ -126,7 +127,7 @@ async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_con
     assert await tasks.condition_cleared("low-pressure", "pump-1", 3) is not None
     recurred, changed = await tasks.raise_from_rule(from_rule(4))
     assert changed and recurred["id"] == first["id"] and recurred["recurrences"] == 1
-    assert recurred["condition_active"] and recurred["alarm_id"] == alarm["id"]
+    assert recurred["condition_active"] and recurred["alarm_id"] == alarm.id
 
     tid = first["id"]
     await tasks.assign(tid, "li", "wang", "", 5)
@@ -193,7 +194,8 @@ async def test_checklist_items_and_notes_keep_who_and_when(ops: OpsStore) -> Non
         await tasks.tick(tid, 0, True, "li", "app", 7)
     with pytest.raises(TaskNotFound):
         await tasks.add_note(9999, "x", "li", "", 8)
-    assert await tasks.get(9999, 8) is None
+    with pytest.raises(NotFound, match="no task 9999"):
+        await tasks.get(9999, 8)
 
 
 async def test_list_filters_and_overdue_follow_the_clock(ops: OpsStore) -> None:

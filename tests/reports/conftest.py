@@ -112,7 +112,7 @@ class Seed:
         alarm, _ = await self.ops.alarms.raise_alarm(
             NewAlarm(rule, device, PRIORITY_OF[rule], f"{device} {rule}", f"{device}: {rule}", "", "", at(when))
         )
-        return int(alarm["id"])
+        return int(alarm.id)
 
     async def clear(self, rule: str, device: str, when: str) -> None:
         assert await self.ops.alarms.return_to_normal(rule, device, at(when)) is not None

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from facility.bus import Event, LocalBus
+from facility.errors import NotFound
 from facility.model import Priority
 from facility.site import Site, load_site
 from facility.store.alarms import ActionRefused
@@ -105,7 +106,7 @@ async def test_a_shelf_expires_by_itself_and_the_still_unacknowledged_alarm_esca
         assert pending(events) == []  # escalated once only
     detail = await store.alarms.get_alarm(alarm_id)
     assert detail is not None
-    assert [(h["action"], h["actor"]) for h in detail["history"]] == [
+    assert [(h.action, h.actor) for h in detail.history] == [
         ("raised", "rules"),
         ("shelved", "duty"),
         ("unshelved", "system"),
@@ -222,7 +223,7 @@ async def test_suppressed_and_out_of_service_alarms_are_kept_and_shown_as_such(e
             ("pump-1", "out_of_service"),
             ("pump-2", "out_of_service"),  # raised during maintenance: recorded, carrying the flag
         ]
-        assert flagged["out_of_service"] and flagged["id"] == suppressed.data["id"]
+        assert flagged.out_of_service and flagged.id == suppressed.data["id"]
 
 
 async def test_operator_actions_are_recorded_announced_or_refused(estate: Site, store: OpsStore) -> None:
@@ -238,20 +239,22 @@ async def test_operator_actions_are_recorded_announced_or_refused(estate: Site, 
             await service.shelve(alarm_id, "duty", "10.0.0.5", "repair", T + MIN + 25 * HOUR)
         with pytest.raises(ActionRefused, match="not in the future"):
             await service.shelve(alarm_id, "duty", "10.0.0.5", "repair", T)
-        assert await service.shelve(alarm_id + 1, "duty", "10.0.0.5", "repair", T + HOUR) is None
-        assert await service.comment(alarm_id + 1, "duty", "10.0.0.5", "hello") is None
+        with pytest.raises(NotFound, match="no alarm "):
+            await service.shelve(alarm_id + 1, "duty", "10.0.0.5", "repair", T + HOUR)
+        with pytest.raises(NotFound, match="no alarm "):
+            await service.comment(alarm_id + 1, "duty", "10.0.0.5", "hello")
         assert pending(events) == []  # nothing refused is announced
 
         acked = await service.acknowledge(alarm_id, "duty", "10.0.0.5")
         commented = await service.comment(alarm_id, "duty", "10.0.0.5", "维保已到场 vendor on site")
         await service.shelve(alarm_id, "duty", "10.0.0.5", "repair", T + HOUR)
         unshelved = await service.unshelve(alarm_id, "lead", "10.0.0.7")
-        assert acked is not None and acked["acked_at"] == T + MIN
-        assert commented is not None and unshelved is not None and unshelved["state"] == "acknowledged"
+        assert acked is not None and acked.acked_at == T + MIN
+        assert commented is not None and unshelved is not None and unshelved.state == "acknowledged"
         assert [e.data["state"] for e in pending(events)] == ["acknowledged", "acknowledged", "shelved", "acknowledged"]
     detail = await store.alarms.get_alarm(alarm_id)
     assert detail is not None
-    assert [(h["action"], h["actor"], h["source"], h["ts"]) for h in detail["history"]][1:] == [
+    assert [(h.action, h.actor, h.source, h.ts) for h in detail.history][1:] == [
         ("acknowledged", "duty", "10.0.0.5", T + MIN),
         ("comment", "duty", "10.0.0.5", T + MIN),
         ("shelved", "duty", "10.0.0.5", T + MIN),

@@ -194,14 +194,14 @@ async def spread_history(store: OpsStore, alarm_id: int) -> list[tuple[str, dict
     (a raise's text is the message the alarm no longer shows: its first spread kept it)."""
     found = await store.alarms.get_alarm(alarm_id)
     assert found is not None
-    history = found["history"]
+    history = found.history
     return [
         (
-            h["action"],
-            spread_texts(h["detail"]) if h["action"] == AlarmAction.SPREAD else replaced_texts(h["detail"], history),
+            h.action,
+            spread_texts(h.detail) if h.action == AlarmAction.SPREAD else replaced_texts(h.detail, history),
         )
         for h in history
-        if h["action"] in ("raised", AlarmAction.SPREAD)
+        if h.action in ("raised", AlarmAction.SPREAD)
     ]
 
 
@@ -234,7 +234,7 @@ async def test_a_zone_joining_an_active_fire_alarm_renames_it_everywhere_and_a_r
                 assert three["title"] == texts(TITLE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5")
                 await fire_alarm(events, "task")  # its task's note, the spread's last step
 
-            assert (await store.alarms.get_alarm(raised["id"]) or {})["title"] == three["title"]
+            assert (await store.alarms.get_alarm(raised["id"])).as_json()["title"] == three["title"]
             assert await spread_history(store, raised["id"]) == [
                 ("raised", texts(MESSAGE, "3号防区", "Zone 3")),
                 (AlarmAction.SPREAD, texts(MESSAGE, "3号防区、5号防区", "Zone 3, Zone 5")),

@@ -132,11 +132,11 @@ async def store(tmp_path: Path) -> AsyncIterator[OpsStore]:
 
 
 async def alarm(store: OpsStore, priority: str = "emergency", rule: str = "entrapment") -> dict[str, Any]:
-    """A real alarm as the ops store gives it; `rule` tells alarms of one device apart."""
+    """A real alarm of the ops store, as the bus carries it; `rule` tells alarms of one device apart."""
     new = NewAlarm(
         rule, "lift-1", priority, "1号梯困人", "Lift 1: passengers trapped", "停在5层", "at floor 5", RAISED_AT
     )
-    return (await store.alarms.raise_alarm(new))[0]
+    return (await store.alarms.raise_alarm(new))[0].as_json()
 
 
 @asynccontextmanager

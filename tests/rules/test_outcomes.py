@@ -43,11 +43,11 @@ async def test_an_entrapment_raises_its_alarm_opens_its_task_and_its_plan(make_s
         (alarm,) = await eventually(store.alarms.list_alarms, 10)
         (task,) = await eventually(service.lifecycle.tasks.list, 10)
         (plan,) = await eventually(service.lifecycle.plans.active, 10)
-        assert alarm["priority"] == "emergency" and alarm["title"]["en"] == "lift-1: passengers trapped"
-        assert task["alarm_id"] == alarm["id"] and task["team"] == "lift-vendor" and task["kind"] == "emergency"
+        assert alarm.priority == "emergency" and alarm.title.en == "lift-1: passengers trapped"
+        assert task["alarm_id"] == alarm.id and task["team"] == "lift-vendor" and task["kind"] == "emergency"
         assert task["due"] == t + 30 * 60 * 10**9
         assert [item["text"]["en"] for item in task["checklist"]] == ["release the passengers", "find the cause"]
-        assert plan["plan"] == "elevator-entrapment" and plan["alarm"] == alarm["id"]
+        assert plan["plan"] == "elevator-entrapment" and plan["alarm"] == alarm.id
 
         bus.publish_readings(lift(t + 10**9, in_door_zone=True))  # released at a floor
 
@@ -57,7 +57,7 @@ async def test_an_entrapment_raises_its_alarm_opens_its_task_and_its_plan(make_s
 
         await eventually(cleared, 10)
         (returned,) = await store.alarms.list_alarms()
-        assert returned["state"] == "rtn_unacknowledged"
+        assert returned.state == "rtn_unacknowledged"
         assert len(await service.lifecycle.plans.active()) == 1  # the plan stays open until staff finish it
 
 

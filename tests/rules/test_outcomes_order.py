@@ -51,7 +51,7 @@ async def test_changes_wait_for_a_failed_store_and_keep_their_order(
             returned = await asyncio.wait_for(events.get(), 15)
         assert (raised.data["state"], returned.data["state"]) == ("unacknowledged", "rtn_unacknowledged")
         (stored,) = await store.alarms.list_alarms()
-        assert stored["state"] == "rtn_unacknowledged" and stored["cleared_at"] == 2
+        assert stored.state == "rtn_unacknowledged" and stored.cleared_at == 2
 
 
 def rename(db: Path, table: str, to: str) -> None:

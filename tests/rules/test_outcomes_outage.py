@@ -20,6 +20,7 @@ from facility.bus import Bus, Event, LocalBus
 from facility.errors import Invalid
 from facility.model import Quality, Reading, now_ns
 from facility.readiness import Figure, PartState, Reporter, State
+from facility.records import AlarmRecord
 from facility.site import Site
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.plans import PlanStore
@@ -116,9 +117,9 @@ def figure(reporter: Reporter, name: str, **labels: str) -> float:
 
 async def history(store: OpsStore) -> list[str]:
     (alarm,) = await store.alarms.list_alarms(include_closed=True)
-    detail = await store.alarms.get_alarm(alarm["id"])
+    detail = await store.alarms.get_alarm(alarm.id)
     assert detail is not None
-    return [h["action"] for h in detail["history"]]
+    return [h.action for h in detail.history]
 
 
 async def test_an_alarm_raised_while_the_store_is_down_is_shown_at_once_and_recorded_when_it_answers(
@@ -143,7 +144,7 @@ async def test_an_alarm_raised_while_the_store_is_down_is_shown_at_once_and_reco
             recorded = await next_alarm(events)
         assert "recorded" not in recorded and recorded["state"] == "unacknowledged"
         (stored,) = await store.alarms.list_alarms()
-        assert stored["id"] == recorded["id"] and stored["raised_at"] == shown["raised_at"]
+        assert stored.id == recorded["id"] and stored.raised_at == shown["raised_at"]
         await until(lambda: part(service.outcomes, "outcomes").state is State.UP, 10)
         assert part(store, "ops_store").state is State.UP
         assert figure(service.outcomes, "outcomes_recorded_total") == 1
@@ -165,7 +166,7 @@ async def test_the_journal_carries_outcomes_across_a_restart_and_applies_them_on
     async with running(site, db.url, journal) as (service, _bus, store):
         await store.wait_available()
         (alarm,) = await eventually(store.alarms.list_alarms, 15)
-        assert alarm["rule"] == "low-pressure" and alarm["state"] == "unacknowledged"
+        assert alarm.rule == "low-pressure" and alarm.state == "unacknowledged"
         await until(lambda: service.outcomes.pending == 0, 10)
     async with running(site, db.url, journal) as (service, _bus, store):
         await service.outcomes.recovered()
@@ -188,7 +189,7 @@ async def test_conditions_active_before_a_restart_clear_after_it_with_the_store_
         await db.restore()
         await until(lambda: service.outcomes.pending == 0)
         (alarm,) = await store.alarms.list_alarms()
-        assert alarm["state"] == "rtn_unacknowledged" and not alarm["active"]
+        assert alarm.state == "rtn_unacknowledged" and not alarm.active
 
 
 async def test_a_condition_the_journal_does_not_know_resumes_from_its_open_alarm_once_the_store_answers(
@@ -204,7 +205,7 @@ async def test_a_condition_the_journal_does_not_know_resumes_from_its_open_alarm
 
         async def cleared() -> bool:
             pressure_back(bus, now_ns())  # the pump's next poll, until the engine knows the condition
-            return store.available and [a["state"] for a in await store.alarms.list_alarms()] == ["rtn_unacknowledged"]
+            return store.available and [a.state for a in await store.alarms.list_alarms()] == ["rtn_unacknowledged"]
 
         await eventually(cleared, 15)
 
@@ -249,7 +250,7 @@ async def test_order_is_kept_across_a_long_outage(site: Site, pg: Outage, tmp_pa
         assert recorded == ["unacknowledged", "rtn_unacknowledged", "unacknowledged"]
         assert await history(store) == ["raised", "returned to normal", "raised again"]
         (alarm,) = await store.alarms.list_alarms()
-        assert alarm["active"] and alarm["raised_at"] == t + 6 * S and alarm["activated_at"] == t + 26 * S
+        assert alarm.active and alarm.raised_at == t + 6 * S and alarm.activated_at == t + 26 * S
 
 
 def without_plans(service: RulesService, store: OpsStore, bus: Bus) -> None:
@@ -268,9 +269,9 @@ async def test_a_refusal_drops_only_its_step(
         bus.publish_readings(lift(t + S, in_door_zone=True))
         await until(lambda: service.outcomes.pending == 0, 15)
         (alarm,) = await store.alarms.list_alarms()
-        assert alarm["state"] == "rtn_unacknowledged"  # the clear after the refused step was applied
+        assert alarm.state == "rtn_unacknowledged"  # the clear after the refused step was applied
         (task,) = await service.lifecycle.tasks.list()
-        assert task["alarm_id"] == alarm["id"] and not task["condition_active"]
+        assert task["alarm_id"] == alarm.id and not task["condition_active"]
         assert await service.lifecycle.plans.recent() == []
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 1
         assert "the plan of entrapment on lift-1 was refused" in caplog.text
@@ -287,7 +288,7 @@ class FirstRecordFails(AlarmService):
 
     failed = False
 
-    async def record(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
+    async def record(self, change: Change) -> tuple[AlarmRecord | None, str | None]:
         if not self.failed:
             self.failed = True
             raise ValueError("1 validation error for NewAlarm")
@@ -304,7 +305,7 @@ async def test_a_bug_like_error_is_retried_and_logged_not_dropped(
         low_pressure(bus, now_ns())
         await store.wait_available()
         (alarm,) = await eventually(store.alarms.list_alarms, 15)
-        assert alarm["state"] == "unacknowledged"
+        assert alarm.state == "unacknowledged"
         assert "cannot record the alarm of low-pressure on pump-1; retrying" in caplog.text
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 0
 
@@ -343,7 +344,7 @@ async def test_an_unexpected_error_in_a_step_is_retried_from_the_journal_not_dro
         await until(lambda: service.outcomes.recorded == 1, 30)
         (task,) = await service.lifecycle.tasks.list()
         (alarm,) = await store.alarms.list_alarms()
-        assert task["alarm_id"] == alarm["id"]
+        assert task["alarm_id"] == alarm.id
         assert len(await service.lifecycle.plans.active()) == 1  # the step after the failing one ran too
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 0
         assert figure(service.outcomes, "outcomes_retries_total") >= 2  # and any while the store was not up yet

@@ -98,7 +98,7 @@ async def test_the_watcher_reloads_edits_and_keeps_the_last_good_rules(
 
         bus.publish_readings(pump(now_ns() / S, Quality.NO_COMM, running=None))  # the kept rules still judge
         (alarm,) = await eventually(store.alarms.list_alarms, 10)
-        assert (alarm["rule"], alarm["device"]) == ("pump-offline", "pump-1")
+        assert (alarm.rule, alarm.device) == ("pump-offline", "pump-1")
 
 
 def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
