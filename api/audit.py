@@ -138,8 +138,9 @@ class AuditChanges:
         there is no such record."""
         if name == "alarm_id":
             return (await self._ops.alarms.get_alarm(record)).device
-        found = await (self._tasks.get(record, now_ns()) if name == "task_id" else self._plans.get(record, now_ns()))
-        device: str | None = found["device"]
+        if name == "task_id":
+            return (await self._tasks.get(record, now_ns())).device
+        device: str | None = (await self._plans.get(record, now_ns()))["device"]
         return device
 
 

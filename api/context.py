@@ -18,7 +18,7 @@ from fastapi import Request
 from facility.bus import Bus
 from facility.errors import Invalid, NotFound
 from facility.readiness import Readiness
-from facility.records import AlarmRecord
+from facility.records import AlarmRecord, TaskRecord
 from facility.site import Device, Site
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
@@ -89,11 +89,11 @@ class ApiContext:
             for d in self.site.devices
         }
 
-    def placed(self, record: AlarmRecord | Mapping[str, Any]) -> dict[str, Any]:
+    def placed(self, record: AlarmRecord | TaskRecord | Mapping[str, Any]) -> dict[str, Any]:
         """An alarm, task or plan as the API answers it, with where its device is: name, building,
         system (for boards and filters); records of no device, or one the site no longer has, get
         empty strings."""
-        shown = record.as_json() if isinstance(record, AlarmRecord) else dict(record)
+        shown = record.as_json() if isinstance(record, AlarmRecord | TaskRecord) else dict(record)
         return {**shown, **self._places.get(shown.get("device") or "", _NOWHERE)}
 
     def ns_of(self, moment: datetime, field: str, where: str = "query") -> int:

@@ -87,14 +87,99 @@ class AlarmRecord:
     def as_json(self) -> dict[str, Any]:
         """The alarm as the bus and the API carry it: texts as {zh, en}, history only if loaded."""
         out: dict[str, Any] = {name: getattr(self, name) for name in _ALARM_FIELDS}
-        out["title"] = {"zh": self.title.zh, "en": self.title.en}
-        out["message"] = {"zh": self.message.zh, "en": self.message.en}
+        out["title"], out["message"] = _text(self.title), _text(self.message)
         if self.history:
             out["history"] = [h.as_json() for h in self.history]
         return out
 
 
 _ALARM_FIELDS = tuple(f.name for f in fields(AlarmRecord) if f.name != "history")
+
+
+@dataclass(frozen=True, slots=True)
+class ChecklistEntry:
+    """One item of a task's checklist: done or not, by whom and when."""
+
+    n: int
+    text: Text
+    done: bool
+    by: str | None
+    at: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"n": self.n, "text": _text(self.text), "done": self.done, "by": self.by, "at": self.at}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskNote:
+    """A note on a task (a `note` entry of its history), as the task card lists them."""
+
+    ts: int
+    by: str
+    text: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ts": self.ts, "by": self.by, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """A task as the ops store holds it: what the rules, the desk and the notifiers read. `rule` is
+    set for a rule's task (its `device` then the device of the condition), else `created_by` made it
+    by hand; `overdue` is judged at the time the store was asked. `history` is loaded only when asked
+    for, and empty otherwise (a stored task has at least its `created` entry). On the bus and at the
+    API it travels as `as_json()`."""
+
+    id: int
+    title: Text
+    description: Text
+    kind: str
+    priority: str
+    team: str
+    vendor: str | None
+    assignee: str | None
+    status: str
+    due: int
+    overdue: bool
+    rule: str | None
+    created_by: str
+    device: str | None
+    alarm_id: int | None
+    recurrences: int
+    condition_active: bool
+    created_at: int
+    changed_at: int
+    arrived_at: int | None
+    resolved_at: int | None
+    closed_at: int | None
+    checklist: tuple[ChecklistEntry, ...]
+    notes: tuple[TaskNote, ...]
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """Where it came from: {kind: rule, rule, device} or {kind: manual, by}."""
+        if self.rule is not None:
+            return {"kind": "rule", "rule": self.rule, "device": self.device}
+        return {"kind": "manual", "by": self.created_by}
+
+    def as_json(self) -> dict[str, Any]:
+        """The task as the bus and the API carry it: texts as {zh, en}, its source, history only if loaded."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in _TASK_FIELDS}
+        out["title"], out["description"] = _text(self.title), _text(self.description)
+        out["source"] = self.source
+        out["checklist"] = [item.as_json() for item in self.checklist]
+        out["notes"] = [note.as_json() for note in self.notes]
+        if self.history:
+            out["history"] = [h.as_json() for h in self.history]
+        return out
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(TaskRecord) if f.name not in ("rule", "created_by", "history"))
+
+
+def _text(text: Text) -> dict[str, str]:
+    return {"zh": text.zh, "en": text.en}
 
 
 @dataclass(frozen=True)

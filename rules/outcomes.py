@@ -25,14 +25,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import select
 
 from facility.errors import Conflict, Refused
 from facility.model import now_ns
 from facility.readiness import Figure, PartState, State
-from facility.records import AlarmRecord
+from facility.records import AlarmRecord, TaskRecord
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.tables import TaskRow
 from facility.vocabulary import Text
@@ -271,7 +271,7 @@ class Outcomes:
             plan, alarm_id = spec.plan, alarm.id
             await self._step(f"plan of {what}", lambda: self.plans.open(plan, alarm_id, change.device, change.ts))
 
-    async def _note_spread(self, change: Change) -> dict[str, Any] | None:
+    async def _note_spread(self, change: Change) -> TaskRecord | None:
         """Note the condition's new text on its open task, so that whoever works it hears of the
         zones that joined; None when it has no open task or the note is there already."""
         rule, device = change.rule.id, change.device
@@ -282,7 +282,7 @@ class Outcomes:
             return None
         note = _spread_note(self.alarms.texts(change))
         task = await self.tasks.get(task_id)
-        if any(h["action"] == "note" and h["detail"] == note for h in task["history"]):
+        if any(h.action == "note" and h.detail == note for h in task.history):
             return None
         return await self.tasks.add_note(task_id, note, "rules", "rules")
 
@@ -355,7 +355,7 @@ class Outcomes:
             except Exception:
                 log.exception("cannot announce the alarm of %s on %s before it is recorded", item.rule.id, item.device)
 
-    async def _preventive_task(self, due: Due, pending: _Pending) -> dict[str, Any] | None:
+    async def _preventive_task(self, due: Due, pending: _Pending) -> TaskRecord | None:
         spec = due.schedule.spec
         deadline = due.ts + int(spec.task.sla * 1e9)
         if pending.seq <= self._recovered_upto and await self._opened(due, deadline):

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from facility.bus import Bus
 from facility.errors import Invalid
 from facility.model import Priority, now_ns
-from facility.records import NewTask, TaskKind, TaskStatus, VendorSla
+from facility.records import NewTask, TaskKind, TaskRecord, TaskStatus, VendorSla
 from facility.site import Site
 from facility.store.files import NewFile
 from facility.store.tasks import Attachment, TaskStore
@@ -64,7 +64,7 @@ class TaskService:
         self._bus = bus
         self.files = AttachmentFolder(attachments_dir, site.api.max_attachment_kb, "a task")
 
-    async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
+    async def from_rule(self, change: Change, alarm_id: int | None = None) -> TaskRecord | None:
         """The task of a condition that became active, when its rule's outcome is `task` or `both`:
         created, or its recurrence counted on the open one. None when the rule raises no task or
         nothing changed. `alarm_id` links the alarm the same change raised."""
@@ -99,7 +99,7 @@ class TaskService:
         found, changed = await self._store.raise_from_rule(new)
         return self._announce(found) if changed else None
 
-    async def condition_cleared(self, rule_id: str, device: str, ts: int | None = None) -> dict[str, Any] | None:
+    async def condition_cleared(self, rule_id: str, device: str, ts: int | None = None) -> TaskRecord | None:
         """Record that the condition behind the open task of (rule, device) cleared, which allows
         the task to be verified; None if no open task waits for it."""
         found = await self._store.condition_cleared(rule_id, device, now_ns() if ts is None else ts)
@@ -119,7 +119,7 @@ class TaskService:
         device: str | None = None,
         due: int | None = None,
         checklist: Sequence[str | Text] = (),
-    ) -> dict[str, Any]:
+    ) -> TaskRecord:
         """A task made by hand (a resident's complaint, an engineer's finding). `due` is the time
         promised, UTC ns; without it the priority's SLA applies. The device's vendor answers for it
         unless `vendor` names another."""
@@ -157,7 +157,7 @@ class TaskService:
         vendors = [Assignee(v.id, "vendor", name_pair(v.name or v.id)) for v in self._site.vendors]
         return people + [team for team in teams if team.id] + vendors
 
-    async def assign(self, task_id: int, assignee: str, by: str, source: str = "") -> dict[str, Any]:
+    async def assign(self, task_id: int, assignee: str, by: str, source: str = "") -> TaskRecord:
         """Give the task to one of `assignees()`; anyone else is refused (UnknownAssignee)."""
         known = [a.id for a in self.assignees()]
         if assignee not in known:
@@ -167,17 +167,17 @@ class TaskService:
 
     async def set_status(
         self, task_id: int, status: TaskStatus | str, by: str, source: str = "", override: str | None = None
-    ) -> dict[str, Any]:
+    ) -> TaskRecord:
         """Move the task on; `override` is a manager's reason to verify it with its checklist not
         all done (the caller checks the role)."""
         move = _choice(TaskStatus, status, "status")
         return self._announce(await self._store.set_status(task_id, move, by, source, now_ns(), override))
 
-    async def tick(self, task_id: int, item: int, by: str, source: str = "", done: bool = True) -> dict[str, Any]:
+    async def tick(self, task_id: int, item: int, by: str, source: str = "", done: bool = True) -> TaskRecord:
         """Mark checklist item `item` (its position, from 0) done, or not done again."""
         return self._announce(await self._store.tick(task_id, item, done, by, source, now_ns()))
 
-    async def add_note(self, task_id: int, note: str, by: str, source: str = "") -> dict[str, Any]:
+    async def add_note(self, task_id: int, note: str, by: str, source: str = "") -> TaskRecord:
         return self._announce(await self._store.add_note(task_id, note, by, source, now_ns()))
 
     async def attach(
@@ -185,7 +185,7 @@ class TaskService:
     ) -> Attachment:
         """Keep a photo or file on the task (see rules.attachments), then announce the task."""
 
-        async def record(new: NewFile) -> tuple[Attachment, dict[str, Any]]:
+        async def record(new: NewFile) -> tuple[Attachment, TaskRecord]:
             return await self._store.add_attachment(task_id, new, source)
 
         added, task = await self.files.keep(name, content_type, data, by, record, lambda done: done[0].id)
@@ -199,7 +199,7 @@ class TaskService:
     async def attachments(self, task_id: int) -> list[Attachment]:
         return await self._store.attachments(task_id)
 
-    async def get(self, task_id: int) -> dict[str, Any]:
+    async def get(self, task_id: int) -> TaskRecord:
         """The task with its full history; NotFound if there is none."""
         return await self._store.get(task_id, now_ns())
 
@@ -209,8 +209,8 @@ class TaskService:
         limits = {v.id: _ns(v.arrive_within) for v in self._site.vendors if v.arrive_within is not None}
         return await self._store.vendor_sla(limits, from_ns, to_ns, now_ns())
 
-    def _announce(self, task: dict[str, Any]) -> dict[str, Any]:
-        self._bus.publish_event(EventKind.TASK, task)
+    def _announce(self, task: TaskRecord) -> TaskRecord:
+        self._bus.publish_event(EventKind.TASK, task.as_json())
         return task
 
     def _texts(self, change: Change) -> tuple[Text, Text]:
@@ -227,7 +227,7 @@ class TaskService:
         vendor: str | None = None,
         overdue: bool | None = None,
         limit: int = 500,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TaskRecord]:
         """Tasks matching every filter given, the soonest due first. (Defined last: inside the class
         body its name hides the builtin `list` from later annotations.)"""
         return await self._store.list(

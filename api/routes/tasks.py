@@ -23,7 +23,7 @@ from api.download import LIST_FILE, ListFormatQuery, ListLangQuery, list_file
 from facility import vocabulary
 from facility.errors import Invalid, NotFound, Refused
 from facility.model import Priority, now_ns
-from facility.records import TaskKind, TaskStatus
+from facility.records import TaskKind, TaskRecord, TaskStatus
 from facility.store.files import file_fields
 from facility.store.tasks import Attachment
 from reports.lists import TaskFilter, task_list
@@ -85,16 +85,16 @@ class Note(Body):
     text: str = Field(min_length=1, max_length=4000)
 
 
-async def visible_task(ctx: ApiContext, task_id: int, user: User) -> dict[str, Any]:
+async def visible_task(ctx: ApiContext, task_id: int, user: User) -> TaskRecord:
     """The task, or NotFound (404) when it is unknown or of another building than the user's."""
     found = await ctx.rules.tasks.get(task_id)
-    if not ctx.may_see(user, found["device"]):
+    if not ctx.may_see(user, found.device):
         raise NotFound(f"no task {task_id}")
     return found
 
 
 async def work(
-    ctx: ApiContext, task_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any]]]
+    ctx: ApiContext, task_id: int, user: User, action: Callable[[], Awaitable[TaskRecord]]
 ) -> dict[str, Any]:
     """Carry out a change on a task the user may see; a change its state refuses is a Conflict
     (409), an assignee nobody answers to Invalid (422), both answered by api.errors."""

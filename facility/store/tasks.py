@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -24,7 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, joinedload
 
 from facility.errors import Conflict, NotFound
-from facility.records import CALL_OUTS, CLOSED, MOVES, UNFINISHED, NewTask, TaskKind, TaskStatus, VendorSla
+from facility.records import (
+    CALL_OUTS,
+    CLOSED,
+    MOVES,
+    UNFINISHED,
+    ChecklistEntry,
+    NewTask,
+    TaskKind,
+    TaskNote,
+    TaskRecord,
+    TaskStatus,
+    VendorSla,
+)
 from facility.store.files import FileRecord, NewFile, file_fields
 from facility.store.ops import OpsStore
 from facility.store.tables import AttachmentRow, ChecklistItemRow, TaskHistoryRow, TaskRow
@@ -61,66 +72,55 @@ class Attachment(FileRecord):
     task_id: int
 
 
-def task_dict(row: TaskRow, now: int, *, with_history: bool = False) -> dict[str, Any]:
-    source: dict[str, Any] = (
-        {"kind": "rule", "rule": row.rule_id, "device": row.device_id}
-        if row.rule_id is not None
-        else {"kind": "manual", "by": row.created_by}
+def task_record(row: TaskRow, now: int, *, with_history: bool = False) -> TaskRecord:
+    """The task as the rules, the desk and the notifiers see it, `overdue` judged at `now` (its
+    history only when asked), so that no caller holds a row bound to a session."""
+    return TaskRecord(
+        id=row.id,
+        title=Text(row.title_zh, row.title_en),
+        description=Text(row.description_zh, row.description_en),
+        kind=row.kind,
+        priority=row.priority,
+        team=row.team,
+        vendor=row.vendor,
+        assignee=row.assignee,
+        status=row.status,
+        due=row.due,
+        overdue=row.status in UNFINISHED and now > row.due,
+        rule=row.rule_id,
+        created_by=row.created_by,
+        device=row.device_id,
+        alarm_id=row.alarm_id,
+        recurrences=row.recurrences,
+        condition_active=row.condition_active,
+        created_at=row.created_at,
+        changed_at=row.changed_at,
+        arrived_at=row.arrived_at,
+        resolved_at=row.resolved_at,
+        closed_at=row.closed_at,
+        checklist=tuple(
+            ChecklistEntry(i.position, Text(i.text_zh, i.text_en), i.done, i.done_by, i.done_at) for i in row.checklist
+        ),
+        notes=tuple(TaskNote(h.ts, h.actor, h.detail) for h in row.history if h.action == "note"),
+        history=tuple(h.entry() for h in row.history) if with_history else (),
     )
-    out: dict[str, Any] = {
-        "id": row.id,
-        "title": {"zh": row.title_zh, "en": row.title_en},
-        "description": {"zh": row.description_zh, "en": row.description_en},
-        "kind": row.kind,
-        "priority": row.priority,
-        "team": row.team,
-        "vendor": row.vendor,
-        "assignee": row.assignee,
-        "status": row.status,
-        "due": row.due,
-        "overdue": row.status in UNFINISHED and now > row.due,
-        "source": source,
-        "device": row.device_id,
-        "alarm_id": row.alarm_id,
-        "recurrences": row.recurrences,
-        "condition_active": row.condition_active,
-        "created_at": row.created_at,
-        "changed_at": row.changed_at,
-        "arrived_at": row.arrived_at,
-        "resolved_at": row.resolved_at,
-        "closed_at": row.closed_at,
-        "checklist": [
-            {
-                "n": i.position,
-                "text": {"zh": i.text_zh, "en": i.text_en},
-                "done": i.done,
-                "by": i.done_by,
-                "at": i.done_at,
-            }
-            for i in row.checklist
-        ],
-        "notes": [{"ts": h.ts, "by": h.actor, "text": h.detail} for h in row.history if h.action == "note"],
-    }
-    if with_history:
-        out["history"] = [h.entry().as_json() for h in row.history]
-    return out
 
 
 class TaskStore:
     """Task records on the ops store's database; every method that changes a task records who,
-    when, from where and what in its history, and returns the task as a dict."""
+    when, from where and what in its history, and returns the task as a TaskRecord."""
 
     def __init__(self, ops: OpsStore) -> None:
         self._sessions = ops.sessions
 
-    async def create(self, new: NewTask) -> dict[str, Any]:
+    async def create(self, new: NewTask) -> TaskRecord:
         async with self._sessions.begin() as s:
             row = _row(new)
             s.add(row)
             await s.flush()
-            return task_dict(row, new.ts)
+            return task_record(row, new.ts)
 
-    async def raise_from_rule(self, new: NewTask) -> tuple[dict[str, Any], bool]:
+    async def raise_from_rule(self, new: NewTask) -> tuple[TaskRecord, bool]:
         """Create the open task of (rule, device), or count a recurrence on it; returns the task and
         whether it changed (a condition reported active again without clearing changes nothing)."""
         assert new.rule_id is not None and new.device_id is not None
@@ -130,16 +130,16 @@ class TaskStore:
                 row = _row(new)
                 s.add(row)
                 await s.flush()
-                return task_dict(row, new.ts), True
+                return task_record(row, new.ts), True
             if row.condition_active:
-                return task_dict(row, new.ts), False
+                return task_record(row, new.ts), False
             row.recurrences += 1
             row.condition_active = True
             row.alarm_id = new.alarm_id or row.alarm_id
             _record(row, new.ts, "recurred", new.by, new.source, f"recurrence {row.recurrences}: {new.description.en}")
-            return task_dict(row, new.ts), True
+            return task_record(row, new.ts), True
 
-    async def condition_cleared(self, rule_id: str, device_id: str, ts: int) -> dict[str, Any] | None:
+    async def condition_cleared(self, rule_id: str, device_id: str, ts: int) -> TaskRecord | None:
         """Note that the condition behind the open task of (rule, device) has cleared; None if no
         open task waits for it."""
         async with self._sessions.begin() as s:
@@ -150,9 +150,9 @@ class TaskStore:
                 return None
             row.condition_active = False
             _record(row, ts, "condition cleared", "rules", "rules", "")
-            return task_dict(row, ts)
+            return task_record(row, ts)
 
-    async def assign(self, task_id: int, assignee: str, by: str, source: str, ts: int) -> dict[str, Any]:
+    async def assign(self, task_id: int, assignee: str, by: str, source: str, ts: int) -> TaskRecord:
         """Give the task to someone; an open task becomes assigned, a task under way changes hands."""
         async with self._sessions.begin() as s:
             row = await _locked(s, task_id)
@@ -163,11 +163,11 @@ class TaskStore:
                 row.status = TaskStatus.ASSIGNED.value
             before, row.assignee = row.assignee, assignee
             _record(row, ts, "assigned", by, source, f"from {before} to {assignee}" if before else f"to {assignee}")
-            return task_dict(row, ts)
+            return task_record(row, ts)
 
     async def set_status(
         self, task_id: int, status: TaskStatus, by: str, source: str, ts: int, override: str | None = None
-    ) -> dict[str, Any]:
+    ) -> TaskRecord:
         """Move the task on. Verifying it with checklist items not done is refused unless `override`
         gives the reason (whoever calls checks that the user may override); the reason and the items
         left open are kept in the history."""
@@ -198,9 +198,9 @@ class TaskStore:
             if status in CLOSED:
                 row.closed_at, row.is_open = ts, False
             _record(row, ts, "status", by, source, f"{current} -> {status}")
-            return task_dict(row, ts)
+            return task_record(row, ts)
 
-    async def tick(self, task_id: int, item: int, done: bool, by: str, source: str, ts: int) -> dict[str, Any]:
+    async def tick(self, task_id: int, item: int, done: bool, by: str, source: str, ts: int) -> TaskRecord:
         """Mark checklist item `item` (its position, from 0) done or not done."""
         async with self._sessions.begin() as s:
             row = await _locked(s, task_id)
@@ -211,15 +211,15 @@ class TaskStore:
             entry = row.checklist[item]
             entry.done, entry.done_by, entry.done_at = done, by if done else None, ts if done else None
             _record(row, ts, "ticked" if done else "unticked", by, source, entry.text_en)
-            return task_dict(row, ts)
+            return task_record(row, ts)
 
-    async def add_note(self, task_id: int, note: str, by: str, source: str, ts: int) -> dict[str, Any]:
+    async def add_note(self, task_id: int, note: str, by: str, source: str, ts: int) -> TaskRecord:
         async with self._sessions.begin() as s:
             row = await _locked(s, task_id)
             _record(row, ts, "note", by, source, note)
-            return task_dict(row, ts)
+            return task_record(row, ts)
 
-    async def add_attachment(self, task_id: int, new: NewFile, source: str) -> tuple[Attachment, dict[str, Any]]:
+    async def add_attachment(self, task_id: int, new: NewFile, source: str) -> tuple[Attachment, TaskRecord]:
         """Record an attachment on the task (its history says who added what); the caller keeps
         the bytes, in a file named by the returned id. Returns it and the task."""
         async with self._sessions.begin() as s:
@@ -229,7 +229,7 @@ class TaskStore:
             detail = f"{new.name} ({new.content_type}, {new.size} bytes)"
             _record(row, new.added_at, "attached", new.added_by, source, detail)
             await s.flush()
-            return _attachment(added), task_dict(row, new.added_at)
+            return _attachment(added), task_record(row, new.added_at)
 
     async def attachments(self, task_id: int) -> list[Attachment]:
         """The task's attachments, oldest first."""
@@ -237,13 +237,13 @@ class TaskStore:
         async with self._sessions() as s:
             return [_attachment(row) for row in (await s.scalars(query)).all()]
 
-    async def get(self, task_id: int, now: int) -> dict[str, Any]:
+    async def get(self, task_id: int, now: int) -> TaskRecord:
         """The task with its full history; NotFound if there is none of that id."""
         async with self._sessions() as s:
             row = (await s.scalars(_whole().where(TaskRow.id == task_id))).unique().one_or_none()
             if row is None:
                 raise NotFound(f"no task {task_id}")
-            return task_dict(row, now, with_history=True)
+            return task_record(row, now, with_history=True)
 
     async def active_conditions(self) -> list[tuple[str, str]]:
         """(rule, device) of every open task whose condition still holds, so the engine can resume
@@ -293,7 +293,7 @@ class TaskStore:
         latest_first: bool = False,
         limit: int = 500,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TaskRecord]:
         """Tasks matching every filter given, the soonest due first (or with `latest_first`, the latest
         changed first). `devices` limits to the tasks of those devices and those of none (site-wide
         work such as a complaint). (Defined last: inside the class body its name hides the builtin
@@ -301,7 +301,7 @@ class TaskStore:
         where = task_filters(now, status, kind, team, vendor, overdue, devices)
         query = _whole().where(*where).order_by(*board_order(latest_first)).limit(limit).offset(offset)
         async with self._sessions() as s:
-            return [task_dict(row, now) for row in (await s.scalars(query)).unique().all()]
+            return [task_record(row, now) for row in (await s.scalars(query)).unique().all()]
 
     async def count(
         self,

@@ -77,7 +77,7 @@ async def estate(ops_store: OpsStore, tmp_path: Path) -> AsyncIterator[Estate]:
         plans[device] = int(opened["id"])
     for of in (B1, B2, None):
         new_task = NewTask(Text("修", "fix"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id=of)
-        tasks[of] = int((await TaskStore(ops_store).create(new_task))["id"])
+        tasks[of] = int((await TaskStore(ops_store).create(new_task)).id)
     app = create_app(without_plant(site, ops_store, tmp_path / "journal"), TokenAuth({}, users))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as http:
         yield Estate(http, tokens, alarms, tasks, plans)

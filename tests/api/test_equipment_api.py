@@ -174,8 +174,8 @@ async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_fir
             device_id="pump-1",
         )
     )
-    await tasks.assign(task["id"], "li", "ana", "", TS + 4 * S)
-    await tasks.set_status(task["id"], TaskStatus.IN_PROGRESS, "li", "", TS + 5 * S)
+    await tasks.assign(task.id, "li", "ana", "", TS + 4 * S)
+    await tasks.set_status(task.id, TaskStatus.IN_PROGRESS, "li", "", TS + 5 * S)
     await ops_store.alarms.set_out_of_service("pump-1", True, "li", "", "seal replacement", TS + 6 * S)
     # of other devices, or of none: not in pump-1's history
     await ops_store.alarms.raise_alarm(
@@ -197,7 +197,7 @@ async def test_the_history_lists_the_devices_alarms_tasks_and_service_newest_fir
     assert page["total"] == 7
     first = page["items"][0]
     assert first["detail"] == "seal replacement" and first["id"] is None
-    assert page["items"][1]["id"] == task["id"] and page["items"][1]["title"] == {
+    assert page["items"][1]["id"] == task.id and page["items"][1]["title"] == {
         "zh": "换密封",
         "en": "replace the seal",
     }

@@ -111,7 +111,7 @@ async def test_a_photo_on_a_task_is_listed_downloaded_by_who_may_see_it_and_audi
         for name, role, buildings in (("ana", Role.DUTY, ()), ("bo", Role.DUTY, ("B2",)), ("boss", Role.MANAGER, ()))
     }
     new = NewTask(Text("水泵漏水", "pump leak"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id="pump-1")
-    tid = int((await TaskStore(ops_store).create(new))["id"])
+    tid = int((await TaskStore(ops_store).create(new)).id)
     ctx = without_plant(site, ops_store, tmp_path / "journal")
     # The folder the runtime gives the task service (beside the journal, in the data folder).
     ctx.rules.tasks = TaskService(site, ctx.rules.task_store, ctx.bus, tmp_path / "attachments")

@@ -69,10 +69,10 @@ async def assert_previous_rows_readable(store: OpsStore) -> None:
     assert (await store.alarms.out_of_service())["lift-b2-1"]["reason"] == "annual service"
 
     task = await TaskStore(store).get(1, TS)
-    assert task is not None and task["assignee"] == "li" and task["status"] == "in_progress"
-    checklist = [(i["text"]["en"], i["done"]) for i in task["checklist"]]
+    assert task is not None and task.assignee == "li" and task.status == "in_progress"
+    checklist = [(i.text.en, i.done) for i in task.checklist]
     assert checklist == [("Read the level", True), ("Run the pump", False)]
-    assert [n["text"] for n in task["notes"]] == ["level normal"] and len(task["history"]) == 5
+    assert [n.text for n in task.notes] == ["level normal"] and len(task.history) == 5
     plan = await PlanStore(store).get(1, TS)
     assert plan is not None and plan["alarm"] == alarms["mains-fail"].id
     assert [(s["id"], s["done_by"]) for s in plan["steps"]] == [("call", "ana"), ("gen", None)]

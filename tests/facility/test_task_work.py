@@ -24,7 +24,7 @@ async def resolved_round(tasks: TaskStore) -> int:
             checklist=(Text("读液位", "read the level"), Text.same("UV lamp")),
         )
     )
-    tid: int = made["id"]
+    tid: int = made.id
     await tasks.assign(tid, "li", "wang", "", 2)
     await tasks.set_status(tid, TaskStatus.IN_PROGRESS, "li", "", 3)
     await tasks.set_status(tid, TaskStatus.RESOLVED, "li", "", 4)
@@ -44,10 +44,10 @@ async def test_verifying_with_the_checklist_open_is_refused_naming_the_open_item
     with pytest.raises(ChecklistOpen):  # a blank reason is no reason
         await tasks.set_status(tid, TaskStatus.VERIFIED, "wang", "", 6, override="  ")
     still = await tasks.get(tid, 7)
-    assert still is not None and still["status"] == "resolved"
+    assert still is not None and still.status == "resolved"
 
     await tasks.tick(tid, 0, True, "li", "", 8)
-    assert (await tasks.set_status(tid, TaskStatus.VERIFIED, "wang", "", 9))["status"] == "verified"
+    assert (await tasks.set_status(tid, TaskStatus.VERIFIED, "wang", "", 9)).status == "verified"
 
 
 async def test_an_override_verifies_and_keeps_its_reason_and_the_open_items_in_the_history(
@@ -57,11 +57,11 @@ async def test_an_override_verifies_and_keeps_its_reason_and_the_open_items_in_t
     tid = await resolved_round(tasks)
     reason = "UV lamp on order; level read by phone"
     verified = await tasks.set_status(tid, TaskStatus.VERIFIED, "manager-zhou", "10.0.0.9", 6, override=reason)
-    assert verified["status"] == "verified"
+    assert verified.status == "verified"
 
     task = await tasks.get(tid, 7)
     assert task is not None
-    assert [(h["action"], h["actor"], h["source"], h["detail"]) for h in task["history"][-2:]] == [
+    assert [(h.action, h.actor, h.source, h.detail) for h in task.history[-2:]] == [
         ("checklist overridden", "manager-zhou", "10.0.0.9", f"{reason} (open: 读液位 / read the level; UV lamp)"),
         ("status", "manager-zhou", "10.0.0.9", "resolved -> verified"),
     ]

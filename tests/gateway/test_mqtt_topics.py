@@ -133,7 +133,7 @@ async def test_online_soon_after_offline_raises_no_communication_loss(tmp_path: 
             tasks = TaskStore(rig.store)
             opened = await until(lambda: tasks.list(0))
             assert [a.data.get("device") for a in before if a.kind == "alarm"] == ["lift-2"]
-            assert [(t["device"], t["source"]["rule"]) for t in opened] == [("lift-2", "device-offline")]
+            assert [(t.device, t.source["rule"]) for t in opened] == [("lift-2", "device-offline")]
 
 
 async def test_a_device_on_a_misspelt_topic_is_counted_and_a_dead_letter_once_a_minute(

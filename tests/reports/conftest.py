@@ -142,7 +142,7 @@ class Seed:
             vendor=vendor,
             device_id=device,
         )
-        return int((await self.tasks.create(new))["id"])
+        return int((await self.tasks.create(new)).id)
 
     async def move(self, task: int, when: str, *statuses: TaskStatus) -> None:
         """Move a task through `statuses`, all at one time; assigning it first when needed."""

@@ -241,9 +241,9 @@ async def test_a_zone_joining_an_active_fire_alarm_renames_it_everywhere_and_a_r
                 (AlarmAction.SPREAD, texts(MESSAGE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5")),
             ]
             (task,) = await TaskStore(store).list(0)
-            full = await TaskStore(store).get(task["id"], now_ns())
+            full = await TaskStore(store).get(task.id, now_ns())
             assert full is not None
-            notes = [h["detail"] for h in full["history"] if h["action"] == "note"]
+            notes = [h.detail for h in full.history if h.action == "note"]
             grown = [
                 texts(MESSAGE, "3号防区、5号防区", "Zone 3, Zone 5"),
                 texts(MESSAGE, "1号防区、3号防区、5号防区", "Zone 1, Zone 3, Zone 5"),

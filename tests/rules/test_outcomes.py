@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from facility.model import Quality, Reading, now_ns
+from facility.records import TaskRecord
 from facility.vocabulary import Text
 from rules.schedules import Due
 from tests.rules.conftest import MakeSite, rules_running
@@ -44,16 +45,16 @@ async def test_an_entrapment_raises_its_alarm_opens_its_task_and_its_plan(make_s
         (task,) = await eventually(service.lifecycle.tasks.list, 10)
         (plan,) = await eventually(service.lifecycle.plans.active, 10)
         assert alarm.priority == "emergency" and alarm.title.en == "lift-1: passengers trapped"
-        assert task["alarm_id"] == alarm.id and task["team"] == "lift-vendor" and task["kind"] == "emergency"
-        assert task["due"] == t + 30 * 60 * 10**9
-        assert [item["text"]["en"] for item in task["checklist"]] == ["release the passengers", "find the cause"]
+        assert task.alarm_id == alarm.id and task.team == "lift-vendor" and task.kind == "emergency"
+        assert task.due == t + 30 * 60 * 10**9
+        assert [item.text.en for item in task.checklist] == ["release the passengers", "find the cause"]
         assert plan["plan"] == "elevator-entrapment" and plan["alarm"] == alarm.id
 
         bus.publish_readings(lift(t + 10**9, in_door_zone=True))  # released at a floor
 
-        async def cleared() -> dict[str, Any] | None:
-            found = await service.lifecycle.tasks.get(task["id"])
-            return found if found and not found["condition_active"] else None
+        async def cleared() -> TaskRecord | None:
+            found = await service.lifecycle.tasks.get(task.id)
+            return found if found and not found.condition_active else None
 
         await eventually(cleared, 10)
         (returned,) = await store.alarms.list_alarms()
@@ -66,14 +67,14 @@ async def test_a_task_only_rule_opens_no_alarm_and_resumes_after_a_restart(make_
     async with rules_running(site, ops_url) as (service, bus, store):
         bus.publish_readings(lift(now_ns(), door_cycles=100_001))
         (task,) = await eventually(service.lifecycle.tasks.list, 10)
-        assert task["kind"] == "repair" and task["condition_active"]
+        assert task.kind == "repair" and task.condition_active
         assert await store.alarms.list_alarms() == []
     async with rules_running(site, ops_url) as (service, bus, _store):
         bus.publish_readings(lift(now_ns(), door_cycles=12))  # the counter reset at the service visit
 
-        async def cleared() -> dict[str, Any] | None:
-            found = await service.lifecycle.tasks.get(task["id"])
-            return found if found and not found["condition_active"] else None
+        async def cleared() -> TaskRecord | None:
+            found = await service.lifecycle.tasks.get(task.id)
+            return found if found and not found.condition_active else None
 
         await eventually(cleared, 10)
 
@@ -85,7 +86,7 @@ async def test_a_schedule_falling_due_opens_its_preventive_task(make_site: MakeS
         ts = now_ns()
         service.outcomes.due(Due(schedule, None, ts, Text(zh="计划于 09:00", en="scheduled for 09:00")))
         (task,) = await eventually(service.lifecycle.tasks.list, 10)
-    assert (task["kind"], task["title"]["en"]) == (schedule.spec.task.kind, schedule.spec.title.en)
-    assert task["due"] == ts + int(schedule.spec.task.sla * 1e9)
-    assert task["description"] == {"zh": "计划于 09:00", "en": "scheduled for 09:00"}
-    assert [i["text"]["zh"] for i in task["checklist"]] == [c.zh for c in schedule.spec.task.checklist]
+    assert (task.kind, task.title.en) == (schedule.spec.task.kind, schedule.spec.title.en)
+    assert task.due == ts + int(schedule.spec.task.sla * 1e9)
+    assert task.description == Text("计划于 09:00", "scheduled for 09:00")
+    assert [i.text.zh for i in task.checklist] == [c.zh for c in schedule.spec.task.checklist]

@@ -20,7 +20,7 @@ from facility.bus import Bus, Event, LocalBus
 from facility.errors import Invalid
 from facility.model import Quality, Reading, now_ns
 from facility.readiness import Figure, PartState, Reporter, State
-from facility.records import AlarmRecord
+from facility.records import AlarmRecord, TaskRecord
 from facility.site import Site
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.store.plans import PlanStore
@@ -271,7 +271,7 @@ async def test_a_refusal_drops_only_its_step(
         (alarm,) = await store.alarms.list_alarms()
         assert alarm.state == "rtn_unacknowledged"  # the clear after the refused step was applied
         (task,) = await service.lifecycle.tasks.list()
-        assert task["alarm_id"] == alarm.id and not task["condition_active"]
+        assert task.alarm_id == alarm.id and not task.condition_active
         assert await service.lifecycle.plans.recent() == []
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 1
         assert "the plan of entrapment on lift-1 was refused" in caplog.text
@@ -317,7 +317,7 @@ class FirstTasksFail(TaskService):
 
     failures = 0
 
-    async def from_rule(self, change: Change, alarm_id: int | None = None) -> dict[str, Any] | None:
+    async def from_rule(self, change: Change, alarm_id: int | None = None) -> TaskRecord | None:
         self.failures += 1
         if self.failures == 1:
             BadTask.model_validate({"title": None})
@@ -344,7 +344,7 @@ async def test_an_unexpected_error_in_a_step_is_retried_from_the_journal_not_dro
         await until(lambda: service.outcomes.recorded == 1, 30)
         (task,) = await service.lifecycle.tasks.list()
         (alarm,) = await store.alarms.list_alarms()
-        assert task["alarm_id"] == alarm.id
+        assert task.alarm_id == alarm.id
         assert len(await service.lifecycle.plans.active()) == 1  # the step after the failing one ran too
         assert figure(service.outcomes, "outcomes_refused_total", reason="refused") == 0
         assert figure(service.outcomes, "outcomes_retries_total") >= 2  # and any while the store was not up yet
@@ -374,8 +374,8 @@ async def test_outcomes_applied_again_after_a_crash_change_nothing(
         assert service.outcomes.recorded == 2  # both entries were applied again
         assert await history(store) == ["raised"]
         tasks = await service.lifecycle.tasks.list()
-        assert sorted(t["kind"] for t in tasks) == sorted(["emergency", schedule.spec.task.kind])
-        assert [t["recurrences"] for t in tasks if t["kind"] == "emergency"] == [0]
+        assert sorted(t.kind for t in tasks) == sorted(["emergency", schedule.spec.task.kind])
+        assert [t.recurrences for t in tasks if t.kind == "emergency"] == [0]
         assert len(await service.lifecycle.plans.recent()) == 1
 
 
@@ -402,10 +402,10 @@ async def test_a_clear_applied_again_after_a_crash_changes_nothing(
         assert service.outcomes.recorded == 1  # the clear alone, again
         assert await history(store) == ["raised", "returned to normal"]
         (task,) = await service.lifecycle.tasks.list()
-        assert not task["condition_active"] and task["recurrences"] == 0
-        detail = await service.lifecycle.tasks.get(task["id"])
+        assert not task.condition_active and task.recurrences == 0
+        detail = await service.lifecycle.tasks.get(task.id)
         assert detail is not None
-        assert [h["action"] for h in detail["history"]] == ["created", "condition cleared"]
+        assert [h.action for h in detail.history] == ["created", "condition cleared"]
 
 
 async def test_people_are_told_once_of_an_alarm_raised_while_the_store_is_down(

@@ -113,18 +113,18 @@ async def test_a_rule_task_takes_team_sla_and_checklist_from_the_rule_and_the_de
 
     task = await desk.service.from_rule(Change(rule, "pump-1", True, ts, values))
     assert task is not None
-    assert task["title"] == {"zh": "P1 压力低", "en": "P1: low pressure 0.18"}
-    assert task["description"]["en"] == "B2 pump room: pressure is low"
-    assert (task["kind"], task["priority"], task["team"], task["vendor"]) == ("repair", "high", "water", "pumps-co")
-    assert task["due"] == ts + 2 * HOUR
-    assert [i["text"]["en"] for i in task["checklist"]] == ["读出口压力表", "check the VFD"]
-    assert [(e.kind, e.data) for e in desk.announced()] == [("task", task)]
+    assert task.title == Text("P1 压力低", "P1: low pressure 0.18")
+    assert task.description.en == "B2 pump room: pressure is low"
+    assert (task.kind, task.priority, task.team, task.vendor) == ("repair", "high", "water", "pumps-co")
+    assert task.due == ts + 2 * HOUR
+    assert [i.text.en for i in task.checklist] == ["读出口压力表", "check the VFD"]
+    assert [(e.kind, e.data) for e in desk.announced()] == [("task", task.as_json())]
 
     assert await desk.service.from_rule(Change(rule, "pump-1", False, ts + 1, values)) is None
     cleared = await desk.service.condition_cleared("low-pressure", "pump-1", ts + 1)
-    assert cleared is not None and not cleared["condition_active"]
+    assert cleared is not None and not cleared.condition_active
     recurred = await desk.service.from_rule(Change(rule, "pump-1", True, ts + 2, values))
-    assert recurred is not None and (recurred["id"], recurred["recurrences"]) == (task["id"], 1)
+    assert recurred is not None and (recurred.id, recurred.recurrences) == (task.id, 1)
     assert [e.data["recurrences"] for e in desk.announced()] == [0, 1]
     assert len(await desk.service.list()) == 1
 
@@ -134,15 +134,15 @@ async def test_without_an_sla_the_priority_sets_the_due_time(desk: Desk) -> None
     trapped = with_outcome(desk.rules["entrapment"], "task")
     task = await desk.service.from_rule(Change(trapped, "lift-1", True, ts, {}))
     assert task is not None
-    assert (task["kind"], task["vendor"], task["due"]) == ("emergency", "lifts-co", ts + 30 * MIN)
+    assert (task.kind, task.vendor, task.due) == ("emergency", "lifts-co", ts + 30 * MIN)
 
     alarm_only = desk.rules["low-pressure"]
     assert await desk.service.from_rule(Change(alarm_only, "pump-1", True, ts, {"outlet_pressure": 0.1})) is None
-    assert [t["id"] for t in await desk.service.list()] == [task["id"]]
+    assert [t.id for t in await desk.service.list()] == [task.id]
 
     for priority, hours in (("high", 4), ("medium", 24), ("low", 72)):
         made = await desk.service.create(title=Text("巡检", "round"), kind="inspection", by="wang", priority=priority)
-        assert made["due"] - made["created_at"] == hours * HOUR
+        assert made.due - made.created_at == hours * HOUR
 
 
 async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(desk: Desk) -> None:
@@ -157,13 +157,13 @@ async def test_a_complaint_keeps_the_time_promised_and_shows_when_it_is_late(des
         by="desk-wang",
         source="10.0.0.5",
     )
-    assert (complaint["due"], complaint["vendor"], complaint["overdue"]) == (promised, "lifts-co", True)
-    assert complaint["source"] == {"kind": "manual", "by": "desk-wang"}
-    assert complaint["description"] == {"zh": "住户 3-1201 来电", "en": "住户 3-1201 来电"}
+    assert (complaint.due, complaint.vendor, complaint.overdue) == (promised, "lifts-co", True)
+    assert complaint.source == {"kind": "manual", "by": "desk-wang"}
+    assert complaint.description == Text("住户 3-1201 来电", "住户 3-1201 来电")
     on_time = await desk.service.create(title=Text("换灯", "replace a lamp"), kind="repair", by="wang")
-    assert [t["id"] for t in await desk.service.list(overdue=True)] == [complaint["id"]]
-    assert [t["id"] for t in await desk.service.list(kind="repair")] == [on_time["id"]]
-    assert [t["id"] for t in await desk.service.list(vendor="lifts-co", status=["open"])] == [complaint["id"]]
+    assert [t.id for t in await desk.service.list(overdue=True)] == [complaint.id]
+    assert [t.id for t in await desk.service.list(kind="repair")] == [on_time.id]
+    assert [t.id for t in await desk.service.list(vendor="lifts-co", status=["open"])] == [complaint.id]
 
 
 @pytest.mark.parametrize(
@@ -190,7 +190,7 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
     made = await desk.service.create(
         title=Text("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
     )
-    tid = made["id"]
+    tid = made.id
     await desk.service.assign(tid, "li", "wang", "10.0.0.5")
     await desk.service.set_status(tid, "in_progress", "li", "app")
     await desk.service.tick(tid, 0, "li", "app")
@@ -217,7 +217,7 @@ async def test_every_change_is_announced_and_a_refused_one_is_not(desk: Desk) ->
     ]
     assert events[3].data["checklist"][0]["done"] and events[4].data["notes"][0]["text"] == "液位正常"
     detail = await desk.service.get(tid)
-    assert detail is not None and len(detail["history"]) == 8
+    assert detail is not None and len(detail.history) == 8
 
 
 async def test_a_task_goes_only_to_the_site_people_their_teams_or_its_vendors(desk: Desk) -> None:
@@ -231,31 +231,31 @@ async def test_a_task_goes_only_to_the_site_people_their_teams_or_its_vendors(de
     made = await desk.service.create(title=Text("漏水", "leak"), kind="complaint", by="wang")
     desk.announced()
     with pytest.raises(UnknownAssignee) as refused:
-        await desk.service.assign(made["id"], "the plumber", "wang")
+        await desk.service.assign(made.id, "the plumber", "wang")
     assert str(refused.value) == (
         "assignee: 'the plumber' is none of the site's people, teams or vendors (li, zhao, water, lifts-co, pumps-co)"
     )
-    still = await desk.service.get(made["id"])
-    assert still is not None and (still["status"], still["assignee"]) == ("open", None)
+    still = await desk.service.get(made.id)
+    assert still is not None and (still.status, still.assignee) == ("open", None)
     assert desk.announced() == []
     for who in ("zhao", "water", "pumps-co"):
-        assert (await desk.service.assign(made["id"], who, "wang"))["assignee"] == who
+        assert (await desk.service.assign(made.id, who, "wang")).assignee == who
 
 
 async def test_verifying_over_an_open_checklist_needs_a_reason(desk: Desk) -> None:
     made = await desk.service.create(
         title=Text("水箱巡检", "tank round"), kind="inspection", by="wang", checklist=["液位", "水质"]
     )
-    tid = made["id"]
+    tid = made.id
     await desk.service.assign(tid, "li", "wang")
     await desk.service.set_status(tid, "in_progress", "li")
     await desk.service.set_status(tid, "resolved", "li")
     with pytest.raises(TaskError, match="2 checklist item\\(s\\) not done: 液位; 水质"):
         await desk.service.set_status(tid, "verified", "wang")
     verified = await desk.service.set_status(tid, "verified", "zhou", override="水质 sampled by the lab")
-    assert verified["status"] == "verified"
+    assert verified.status == "verified"
     detail = await desk.service.get(tid)
-    assert detail is not None and detail["history"][-2]["detail"] == "水质 sampled by the lab (open: 液位; 水质)"
+    assert detail is not None and detail.history[-2].detail == "水质 sampled by the lab (open: 液位; 水质)"
 
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200  # the start of a phone's photo
@@ -266,16 +266,16 @@ async def test_a_photo_is_kept_in_a_file_recorded_on_its_task_and_bad_uploads_ar
 ) -> None:
     made = await desk.service.create(title=Text("漏水", "leak"), kind="complaint", by="wang")
     desk.announced()
-    photo = await desk.service.attach(made["id"], "leak.jpg", "image/jpeg", JPEG, "li", "10.0.0.5")
+    photo = await desk.service.attach(made.id, "leak.jpg", "image/jpeg", JPEG, "li", "10.0.0.5")
     assert (photo.name, photo.content_type, photo.size, photo.added_by) == ("leak.jpg", "image/jpeg", len(JPEG), "li")
     assert desk.service.attachment_path(photo).read_bytes() == JPEG
     assert desk.service.attachment_path(photo).parent == tmp_path / "attachments"
-    report = await desk.service.attach(made["id"], "report.pdf", "application/pdf", b"%PDF-1.7\n", "li")
-    assert await desk.service.attachments(made["id"]) == [photo, report]
-    assert [(e.kind, e.data["id"]) for e in desk.announced()] == [("task", made["id"])] * 2
-    detail = await desk.service.get(made["id"])
+    report = await desk.service.attach(made.id, "report.pdf", "application/pdf", b"%PDF-1.7\n", "li")
+    assert await desk.service.attachments(made.id) == [photo, report]
+    assert [(e.kind, e.data["id"]) for e in desk.announced()] == [("task", made.id)] * 2
+    detail = await desk.service.get(made.id)
     assert detail is not None
-    assert [h["detail"] for h in detail["history"] if h["action"] == "attached"] == [
+    assert [h.detail for h in detail.history if h.action == "attached"] == [
         f"leak.jpg (image/jpeg, {len(JPEG)} bytes)",
         "report.pdf (application/pdf, 9 bytes)",
     ]
@@ -287,11 +287,11 @@ async def test_a_photo_is_kept_in_a_file_recorded_on_its_task_and_bad_uploads_ar
     ]
     for name, kind, data, status, message in refusals:
         with pytest.raises(AttachmentRefused) as refused:
-            await desk.service.attach(made["id"], name, kind, data, "li")
+            await desk.service.attach(made.id, name, kind, data, "li")
         assert (refused.value.status, str(refused.value).partition(" (")[0]) == (status, message)
     with pytest.raises(TaskNotFound):
-        await desk.service.attach(made["id"] + 1, "leak.jpg", "image/jpeg", JPEG, "li")
-    assert len(await desk.service.attachments(made["id"])) == 2
+        await desk.service.attach(made.id + 1, "leak.jpg", "image/jpeg", JPEG, "li")
+    assert len(await desk.service.attachments(made.id)) == 2
     assert sorted(p.name for p in (tmp_path / "attachments").iterdir()) == [str(photo.id), str(report.id)]
     assert desk.announced() == []
 
@@ -303,8 +303,8 @@ async def test_vendor_sla_measures_arrival_against_the_vendor_contract(desk: Des
     assert raised is not None
     complaint = await desk.service.create(title=Text("梯门", "lift door"), kind="complaint", device="lift-1", by="w")
     for task in (raised, complaint):
-        await desk.service.assign(task["id"], "lifts-co", "wang")
-        await desk.service.set_status(task["id"], "in_progress", "lifts-co")
+        await desk.service.assign(task.id, "lifts-co", "wang")
+        await desk.service.set_status(task.id, "in_progress", "lifts-co")
     await desk.service.create(title=Text("泵", "pump"), kind="repair", device="pump-1", by="w")
 
     report = await desk.service.vendor_sla(start - HOUR, now_ns() + 1)
@@ -347,14 +347,14 @@ async def test_a_task_read_while_it_recurs_shows_its_count_and_its_history_toget
 
         async def read_alone() -> None:
             while recurring:
-                found = await service.get(task["id"])
+                found = await service.get(task.id)
                 assert found is not None
-                reads.append((found["recurrences"], sum(h["action"] == "recurred" for h in found["history"])))
+                reads.append((found.recurrences, sum(h.action == "recurred" for h in found.history)))
 
         await asyncio.gather(recur(), read_alone(), read_alone())
         assert reads and all(count == entries for count, entries in reads), [r for r in reads if r[0] != r[1]]
-        final = await service.get(task["id"])
-        assert final is not None and final["recurrences"] == RECURRENCES
+        final = await service.get(task.id)
+        assert final is not None and final.recurrences == RECURRENCES
     finally:
         await ops.close()
 
@@ -387,7 +387,7 @@ async def test_changes_to_a_task_at_once_are_each_announced_with_all_the_changes
 
             async def note() -> None:
                 for n in range(RECURRENCES):
-                    await service.add_note(task["id"], f"note {n}", "duty", "desk")
+                    await service.add_note(task.id, f"note {n}", "duty", "desk")
 
             await asyncio.gather(recur(), note())
             announced = []
