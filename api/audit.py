@@ -140,8 +140,7 @@ class AuditChanges:
             return (await self._ops.alarms.get_alarm(record)).device
         if name == "task_id":
             return (await self._tasks.get(record, now_ns())).device
-        device: str | None = (await self._plans.get(record, now_ns()))["device"]
-        return device
+        return (await self._plans.get(record, now_ns())).device
 
 
 def _record_id(value: object) -> int | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from typing import Any
 
@@ -180,6 +180,76 @@ _TASK_FIELDS = tuple(f.name for f in fields(TaskRecord) if f.name not in ("rule"
 
 def _text(text: Text) -> dict[str, str]:
     return {"zh": text.zh, "en": text.en}
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file's record before the ops store gives it an id (facility.store.files.FileColumns)."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    added_by: str
+    added_at: int
+
+
+@dataclass(frozen=True)
+class FileRecord(NewFile):
+    """An attachment's record, with the id the store gave it: what its list shows and a download
+    answers with."""
+
+    id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStepRecord:
+    """One step of a plan instance: its text and time limit, who did it when (with a note), whether
+    it is overdue (judged when the store was asked) or was done late, and the files on it."""
+
+    id: str
+    text: Text
+    due_at: int
+    done_at: int | None
+    done_by: str | None
+    done_from: str | None
+    note: str | None
+    overdue: bool
+    late: bool
+    attachments: tuple[FileRecord, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["text"] = _text(self.text)
+        out["attachments"] = [asdict(a) for a in self.attachments]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """An emergency plan's instance, opened by an alarm: its steps, and how it closed (with its last
+    step, or by a person with steps left undone). On the bus and at the API it travels as `as_json()`."""
+
+    id: int
+    plan: str
+    alarm: int
+    device: str
+    title: Text
+    state: str  # open or closed
+    opened_at: int
+    closed_at: int | None
+    closed_by: str | None
+    closed_from: str | None
+    steps: tuple[PlanStepRecord, ...]
+
+    def step(self, step_id: str) -> PlanStepRecord | None:
+        return next((s for s in self.steps if s.id == step_id), None)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["title"] = _text(self.title)
+        out["steps"] = [s.as_json() for s in self.steps]
+        return out
 
 
 @dataclass(frozen=True)

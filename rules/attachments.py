@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from facility.errors import Refused
 from facility.model import now_ns
-from facility.store.files import NewFile
+from facility.records import NewFile
 
 # What may be attached, and how each kind's bytes begin.
 ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {

@@ -12,13 +12,13 @@ import logging
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from facility.bus import Bus
 from facility.duration import Duration
 from facility.model import now_ns
+from facility.records import PlanRecord
 from facility.site import ID_PATTERN, Site
 from facility.store.plans import NewStep, PlanRefused, PlanStore, StepAttachment
 from facility.vocabulary import EventKind
@@ -139,7 +139,7 @@ class PlanService:
         self._device_names = dict(device_names or {})
         self.files = files or AttachmentFolder(None, 0, "a plan step")
 
-    async def open(self, plan_id: str, alarm_id: int, device_id: str, ts: int) -> dict[str, Any]:
+    async def open(self, plan_id: str, alarm_id: int, device_id: str, ts: int) -> PlanRecord:
         """The alarm's instance of the plan: a new one, or the one it already has."""
         plan = self._plans.get(plan_id)
         if plan is None:
@@ -152,14 +152,14 @@ class PlanService:
             self._announce(instance)
         return instance
 
-    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str = "") -> dict[str, Any]:
+    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str = "") -> PlanRecord:
         """Record that `user` (at client address `source`) did a step. NotFound for an unknown
         instance; PlanRefused for an unknown step, a step done before or a closed instance."""
         instance = await self._store.tick(instance_id, step_id, user, source, note, now_ns())
         self._announce(instance)
         return instance
 
-    async def close(self, instance_id: int, user: str, source: str) -> dict[str, Any]:
+    async def close(self, instance_id: int, user: str, source: str) -> PlanRecord:
         """Close an instance before every step is done (the emergency is over or was a false alarm)."""
         instance = await self._store.close(instance_id, user, source, now_ns())
         self._announce(instance)
@@ -183,20 +183,20 @@ class PlanService:
         """Where the bytes of `attachment` are kept."""
         return self.files.path(attachment.id)
 
-    async def get(self, instance_id: int) -> dict[str, Any]:
+    async def get(self, instance_id: int) -> PlanRecord:
         """The plan instance; NotFound if there is none."""
         return await self._store.get(instance_id, now_ns())
 
-    async def active(self) -> list[dict[str, Any]]:
+    async def active(self) -> list[PlanRecord]:
         return await self._store.active(now_ns())
 
-    async def recent(self, *, open_only: bool = False) -> list[dict[str, Any]]:
+    async def recent(self, *, open_only: bool = False) -> list[PlanRecord]:
         return await self._store.recent(now_ns(), open_only=open_only)
 
-    async def of_alarm(self, alarm_id: int) -> dict[str, Any] | None:
+    async def of_alarm(self, alarm_id: int) -> PlanRecord | None:
         return await self._store.of_alarm(alarm_id, now_ns())
 
-    async def check_overdue(self, now: int) -> list[dict[str, Any]]:
+    async def check_overdue(self, now: int) -> list[PlanRecord]:
         """Announce each instance with a step that has newly passed its limit undone."""
         changed = await self._store.mark_overdue(now)
         for instance in changed:
@@ -217,5 +217,5 @@ class PlanService:
                 failing = True
             await asyncio.sleep(every)
 
-    def _announce(self, instance: dict[str, Any]) -> None:
-        self._bus.publish_event(EventKind.PLAN, instance)
+    def _announce(self, instance: PlanRecord) -> None:
+        self._bus.publish_event(EventKind.PLAN, instance.as_json())

@@ -18,9 +18,8 @@ from typing import Literal, TypeVar
 from facility.bus import Bus
 from facility.errors import Invalid
 from facility.model import Priority, now_ns
-from facility.records import NewTask, TaskKind, TaskRecord, TaskStatus, VendorSla
+from facility.records import NewFile, NewTask, TaskKind, TaskRecord, TaskStatus, VendorSla
 from facility.site import Site
-from facility.store.files import NewFile
 from facility.store.tasks import Attachment, TaskStore
 from facility.vocabulary import EventKind, Text
 from rules.attachments import AttachmentFolder

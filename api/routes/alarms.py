@@ -171,7 +171,7 @@ async def alarm(ctx: Ctx, alarm_id: RecordId, user: Viewer) -> dict[str, Any]:
     plan = await ctx.rules.plans.of_alarm(alarm_id)
     zone = ZoneInfo(ctx.site.site.timezone)
     history = [{**h.as_json(), "text": history_text(h, found, zone)} for h in found.history]
-    return {**ctx.placed(found), "history": history, "plan": plan["id"] if plan else None}
+    return {**ctx.placed(found), "history": history, "plan": plan.id if plan else None}
 
 
 @router.post("/alarms/{alarm_id}/ack", response_model=schemas.Alarm)

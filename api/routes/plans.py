@@ -17,6 +17,7 @@ from api.body import Body, RecordId
 from api.context import ApiContext, source_of
 from api.deps import Ctx, Duty, Viewer
 from facility.errors import NotFound
+from facility.records import PlanRecord
 from facility.store.files import file_fields
 from facility.store.plans import PlanRefused, StepAttachment
 
@@ -42,30 +43,30 @@ def step_url(instance_id: int, step_id: str, attachment_id: int) -> str:
     return f"/api/v1/plans/{instance_id}/steps/{step_id}/attachments/{attachment_id}"
 
 
-async def visible_plan(ctx: ApiContext, instance_id: int, user: User) -> dict[str, Any]:
+async def visible_plan(ctx: ApiContext, instance_id: int, user: User) -> PlanRecord:
     """The plan instance, or NotFound (404) when it is unknown or of another building than the user's."""
     found = await ctx.rules.plans.get(instance_id)
-    if not ctx.may_see(user, found["device"]):
+    if not ctx.may_see(user, found.device):
         raise NotFound(f"no plan instance {instance_id}")
     return found
 
 
 async def visible_step(ctx: ApiContext, instance_id: int, step_id: str, user: User) -> None:
     found = await visible_plan(ctx, instance_id, user)
-    if all(step["id"] != step_id for step in found["steps"]):
+    if found.step(step_id) is None:
         raise NotFound(f"plan instance {instance_id} has no step {step_id!r}")
 
 
-def shown(ctx: ApiContext, instance: dict[str, Any]) -> dict[str, Any]:
+def shown(ctx: ApiContext, instance: PlanRecord) -> dict[str, Any]:
     """The instance as the API answers it: placed, each file with its download link."""
     steps = [
         {
-            **step,
-            "attachments": [{**a, "url": step_url(instance["id"], step["id"], a["id"])} for a in step["attachments"]],
+            **step.as_json(),
+            "attachments": [{**file_fields(a), "url": step_url(instance.id, step.id, a.id)} for a in step.attachments],
         }
-        for step in instance["steps"]
+        for step in instance.steps
     ]
-    return ctx.placed({**instance, "steps": steps})
+    return ctx.placed({**instance.as_json(), "steps": steps})
 
 
 def listed(found: StepAttachment) -> AttachmentInfo:
@@ -73,7 +74,7 @@ def listed(found: StepAttachment) -> AttachmentInfo:
 
 
 async def work(
-    ctx: ApiContext, instance_id: int, user: User, action: Callable[[], Awaitable[dict[str, Any]]]
+    ctx: ApiContext, instance_id: int, user: User, action: Callable[[], Awaitable[PlanRecord]]
 ) -> dict[str, Any]:
     """Carry out a change on a plan the user may see; one its state refuses is 409 (Conflict), one
     gone since it was looked up 404 (NotFound): the error handlers answer both."""
@@ -88,7 +89,7 @@ router = APIRouter(tags=["plans"])
 async def list_plans(ctx: Ctx, user: Viewer, open: bool = True) -> list[dict[str, Any]]:
     """Open plan instances, oldest first; with `open=false`, the latest 200 of any state."""
     found = await ctx.rules.plans.recent(open_only=open)
-    return [shown(ctx, p) for p in found if ctx.may_see(user, p["device"])]
+    return [shown(ctx, p) for p in found if ctx.may_see(user, p.device)]
 
 
 @router.get("/plans/{instance_id}", response_model=PlanInstanceWithFiles)

@@ -4,7 +4,6 @@ folder, named by the row's id; rules.attachments keeps them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import BigInteger, String
@@ -20,26 +19,6 @@ class FileColumns:
     sha256: Mapped[str] = mapped_column(String(64))
     added_by: Mapped[str] = mapped_column(String(200))
     added_at: Mapped[int] = mapped_column(BigInteger)
-
-
-@dataclass(frozen=True)
-class NewFile:
-    """A file's record before the ops store gives it an id: the FileColumns of its row."""
-
-    name: str
-    content_type: str
-    size: int
-    sha256: str
-    added_by: str
-    added_at: int
-
-
-@dataclass(frozen=True)
-class FileRecord(NewFile):
-    """An attachment's record, with the id the store gave it: what its list shows and a download
-    answers with."""
-
-    id: int
 
 
 def file_fields(row: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ unique index makes the database enforce it).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from facility.errors import Conflict, NotFound
-from facility.store.files import FileRecord, NewFile, file_fields
+from facility.records import FileRecord, NewFile, PlanRecord, PlanStepRecord
+from facility.store.files import file_fields
 from facility.store.ops import OpsStore
 from facility.store.tables import PlanInstanceRow, PlanStepRow, StepAttachmentRow
+from facility.vocabulary import Text
 
 
 @dataclass(frozen=True)
@@ -42,35 +43,35 @@ class PlanRefused(Conflict):
     """An action on a plan instance that cannot be carried out; the message says why."""
 
 
-def instance_dict(row: PlanInstanceRow, now: int) -> dict[str, Any]:
+def plan_record(row: PlanInstanceRow, now: int) -> PlanRecord:
     """The instance as the desk and notifiers see it; `overdue` is judged at `now`."""
-    return {
-        "id": row.id,
-        "plan": row.plan_id,
-        "alarm": row.alarm_id,
-        "device": row.device_id,
-        "title": {"zh": row.title_zh, "en": row.title_en},
-        "state": "open" if row.is_open else "closed",
-        "opened_at": row.opened_at,
-        "closed_at": row.closed_at,
-        "closed_by": row.closed_by,
-        "closed_from": row.closed_from,
-        "steps": [
-            {
-                "id": s.step_id,
-                "text": {"zh": s.text_zh, "en": s.text_en},
-                "due_at": s.due_at,
-                "done_at": s.done_at,
-                "done_by": s.done_by,
-                "done_from": s.done_from,
-                "note": s.note,
-                "overdue": s.done_at is None and row.is_open and now >= s.due_at,
-                "late": s.done_at is not None and s.done_at > s.due_at,
-                "attachments": [file_fields(a) for a in row.attachments if a.step_id == s.step_id],
-            }
+    return PlanRecord(
+        id=row.id,
+        plan=row.plan_id,
+        alarm=row.alarm_id,
+        device=row.device_id,
+        title=Text(row.title_zh, row.title_en),
+        state="open" if row.is_open else "closed",
+        opened_at=row.opened_at,
+        closed_at=row.closed_at,
+        closed_by=row.closed_by,
+        closed_from=row.closed_from,
+        steps=tuple(
+            PlanStepRecord(
+                id=s.step_id,
+                text=Text(s.text_zh, s.text_en),
+                due_at=s.due_at,
+                done_at=s.done_at,
+                done_by=s.done_by,
+                done_from=s.done_from,
+                note=s.note,
+                overdue=s.done_at is None and row.is_open and now >= s.due_at,
+                late=s.done_at is not None and s.done_at > s.due_at,
+                attachments=tuple(FileRecord(**file_fields(a)) for a in row.attachments if a.step_id == s.step_id),
+            )
             for s in row.steps
-        ],
-    }
+        ),
+    )
 
 
 def _attachment(row: StepAttachmentRow) -> StepAttachment:
@@ -83,14 +84,14 @@ class PlanStore:
 
     async def open(
         self, plan_id: str, title: tuple[str, str], alarm_id: int, device_id: str, ts: int, steps: list[NewStep]
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[PlanRecord, bool]:
         """Open an instance for an alarm; returns it and whether it is new. An alarm that already has
         one (open or closed) gets that one back: a recurrence does not restart the checklist."""
         try:
             async with self._sessions.begin() as s:
                 found = await self._by_alarm(s, alarm_id)
                 if found is not None:
-                    return instance_dict(found, ts), False
+                    return plan_record(found, ts), False
                 row = PlanInstanceRow(
                     plan_id=plan_id,
                     alarm_id=alarm_id,
@@ -109,14 +110,14 @@ class PlanStore:
                 )
                 s.add(row)
                 await s.flush()
-                return instance_dict(row, ts), True
+                return plan_record(row, ts), True
         except IntegrityError:  # another opener won the race for this alarm
             async with self._sessions() as s:
                 existing = await self._by_alarm(s, alarm_id)
                 assert existing is not None
-                return instance_dict(existing, ts), False
+                return plan_record(existing, ts), False
 
-    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str, ts: int) -> dict[str, Any]:
+    async def tick(self, instance_id: int, step_id: str, user: str, source: str, note: str, ts: int) -> PlanRecord:
         """Record that `user` did a step; the instance closes when its last step is done. NotFound if
         there is no such instance; PlanRefused for an unknown step, a step already done or a closed instance."""
         async with self._sessions.begin() as s:
@@ -134,9 +135,9 @@ class PlanStore:
             step.done_at, step.done_by, step.done_from, step.note = ts, user, source, note
             if all(st.done_at is not None for st in row.steps):
                 row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, "plan"
-            return instance_dict(row, ts)
+            return plan_record(row, ts)
 
-    async def close(self, instance_id: int, user: str, source: str, ts: int) -> dict[str, Any]:
+    async def close(self, instance_id: int, user: str, source: str, ts: int) -> PlanRecord:
         """Close an instance with steps left undone (they stay on record as not done); NotFound if
         there is no such instance; PlanRefused if it is already closed."""
         async with self._sessions.begin() as s:
@@ -146,11 +147,9 @@ class PlanStore:
             if not row.is_open:
                 raise PlanRefused(f"plan instance {instance_id} was already closed by {row.closed_by}")
             row.is_open, row.closed_at, row.closed_by, row.closed_from = False, ts, user, source
-            return instance_dict(row, ts)
+            return plan_record(row, ts)
 
-    async def add_attachment(
-        self, instance_id: int, step_id: str, new: NewFile
-    ) -> tuple[StepAttachment, dict[str, Any]]:
+    async def add_attachment(self, instance_id: int, step_id: str, new: NewFile) -> tuple[StepAttachment, PlanRecord]:
         """Record a photo or file on a step, of an open or a closed instance (a photo of what was
         done may come after); the caller keeps the bytes, in a file named by the returned id.
         Returns it and the instance; NotFound if there is no such instance; PlanRefused for an unknown
@@ -165,7 +164,7 @@ class PlanStore:
             added = StepAttachmentRow(instance_id=instance_id, step_id=step_id, **asdict(new))
             row.attachments.append(added)
             await s.flush()
-            return _attachment(added), instance_dict(row, new.added_at)
+            return _attachment(added), plan_record(row, new.added_at)
 
     async def attachments(self, instance_id: int, step_id: str) -> list[StepAttachment]:
         """The attachments of one step of an instance, oldest first."""
@@ -177,25 +176,25 @@ class PlanStore:
         async with self._sessions() as s:
             return [_attachment(row) for row in (await s.scalars(query)).all()]
 
-    async def get(self, instance_id: int, now: int) -> dict[str, Any]:
+    async def get(self, instance_id: int, now: int) -> PlanRecord:
         """The plan instance; NotFound if there is none of that id."""
         async with self._sessions() as s:
             row = await self._get(s, instance_id)
             if row is None:
                 raise NotFound(f"no plan instance {instance_id}")
-            return instance_dict(row, now)
+            return plan_record(row, now)
 
-    async def of_alarm(self, alarm_id: int, now: int) -> dict[str, Any] | None:
+    async def of_alarm(self, alarm_id: int, now: int) -> PlanRecord | None:
         """The instance an alarm opened, if it opened one."""
         async with self._sessions() as s:
             row = await self._by_alarm(s, alarm_id)
-            return instance_dict(row, now) if row else None
+            return plan_record(row, now) if row else None
 
-    async def active(self, now: int) -> list[dict[str, Any]]:
+    async def active(self, now: int) -> list[PlanRecord]:
         """Every open instance, oldest first."""
         return await self.recent(now, open_only=True)
 
-    async def recent(self, now: int, *, open_only: bool = False, limit: int = 200) -> list[dict[str, Any]]:
+    async def recent(self, now: int, *, open_only: bool = False, limit: int = 200) -> list[PlanRecord]:
         """Open instances oldest first; with `open_only` false, the `limit` latest opened of any state."""
         query = select(PlanInstanceRow).options(*_WHOLE)
         if open_only:
@@ -203,9 +202,9 @@ class PlanStore:
         else:
             query = query.order_by(PlanInstanceRow.opened_at.desc(), PlanInstanceRow.id.desc()).limit(limit)
         async with self._sessions() as s:
-            return [instance_dict(row, now) for row in (await s.scalars(query)).all()]
+            return [plan_record(row, now) for row in (await s.scalars(query)).all()]
 
-    async def mark_overdue(self, now: int) -> list[dict[str, Any]]:
+    async def mark_overdue(self, now: int) -> list[PlanRecord]:
         """Open instances with a step that has passed its limit undone since the last call; each
         step is reported once."""
         async with self._sessions.begin() as s:
@@ -227,7 +226,7 @@ class PlanStore:
             for instance_id in sorted({f[1] for f in found}):
                 row = await self._get(s, instance_id)
                 assert row is not None
-                out.append(instance_dict(row, now))
+                out.append(plan_record(row, now))
             return out
 
     @staticmethod

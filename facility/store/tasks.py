@@ -29,6 +29,8 @@ from facility.records import (
     MOVES,
     UNFINISHED,
     ChecklistEntry,
+    FileRecord,
+    NewFile,
     NewTask,
     TaskKind,
     TaskNote,
@@ -36,7 +38,7 @@ from facility.records import (
     TaskStatus,
     VendorSla,
 )
-from facility.store.files import FileRecord, NewFile, file_fields
+from facility.store.files import file_fields
 from facility.store.ops import OpsStore
 from facility.store.tables import AttachmentRow, ChecklistItemRow, TaskHistoryRow, TaskRow
 from facility.store.task_queries import board_order, of_devices, sla_of, task_filters

@@ -74,7 +74,7 @@ async def estate(ops_store: OpsStore, tmp_path: Path) -> AsyncIterator[Estate]:
         alarms[device] = int((await ops_store.alarms.raise_alarm(new))[0].id)
         step = NewStep("call", "联系", "call", 60 * 1_000_000_000)
         opened, _ = await PlanStore(ops_store).open("p", ("预案", "plan"), alarms[device], device, TS, [step])
-        plans[device] = int(opened["id"])
+        plans[device] = int(opened.id)
     for of in (B1, B2, None):
         new_task = NewTask(Text("修", "fix"), TaskKind.REPAIR, "high", TS, TS, "ana", device_id=of)
         tasks[of] = int((await TaskStore(ops_store).create(new_task)).id)

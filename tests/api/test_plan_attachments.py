@@ -63,7 +63,7 @@ async def desk(ops_store: OpsStore, tmp_path: Path) -> AsyncIterator[Desk]:
     ctx.rules.plans = PlanService(store, ctx.bus, {}, files=step_files(site, files))
     app = create_app(ctx, TokenAuth({}, users))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk") as http:
-        yield Desk(http, tokens, plan["id"], other["id"], files, ctx.rules.plans)
+        yield Desk(http, tokens, plan.id, other.id, files, ctx.rules.plans)
 
 
 async def test_a_photo_on_a_step_is_kept_listed_on_the_plan_and_given_back(desk: Desk) -> None:

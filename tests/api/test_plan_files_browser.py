@@ -58,7 +58,7 @@ async def test_a_photo_is_added_to_a_plan_step_from_a_phone_and_the_alarm_list_e
             await (await opened.value).save_as(photo)
             kept = [p.read_bytes() for p in (files / "plan-steps").iterdir()]
             assert (photo.read_bytes(), kept) == (JPEG, [JPEG])  # given back as kept in the data folder
-            (listed,) = await ctx.rules.plans.attachments(plan["id"], "free-passengers")
+            (listed,) = await ctx.rules.plans.attachments(plan.id, "free-passengers")
             assert (listed.name, listed.added_by) == ("轿厢.jpg", "ana")
 
             await phone.locator("#detail button.close").tap()

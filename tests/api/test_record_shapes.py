@@ -1,14 +1,15 @@
-"""The alarm and the task the stores return and those the API answers are one shape: the API's
+"""The alarm, task and plan the stores return and those the API answers are one shape: the API's
 model is the record's fields, and where its device is. A field renamed or added in a record
-(facility.records.AlarmRecord, TaskRecord) without the API's model (api.schemas.Alarm, Task)
-fails here, not on the desk at night."""
+(facility.records.AlarmRecord, TaskRecord, PlanRecord) without the API's model (api.schemas.Alarm,
+Task, PlanInstance) fails here, not on the desk at night."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
 from api import schemas
-from facility.records import AlarmRecord, NewAlarm, NewTask, TaskKind, TaskRecord
+from api.routes.plans import PlanStepWithFiles
+from facility.records import AlarmRecord, NewAlarm, NewTask, PlanRecord, PlanStepRecord, TaskKind, TaskRecord
 from facility.store.ops import OpsStore
 from facility.store.tasks import TaskStore
 from facility.vocabulary import Text
@@ -52,3 +53,10 @@ async def test_a_stored_task_as_the_bus_carries_it_is_what_the_api_answers(ops_s
     assert (shown.source.kind, shown.checklist[0].text.zh, shown.notes[0].text) == ("manual", "看表", "换了压力传感器")
     detail = schemas.TaskDetail.model_validate({**(await tasks.get(made.id, 3)).as_json(), **place})
     assert [h.action for h in detail.history] == ["created", "note"]
+
+
+def test_the_apis_plan_is_the_records_fields_and_its_place() -> None:
+    assert set(schemas.PlanInstance.model_fields) == {f.name for f in fields(PlanRecord)} | set(
+        schemas.Placed.model_fields
+    )
+    assert set(PlanStepWithFiles.model_fields) == {f.name for f in fields(PlanStepRecord)}

@@ -74,8 +74,8 @@ async def assert_previous_rows_readable(store: OpsStore) -> None:
     assert checklist == [("Read the level", True), ("Run the pump", False)]
     assert [n.text for n in task.notes] == ["level normal"] and len(task.history) == 5
     plan = await PlanStore(store).get(1, TS)
-    assert plan is not None and plan["alarm"] == alarms["mains-fail"].id
-    assert [(s["id"], s["done_by"]) for s in plan["steps"]] == [("call", "ana"), ("gen", None)]
+    assert plan is not None and plan.alarm == alarms["mains-fail"].id
+    assert [(s.id, s.done_by) for s in plan.steps] == [("call", "ana"), ("gen", None)]
 
     users = UserStore(store)
     m1 = await users.find("m1-token-of-the-previous-release")

@@ -30,7 +30,7 @@ async def seed_shift(seed: Seed) -> None:
         NewStep("rescue", "救人", "Rescue", 30 * MINUTE),
     ]
     plan, _ = await plans.open("entrapment", ("困人", "Entrapment"), trapped, "lift-1", at("2026-12-09 09:00"), steps)
-    await plans.tick(plan["id"], "call", "bo", "", "on the way", at("2026-12-09 09:03"))
+    await plans.tick(plan.id, "call", "bo", "", "on the way", at("2026-12-09 09:03"))
     await seed.raise_("sump-high", "sump-1", "2026-12-09 09:30")
     await seed.tasks.add_note(t1, "parts ordered", "li", "", at("2026-12-09 10:00"))
     await seed.tasks.assign(t1, "li", "ana", "", at("2026-12-09 10:30"))

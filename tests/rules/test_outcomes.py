@@ -48,7 +48,7 @@ async def test_an_entrapment_raises_its_alarm_opens_its_task_and_its_plan(make_s
         assert task.alarm_id == alarm.id and task.team == "lift-vendor" and task.kind == "emergency"
         assert task.due == t + 30 * 60 * 10**9
         assert [item.text.en for item in task.checklist] == ["release the passengers", "find the cause"]
-        assert plan["plan"] == "elevator-entrapment" and plan["alarm"] == alarm.id
+        assert plan.plan == "elevator-entrapment" and plan.alarm == alarm.id
 
         bus.publish_readings(lift(t + 10**9, in_door_zone=True))  # released at a floor
 

@@ -124,11 +124,11 @@ async def test_one_instance_per_alarm_however_often_it_is_opened(store: OpsStore
         again = await service.open("drill", 7, "lift-1", 2000)
         other = await service.open("drill", 8, "lift-2", 3000)
         announced = events(queue)
-    assert first["id"] == racer["id"] == again["id"] != other["id"]
-    assert again["opened_at"] in (1000, 1001) and again["alarm"] == 7 and again["device"] == "lift-1"
-    assert [s["due_at"] - again["opened_at"] for s in again["steps"]] == [MINUTE_NS, 5 * MINUTE_NS, 60 * MINUTE_NS]
-    assert [(e.kind, e.data["id"]) for e in announced] == [("plan", first["id"]), ("plan", other["id"])]
-    assert [p["id"] for p in await service.active()] == [first["id"], other["id"]]
+    assert first.id == racer.id == again.id != other.id
+    assert again.opened_at in (1000, 1001) and again.alarm == 7 and again.device == "lift-1"
+    assert [s.due_at - again.opened_at for s in again.steps] == [MINUTE_NS, 5 * MINUTE_NS, 60 * MINUTE_NS]
+    assert [(e.kind, e.data["id"]) for e in announced] == [("plan", first.id), ("plan", other.id)]
+    assert [p.id for p in await service.active()] == [first.id, other.id]
     with pytest.raises(PlanRefused, match="no plan 'nope'"):
         await service.open("nope", 9, "lift-1", 1)
 
@@ -140,9 +140,9 @@ async def test_two_lifts_trapping_at_once_are_two_plans_each_naming_its_lift(rep
     service = PlanService(PlanStore(store), LocalBus(), load_plans(site), names)
     first = await service.open("elevator-entrapment", 1, "elevator-b1-1", 1000)
     second = await service.open("elevator-entrapment", 2, "elevator-b1-2", 1000)
-    assert first["title"]["zh"] == f"{names['elevator-b1-1']}困人应急预案"
-    assert second["title"]["en"] == f"{names['elevator-b1-2']}: lift entrapment"
-    assert first["title"] != second["title"]
+    assert first.title.zh == f"{names['elevator-b1-1']}困人应急预案"
+    assert second.title.en == f"{names['elevator-b1-2']}: lift entrapment"
+    assert first.title != second.title
 
 
 async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: OpsStore, ops_url: str) -> None:
@@ -151,26 +151,26 @@ async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: Ops
     opened = await service.open("drill", 7, "lift-1", now_ns())
     with bus.subscribe() as queue:
         before = now_ns()
-        ticked = await service.tick(opened["id"], "b", "wang", "10.0.0.5", "vendor on the way")
-        step = ticked["steps"][1]
-        assert (step["done_by"], step["done_from"], step["note"]) == ("wang", "10.0.0.5", "vendor on the way")
-        assert before <= step["done_at"] <= now_ns() and not step["late"]
+        ticked = await service.tick(opened.id, "b", "wang", "10.0.0.5", "vendor on the way")
+        step = ticked.steps[1]
+        assert (step.done_by, step.done_from, step.note) == ("wang", "10.0.0.5", "vendor on the way")
+        assert before <= step.done_at <= now_ns() and not step.late
         with pytest.raises(PlanRefused, match="already done by wang"):
-            await service.tick(opened["id"], "b", "li", "10.0.0.6")
+            await service.tick(opened.id, "b", "li", "10.0.0.6")
         with pytest.raises(PlanRefused, match=r"no step 'z' \(steps: a, b, c\)"):
-            await service.tick(opened["id"], "z", "li", "10.0.0.6")
+            await service.tick(opened.id, "z", "li", "10.0.0.6")
         with pytest.raises(NotFound):
             await service.tick(9999, "a", "li", "10.0.0.6")
-        await service.tick(opened["id"], "a", "li", "10.0.0.6")
-        done = await service.tick(opened["id"], "c", "li", "10.0.0.6")
+        await service.tick(opened.id, "a", "li", "10.0.0.6")
+        done = await service.tick(opened.id, "c", "li", "10.0.0.6")
         assert [e.data["state"] for e in events(queue)] == ["open", "open", "closed"]
-    assert done["state"] == "closed" and done["closed_by"] == "li" and done["closed_from"] == "plan"
+    assert done.state == "closed" and done.closed_by == "li" and done.closed_from == "plan"
     assert await service.active() == []
 
     reopened = OpsStore(ops_url)  # the record outlives the process
-    kept = await PlanService(PlanStore(reopened), LocalBus(), {}).get(opened["id"])
+    kept = await PlanService(PlanStore(reopened), LocalBus(), {}).get(opened.id)
     await reopened.close()
-    assert kept is not None and [(s["id"], s["done_by"]) for s in kept["steps"]] == [
+    assert kept is not None and [(s.id, s.done_by) for s in kept.steps] == [
         ("a", "li"),
         ("b", "wang"),
         ("c", "li"),
@@ -182,33 +182,33 @@ async def test_steps_past_their_limit_are_reported_overdue_once(store: OpsStore)
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     opened_at = now_ns() - 2 * MINUTE_NS
     opened = await service.open("drill", 7, "lift-1", opened_at)
-    shown = await service.get(opened["id"])
-    assert shown is not None and [s["overdue"] for s in shown["steps"]] == [True, False, False]
+    shown = await service.get(opened.id)
+    assert shown is not None and [s.overdue for s in shown.steps] == [True, False, False]
 
     with bus.subscribe() as queue:
         reported = await service.check_overdue(opened_at + 6 * MINUTE_NS)
-        assert [s["overdue"] for s in reported[0]["steps"]] == [True, True, False]
+        assert [s.overdue for s in reported[0].steps] == [True, True, False]
         assert await service.check_overdue(opened_at + 7 * MINUTE_NS) == []  # nothing new
-        late = await service.tick(opened["id"], "a", "wang", "10.0.0.5")
-        assert late["steps"][0]["late"] and not late["steps"][0]["overdue"]
+        late = await service.tick(opened.id, "a", "wang", "10.0.0.5")
+        assert late.steps[0].late and not late.steps[0].overdue
         again = await service.check_overdue(opened_at + 61 * MINUTE_NS)
-        assert [s["overdue"] for s in again[0]["steps"]] == [False, True, True]
-        assert [e.data["id"] for e in events(queue)] == [opened["id"]] * 3
+        assert [s.overdue for s in again[0].steps] == [False, True, True]
+        assert [e.data["id"] for e in events(queue)] == [opened.id] * 3
 
 
 async def test_closing_early_keeps_undone_steps_on_record(store: OpsStore) -> None:
     bus = LocalBus()
     service = PlanService(PlanStore(store), bus, {"drill": DRILL})
     opened = await service.open("drill", 7, "lift-1", now_ns() - 10 * MINUTE_NS)
-    await service.tick(opened["id"], "a", "wang", "10.0.0.5")
+    await service.tick(opened.id, "a", "wang", "10.0.0.5")
     with bus.subscribe() as queue:
-        closed = await service.close(opened["id"], "zhao", "10.0.0.9")
+        closed = await service.close(opened.id, "zhao", "10.0.0.9")
         assert [e.data["state"] for e in events(queue)] == ["closed"]
-    assert (closed["state"], closed["closed_by"], closed["closed_from"]) == ("closed", "zhao", "10.0.0.9")
-    assert [(s["done_by"], s["overdue"]) for s in closed["steps"]] == [("wang", False), (None, False), (None, False)]
+    assert (closed.state, closed.closed_by, closed.closed_from) == ("closed", "zhao", "10.0.0.9")
+    assert [(s.done_by, s.overdue) for s in closed.steps] == [("wang", False), (None, False), (None, False)]
     assert await service.check_overdue(now_ns() + 120 * MINUTE_NS) == []  # a closed plan is not chased
     with pytest.raises(PlanRefused, match="already closed by zhao"):
-        await service.close(opened["id"], "li", "10.0.0.6")
+        await service.close(opened.id, "li", "10.0.0.6")
     with pytest.raises(PlanRefused, match="closed by zhao"):
-        await service.tick(opened["id"], "b", "li", "10.0.0.6")
+        await service.tick(opened.id, "b", "li", "10.0.0.6")
     assert await service.active() == []
