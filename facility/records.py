@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,8 +30,40 @@ class NewAlarm:
     suppressed: bool = False  # suppressed by design: kept and shown as such, not announced as new
 
 
+def plain(value: Any) -> Any:
+    """A record as the bus and the API carry it: each record or text a dict of its fields, each
+    tuple a list, recursively; anything else as it is. One function for every record, so that a
+    field added to one is carried without a second list of its fields to keep in step."""
+    if isinstance(value, tuple | list):
+        return [plain(v) for v in value]
+    names = _field_names(type(value))
+    if names is None:
+        return value
+    return {name: plain(getattr(value, name)) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}  # by type: fields() is too slow to ask per value
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    names = _FIELD_NAMES.get(kind, ())
+    if names == ():
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
+    return names
+
+
+class Plain:
+    """A record that travels as `plain(self)` (a subclass may leave fields out or add some)."""
+
+    __slots__ = ()
+
+    def as_json(self) -> dict[str, Any]:
+        shown: dict[str, Any] = plain(self)
+        return shown
+
+
 @dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(Plain):
     """One entry of an alarm's or a task's history: when, what (an AlarmAction or a task action),
     who, from where, and the detail (English where the system wrote it, a person's own words as
     written)."""
@@ -42,12 +74,9 @@ class HistoryEntry:
     source: str
     detail: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {"ts": self.ts, "action": self.action, "actor": self.actor, "source": self.source, "detail": self.detail}
-
 
 @dataclass(frozen=True, slots=True)
-class AlarmRecord:
+class AlarmRecord(Plain):
     """An alarm as the ops store holds it: what the rules, the desk, the reports and the notifiers
     read. `history` is loaded only when the store was asked for it (a list of alarms does not need
     it), and empty otherwise: a stored alarm has at least its `raised` entry. On the bus and at the
@@ -86,18 +115,14 @@ class AlarmRecord:
 
     def as_json(self) -> dict[str, Any]:
         """The alarm as the bus and the API carry it: texts as {zh, en}, history only if loaded."""
-        out: dict[str, Any] = {name: getattr(self, name) for name in _ALARM_FIELDS}
-        out["title"], out["message"] = _text(self.title), _text(self.message)
-        if self.history:
-            out["history"] = [h.as_json() for h in self.history]
+        out = plain(self)
+        if not self.history:
+            del out["history"]
         return out
 
 
-_ALARM_FIELDS = tuple(f.name for f in fields(AlarmRecord) if f.name != "history")
-
-
 @dataclass(frozen=True, slots=True)
-class ChecklistEntry:
+class ChecklistEntry(Plain):
     """One item of a task's checklist: done or not, by whom and when."""
 
     n: int
@@ -106,24 +131,18 @@ class ChecklistEntry:
     by: str | None
     at: int | None
 
-    def as_json(self) -> dict[str, Any]:
-        return {"n": self.n, "text": _text(self.text), "done": self.done, "by": self.by, "at": self.at}
-
 
 @dataclass(frozen=True, slots=True)
-class TaskNote:
+class TaskNote(Plain):
     """A note on a task (a `note` entry of its history), as the task card lists them."""
 
     ts: int
     by: str
     text: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {"ts": self.ts, "by": self.by, "text": self.text}
-
 
 @dataclass(frozen=True, slots=True)
-class TaskRecord:
+class TaskRecord(Plain):
     """A task as the ops store holds it: what the rules, the desk and the notifiers read. `rule` is
     set for a rule's task (its `device` then the device of the condition), else `created_by` made it
     by hand; `overdue` is judged at the time the store was asked. `history` is loaded only when asked
@@ -165,21 +184,12 @@ class TaskRecord:
 
     def as_json(self) -> dict[str, Any]:
         """The task as the bus and the API carry it: texts as {zh, en}, its source, history only if loaded."""
-        out: dict[str, Any] = {name: getattr(self, name) for name in _TASK_FIELDS}
-        out["title"], out["description"] = _text(self.title), _text(self.description)
+        out = plain(self)
+        del out["rule"], out["created_by"]
+        if not self.history:
+            del out["history"]
         out["source"] = self.source
-        out["checklist"] = [item.as_json() for item in self.checklist]
-        out["notes"] = [note.as_json() for note in self.notes]
-        if self.history:
-            out["history"] = [h.as_json() for h in self.history]
         return out
-
-
-_TASK_FIELDS = tuple(f.name for f in fields(TaskRecord) if f.name not in ("rule", "created_by", "history"))
-
-
-def _text(text: Text) -> dict[str, str]:
-    return {"zh": text.zh, "en": text.en}
 
 
 @dataclass(frozen=True)
@@ -203,7 +213,7 @@ class FileRecord(NewFile):
 
 
 @dataclass(frozen=True, slots=True)
-class PlanStepRecord:
+class PlanStepRecord(Plain):
     """One step of a plan instance: its text and time limit, who did it when (with a note), whether
     it is overdue (judged when the store was asked) or was done late, and the files on it."""
 
@@ -218,15 +228,9 @@ class PlanStepRecord:
     late: bool
     attachments: tuple[FileRecord, ...]
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["text"] = _text(self.text)
-        out["attachments"] = [asdict(a) for a in self.attachments]
-        return out
-
 
 @dataclass(frozen=True, slots=True)
-class PlanRecord:
+class PlanRecord(Plain):
     """An emergency plan's instance, opened by an alarm: its steps, and how it closed (with its last
     step, or by a person with steps left undone). On the bus and at the API it travels as `as_json()`."""
 
@@ -244,12 +248,6 @@ class PlanRecord:
 
     def step(self, step_id: str) -> PlanStepRecord | None:
         return next((s for s in self.steps if s.id == step_id), None)
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["title"] = _text(self.title)
-        out["steps"] = [s.as_json() for s in self.steps]
-        return out
 
 
 @dataclass(frozen=True)
