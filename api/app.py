@@ -33,11 +33,31 @@ from api.routes import (
     writes,
 )
 from api.schemas import ERRORS
+from facility.readiness import Readiness
+from facility.site import Site
 
 DESK_DIR = Path(__file__).parent / "desk"
 DOCS_DIR = Path(__file__).parent / "apidocs"
 SWAGGER_UI_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))  # swagger-ui-bundle.js, swagger-ui.css
 ROUTES = (access, alarms, devices, equipment, tasks, plans, rules, reports, stream, writes, dead_letters, words)
+
+
+def create_probes(site: Site, readiness: Readiness, auth: TokenAuth) -> FastAPI:
+    """The app of a process that runs no API part (an estate's gateway, a writer, a rule worker):
+    /healthz and /readyz for its supervisor and load balancer, /metrics for Prometheus."""
+    app = FastAPI(title="Facility monitoring: probes", docs_url=None, redoc_url=None, openapi_url=None)
+    _probes(app, site, readiness, auth)
+    handle_errors(app)
+    app.add_middleware(Edge, auth=auth, settings=site.api)  # the token before anything else, as everywhere
+    return app
+
+
+def _probes(app: FastAPI, site: Site, readiness: Readiness, auth: TokenAuth) -> None:
+    """What every app serves: the probes without a token, the metrics with one."""
+    app.state.site_id, app.state.readiness, app.state.auth = site.site.id, readiness, auth
+    app.state.metrics = metrics.registry_of(readiness)
+    app.include_router(health.router)  # no token: load balancers and probes ask
+    app.include_router(metrics.router)  # a token: any user, viewer and up
 
 
 def create_app(ctx: ApiContext, auth: TokenAuth, extra: Mapping[str, APIRouter] | None = None) -> FastAPI:
@@ -52,12 +72,10 @@ def create_app(ctx: ApiContext, auth: TokenAuth, extra: Mapping[str, APIRouter] 
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.ctx, app.state.auth = ctx, auth  # what api.deps gives the routes
-    app.state.metrics = metrics.registry_of(ctx.readiness)
+    app.state.ctx = ctx  # what api.deps gives the routes
+    _probes(app, ctx.site, ctx.readiness, auth)
     app.state.frames = stream.Frames()
     guarded = [Depends(current_user)]
-    app.include_router(health.router)  # no token: load balancers and probes ask
-    app.include_router(metrics.router)  # a token: any user, viewer and up
     for module in ROUTES:
         app.include_router(module.router, prefix="/api/v1", dependencies=guarded, responses=ERRORS)
     for prefix, router in (extra or {}).items():  # the simulators: breaking the plant is for engineers

@@ -22,13 +22,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import Ctx
-from facility.readiness import PartState, State
+from facility.readiness import PartState, Readiness, State
 
 Status = Literal["ok", "degraded", "down"]
 OWN_KINDS = frozenset({"event_loop"})  # parts that are the process itself, not what it depends on
@@ -87,10 +86,20 @@ def view(parts: Sequence[PartState], now_ns: int) -> ReadinessView:
 router = APIRouter(tags=["health"])
 
 
+def _readiness(request: Request) -> Readiness:
+    """The readiness of the app's process: every app has one, the probes-only app of a process
+    without the API part (api.app.create_probes) included."""
+    readiness: Readiness = request.app.state.readiness
+    return readiness
+
+
+Parts = Annotated[Readiness, Depends(_readiness)]
+
+
 @router.get("/healthz")
-async def healthz(ctx: Ctx) -> dict[str, str]:
+async def healthz(request: Request) -> dict[str, str]:
     """Liveness: the process answers. It says nothing of the parts; that is /readyz."""
-    return {"status": "ok", "site": ctx.site.site.id}
+    return {"status": "ok", "site": request.app.state.site_id}
 
 
 @router.get(
@@ -98,11 +107,11 @@ async def healthz(ctx: Ctx) -> dict[str, str]:
     response_model=ReadinessView,
     responses={503: {"model": ReadinessView, "description": "every part the process depends on is down"}},
 )
-async def readyz(ctx: Ctx, response: Response) -> ReadinessView:
+async def readyz(readiness: Parts, response: Response) -> ReadinessView:
     """Readiness: each part (stores, spool, broker, Modbus buses, ...) with its state and the age
     of its last success. 200 while the process does useful work, `status` saying whether it
     is ok or degraded; 503 only when everything it depends on is down (see docs/operations.md)."""
-    answer = view(ctx.readiness.parts(), time.time_ns())
+    answer = view(readiness.parts(), time.time_ns())
     if answer.status == "down":
         response.status_code = 503
     return answer

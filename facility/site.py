@@ -264,6 +264,9 @@ class SiteInfo(_Strict):
 class Site(_Strict):
     site: SiteInfo
     broker: Broker = Broker()
+    # Where readings travel between processes (facility/v1/readings/...): the centre's broker, when
+    # the estate's gateway runs apart from the writers and rules (docs/scale-out.md); else `broker`.
+    uplink: Broker | None = None
     stores: Stores = Stores()
     profiles: list[str] = Field(default_factory=list)  # extra profile folders
     rules: list[str] = Field(default_factory=list)  # rule files or folders

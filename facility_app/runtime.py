@@ -16,7 +16,7 @@ from pathlib import Path
 
 from starlette.types import ASGIApp
 
-from api.app import create_app
+from api.app import create_app, create_probes
 from api.auth import TokenAuth
 from api.context import ApiContext
 from api.deps import visible_devices
@@ -27,6 +27,7 @@ from facility.looplag import LoopLag
 from facility.mqtt_delivery import AckAfter
 from facility.readiness import Readiness
 from facility.site import Site
+from facility.store.factory import open_telemetry
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.telemetry import TelemetryStore
@@ -36,14 +37,18 @@ from facility_app.places import local_dir
 from facility_app.server import http_config, serve_until
 from facility_app.shutdown import Pipeline, signals
 from facility_app.simulation import start_simulation
-from facility_app.stores import judged_points, start_ops_store, telemetry_writer
+from facility_app.stores import constant, judged_points, rule_points, start_ops_store, telemetry_writer, uplink_writer
 from gateway.deadletter import DeadLetters
+from gateway.feed import ReadingsFeed
 from gateway.service import Gateway
 from gateway.writer import TelemetryWriter
 from gateway.writes import AuditedWrites
+from rules.ruleset import load_rules
 from rules.service import RulesService
 from simulators import control
 from simulators.control import Simulation
+
+PARTS = frozenset({"gateway", "writer", "rules", "api"})  # `facility run --parts` (facility_app.cli.serve)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Options:
     embedded_broker: bool = False
     local_endpoints: bool = False  # the simulators listen on ports of their choosing; the gateway is told them
     data_dir: Path | None = None  # overrides the site's store paths
+    parts: frozenset[str] = PARTS  # what this process runs (docs/scale-out.md); all of them by default
+    instance: str = "1"  # which process of several running the same parts: part of its MQTT client ids
 
 
 def with_local_endpoints(site: Site, broker_url: str) -> Site:
@@ -115,17 +122,87 @@ async def _run(
     dead_letter_task = asyncio.create_task(dead_letters.run(), name="dead letters")
     stack.push_async_callback(cancel_all, [dead_letter_task])
 
-    writer, telemetry = telemetry_writer(site, options.data_dir, stack, dead_letters)
-    readiness.add(writer)
-    pipeline = Pipeline(writer=writer)
+    pipeline = Pipeline(writer=_writer(site, options, stack, dead_letters, readiness))
     stack.push_async_callback(pipeline.drain)  # runs before the stores above close
-    bus.on_readings(writer.add)
-    pipeline.writer_task = asyncio.create_task(writer.run(), name="telemetry writer")
-    await _start_judging(site, options.data_dir, bus, ops, dead_letters, pipeline, readiness)
+    if pipeline.writer is not None:
+        bus.on_readings(pipeline.writer.add)
+        pipeline.writer_task = asyncio.create_task(pipeline.writer.run(), name="telemetry writer")
+    if "rules" in options.parts:
+        await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
+    elif pipeline.writer is not None:
+        pipeline.writer.alarm_points = constant(rule_points(load_rules(site)))
+    await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
 
-    app = _api(site, options, bus, live, ops, pipeline, telemetry, readiness, simulation)
+    # The store the writer here fills (not an uplink: that keeps no history).
+    telemetry = pipeline.writer.store if pipeline.writer is not None and "writer" in options.parts else None
+    app = _app(site, options, bus, live, ops, pipeline, telemetry, stack, readiness, simulation)
     config = http_config(app, options.host, options.port, site.api)
     await serve_until(config, lambda url: on_ready(url, site), stopping)
+
+
+def _writer(
+    site: Site, options: Options, stack: AsyncExitStack, dead_letters: DeadLetters, readiness: Readiness
+) -> TelemetryWriter | None:
+    """The telemetry writer of this process: into the site's store where the writers run here; up
+    to the centre where only the gateway does; none where neither does (a rule worker)."""
+    if "writer" in options.parts:
+        writer, _ = telemetry_writer(site, options.data_dir, stack, dead_letters)
+    elif "gateway" in options.parts:
+        writer, uplink = uplink_writer(site, options.data_dir, stack, dead_letters, _client_id("uplink", site, options))
+        readiness.add(uplink)
+    else:
+        return None
+    readiness.add(writer)
+    return writer
+
+
+async def _start_rules(
+    site: Site, data_dir: Path | None, bus: Bus, ops: OpsStore, pipeline: Pipeline, readiness: Readiness
+) -> None:
+    """The notifier, then the rules (each into `pipeline`, to be drained): the rules hear of a
+    reading only once their outcomes have somewhere to go."""
+    journal = local_dir(site, data_dir, "journal")
+    outbox = journal / "notifications.json"
+    pipeline.notifier_stop = await start_notifier(site, bus, ops, pipeline.closers, readiness, outbox)
+    rules = pipeline.rules = RulesService(site, bus, ops, journal, local_dir(site, data_dir, "attachments"))
+    await rules.start()
+    readiness.add(rules.outcomes)
+    if pipeline.writer is not None:
+        pipeline.writer.alarm_points = judged_points(rules)
+
+
+async def _start_readings(
+    site: Site, options: Options, bus: Bus, dead_letters: DeadLetters, pipeline: Pipeline, readiness: Readiness
+) -> None:
+    """Where this process's readings come from: the devices, through the gateway; or, where the
+    gateway runs elsewhere, the estate's readings feed (shared among the writers that run alone)."""
+    settled = _settled(pipeline.writer, pipeline.rules)
+    if "gateway" in options.parts:
+        gateway = pipeline.gateway = Gateway(site, bus, dead_letters, ack_after=settled)
+        readiness.add(gateway)
+        await gateway.start()
+        for poller in gateway.pollers:
+            readiness.add(poller)
+        return
+    if pipeline.writer is None and pipeline.rules is None:
+        return  # the API alone: it reads the stores
+    alone = pipeline.rules is None
+    feed = pipeline.gateway = ReadingsFeed(
+        site,
+        bus,
+        dead_letters,
+        client_id=_client_id("writer" if alone else "rules", site, options),
+        shared_group=f"facility-writers-{site.site.id}" if alone else None,
+        ack_after=settled,
+    )
+    readiness.add(feed)
+    await feed.start()
+
+
+def _client_id(part: str, site: Site, options: Options) -> str:
+    """The MQTT client id of a part of this process: the same after a restart, so that the broker
+    gives back the session it kept; another per instance, so that two processes never share one."""
+    return f"facility-{part}-{site.site.id}-{options.instance}"
 
 
 def _readiness(stack: AsyncExitStack) -> Readiness:
@@ -138,73 +215,61 @@ def _readiness(stack: AsyncExitStack) -> Readiness:
     return readiness
 
 
-async def _start_judging(
-    site: Site,
-    data_dir: Path | None,
-    bus: Bus,
-    ops: OpsStore,
-    dead_letters: DeadLetters,
-    pipeline: Pipeline,
-    readiness: Readiness,
-) -> None:
-    """The notifier, then the rules, then the gateway (each into `pipeline`, to be drained): the
-    rules hear of a reading only once their outcomes have somewhere to go."""
-    journal = local_dir(site, data_dir, "journal")
-    outbox = journal / "notifications.json"
-    pipeline.notifier_stop = await start_notifier(site, bus, ops, pipeline.closers, readiness, outbox)
-    rules = pipeline.rules = RulesService(site, bus, ops, journal, local_dir(site, data_dir, "attachments"))
-    await rules.start()
-    readiness.add(rules.outcomes)
-    pipeline.writer.alarm_points = judged_points(rules)
-
-    gateway = pipeline.gateway = Gateway(site, bus, dead_letters, ack_after=_both_settled(pipeline.writer, rules))
-    readiness.add(gateway)
-    await gateway.start()
-    for poller in gateway.pollers:
-        readiness.add(poller)
-
-
-def _api(
+def _app(
     site: Site,
     options: Options,
     bus: Bus,
     live: LiveValues,
     ops: OpsStore,
     pipeline: Pipeline,
-    telemetry: TelemetryStore,
+    telemetry: TelemetryStore | None,
+    stack: AsyncExitStack,
     readiness: Readiness,
     simulation: Simulation | None,
 ) -> ASGIApp:
-    """The API over the running parts, with the simulators' control (/sim) beside it when they run."""
-    assert pipeline.rules is not None and pipeline.gateway is not None  # started by _start_judging
+    """The API over the running parts, with the simulators' control (/sim) beside it when they run;
+    without the `api` part, only the probes (/healthz, /readyz, /metrics) that every process serves."""
+    auth = TokenAuth(options.tokens or {}, UserStore(ops), site.api)
+    if "api" not in options.parts:
+        return create_probes(site, readiness, auth)
+    assert pipeline.rules is not None  # the command line refuses the api without the rules
+    if telemetry is None:
+        telemetry = open_telemetry(site.stores, site.path("."))  # history from the store the writers fill
+        stack.callback(telemetry.close)
     ctx = ApiContext(
         site=site,
         bus=bus,
         live=live,
         ops=ops,
         rules=pipeline.rules.lifecycle,
-        write=AuditedWrites(pipeline.gateway, ops),
+        write=AuditedWrites(pipeline.gateway if isinstance(pipeline.gateway, Gateway) else None, ops),
         history=telemetry.history,
         readiness=readiness,
     )
-    auth = TokenAuth(options.tokens or {}, UserStore(ops), site.api)
     app = create_app(ctx, auth, None if simulation is None else {"/sim": control.router})
     app.state.simulation = simulation  # what the /sim routes act on
     return app
 
 
-def _both_settled(writer: TelemetryWriter, rules: RulesService) -> AckAfter:
+def _settled(writer: TelemetryWriter | None, rules: RulesService | None) -> AckAfter:
     """When what a batch of MQTT messages carried is safe: its readings in the store or the spool,
     and the rule outcomes they caused in their journal (the engine judges a batch as it is
     handed on, so those outcomes are journaled by the time this is asked)."""
 
     def settled() -> asyncio.Future[None] | None:
-        waits = [w for w in (writer.settled(), rules.outcomes.settled()) if w is not None]
+        waits = [w for w in (_wait(writer), _wait(rules)) if w is not None]
         if len(waits) < 2:
             return waits[0] if waits else None
         return asyncio.ensure_future(_all(waits))
 
     return settled
+
+
+def _wait(part: TelemetryWriter | RulesService | None) -> asyncio.Future[None] | None:
+    """What a part of this process is still making safe; None: nothing, or the part is not here."""
+    if isinstance(part, RulesService):
+        return part.outcomes.settled()
+    return None if part is None else part.settled()
 
 
 async def _all(waits: list[asyncio.Future[None]]) -> None:

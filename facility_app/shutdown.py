@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
 from facility.aio import cancel_all
+from gateway.feed import ReadingsFeed
 from gateway.service import Gateway
 from gateway.writer import TelemetryWriter
 from rules.service import RulesService
@@ -33,10 +34,10 @@ STOP_S = 8.0  # the whole drain at a stop: inside Docker's 10 s between SIGTERM 
 class Pipeline:
     """What must be drained in order at a stop, filled in as the parts start."""
 
-    writer: TelemetryWriter
+    writer: TelemetryWriter | None  # None: neither a store nor an uplink here (a rule worker)
     writer_task: asyncio.Task[None] | None = None
     rules: RulesService | None = None
-    gateway: Gateway | None = None
+    gateway: Gateway | ReadingsFeed | None = None  # where the readings come from
     notifier_stop: Callable[[], Awaitable[None]] | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)  # last: MQTT clients
 

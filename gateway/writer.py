@@ -101,6 +101,11 @@ class TelemetryWriter:
         self.replayed = 0  # readings written from the spool
 
     @property
+    def store(self) -> TelemetryStore:
+        """Where the batches go."""
+        return self._store.store
+
+    @property
     def written(self) -> int:
         """Readings the store took (directly or replayed)."""
         return self._store.written

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from facility.model import Value, now_ns
 from facility.store.ops import OpsStore, OpsUnavailable
-from facility.writes import AuditUnavailable, DeviceRefused, WriteError
+from facility.writes import AuditUnavailable, DeviceOffline, DeviceRefused, WriteError
 from gateway.service import Gateway
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 class AuditedWrites:
     """`facility.writes.WritePoint` over a gateway and an ops store."""
 
-    def __init__(self, gateway: Gateway, ops: OpsStore) -> None:
+    def __init__(self, gateway: Gateway | None, ops: OpsStore) -> None:
+        """`gateway` None: this process does not run the estate's gateway (docs/scale-out.md), so a
+        write is refused, and the attempt audited like any other."""
         self._gateway = gateway
         self._ops = ops
 
@@ -50,6 +52,8 @@ class AuditedWrites:
             log.error("audit log unavailable, write of %s/%s by %s not attempted: %s", device, point, actor, exc)
             raise AuditUnavailable("the audit log cannot be written, so nothing was written") from None
         try:
+            if self._gateway is None:
+                raise DeviceOffline(f"the gateway polling {device} runs in another process; write there")
             confirmed = await self._gateway.write(device, point, value)
         except WriteError as exc:
             error: dict[str, Any] = {"error": str(exc), "reason": type(exc).__name__}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -27,6 +28,8 @@ from facility_app.cli.tokens import admin_token, given_token, token_problem
 from rules.plans import load_plans
 from rules.ruleset import load_rules
 from rules.schedules import load_schedules
+
+PARTS = ("gateway", "writer", "rules", "api")  # what `facility run --parts` chooses from (facility_app.runtime)
 
 if TYPE_CHECKING:
     from facility_app.runtime import Options
@@ -78,13 +81,26 @@ def run(
     port: Annotated[int, typer.Option(help="HTTP port of the desk and API")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     token_file: TokenFileOption = None,
+    parts: Annotated[
+        str,
+        typer.Option(
+            help="what this process runs, of gateway, writer, rules and api, comma-separated (docs/scale-out.md)"
+        ),
+    ] = ",".join(PARTS),
+    instance: Annotated[
+        str, typer.Option(help="this process's name among those running the same parts: keep it across restarts")
+    ] = "1",
     scale: ScaleOption = 1,
     verbose: VerboseOption = False,
 ) -> None:
-    """Run gateway, rules and API for a site against its broker and devices. An admin token may be
-    given (FACILITY_TOKEN, or --token-file); the desk's users are those of `facility users add`."""
+    """Run gateway, writer, rules and API for a site against its broker and devices, or the parts
+    of them named by --parts. An admin token may be given (FACILITY_TOKEN, or --token-file); the
+    desk's users are those of `facility users add`."""
     from facility_app.runtime import Options  # see the note at the imports
 
+    chosen = parsed_parts(parts)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", instance):
+        raise typer.BadParameter("letters, digits, '.', '_' and '-', at most 40", param_hint="--instance")
     configure_logging(verbose)
     token = admin_token(token_file)
     loaded = load(config, scale)
@@ -92,7 +108,23 @@ def run(
         logging.getLogger("facility").info(
             "no admin token given (FACILITY_TOKEN or --token-file): the users of `facility users add` sign in"
         )
-    _serve(loaded, Options(host=host, port=port, tokens={token: "operator"} if token else {}), banner=False)
+    tokens = {token: "operator"} if token else {}
+    _serve(loaded, Options(host=host, port=port, tokens=tokens, parts=chosen, instance=instance), banner=False)
+
+
+def parsed_parts(given: str) -> frozenset[str]:
+    """The parts --parts names, or a usage error saying which name is wrong or what is missing."""
+    chosen = frozenset(p.strip() for p in given.split(",") if p.strip())
+    unknown = sorted(chosen - set(PARTS))
+    if unknown or not chosen:
+        raise typer.BadParameter(
+            f"{', '.join(unknown) or 'none'} given; choose from {', '.join(PARTS)}", param_hint="--parts"
+        )
+    if "api" in chosen and "rules" not in chosen:
+        # The desk's actions (acknowledge, shelve, dispatch) go through the rules' lifecycle, and
+        # its event stream is the rules' bus: both are in-process until events travel over MQTT.
+        raise typer.BadParameter("the api needs the rules in the same process", param_hint="--parts")
+    return chosen
 
 
 def check(site: Annotated[Path, typer.Argument(help="site file")]) -> None:

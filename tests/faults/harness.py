@@ -288,11 +288,15 @@ def write_fault_site(
     ops: str | None = None,
     spool: Path | None = None,
     spool_limit_mb: int | None = None,
+    site_id: str | None = None,
+    uplink: str | None = None,
 ) -> FaultSite:
     """N devices (`<device_prefix>-<k>`) of the `numbered` profile (points `seq` and `alarm`, with
     `ts` the device's time when `timestamps`, and `width` more: `w1`...), the one rule `alarm > 0`
     (emergency), and the stores: SQLite telemetry unless `influx` ({url, bucket, write_api, ...}),
-    ops SQLite unless `ops` (a SQLAlchemy URL)."""
+    ops SQLite unless `ops` (a SQLAlchemy URL). `site_id` gives two processes of one estate the same
+    site (a random one otherwise); `uplink` is the broker URL its readings go up to, when its
+    gateway runs alone."""
     (folder / "profiles").mkdir(parents=True, exist_ok=True)
     profile = PROFILE_TS if timestamps else PROFILE
     profile += "".join(f"  {name}: {{json: {name}}}\n" for name in wide_points(width))
@@ -309,10 +313,12 @@ def write_fault_site(
         stores["spool_limit_mb"] = spool_limit_mb
     ids = [f"{device_prefix}-{i + 1}" for i in range(devices)]
     topics = [f"faults/{d}/data" for d in ids]
-    site_id = f"faults-{uuid.uuid4().hex[:8]}"
+    site_id = site_id or f"faults-{uuid.uuid4().hex[:8]}"
+    login = f"username: {SERVICE_USER}, password_env: FACILITY_MQTT_PASSWORD"
     lines = [
         f"site: {{id: {site_id}, name: Fault tests, timezone: UTC}}",
-        f'broker: {{url: "{broker.url}", username: {SERVICE_USER}, password_env: FACILITY_MQTT_PASSWORD}}',
+        f'broker: {{url: "{broker.url}", {login}}}',
+        *([f'uplink: {{url: "{uplink}", {login}}}'] if uplink else []),
         f"stores: {json.dumps(stores)}",  # JSON is YAML
         "profiles: [profiles/]",
         "rules: [rules/]",
@@ -336,8 +342,9 @@ class Service:
     FACILITY_TOKEN (never on the command line, where `ps` shows it), the broker password in the
     site's password_env, output appended to one log file across restarts."""
 
-    def __init__(self, site: FaultSite, broker: Broker, name: str = "service") -> None:
+    def __init__(self, site: FaultSite, broker: Broker, name: str = "service", parts: str | None = None) -> None:
         self.site = site
+        self.parts = ["--parts", parts] if parts else []
         self.port = free_port()
         self.log = site.folder / f"{name}.log"
         self.env = {
@@ -369,7 +376,17 @@ class Service:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "facility_app", "run", "-c", str(self.site.path), "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "facility_app",
+                    "run",
+                    "-c",
+                    str(self.site.path),
+                    "--port",
+                    str(self.port),
+                    *self.parts,
+                ],
                 cwd=self.site.folder,
                 env=self.env,
                 stdout=log,
@@ -691,9 +708,10 @@ class LoopThread:
         self.loop.close()
 
 
-class OpsProxy:
-    """The suite's TCP proxy (tests/proxy.py) in front of PostgreSQL, driven from this thread:
-    `cut` resets every connection and refuses new ones, `restore` listens again on the port."""
+class CutProxy:
+    """The suite's TCP proxy (testsupport/proxy.py) in front of a server (PostgreSQL, a broker),
+    driven from this thread: `cut` resets every connection and refuses new ones, `restore` listens
+    again on the port."""
 
     def __init__(self, loop: LoopThread, url: str) -> None:
         parsed = make_url(url)
@@ -959,8 +977,9 @@ class Rig:
         publisher.connect()
         return publisher
 
-    def service(self, site: FaultSite) -> Service:
-        service = Service(site, self.broker)
+    def service(self, site: FaultSite, parts: str | None = None, name: str = "service") -> Service:
+        """`facility run` of the site: every part, or the `parts` given (`--parts`)."""
+        service = Service(site, self.broker, name, parts)
         self._stack.callback(service.stop)
         return service
 
@@ -983,11 +1002,12 @@ class Rig:
         server.start()
         return server
 
-    def ops_proxy(self, url: str) -> OpsProxy:
-        """A proxy in front of the database of `url`; its `url` is the one to give the site."""
+    def proxy(self, url: str) -> CutProxy:
+        """A proxy in front of the server of `url` (a database's or a broker's); its `url` is the
+        one to give the site."""
         loop = LoopThread()
         self._stack.callback(loop.close)
-        proxy = OpsProxy(loop, url)
+        proxy = CutProxy(loop, url)
         self._stack.callback(proxy.stop)
         return proxy
 

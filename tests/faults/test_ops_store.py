@@ -59,7 +59,7 @@ def _recorded(url: str) -> tuple[int, int]:
 
 
 def test_alarm_raised_while_ops_store_refused_is_recorded_once(pg_url: str, rig: Rig) -> None:
-    proxy = rig.ops_proxy(pg_url)
+    proxy = rig.proxy(pg_url)
     site = rig.site(ops=proxy.url)
     service = rig.service(site)
     service.start_ready()
