@@ -344,7 +344,7 @@ class Service:
 
     def __init__(self, site: FaultSite, broker: Broker, name: str = "service", parts: str | None = None) -> None:
         self.site = site
-        self.parts = ["--parts", parts] if parts else []
+        self.parts = ["--parts", parts, "--instance", name] if parts else []
         self.port = free_port()
         self.log = site.folder / f"{name}.log"
         self.env = {
@@ -978,7 +978,8 @@ class Rig:
         return publisher
 
     def service(self, site: FaultSite, parts: str | None = None, name: str = "service") -> Service:
-        """`facility run` of the site: every part, or the `parts` given (`--parts`)."""
+        """`facility run` of the site: every part, or the `parts` given (`--parts`, with `name` as
+        its `--instance`)."""
         service = Service(site, self.broker, name, parts)
         self._stack.callback(service.stop)
         return service

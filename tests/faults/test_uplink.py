@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from facility.readings_wire import decode, device_of, readings_filter
 from tests.faults.harness import (
+    INFLUX_DB,
     RULE_ID,
     SERVICE_USER,
     Counting,
@@ -138,3 +139,41 @@ def test_uplink_cut_loses_nothing_and_sends_what_rules_judge_first(rig: Rig) -> 
     assert before <= len(routine) // 10, (  # a batch in flight at the cut may go again first
         f"{before} of {len(routine)} routine readings of the cut reached the centre before its last judged one"
     )
+
+
+WRITER_MESSAGES = 12_000
+WRITER_RATE = 1500
+
+
+def test_a_writer_killed_in_the_shared_group_loses_nothing(rig: Rig) -> None:
+    """Two writers share the estate's readings (`$share/...`), into one InfluxDB. One is killed
+    (SIGKILL) under load and started again under its name: the broker kept its session, with what
+    it had not acknowledged, and the other writer took its share meanwhile."""
+    influx = rig.influx1()
+    store = {"url": influx.url, "bucket": INFLUX_DB, "write_api": "v1", "token_env": None}
+    estate_site = write_fault_site(rig.folder / "estate", rig.broker, uplink=rig.broker.url)
+    writers = [
+        rig.service(
+            write_fault_site(rig.folder / name, rig.broker, site_id=estate_site.site_id, influx=store), "writer", name
+        )
+        for name in ("writer-a", "writer-b")
+    ]
+    estate = rig.service(estate_site, parts="gateway", name="estate")
+    for process in (*writers, estate):
+        process.start_ready()
+    publisher = rig.publisher(estate_site)
+    counting = Counting.influx1(influx, publisher)
+
+    publisher.burst(WRITER_MESSAGES, rate=WRITER_RATE)
+    publisher.wait_count(WRITER_MESSAGES // 3)
+    shared = [w.metric("facility_mqtt_messages_received_total") or 0 for w in writers]
+    writers[0].kill()
+    publisher.wait_more(WRITER_MESSAGES // 4)
+    writers[0].start_ready()
+    publisher.join()
+    publisher.wait_acked(60)
+    result = outcome("writer SIGKILL", publisher, counting, writers[0].site.spool, timeout=120)
+
+    assert all(shared), f"a writer took no share before the kill: {shared}"
+    assert result.lost == [], f"{result.summary()}\nwriter log:\n{writers[0].log_tail()}"
+    assert result.duplicates == 0, result.summary()
