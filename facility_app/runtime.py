@@ -9,6 +9,7 @@ beside it in this package: `stores` (ops and telemetry stores, the writer), `not
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from facility.mqtt_delivery import AckAfter
 from facility.readiness import Readiness
 from facility.site import Site
 from facility.store.factory import open_telemetry
+from facility.store.lease import LeaseLost, SiteLease, needs_lease
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.telemetry import TelemetryStore
 from facility.store.users import UserStore
 from facility_app.notifications import start_notifier
-from facility_app.places import local_dir
+from facility_app.places import local_dir, ops_url
 from facility_app.server import http_config, serve_until
 from facility_app.shutdown import Pipeline, signals
 from facility_app.simulation import start_simulation
@@ -47,6 +49,8 @@ from rules.ruleset import load_rules
 from rules.service import RulesService
 from simulators import control
 from simulators.control import Simulation
+
+log = logging.getLogger(__name__)
 
 PARTS = frozenset({"gateway", "writer", "rules", "api"})  # `facility run --parts` (facility_app.cli.serve)
 
@@ -127,17 +131,80 @@ async def _run(
     if pipeline.writer is not None:
         bus.on_readings(pipeline.writer.add)
         pipeline.writer_task = asyncio.create_task(pipeline.writer.run(), name="telemetry writer")
-    if "rules" in options.parts:
-        await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
-    elif pipeline.writer is not None:
-        pipeline.writer.alarm_points = constant(rule_points(load_rules(site)))
-    await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
+    lease = await _start_judging(site, options, stack, bus, dead_letters, pipeline, readiness, ops, stopping)
 
     # The store the writer here fills (not an uplink: that keeps no history).
     telemetry = pipeline.writer.store if pipeline.writer is not None and "writer" in options.parts else None
     app = _app(site, options, bus, live, ops, pipeline, telemetry, stack, readiness, simulation)
     config = http_config(app, options.host, options.port, site.api)
     await serve_until(config, lambda url: on_ready(url, site), stopping)
+    if lease is not None and lease.lost:
+        raise LeaseLost(
+            f"rules of site {site.site.id}: the lease was lost; stopped, so that its new owner alone judges"
+        )
+
+
+async def _start_judging(
+    site: Site,
+    options: Options,
+    stack: AsyncExitStack,
+    bus: Bus,
+    dead_letters: DeadLetters,
+    pipeline: Pipeline,
+    readiness: Readiness,
+    ops: OpsStore,
+    stopping: asyncio.Event,
+) -> SiteLease | None:
+    """The rules (if they run here), then where the readings come from. A rule worker does both
+    only once it owns the site, in a task of its own; its lease is returned."""
+    if not _leased(site, options):
+        if "rules" in options.parts:
+            await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
+        elif pipeline.writer is not None:
+            pipeline.writer.alarm_points = constant(rule_points(load_rules(site)))
+        await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
+        return None
+    lease = SiteLease(ops_url(site, options.data_dir), site.site.id)
+    pipeline.closers.append(lease.release)  # after the drain: the next owner finds everything recorded
+    readiness.add(lease)
+    owning = asyncio.create_task(
+        _judge_when_owned(site, options, bus, dead_letters, pipeline, readiness, ops, lease, stopping),
+        name="rules lease",
+    )
+    stack.push_async_callback(cancel_all, [owning])
+    return lease
+
+
+def _leased(site: Site, options: Options) -> bool:
+    """Whether this process is a rule worker that judges only while it owns the site: rules
+    without the gateway or the API, on an ops store several processes share (facility.store.lease)."""
+    worker = "rules" in options.parts and not options.parts & {"gateway", "api"}
+    return worker and needs_lease(ops_url(site, options.data_dir))
+
+
+async def _judge_when_owned(
+    site: Site,
+    options: Options,
+    bus: Bus,
+    dead_letters: DeadLetters,
+    pipeline: Pipeline,
+    readiness: Readiness,
+    ops: OpsStore,
+    lease: SiteLease,
+    stopping: asyncio.Event,
+) -> None:
+    """A rule worker: stand by until this process owns the site, then judge it (its conditions
+    rebuilt from the open alarms and tasks, its readings from where the last owner stopped
+    acknowledging), until it stops or cannot show it still owns the site."""
+    if not await lease.acquire(stopping):
+        return
+    await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
+    await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
+    try:
+        await lease.held()
+    except LeaseLost as exc:
+        log.error("%s: stopping at once", exc)
+        stopping.set()
 
 
 def _writer(
@@ -191,7 +258,9 @@ async def _start_readings(
         site,
         bus,
         dead_letters,
-        client_id=_client_id("writer" if alone else "rules", site, options),
+        # The rules' session is the site's, not the process's: a worker that takes over a site
+        # takes over what its last owner had not acknowledged.
+        client_id=_client_id("writer", site, options) if alone else f"facility-rules-{site.site.id}",
         shared_group=f"facility-writers-{site.site.id}" if alone else None,
         ack_after=settled,
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import Rig
+from tests.faults.harness import LoopThread, Rig
+from testsupport.pg import fresh_database
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,3 +23,15 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
         yield rig
     finally:
         rig.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (testsupport/pg.py), dropped after the test and after the service."""
+    loop = LoopThread()
+    database = fresh_database()
+    try:
+        yield loop.run(database.__aenter__())
+    finally:
+        loop.run(database.__aexit__(None, None, None))
+        loop.close()

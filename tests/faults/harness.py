@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from sqlalchemy.engine import make_url
@@ -922,6 +923,30 @@ def outcome(
     result = Outcome(name, publisher.count, acked, tally)
     print(result.summary())
     return result
+
+
+def recorded_alarms(url: str, actions: Collection[str] = ("raised", "raised again")) -> tuple[int, int]:
+    """(alarm rows of the test rule, their history entries of `actions`: by default its
+    activations), asked of the PostgreSQL ops store at `url` directly (not through any proxy the
+    test put in front of it)."""
+
+    async def ask() -> tuple[int, int]:
+        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
+        try:
+            if not await db.fetchval("SELECT to_regclass('alarms') IS NOT NULL"):
+                return 0, 0
+            rows = await db.fetchval("SELECT count(*) FROM alarms WHERE rule_id = $1", RULE_ID)
+            activations = await db.fetchval(
+                "SELECT count(*) FROM alarm_history h JOIN alarms a ON a.id = h.alarm_id"
+                " WHERE a.rule_id = $1 AND h.action = ANY($2::text[])",
+                RULE_ID,
+                list(actions),
+            )
+            return int(rows), int(activations)
+        finally:
+            await db.close()
+
+    return asyncio.run(ask())
 
 
 # --- processes of the test's own ------------------------------------------------------------

@@ -9,53 +9,15 @@ all of it: no reading the broker acknowledged is missing.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Iterator
 
-import asyncpg
 import pytest
 
-from tests.faults.harness import RULE_ID, Counting, LoopThread, Rig, outcome, wait_until
-from testsupport.pg import fresh_database
+from tests.faults.harness import Counting, Rig, outcome, recorded_alarms, wait_until
 
 pytestmark = pytest.mark.faults
 
 RATE = 2500
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database (tests/pg.py), dropped after the test and after the service."""
-    loop = LoopThread()
-    database = fresh_database()
-    try:
-        yield loop.run(database.__aenter__())
-    finally:
-        loop.run(database.__aexit__(None, None, None))
-        loop.close()
-
-
-def _recorded(url: str) -> tuple[int, int]:
-    """(alarm rows of the test rule, their activations in the history), asked of PostgreSQL
-    directly, not through the proxy."""
-
-    async def ask() -> tuple[int, int]:
-        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
-        try:
-            if not await db.fetchval("SELECT to_regclass('alarms') IS NOT NULL"):
-                return 0, 0
-            rows = await db.fetchval("SELECT count(*) FROM alarms WHERE rule_id = $1", RULE_ID)
-            activations = await db.fetchval(
-                "SELECT count(*) FROM alarm_history h JOIN alarms a ON a.id = h.alarm_id"
-                " WHERE a.rule_id = $1 AND h.action IN ('raised', 'raised again')",
-                RULE_ID,
-            )
-            return int(rows), int(activations)
-        finally:
-            await db.close()
-
-    return asyncio.run(ask())
 
 
 def test_alarm_raised_while_ops_store_refused_is_recorded_once(pg_url: str, rig: Rig) -> None:
@@ -87,8 +49,8 @@ def test_alarm_raised_while_ops_store_refused_is_recorded_once(pg_url: str, rig:
     publisher.wait_acked()
     result = outcome("ops store refused, alarm, restart", publisher, counting, site.spool)
     with contextlib.suppress(TimeoutError):  # judged below, with the rest
-        wait_until(lambda: _recorded(pg_url)[0] >= 1, 20, "the alarm in the ops store", interval=0.5)
-    rows, activations = _recorded(pg_url)
+        wait_until(lambda: recorded_alarms(pg_url)[0] >= 1, 20, "the alarm in the ops store", interval=0.5)
+    rows, activations = recorded_alarms(pg_url)
     print(f"alarm rows={rows} activations={activations} started without the ops store={started_without_ops}")
 
     problems = []
