@@ -42,9 +42,10 @@ from facility_app.simulation import start_simulation
 from facility_app.stores import constant, judged_points, rule_points, start_ops_store, telemetry_writer, uplink_writer
 from gateway.deadletter import DeadLetters
 from gateway.feed import ReadingsFeed
+from gateway.remote_writes import RemoteGateway, WriteDoor
 from gateway.service import Gateway
 from gateway.writer import TelemetryWriter
-from gateway.writes import AuditedWrites
+from gateway.writes import AuditedWrites, Door
 from rules.ruleset import load_rules
 from rules.service import RulesService
 from simulators import control
@@ -132,10 +133,11 @@ async def _run(
         bus.on_readings(pipeline.writer.add)
         pipeline.writer_task = asyncio.create_task(pipeline.writer.run(), name="telemetry writer")
     lease = await _start_judging(site, options, stack, bus, dead_letters, pipeline, readiness, ops, stopping)
+    door = await _start_doors(site, options, pipeline, ops, readiness)
 
     # The store the writer here fills (not an uplink: that keeps no history).
     telemetry = pipeline.writer.store if pipeline.writer is not None and "writer" in options.parts else None
-    app = _app(site, options, bus, live, ops, pipeline, telemetry, stack, readiness, simulation)
+    app = _app(site, options, bus, live, ops, pipeline, telemetry, door, stack, readiness, simulation)
     config = http_config(app, options.host, options.port, site.api)
     await serve_until(config, lambda url: on_ready(url, site), stopping)
     if lease is not None and lease.lost:
@@ -173,6 +175,28 @@ async def _start_judging(
     )
     stack.push_async_callback(cancel_all, [owning])
     return lease
+
+
+async def _start_doors(
+    site: Site, options: Options, pipeline: Pipeline, ops: OpsStore, readiness: Readiness
+) -> Door | None:
+    """Where this process's API writes a point, and the estate's door for the centre's writes:
+    the gateway here; else the estate's gateway in its own process, over MQTT (both sides of
+    gateway.remote_writes). An estate whose readings go up takes the centre's writes."""
+    if isinstance(pipeline.gateway, Gateway):
+        if "writer" not in options.parts:
+            estate = WriteDoor(site, AuditedWrites(pipeline.gateway, ops), _client_id("write-door", site, options))
+            await estate.start()
+            readiness.add(estate)
+            pipeline.closers.append(estate.stop)
+        return pipeline.gateway
+    if "api" not in options.parts:
+        return None
+    remote = RemoteGateway(site, _client_id("writes", site, options))
+    await remote.start()
+    readiness.add(remote)
+    pipeline.closers.append(remote.stop)
+    return remote
 
 
 def _leased(site: Site, options: Options) -> bool:
@@ -292,6 +316,7 @@ def _app(
     ops: OpsStore,
     pipeline: Pipeline,
     telemetry: TelemetryStore | None,
+    door: Door | None,
     stack: AsyncExitStack,
     readiness: Readiness,
     simulation: Simulation | None,
@@ -311,7 +336,7 @@ def _app(
         live=live,
         ops=ops,
         rules=pipeline.rules.lifecycle,
-        write=AuditedWrites(pipeline.gateway if isinstance(pipeline.gateway, Gateway) else None, ops),
+        write=AuditedWrites(door, ops),
         history=telemetry.history,
         readiness=readiness,
     )

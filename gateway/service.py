@@ -80,14 +80,16 @@ class Gateway:
             self._tasks.append(asyncio.create_task(poller.run(), name=f"modbus {endpoint}"))
         self._tasks.append(asyncio.create_task(self.health.run(), name="device health"))
 
-    async def write(self, device_id: str, point: str, value: Value) -> Value:
+    async def write(self, device_id: str, point: str, value: Value, *, actor: str = "", source: str = "") -> Value:
         """Write an allow-listed point through its bus's poller; returns the value read back.
 
         The allow-list and range are checked here, at the one door to the buses, whoever calls:
-        raises UnknownTarget, NotAllowed, BadValue, or a DeviceFailed from the poller.
+        raises UnknownTarget, NotAllowed, BadValue, or a DeviceFailed from the poller. `actor` and
+        `source` (who asked, from where) are for the log: a write to the plant is never quiet.
         """
         target = resolve(self._site, device_id, point)
         checked = check_value(target, value)
+        log.info("writing %s/%s = %r for %s (%s)", device_id, point, checked, actor or "?", source or "here")
         poller = self._poller_of.get(device_id)
         if poller is None:
             raise DeviceOffline(f"the gateway is not polling {device_id}")

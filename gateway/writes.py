@@ -13,23 +13,29 @@ log still shows the attempt.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from facility.model import Value, now_ns
 from facility.store.ops import OpsStore, OpsUnavailable
 from facility.writes import AuditUnavailable, DeviceOffline, DeviceRefused, WriteError
-from gateway.service import Gateway
 
 log = logging.getLogger(__name__)
 
 
-class AuditedWrites:
-    """`facility.writes.WritePoint` over a gateway and an ops store."""
+class Door(Protocol):
+    """Where a checked write goes: the estate's gateway here (`Gateway`), or in another process
+    (`gateway.remote_writes.RemoteGateway`). Either checks the allow-list at the estate."""
 
-    def __init__(self, gateway: Gateway | None, ops: OpsStore) -> None:
-        """`gateway` None: this process does not run the estate's gateway (docs/scale-out.md), so a
+    async def write(self, device_id: str, point: str, value: Value, *, actor: str, source: str) -> Value: ...
+
+
+class AuditedWrites:
+    """`facility.writes.WritePoint` over the door to the estate's buses and an ops store."""
+
+    def __init__(self, gateway: Door | None, ops: OpsStore) -> None:
+        """`gateway` None: no gateway can be reached from this process (docs/scale-out.md), so a
         write is refused, and the attempt audited like any other."""
         self._gateway = gateway
         self._ops = ops
@@ -53,8 +59,8 @@ class AuditedWrites:
             raise AuditUnavailable("the audit log cannot be written, so nothing was written") from None
         try:
             if self._gateway is None:
-                raise DeviceOffline(f"the gateway polling {device} runs in another process; write there")
-            confirmed = await self._gateway.write(device, point, value)
+                raise DeviceOffline(f"no gateway polling {device} can be reached from this process")
+            confirmed = await self._gateway.write(device, point, value, actor=actor, source=source)
         except WriteError as exc:
             error: dict[str, Any] = {"error": str(exc), "reason": type(exc).__name__}
             if isinstance(exc, DeviceRefused):
