@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -40,87 +37,21 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.support.failover import failover
+from bench.support.parts import DEVICES, READINGS_PER_MESSAGE, BenchFailed, Part, site_file
 from facility.model import Quality, Reading
-from facility.netutil import free_port
 from facility.readings_wire import decode, encode, readings_filter, readings_topic
 from testsupport.influx_servers import VictoriaMetrics
-from testsupport.servers import Mosquitto, wait_listening
+from testsupport.servers import Mosquitto
 
-DEVICES = 100
-READINGS_PER_MESSAGE = 10  # a pump's points in one poll
-TOKEN = "scale-bench-token-5b0e9d2c7a41f836"
 DRAIN_LIMIT_S = 180.0
 POLL_S = 0.2
-
-
-class BenchFailed(RuntimeError):
-    pass
 
 
 def site_of(run: int) -> str:
     """Each run's estate: its topics and its writers' shared group are its own, so that the kept
     sessions of one run (in the group, and queued for) take nothing of the next run's backlog."""
     return f"scale{run}"
-
-
-def site_file(folder: Path, broker: str, store: object, site: str) -> Path:
-    """A site of DEVICES numbered devices with READINGS_PER_MESSAGE points each, its store `store`."""
-    (folder / "profiles").mkdir(parents=True)
-    points = "".join(f"  p{k}: {{json: p{k}}}\n" for k in range(READINGS_PER_MESSAGE))
-    (folder / "profiles" / "bench.yaml").write_text(f"type: bench\npoints:\n{points}")
-    stores = {"telemetry": store, "spool": "var/spool", "ops": "sqlite+aiosqlite:///var/ops.db"}
-    lines = [
-        f"site: {{id: {site}, name: Scale bench, timezone: UTC}}",
-        f'broker: {{url: "{broker}"}}',
-        f"stores: {json.dumps(stores)}",
-        "profiles: [profiles/]",
-        "use_rule_library: false",
-        "devices:",
-        *(f"  - {{id: d{i}, profile: bench, mqtt: {{topic: bench/d{i}, interval: 600s}}}}" for i in range(DEVICES)),
-    ]
-    (folder / "site.yaml").write_text("\n".join(lines) + "\n")
-    return folder / "site.yaml"
-
-
-class Writer:
-    """`facility run --parts writer` on a site folder of its own, its output in a file."""
-
-    def __init__(self, folder: Path, site: Path, name: str) -> None:
-        self.folder, self.site, self.name = folder, site, name
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "facility_app", "run", "-c", str(self.site), "--port", str(self.port)]
-        command += ["--parts", "writer", "--instance", self.name]
-        env = {**os.environ, "FACILITY_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
-        with (self.folder / f"{self.name}.log").open("ab") as log:
-            self.proc = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_listening(self.port, timeout=60, proc=self.proc)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            if self.proc.wait(30) != 0:
-                raise BenchFailed(f"writer {self.name} exited with {self.proc.returncode}")
-
-    def stored(self) -> int:
-        """Readings its store took, from its /metrics (a checked answer)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics")
-        request.add_header("Authorization", f"Bearer {TOKEN}")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            if response.status != 200:
-                raise BenchFailed(f"writer {self.name}'s /metrics answered {response.status}")
-            body = response.read().decode()
-        for line in body.splitlines():
-            if line.startswith("facility_readings_stored_total "):
-                return int(float(line.split()[1]))
-        raise BenchFailed(f"writer {self.name}'s /metrics has no facility_readings_stored_total")
-
-    def peak_rss_mb(self) -> float:
-        assert self.proc is not None
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1]) / 1024
 
 
 def backlog(broker: Mosquitto, messages: int, run: int) -> None:
@@ -146,7 +77,7 @@ def backlog(broker: Mosquitto, messages: int, run: int) -> None:
         c.loop_stop()
 
 
-def writers_rate(broker: Mosquitto, writers: list[Writer], messages: int, run: int) -> float:
+def writers_rate(broker: Mosquitto, writers: list[Part], messages: int, run: int) -> float:
     """Readings per second of the writers draining a backlog together."""
     for w in writers:
         w.start()  # subscribes with its kept session ...
@@ -159,7 +90,7 @@ def writers_rate(broker: Mosquitto, writers: list[Writer], messages: int, run: i
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + DRAIN_LIMIT_S
     while True:
-        stored = sum(w.stored() for w in writers)
+        stored = int(sum(w.metric("facility_readings_stored_total") for w in writers))
         now = time.monotonic()
         if stored and first is None:
             first = (now, stored)
@@ -169,6 +100,8 @@ def writers_rate(broker: Mosquitto, writers: list[Writer], messages: int, run: i
             raise BenchFailed(f"{len(writers)} writers stored {stored} of {total} within {DRAIN_LIMIT_S:g} s")
         time.sleep(POLL_S)
     assert first is not None
+    if first[1] > total // 2:
+        raise BenchFailed(f"{len(writers)} writers drained most of the backlog before the first poll: raise --messages")
     return (stored - first[1]) / (now - first[0]) if now > first[0] else 0.0
 
 
@@ -217,11 +150,19 @@ def main(messages: int, stores: list[str]) -> dict[str, object]:
     if shutil.which("mosquitto_sub") is None:
         sys.exit("needs mosquitto_sub (apt-get install -y mosquitto-clients)")
     runs = {kind: one_store(messages, kind) for kind in stores}
+    with tempfile.TemporaryDirectory(prefix="bench-failover-") as tmp:
+        broker = Mosquitto(Path(tmp))
+        broker.start()
+        try:
+            workers = failover(broker, Path(tmp))
+        finally:
+            broker.stop()
     return {
         "bench": "scale",
         "messages": messages,
         "readings_per_message": READINGS_PER_MESSAGE,
         **runs,
+        "rule_workers": workers,
         **format_cost(),
     }
 
@@ -233,7 +174,7 @@ def one_store(messages: int, store_kind: str) -> dict[str, object]:
         broker = Mosquitto(folder, extra_conf="max_queued_messages 0\nmax_inflight_messages 100\n")
         broker.start()
         vm = VictoriaMetrics(folder / "vm") if store_kind == "victoria" else None
-        started: list[Writer] = []
+        started: list[Part] = []
         try:
             if vm is not None:
                 (folder / "vm").mkdir()
@@ -242,16 +183,16 @@ def one_store(messages: int, store_kind: str) -> dict[str, object]:
                 {"url": vm.url, "org": "bench", "bucket": "bench", "token_env": None} if vm else "var/telemetry.db"
             )
 
-            def writer(name: str, run: int) -> Writer:
+            def writer(name: str, run: int) -> Part:
                 home = folder / name
-                w = Writer(home, site_file(home, broker.url, store, site_of(run)), name)
+                w = Part(home, site_file(home, broker.url, store, site_of(run)), name, "writer")
                 started.append(w)
                 return w
 
             top = ceiling(broker, messages, 1)
             one = writers_rate(broker, [writer("w1", 2)], messages, 2)
             two = writers_rate(broker, [writer("w2a", 3), writer("w2b", 3)], messages, 3)
-            rss = {w.name: round(w.peak_rss_mb(), 1) for w in started}
+            rss = {w.name: round(w.rss_mb(), 1) for w in started}
         finally:
             for w in started:
                 if w.proc is not None and w.proc.poll() is None:
