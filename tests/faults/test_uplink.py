@@ -177,3 +177,31 @@ def test_a_writer_killed_in_the_shared_group_loses_nothing(rig: Rig) -> None:
     assert all(shared), f"a writer took no share before the kill: {shared}"
     assert result.lost == [], f"{result.summary()}\nwriter log:\n{writers[0].log_tail()}"
     assert result.duplicates == 0, result.summary()
+
+
+def test_the_estates_gateway_killed_and_restarted_loses_nothing(rig: Rig) -> None:
+    """The estate's gateway killed (SIGKILL) under load and started again: what its devices'
+    broker had not had acknowledged comes again, what it had spooled goes up after the restart,
+    and the centre's store holds every acknowledged message."""
+    centre_site = write_fault_site(rig.folder / "centre", rig.broker)
+    estate_site = write_fault_site(
+        rig.folder / "estate", rig.broker, site_id=centre_site.site_id, uplink=rig.broker.url
+    )
+    centre = rig.service(centre_site, parts="writer,rules", name="centre")
+    estate = rig.service(estate_site, parts="gateway", name="estate")
+    centre.start_ready()
+    estate.start_ready()
+    publisher = rig.publisher(estate_site)
+    counting = Counting.sqlite(centre_site, publisher)
+
+    publisher.burst(WRITER_MESSAGES, rate=WRITER_RATE, extra=lambda i: {"alarm": 0} if i % JUDGED_EVERY == 0 else None)
+    publisher.wait_count(WRITER_MESSAGES // 3)
+    estate.kill()
+    publisher.wait_more(WRITER_MESSAGES // 4)
+    estate.start_ready()
+    publisher.join()
+    publisher.wait_acked(60)
+    result = outcome("estate SIGKILL", publisher, counting, estate_site.spool, timeout=120)
+
+    assert result.lost == [], f"{result.summary()}\nestate log:\n{estate.log_tail()}"
+    assert result.duplicates == 0, result.summary()
