@@ -1,5 +1,12 @@
 """Wires the parts into one asyncio process: `facility run` and `facility demo`.
 
+By default a process runs every part; `facility run --parts` (`Options.parts`) chooses some, and a
+part that runs elsewhere is reached over MQTT (docs/scale-out.md): a gateway without the writers
+sends its readings up (gateway.uplink) and takes the centre's writes (gateway.remote_writes);
+writers and rules without the gateway read the estate's readings (gateway.feed); a rule worker
+judges only while it owns the site (facility.store.lease); a process without the API serves only
+its probes.
+
 The runtime is the one place that knows every package; the packages themselves only know
 `facility` (and `api` calls `rules` for lifecycle actions). What each part needs to start lives
 beside it in this package: `stores` (ops and telemetry stores, the writer), `notifications`,
