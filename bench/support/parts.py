@@ -73,6 +73,15 @@ class Part:
             if self.proc.wait(30) != 0:
                 raise BenchFailed(f"{self.parts} process {self.name} exited with {self.proc.returncode}")
 
+    def pause(self) -> None:
+        """SIGSTOP: connected and subscribed, reading nothing, while a backlog is queued for it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
