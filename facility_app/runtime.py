@@ -36,7 +36,7 @@ from facility.mqtt_delivery import AckAfter
 from facility.readiness import Readiness
 from facility.site import Site
 from facility.store.factory import open_telemetry
-from facility.store.lease import LeaseLost, SiteLease, needs_lease
+from facility.store.lease import SiteLease, needs_lease
 from facility.store.live import LiveValues
 from facility.store.ops import OpsStore
 from facility.store.telemetry import TelemetryStore
@@ -139,7 +139,7 @@ async def _run(
     if pipeline.writer is not None:
         bus.on_readings(pipeline.writer.add)
         pipeline.writer_task = asyncio.create_task(pipeline.writer.run(), name="telemetry writer")
-    lease = await _start_judging(site, options, stack, bus, dead_letters, pipeline, readiness, ops, stopping)
+    owning = await _start_judging(site, options, stack, bus, dead_letters, pipeline, readiness, ops, stopping)
     door = await _start_doors(site, options, pipeline, ops, readiness)
 
     # The store the writer here fills (not an uplink: that keeps no history).
@@ -147,10 +147,8 @@ async def _run(
     app = _app(site, options, bus, live, ops, pipeline, telemetry, door, stack, readiness, simulation)
     config = http_config(app, options.host, options.port, site.api)
     await serve_until(config, lambda url: on_ready(url, site), stopping)
-    if lease is not None and lease.lost:
-        raise LeaseLost(
-            f"rules of site {site.site.id}: the lease was lost; stopped, so that its new owner alone judges"
-        )
+    if owning is not None and owning.done() and not owning.cancelled() and (error := owning.exception()):
+        raise error  # exit 1, for the supervisor to start it again, as a standby
 
 
 async def _start_judging(
@@ -163,9 +161,9 @@ async def _start_judging(
     readiness: Readiness,
     ops: OpsStore,
     stopping: asyncio.Event,
-) -> SiteLease | None:
+) -> asyncio.Task[None] | None:
     """The rules (if they run here), then where the readings come from. A rule worker does both
-    only once it owns the site, in a task of its own; its lease is returned."""
+    only once it owns the site, in the task returned, which ends in the error that stopped it."""
     if not _leased(site, options):
         if "rules" in options.parts:
             await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
@@ -181,7 +179,7 @@ async def _start_judging(
         name="rules lease",
     )
     stack.push_async_callback(cancel_all, [owning])
-    return lease
+    return owning
 
 
 async def _start_doors(
@@ -229,13 +227,14 @@ async def _judge_when_owned(
     acknowledging), until it stops or cannot show it still owns the site."""
     if not await lease.acquire(stopping):
         return
-    await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
-    await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
     try:
+        await _start_rules(site, options.data_dir, bus, ops, pipeline, readiness)
+        await _start_readings(site, options, bus, dead_letters, pipeline, readiness)
         await lease.held()
-    except LeaseLost as exc:
-        log.error("%s: stopping at once", exc)
+    except Exception as exc:  # the lease lost, or the rules unable to start: an owner that does not judge
+        log.error("rules of site %s: %s; stopping at once", site.site.id, exc)
         stopping.set()
+        raise
 
 
 def _writer(

@@ -6,13 +6,16 @@ One worker owns the site (facility.store.lease) and judges it; the other stands 
 killed right after the fire panel's alarm reading: it may or may not have recorded the alarm.
 Either way the standby takes the site over, rebuilds its conditions from the open alarms, reads
 on from where the dead owner stopped acknowledging (the rules' kept session is the site's), and
-the alarm is in the ops store once, raised once. The worker started again stands by.
+the alarm is in the ops store once, raised once. The worker started again stands by; and when the
+server ends the new owner's lock session, that owner stops (exit 1) and the other takes over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import asyncpg
 import pytest
 
 from tests.faults.harness import Rig, Service, recorded_alarms, wait_until, write_fault_site
@@ -64,3 +67,25 @@ def test_a_rule_worker_killed_during_a_fault_hands_its_site_over(pg_url: str, ri
     owner.start_ready()  # back under its name: the site has an owner, so it stands by
     wait_until(lambda: lease_state(owner) == "degraded", 30, "the restarted worker standing by")
     assert lease_state(standby) == "up"
+
+    # The owner's lock session ended by the server (as when it loses its network): it cannot show
+    # that it still owns the site, so it stops, exit 1, and the worker standing by takes over.
+    assert end_lock_sessions(pg_url) == 1
+    wait_until(lambda: standby.proc is not None and standby.proc.poll() is not None, 15, "the owner stopping")
+    assert standby.proc is not None and standby.proc.returncode == 1, standby.log_tail()
+    assert "the lease's connection failed" in standby.log_text()
+    wait_until(lambda: lease_state(owner) == "up", 15, "the worker standing by taking over")
+
+
+def end_lock_sessions(url: str) -> int:
+    """Terminate the backends holding advisory locks (the owner's lease); how many there were."""
+
+    async def end() -> int:
+        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
+        try:
+            query = "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            return int(await db.fetchval(query))
+        finally:
+            await db.close()
+
+    return asyncio.run(end())
