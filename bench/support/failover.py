@@ -6,50 +6,27 @@ store. Each round kills the owner of the moment and starts it again, to stand by
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import asyncpg
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.support.parts import ALARM_RULE, BenchFailed, Part, site_file
 from facility.model import Quality, Reading
 from facility.readings_wire import encode, readings_topic
-from testsupport.pg import fresh_database
+from testsupport.pg import alarm_counts, fresh_database_url
 from testsupport.servers import Mosquitto
 
 SITE = "failover"
 WAIT_S = 30.0
 
 
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    """A fresh database's SQLAlchemy URL, dropped afterwards."""
-    loop = asyncio.new_event_loop()
-    made = fresh_database()
-    try:
-        yield loop.run_until_complete(made.__aenter__())
-    finally:
-        loop.run_until_complete(made.__aexit__(None, None, None))
-        loop.close()
-
-
-def alarms_of(url: str, device: str) -> int:
-    async def ask() -> int:
-        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
-        try:
-            if not await db.fetchval("SELECT to_regclass('alarms') IS NOT NULL"):
-                return 0
-            query = "SELECT count(*) FROM alarms WHERE rule_id = $1 AND device_id = $2"
-            return int(await db.fetchval(query, ALARM_RULE, device))
-        finally:
-            await db.close()
-
-    return asyncio.run(ask())
+def recorded(url: str, device: str) -> int:
+    """Alarm rows of the bench's fire rule for `device` in the ops store."""
+    return asyncio.run(alarm_counts(url, ALARM_RULE, device))[0]
 
 
 def until(check: Callable[[], bool], what: str) -> None:
@@ -84,7 +61,7 @@ class Estate:
 def failover(broker: Mosquitto, folder: Path, rounds: int = 3) -> dict[str, object]:
     """Seconds from killing the owner to the alarm it missed being recorded, per round; and the
     workers' memory."""
-    with database() as url:
+    with fresh_database_url() as url:
         workers = [
             Part(folder / n, site_file(folder / n, broker.url, "var/t.db", SITE, ops=url), n, "rules") for n in "ab"
         ]
@@ -100,13 +77,13 @@ def failover(broker: Mosquitto, folder: Path, rounds: int = 3) -> dict[str, obje
                 device = f"d{r}"
                 owner.kill()
                 killed = time.monotonic()
-                while not alarms_of(url, device):  # the panel repeats its alarm, as a fire panel does
+                while not recorded(url, device):  # the panel repeats its alarm, as a fire panel does
                     estate.fire(device, 1)
                     if time.monotonic() - killed > WAIT_S:
                         raise BenchFailed(f"round {r}: no alarm {WAIT_S:g} s after the owner was killed")
                     time.sleep(0.05)
                 took.append(time.monotonic() - killed)
-                if alarms_of(url, device) != 1:
+                if recorded(url, device) != 1:
                     raise BenchFailed(f"round {r}: the alarm of {device} was recorded more than once")
                 estate.fire(device, 0)
                 owner.start()

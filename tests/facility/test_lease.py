@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import pytest
 
 from facility.store import lease as lease_module
 from facility.store.lease import LeaseLost, SiteLease, needs_lease
-from testsupport.pg import fresh_database
+from testsupport.pg import end_lock_sessions, fresh_database
 
 
 def test_only_a_shared_database_needs_a_lease() -> None:
@@ -49,13 +48,7 @@ async def test_a_holder_whose_session_is_ended_stops(monkeypatch: pytest.MonkeyP
             await asyncio.sleep(0.3)
             assert not watching.done()
             # The server ends the holder's session, as it does for a connection it has lost.
-            admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
-            try:
-                ended = await admin.fetchval(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                )
-            finally:
-                await admin.close()
+            ended = await end_lock_sessions(url)
             assert ended == 1
             with pytest.raises(LeaseLost, match="rules of site north: the lease's connection failed"):
                 await asyncio.wait_for(watching, 10)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import LoopThread, Rig
-from testsupport.pg import fresh_database
+from tests.faults.harness import Rig
+from testsupport.pg import fresh_database_url
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,10 +28,5 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database (testsupport/pg.py), dropped after the test and after the service."""
-    loop = LoopThread()
-    database = fresh_database()
-    try:
-        yield loop.run(database.__aenter__())
-    finally:
-        loop.run(database.__aexit__(None, None, None))
-        loop.close()
+    with fresh_database_url() as url:
+        yield url

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from sqlalchemy.engine import make_url
 
 from facility.netutil import free_port
 from testsupport.influx_servers import Influx1, VictoriaMetrics
+from testsupport.pg import alarm_counts
 from testsupport.proxy import TcpProxy
 from testsupport.servers import require_binary, wait_listening
 
@@ -927,26 +927,8 @@ def outcome(
 
 def recorded_alarms(url: str, actions: Collection[str] = ("raised", "raised again")) -> tuple[int, int]:
     """(alarm rows of the test rule, their history entries of `actions`: by default its
-    activations), asked of the PostgreSQL ops store at `url` directly (not through any proxy the
-    test put in front of it)."""
-
-    async def ask() -> tuple[int, int]:
-        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
-        try:
-            if not await db.fetchval("SELECT to_regclass('alarms') IS NOT NULL"):
-                return 0, 0
-            rows = await db.fetchval("SELECT count(*) FROM alarms WHERE rule_id = $1", RULE_ID)
-            activations = await db.fetchval(
-                "SELECT count(*) FROM alarm_history h JOIN alarms a ON a.id = h.alarm_id"
-                " WHERE a.rule_id = $1 AND h.action = ANY($2::text[])",
-                RULE_ID,
-                list(actions),
-            )
-            return int(rows), int(activations)
-        finally:
-            await db.close()
-
-    return asyncio.run(ask())
+    activations), asked of the PostgreSQL ops store at `url` directly."""
+    return asyncio.run(alarm_counts(url, RULE_ID, actions=actions))
 
 
 # --- processes of the test's own ------------------------------------------------------------
@@ -1008,6 +990,12 @@ class Rig:
         service = Service(site, self.broker, name, parts)
         self._stack.callback(service.stop)
         return service
+
+    def processes(self, site_id: str, parts: str, names: Collection[str], **site: Any) -> list[Service]:
+        """`facility run --parts <parts>` processes of one estate, one per name (its `--instance`),
+        each with a site folder of its own (`write_fault_site(**site)`): writers or rule workers."""
+        folders = [write_fault_site(self.folder / name, self.broker, site_id=site_id, **site) for name in names]
+        return [self.service(folder, parts, name) for folder, name in zip(folders, names, strict=True)]
 
     def influx1(self) -> Influx1:
         folder = self.folder / "influxd"

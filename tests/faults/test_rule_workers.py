@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import asyncpg
 import pytest
 
 from tests.faults.harness import Rig, Service, recorded_alarms, wait_until, write_fault_site
+from testsupport.pg import end_lock_sessions
 
 pytestmark = pytest.mark.faults
 
@@ -32,12 +32,7 @@ def lease_state(worker: Service) -> str | None:
 
 def test_a_rule_worker_killed_during_a_fault_hands_its_site_over(pg_url: str, rig: Rig) -> None:
     estate_site = write_fault_site(rig.folder / "estate", rig.broker, uplink=rig.broker.url)
-    workers = [
-        rig.service(
-            write_fault_site(rig.folder / name, rig.broker, site_id=estate_site.site_id, ops=pg_url), "rules", name
-        )
-        for name in ("worker-a", "worker-b")
-    ]
+    workers = rig.processes(estate_site.site_id, "rules", ("worker-a", "worker-b"), ops=pg_url)
     estate = rig.service(estate_site, parts="gateway", name="estate")
     owner, standby = workers
     owner.start_ready()
@@ -70,22 +65,8 @@ def test_a_rule_worker_killed_during_a_fault_hands_its_site_over(pg_url: str, ri
 
     # The owner's lock session ended by the server (as when it loses its network): it cannot show
     # that it still owns the site, so it stops, exit 1, and the worker standing by takes over.
-    assert end_lock_sessions(pg_url) == 1
+    assert asyncio.run(end_lock_sessions(pg_url)) == 1
     wait_until(lambda: standby.proc is not None and standby.proc.poll() is not None, 15, "the owner stopping")
     assert standby.proc is not None and standby.proc.returncode == 1, standby.log_tail()
     assert "the lease's connection failed" in standby.log_text()
     wait_until(lambda: lease_state(owner) == "up", 15, "the worker standing by taking over")
-
-
-def end_lock_sessions(url: str) -> int:
-    """Terminate the backends holding advisory locks (the owner's lease); how many there were."""
-
-    async def end() -> int:
-        db = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=10)
-        try:
-            query = "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            return int(await db.fetchval(query))
-        finally:
-            await db.close()
-
-    return asyncio.run(end())

@@ -152,12 +152,7 @@ def test_a_writer_killed_in_the_shared_group_loses_nothing(rig: Rig) -> None:
     influx = rig.influx1()
     store = {"url": influx.url, "bucket": INFLUX_DB, "write_api": "v1", "token_env": None}
     estate_site = write_fault_site(rig.folder / "estate", rig.broker, uplink=rig.broker.url)
-    writers = [
-        rig.service(
-            write_fault_site(rig.folder / name, rig.broker, site_id=estate_site.site_id, influx=store), "writer", name
-        )
-        for name in ("writer-a", "writer-b")
-    ]
+    writers = rig.processes(estate_site.site_id, "writer", ("writer-a", "writer-b"), influx=store)
     estate = rig.service(estate_site, parts="gateway", name="estate")
     for process in (*writers, estate):
         process.start_ready()
