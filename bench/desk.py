@@ -57,6 +57,7 @@ from facility.netutil import free_port
 from testsupport.answers import CheckedClient, UnexpectedAnswer
 from testsupport.servers import Mosquitto
 
+SITE_ID = "bench"  # the estate of the filled stores
 TARGETS_MS = {"alarm_list_p99": 50, "trend_day": 200, "sse_spread": 50}
 
 
@@ -73,7 +74,7 @@ def write_site(folder: Path, broker_url: str, modbus_port: int) -> Path:
         lines.append(f"  - {{id: {device}, profile: {profile}, location: {{building: {building}}}, {binding}}}\n")
     path = folder / "site.yaml"
     path.write_text(
-        "site: {id: bench, name: Bench estate, timezone: Asia/Shanghai}\n"
+        f"site: {{id: {SITE_ID}, name: Bench estate, timezone: Asia/Shanghai}}\n"
         f'broker: {{url: "{broker_url}"}}\n'
         f"stores: {{telemetry: {folder / 'telemetry.db'}, ops: "
         f'"sqlite+aiosqlite:///{folder / "ops.db"}", spool: {folder / "spool"}}}\n'
@@ -245,7 +246,10 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         started = time.perf_counter()
         alarms = alarm_rows(rng, args.alarms, args.open, now)
         history = await fill_ops(
-            folder / "ops.db", alarms, history_rows(rng, alarms, history_counts(rng, len(alarms), args.history))
+            folder / "ops.db",
+            SITE_ID,
+            alarms,
+            history_rows(rng, alarms, history_counts(rng, len(alarms), args.history)),
         )
         readings = fill_telemetry(folder / "telemetry.db", day_start)
         fill_s = time.perf_counter() - started

@@ -149,7 +149,8 @@ async def cycles(desk: Desk, count: int, device: str, fault: str, rule: str) -> 
 
 async def add_users(site_path: Path, data_dir: Path) -> dict[str, str]:
     """The bench's own users in the ops store the system will open: name -> token."""
-    ops = OpsStore(ops_url(load_site(site_path), data_dir))
+    site = load_site(site_path)
+    ops = OpsStore(ops_url(site, data_dir), site=site.site.id)
     await ops.start()
     try:
         users = UserStore(ops)

@@ -213,7 +213,7 @@ class Bench:
         folder = self.folder / run
         site = load_site(pipeline_site(folder, run, qos, self.broker.url))
         async with AsyncExitStack() as stack:
-            ops = OpsStore(ops_url(site, folder))
+            ops = OpsStore(ops_url(site, folder), site=site.site.id)
             await ops.start()
             stack.push_async_callback(ops.close)
             dead_letters = DeadLetters(ops)

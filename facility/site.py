@@ -250,6 +250,8 @@ class SiteInfo(_Strict):
     id: str = Field(pattern=ID_PATTERN)
     name: str = ""
     timezone: str = "UTC"  # an IANA name such as Asia/Shanghai: desk times, schedules, reports
+    # Where this estate's duty desk is reached, for the company view's links between estates.
+    desk_url: str = Field(default="", pattern=r"^(https?://[^\s/]+(/\S*)?)?$", max_length=500)
 
     @field_validator("timezone")
     @classmethod

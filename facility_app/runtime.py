@@ -334,7 +334,7 @@ def _app(
         return create_probes(site, readiness, auth)
     assert pipeline.rules is not None  # the command line refuses the api without the rules
     if telemetry is None:
-        telemetry = open_telemetry(site.stores, site.path("."))  # history from the store the writers fill
+        telemetry = open_telemetry(site.stores, site.path("."), site.site.id)  # history from the store the writers fill
         stack.callback(telemetry.close)
     ctx = ApiContext(
         site=site,

@@ -38,7 +38,13 @@ OPS_START_WAIT_S = 5.0  # at start, how long to wait for the ops store before go
 async def start_ops_store(site: Site, data_dir: Path | None, stack: AsyncExitStack, readiness: Readiness) -> OpsStore:
     """The ops store, closed by `stack`. Waited for at most OPS_START_WAIT_S: a store that is down
     delays recording, never raising, an alarm, so the service starts without it."""
-    ops = OpsStore(ops_url(site, data_dir), dead_letters=DeadLetterLimits.of(site.stores))
+    ops = OpsStore(
+        ops_url(site, data_dir),
+        site=site.site.id,
+        site_name=site.site.name,
+        desk_url=site.site.desk_url,
+        dead_letters=DeadLetterLimits.of(site.stores),
+    )
     await ops.start(wait=False)
     try:
         await asyncio.wait_for(ops.wait_available(), OPS_START_WAIT_S)
@@ -63,7 +69,7 @@ def telemetry_writer(
     if data_dir is not None:
         local = {"telemetry": "telemetry.db"} if isinstance(stores.telemetry, str) else {}
         stores = stores.model_copy(update={"spool": "spool", **local})
-    telemetry = open_telemetry(stores, base)
+    telemetry = open_telemetry(stores, base, site.site.id)
     stack.callback(telemetry.close)
     spool = Spool(local_dir(site, data_dir, "spool"), limit_bytes=stores.spool_limit_mb * 1_000_000)
     batch_size = stores.telemetry.batch_size if isinstance(stores.telemetry, InfluxStore) else 5000

@@ -36,7 +36,7 @@ async def ops_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 @pytest.fixture
 async def ops_store(ops_url: str) -> AsyncIterator[OpsStore]:
     """A started ops store on each database (see `ops_url`), closed after the test."""
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     yield store
     await store.close()

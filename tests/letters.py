@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from facility.records import DeadLetter
-from facility.store.ops import OpsStore
+from testsupport.ops_db import folder_ops
 
 
-async def seed(data: Path, letters: list[DeadLetter]) -> None:
-    """Add `letters` to the SQLite ops store of the data folder `data`."""
-    store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+async def seed(data: Path, site: Path, letters: list[DeadLetter]) -> None:
+    """Add `letters` to the SQLite ops store of the data folder `data`, as the estate of `site`'s."""
+    store = folder_ops(data, site)
     await store.start()
     try:
         await store.letters.add(letters)

@@ -18,7 +18,7 @@ import httpx
 
 from facility.netutil import free_port
 from facility.records import AuditEntry
-from facility.store.ops import OpsStore
+from testsupport.ops_db import folder_ops
 from testsupport.processes import TOKEN, start_facility, stop_facility
 from testsupport.servers import Mosquitto, http_json, wait_listening
 from testsupport.system import write_site
@@ -33,7 +33,7 @@ def audit(folder: Path) -> list[AuditEntry]:
     """The device writes in a process's audit log (its SQLite ops store), oldest first."""
 
     async def read() -> list[AuditEntry]:
-        store = OpsStore(f"sqlite+aiosqlite:///{folder / 'var/ops.db'}")
+        store = folder_ops(folder / "var", folder / "site.yaml")
         try:
             return [e for e in reversed(await store.audit.entries(100)) if e.action == "write"]
         finally:

@@ -40,6 +40,7 @@ def test_dead_letters_are_read_from_a_data_folder(tmp_path: Path) -> None:
     asyncio.run(
         seed(
             data,
+            site,
             [
                 DeadLetter(old, "modbus", "pump-1/outlet_pressure", "illegal data address", ""),
                 DeadLetter(new, "mqtt", "test/lifts/lift-1", "not JSON: unexpected end", PAYLOAD),

@@ -177,7 +177,9 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influx1]:
     by the service's own writer into the bucket (database) compose sets up."""
     with Influx1(tmp_path_factory.mktemp("influx")) as server:
         server.execute('CREATE DATABASE "telemetry"')
-        store = InfluxTelemetry(InfluxStore(url=server.url, bucket="telemetry", write_api="v1", token_env=None))
+        store = InfluxTelemetry(
+            InfluxStore(url=server.url, bucket="telemetry", write_api="v1", token_env=None), site="t"
+        )
         t = time.time_ns() - 60 * 1_000_000_000
         store.write(
             [

@@ -84,9 +84,3 @@ async def end_lock_sessions(url: str) -> int:
         return int(await db.fetchval(query))
     finally:
         await db.close()
-
-
-# The tables of the revisions after the baseline: a database as the release before migrations made
-# it has none of them, so a test that fakes one drops them (newest first: later ones refer to older).
-LATER_TABLES = ("plan_step_attachments", "equipment_records", "task_attachments")
-DROP_LATER_TABLES = tuple(f"DROP TABLE {table}" for table in LATER_TABLES)

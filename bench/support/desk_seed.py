@@ -198,25 +198,25 @@ def history_rows(rng: random.Random, alarms: list[dict[str, Any]], counts: list[
             }
 
 
-async def fill_ops(path: Path, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
-    """Bulk-insert the alarms and their history (executemany in batches) into a database made by
-    the migrations, as the service makes it; returns history rows."""
-    store = OpsStore(f"sqlite+aiosqlite:///{path}")
+async def fill_ops(path: Path, site: str, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
+    """Bulk-insert the alarms and their history (executemany in batches) of the estate `site` into
+    a database made by the migrations, as the service makes it; returns history rows."""
+    store = OpsStore(f"sqlite+aiosqlite:///{path}", site=site)
     await store.upgrade()
     await store.close()
-    return await asyncio.to_thread(_insert, path, alarms, history)
+    return await asyncio.to_thread(_insert, path, site, alarms, history)
 
 
-def _insert(path: Path, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
+def _insert(path: Path, site: str, alarms: list[dict[str, Any]], history: Iterator[dict[str, Any]]) -> int:
     """fill_ops's writing, in a thread of its own: synchronous executemany is the fastest bulk
     insert, and batches of INSERT_BATCH keep a million history rows out of memory at once."""
     engine = create_engine(f"sqlite:///{path}")
     written = 0
     with engine.begin() as conn:
-        conn.execute(insert(AlarmRow), alarms)
+        conn.execute(insert(AlarmRow), [alarm | {"site": site} for alarm in alarms])
         batch: list[dict[str, Any]] = []
         for row in history:
-            batch.append(row)
+            batch.append(row | {"site": site})
             if len(batch) == INSERT_BATCH:
                 conn.execute(insert(AlarmHistoryRow), batch)
                 written, batch = written + len(batch), []

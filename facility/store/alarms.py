@@ -26,6 +26,7 @@ from sqlalchemy.orm import selectinload
 from facility.errors import Conflict, NotFound
 from facility.records import AlarmRecord, NewAlarm, spread_detail
 from facility.store.audit import audit_json
+from facility.store.site_scope import by_key
 from facility.store.tables import AlarmHistoryRow, AlarmRow, AuditRow, OutOfServiceRow
 from facility.vocabulary import ACTIVATIONS, AlarmAction, Text
 
@@ -101,7 +102,7 @@ class AlarmStore:
                     raised_at=new.ts,
                     acknowledged=False,
                     is_open=True,
-                    out_of_service=await s.get(OutOfServiceRow, new.device_id) is not None,
+                    out_of_service=await by_key(s, OutOfServiceRow, device_id=new.device_id) is not None,
                 )
                 s.add(row)
                 action = AlarmAction.RAISED
@@ -267,7 +268,7 @@ class AlarmStore:
         if on and not reason:
             raise ActionRefused("a reason is needed to take a device out of service")
         async with self._sessions.begin() as s:
-            current = await s.get(OutOfServiceRow, device, with_for_update=True)
+            current = await by_key(s, OutOfServiceRow, lock=True, device_id=device)
             if on and current is not None:
                 raise ActionRefused(
                     f"{device} is out of service already, since {_utc(current.since)} by {current.set_by}"

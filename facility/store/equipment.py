@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from facility.store.ops import OpsStore
+from facility.store.site_scope import by_key
 from facility.store.tables import EquipmentRow
 
 
@@ -63,7 +64,7 @@ class EquipmentStore:
 
     async def get(self, device_id: str) -> EquipmentRecord | None:
         async with self._sessions() as s:
-            row = await s.get(EquipmentRow, device_id)
+            row = await by_key(s, EquipmentRow, device_id=device_id)
             return None if row is None else _record(row)
 
     async def of_devices(self, device_ids: Collection[str]) -> dict[str, EquipmentRecord]:
@@ -87,7 +88,7 @@ class EquipmentStore:
     async def _write(self, record: EquipmentRecord, by: str, ts: int) -> EquipmentRecord:
         values = {name: getattr(record, name) for name in WRITTEN_FIELDS}
         async with self._sessions.begin() as s:
-            row = await s.get(EquipmentRow, record.device_id, with_for_update=True)
+            row = await by_key(s, EquipmentRow, lock=True, device_id=record.device_id)
             if row is None:
                 row = EquipmentRow(device_id=record.device_id, **values, updated_by=by, updated_at=ts)
                 s.add(row)

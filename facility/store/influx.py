@@ -1,9 +1,12 @@
 """Telemetry in InfluxDB: line protocol in, InfluxQL out.
 
-Schema: measurement `telemetry`, tags `device` and `point`, and one field per value type so that
+Schema: measurement `telemetry`, tags `site`, `device` and `point`, and one field per value type so that
 no field ever changes type — `num` (float) for numbers, `flag` (boolean), `text` (string) — plus
 a `quality` string field on every line. A point is keyed by (tags, time), so writing a reading
-again overwrites it: replays after an outage leave one copy.
+again overwrites it: replays after an outage leave one copy. The `site` tag keeps estates that
+share a database apart (a device id is unique within its estate only); history asks for the
+estate's own readings and for those written before readings carried the tag, which belonged to the
+one estate of that database.
 
 Writes go through influxdb-client's v2 write API (synchronous, gzip), or for InfluxDB before 1.8
 as a plain POST to `/write`. A batch the server refuses (HTTP 400, 413, 422) is bisected so that the good
@@ -114,8 +117,9 @@ def _message(body: Any) -> str:
 class InfluxTelemetry:
     quick_writes = False  # a network round trip: the writer calls it in a worker thread
 
-    def __init__(self, config: InfluxStore) -> None:
+    def __init__(self, config: InfluxStore, *, site: str) -> None:
         self.config = config
+        self._site = escape_tag(site)  # in every line, and in every history query
         self._url = config.url.rstrip("/")
         parts = urlsplit(self._url)
         self._where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # for messages: no user info
@@ -156,7 +160,7 @@ class InfluxTelemetry:
         key = (device, point)
         prefix = self._prefixes.get(key)
         if prefix is None:
-            prefix = f"{MEASUREMENT},device={escape_tag(device)},point={escape_tag(point)} "
+            prefix = f"{MEASUREMENT},device={escape_tag(device)},point={escape_tag(point)},site={self._site} "
             if len(self._prefixes) >= MAX_CACHED_SERIES:
                 self._prefixes.clear()
             self._prefixes[key] = prefix
@@ -230,8 +234,9 @@ class InfluxTelemetry:
     ) -> list[Sample]:
         """Good readings only, as the SQLite store gives them. Raises HistoryUnavailable when the
         server cannot be asked or answers anything but the InfluxQL answer asked for."""
+        site = f"(site = {influxql_string(self._site)} OR site = '')"  # '' : written before the tag
         where = (
-            f"device = {influxql_string(device)} AND point = {influxql_string(point)} AND quality = 'good'"
+            f"{site} AND device = {influxql_string(device)} AND point = {influxql_string(point)} AND quality = 'good'"
             f" AND time >= {int(start_ns)} AND time < {int(end_ns)}"
         )
         if bucket_s is None:

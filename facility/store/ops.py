@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, inspect, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Dialect, ExceptionContext, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from facility.errors import Unavailable
@@ -38,8 +39,9 @@ from facility.store.alarms import CHATTER_LIMIT, AlarmStore
 from facility.store.audit import AuditLog
 from facility.store.dead_letters import DEAD_LETTER_LIMITS, DeadLetterLimits, DeadLetterStore
 from facility.store.migrations import SchemaRefused
+from facility.store.site_scope import SiteSession
 from facility.store.sqlite_telemetry import private_file
-from facility.store.tables import Base
+from facility.store.tables import Base, EstateRow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class _Sessions(async_sessionmaker[AsyncSession]):
     rather than reach a database that is down or lacks its tables."""
 
     def __init__(self, engine: AsyncEngine, store: OpsStore) -> None:
-        super().__init__(engine, expire_on_commit=False)
+        super().__init__(engine, expire_on_commit=False, sync_session_class=SiteSession, info={"site": store.site})
         self._store = store
 
     def __call__(self, **local_kw: Any) -> AsyncSession:
@@ -73,16 +75,25 @@ class _Sessions(async_sessionmaker[AsyncSession]):
 
 
 class OpsStore:
-    """One ops database and the stores of its records (see the module's docstring)."""
+    """One ops database and the stores of its records (see the module's docstring), seen as the
+    estate `site` sees it: its sessions read and write that site's records only
+    (facility.store.site_scope), so that many estates may share one database."""
 
     def __init__(
         self,
         url: str,
         *,
+        site: str,
+        site_name: str = "",
+        desk_url: str = "",
         chatter_limit: int = CHATTER_LIMIT,
         check_every_s: float = CHECK_EVERY_S,
         dead_letters: DeadLetterLimits = DEAD_LETTER_LIMITS,
     ) -> None:
+        if not site:
+            raise ValueError("an ops store needs the site id of its estate")
+        self.site = site
+        self._estate = (site_name, desk_url)  # what the company view shows of this estate
         self._check_every_s = check_every_s
         self._prune_due_ns = 0  # when the watcher next deletes the dead letters past their retention
         parsed = make_url(url)
@@ -192,6 +203,7 @@ class OpsStore:
 
     async def _prepare(self) -> None:
         await self.upgrade()
+        await self._register()
         log.info("ops store %s ready", self._name)
         self._ready = True
         self._failing = False
@@ -208,7 +220,21 @@ class OpsStore:
             except OSError as exc:
                 self._down(f"{type(exc).__name__}: {exc}")
                 raise OpsUnavailable(self.unavailable_text()) from exc
-        return await migrations.upgrade(self._engine, self._name, self._check_schema)
+        return await migrations.upgrade(self._engine, self._name, self._check_schema, self.site)
+
+    async def _register(self) -> None:
+        """Record this estate among those that use the database, with its name and desk as the site
+        file says them now: the company view lists the estates from here."""
+        try:  # a plain session: the store's own are handed out once this start is done
+            async with AsyncSession(self._engine) as s, s.begin():
+                row = await s.get(EstateRow, self.site, with_for_update=True)
+                name, desk_url = self._estate
+                if row is None:
+                    s.add(EstateRow(site=self.site, name=name, desk_url=desk_url, started_at=now_ns()))
+                else:
+                    row.name, row.desk_url, row.started_at = name, desk_url, now_ns()
+        except IntegrityError:  # another process of the estate registered it at the same moment
+            pass
 
     async def schema(self) -> migrations.Schema:
         """Where the database stands against this version's migrations, changing nothing (a SQLite

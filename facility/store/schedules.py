@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from facility.store.site_scope import by_key
 from facility.store.tables import ScheduleMarkRow
 
 SITE = ""  # the device id stored for a schedule that makes one task for the whole site
@@ -41,7 +42,7 @@ class ScheduleStore:
         """Store `marks` in one transaction: all of them or, on failure, none."""
         async with self._sessions.begin() as s:
             for mark in marks:
-                row = await s.get(ScheduleMarkRow, (mark.schedule_id, mark.device_id))
+                row = await by_key(s, ScheduleMarkRow, schedule_id=mark.schedule_id, device_id=mark.device_id)
                 if row is None:
                     row = ScheduleMarkRow(schedule_id=mark.schedule_id, device_id=mark.device_id)
                     s.add(row)

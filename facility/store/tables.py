@@ -1,12 +1,17 @@
 """The ops store's tables: one declarative `Base` and the rows of alarms, their history, devices
 out of service, dead letters, the audit log, tasks, emergency plan instances, users, equipment
-records and the schedules' marks.
+records, the schedules' marks and the estates that use the database.
 
 They live apart from the stores that write them so that the read side (facility.store.reads,
 reports, benchmarks) can query the tables without importing a writer, and so that the schema of
 these records is read in one place: importing this module declares the whole schema, which
 `OpsStore` checks against the database (a row class kept beside its store would be missing from
 the check whenever that store's module happened not to be imported).
+
+Every row but a user's carries the site id of its estate (facility.store.site_scope): one database
+may serve many estates, and a device id is unique within its estate only, so the keys of devices out
+of service, equipment records and schedule marks begin with the site. Users belong to the
+deployment, limited to some of its estates by `sites`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from facility.model import AlarmState
 from facility.records import HistoryEntry
 from facility.store.files import FileColumns
+from facility.store.site_scope import SiteColumn
 
 
 class Base(DeclarativeBase):
@@ -38,7 +44,7 @@ class HistoryColumns:
         return HistoryEntry(self.ts, self.action, self.actor, self.source, self.detail)
 
 
-class AlarmRow(Base):
+class AlarmRow(SiteColumn, Base):
     """An alarm: its ISA-18.2 state (active, acknowledged), its flags and texts, open until nothing keeps it open."""
 
     __tablename__ = "alarms"
@@ -76,6 +82,7 @@ class AlarmRow(Base):
         Index("alarms_by_rule_and_device", "rule_id", "device_id"),  # chattering counts every occurrence
         Index(
             "one_open_alarm_per_rule_and_device",
+            "site",
             "rule_id",
             "device_id",
             unique=True,
@@ -99,7 +106,7 @@ class AlarmRow(Base):
         self.is_open = self.active or not self.acknowledged or self.shelved
 
 
-class AlarmHistoryRow(HistoryColumns, Base):
+class AlarmHistoryRow(HistoryColumns, SiteColumn, Base):
     """One entry of an alarm's history: what happened (facility.vocabulary.AlarmAction), by whom, when, from where."""
 
     __tablename__ = "alarm_history"
@@ -111,11 +118,12 @@ class AlarmHistoryRow(HistoryColumns, Base):
     __table_args__ = (Index("alarm_history_by_action_and_time", "action", "ts"),)
 
 
-class OutOfServiceRow(Base):
+class OutOfServiceRow(SiteColumn, Base):
     """A device under maintenance: its alarms are still recorded, flagged out of service."""
 
     __tablename__ = "out_of_service"
 
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     since: Mapped[int] = mapped_column(BigInteger)
     set_by: Mapped[str] = mapped_column(String(200))
@@ -123,7 +131,7 @@ class OutOfServiceRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-class DeadLetterRow(Base):
+class DeadLetterRow(SiteColumn, Base):
     """Input the system could not use, kept so that nothing is lost silently."""
 
     __tablename__ = "dead_letters"
@@ -136,7 +144,7 @@ class DeadLetterRow(Base):
     payload: Mapped[str] = mapped_column(Text)
 
 
-class AuditRow(Base):
+class AuditRow(SiteColumn, Base):
     """One change someone asked for (a Modbus write, ...): who, when, from where, and how it ended.
 
     `device` and `site_wide` say whose building it concerns, for users limited to buildings: the
@@ -158,7 +166,7 @@ class AuditRow(Base):
     site_wide: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
-class TaskRow(Base):
+class TaskRow(SiteColumn, Base):
     """A task (work order): status, SLA due time, who works it, and the rule and device that raised it, if any."""
 
     __tablename__ = "tasks"
@@ -197,6 +205,7 @@ class TaskRow(Base):
     __table_args__ = (
         Index(
             "one_open_task_per_rule_and_device",
+            "site",
             "rule_id",
             "device_id",
             unique=True,
@@ -206,7 +215,7 @@ class TaskRow(Base):
     )
 
 
-class TaskHistoryRow(HistoryColumns, Base):
+class TaskHistoryRow(HistoryColumns, SiteColumn, Base):
     """One entry of a task's history: a status move, an assignment, a note, a checklist tick."""
 
     __tablename__ = "task_history"
@@ -215,7 +224,7 @@ class TaskHistoryRow(HistoryColumns, Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
 
 
-class ChecklistItemRow(Base):
+class ChecklistItemRow(SiteColumn, Base):
     """One line of a task's checklist, and who ticked it when."""
 
     __tablename__ = "task_checklist"
@@ -230,7 +239,7 @@ class ChecklistItemRow(Base):
     done_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class AttachmentRow(FileColumns, Base):
+class AttachmentRow(FileColumns, SiteColumn, Base):
     """A photo or file on a task; its bytes are a file of the data folder named by this row's id."""
 
     __tablename__ = "task_attachments"
@@ -239,7 +248,7 @@ class AttachmentRow(FileColumns, Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
 
 
-class PlanInstanceRow(Base):
+class PlanInstanceRow(SiteColumn, Base):
     """An emergency plan opened for one alarm, with the plan's texts copied as they were then."""
 
     __tablename__ = "plan_instances"
@@ -261,7 +270,7 @@ class PlanInstanceRow(Base):
     __table_args__ = (Index("open_plan_instances", "is_open"),)
 
 
-class PlanStepRow(Base):
+class PlanStepRow(SiteColumn, Base):
     """One step of a plan instance: its time limit, and who did it when and from where."""
 
     __tablename__ = "plan_steps"
@@ -280,7 +289,7 @@ class PlanStepRow(Base):
     overdue_at: Mapped[int | None] = mapped_column(BigInteger)  # when it was reported overdue, once
 
 
-class StepAttachmentRow(FileColumns, Base):
+class StepAttachmentRow(FileColumns, SiteColumn, Base):
     """A photo or file added while working a step; its bytes are a file of the data folder named by
     this row's id (migration 0003)."""
 
@@ -300,11 +309,25 @@ class UserRow(Base):
     token_digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[int] = mapped_column(BigInteger)
     buildings: Mapped[str] = mapped_column(Text, server_default="")  # comma-separated; empty: the whole site
+    sites: Mapped[str] = mapped_column(Text, server_default="")  # comma-separated site ids; empty: every estate
 
 
-class EquipmentRow(Base):
+class EstateRow(Base):
+    """An estate that has used this database: registered by its process's ops store at each start,
+    so that the company view lists every estate, whether or not it has records yet (migration 0004)."""
+
+    __tablename__ = "estates"
+
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, server_default="")  # the site file's `site.name`
+    desk_url: Mapped[str] = mapped_column(Text, server_default="")  # the site file's `site.desk_url`
+    started_at: Mapped[int] = mapped_column(BigInteger)  # UTC ns of its process's last start
+
+
+class EquipmentRow(SiteColumn, Base):
     __tablename__ = "equipment_records"
 
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     model: Mapped[str] = mapped_column(String(200), server_default="")
     manufacturer: Mapped[str] = mapped_column(String(200), server_default="")
@@ -320,9 +343,10 @@ class EquipmentRow(Base):
     updated_at: Mapped[int] = mapped_column(BigInteger)
 
 
-class ScheduleMarkRow(Base):
+class ScheduleMarkRow(SiteColumn, Base):
     __tablename__ = "schedule_marks"
 
+    site: Mapped[str] = mapped_column(String(200), primary_key=True)
     schedule_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     device_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     occurrence: Mapped[int | None] = mapped_column(BigInteger)  # UTC ns of the last calendar occurrence handled

@@ -1,5 +1,9 @@
 """Users of the desk and the API: a name, a role, and a bearer token kept only as its SHA-256
 digest. A token is shown once, when the user is added; losing it means revoking and adding again.
+
+Users belong to the deployment, not to one estate: one ops database may serve many estates, and a
+company's staff work at several. Each user is limited to some estates (`sites`; none: every estate,
+for the command centre) and, within them, to some buildings.
 """
 
 from __future__ import annotations
@@ -37,16 +41,33 @@ class Role(IntEnum):
 
 @dataclass(frozen=True)
 class User:
-    """Who is asking. `buildings` limits what they see and act on; None: the whole site."""
+    """Who is asking. `sites` limits the estates they may reach at all (None: every estate);
+    `buildings` what they see and act on within them (None: the whole estate)."""
 
     name: str
     role: Role
     buildings: frozenset[str] | None = None
+    sites: frozenset[str] | None = None
+
+    def may_enter(self, site: str) -> bool:
+        """Whether the estate `site` is one of theirs."""
+        return self.sites is None or site in self.sites
+
+
+def _listed(column: str) -> frozenset[str] | None:
+    return frozenset(item for item in column.split(",") if item) if column else None
+
+
+def _joined(items: Iterable[str], what: str) -> str:
+    """A comma-separated column of ids: each stripped, none with a comma, in order."""
+    kept = sorted({item.strip() for item in items if item.strip()})
+    if any("," in item for item in kept):
+        raise ValueError(f"{what}: an id has no commas")
+    return ",".join(kept)
 
 
 def _user(row: UserRow) -> User:
-    limited = frozenset(b for b in row.buildings.split(",") if b) if row.buildings else None
-    return User(row.name, Role.named(row.role), limited)
+    return User(row.name, Role.named(row.role), _listed(row.buildings), _listed(row.sites))
 
 
 def digest(token: str) -> str:
@@ -56,16 +77,20 @@ def digest(token: str) -> str:
 class UserStore:
     def __init__(self, ops: OpsStore) -> None:
         self._sessions = ops.sessions
+        self.site = ops.site  # the estate whose process asks: a user limited to others is refused here
 
-    async def add(self, name: str, role: Role, buildings: Iterable[str] = ()) -> str:
-        """Add a user, limited to `buildings` if any are given; returns the new token, which is kept
-        nowhere else."""
+    async def add(
+        self, name: str, role: Role, buildings: Iterable[str] = (), sites: Iterable[str] | None = None
+    ) -> str:
+        """Add a user, limited to `buildings` if any are given, and to the estates `sites` (None:
+        every estate); returns the new token, which is kept nowhere else."""
         name = name.strip()
         if not name or len(name) > 100:
             raise ValueError("name: 1 to 100 characters")
-        limited = sorted({b.strip() for b in buildings if b.strip()})
-        if any("," in b for b in limited):
-            raise ValueError("building: a building id has no commas")
+        limited = _joined(buildings, "building")
+        estates = "" if sites is None else _joined(sites, "estate")
+        if sites is not None and not estates:
+            raise ValueError("estate: name at least one estate, or none for every estate")
         token = secrets.token_urlsafe(32)
         async with self._sessions.begin() as s:
             if (await s.scalars(select(UserRow).where(UserRow.name == name))).first() is not None:
@@ -76,7 +101,8 @@ class UserStore:
                     role=role.name.lower(),
                     token_digest=digest(token),
                     created_at=now_ns(),
-                    buildings=",".join(limited),
+                    buildings=limited,
+                    sites=estates,
                 )
             )
         return token

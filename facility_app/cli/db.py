@@ -20,7 +20,8 @@ DbSite = Annotated[Path, typer.Option("--site", "-c", help="site file (its store
 def _ops_of(site: Path, data: Path | None) -> OpsStore:
     """The site's ops store (or the one in a `--data` folder), not started: `db` commands decide
     what happens to its schema."""
-    return OpsStore(ops_url(load(site), data))
+    loaded = load(site)
+    return OpsStore(ops_url(loaded, data), site=loaded.site.id)
 
 
 @app.command("current")

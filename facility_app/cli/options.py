@@ -114,7 +114,7 @@ def ops_place(site: Site, data: Path | None) -> tuple[str, bool]:
 
 async def with_ops(site: Site, data: Path | None, act: Callable[[OpsStore], Awaitable[T]]) -> T:
     """`act` on the site's ops store (or the one in a `--data` folder), closed afterwards."""
-    ops = OpsStore(ops_url(site, data))
+    ops = OpsStore(ops_url(site, data), site=site.site.id)
     await ops.start()
     try:
         return await act(ops)

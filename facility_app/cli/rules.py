@@ -137,4 +137,4 @@ def _history(site: Site, data: Path | None) -> TelemetryStore:
     if isinstance(stores.telemetry, str) and not (where := base / stores.telemetry).exists():
         typer.echo(f"error: no telemetry store at {where}{DEMO_DATA_HINT if data is None else ''}", err=True)
         raise typer.Exit(2)
-    return open_telemetry(stores, base)
+    return open_telemetry(stores, base, site.site.id)

@@ -22,7 +22,7 @@ class Accounts:
         self.data = data
 
     async def _store(self) -> OpsStore:
-        store = OpsStore(f"sqlite+aiosqlite:///{self.data / 'ops.db'}")
+        store = OpsStore(f"sqlite+aiosqlite:///{self.data / 'ops.db'}", site="t")
         await store.start()
         return store
 

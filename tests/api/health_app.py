@@ -77,7 +77,7 @@ class Served:
 @contextlib.asynccontextmanager
 async def health_app(folder: Path, site: Site, reporters: Iterable[Reporter]) -> AsyncIterator[Served]:
     """The API of `site` whose readiness asks `reporters`, served; its ops store lives in `folder`."""
-    ops = OpsStore(f"sqlite+aiosqlite:///{folder / 'ops.db'}")
+    ops = OpsStore(f"sqlite+aiosqlite:///{folder / 'ops.db'}", site="t")
     await ops.start()
     try:
         users = UserStore(ops)

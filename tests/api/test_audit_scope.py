@@ -14,8 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
 from api.auth import TokenAuth
@@ -27,7 +25,7 @@ from facility.store.users import Role, UserStore
 from facility.vocabulary import Text
 from tests.api.context import without_plant
 from tests.reports.conftest import estate_in
-from testsupport.pg import DROP_LATER_TABLES
+from testsupport.ops_db import previous_release_made
 
 TS = 1_800_000_000 * 1_000_000_000
 B1, B2 = "pump-1", "pump-2"  # a device in each building (the estate of tests/reports)
@@ -144,25 +142,14 @@ async def test_entries_from_before_the_limit_are_for_managers_of_the_whole_site(
     """An audit table the release before migrations made gets the columns when its database is
     adopted at start; its entries, whose building is not known, stay readable by managers of the
     whole site only."""
-    store = OpsStore(ops_url)
-    await store.start()
-    await store.close()
-    engine = create_async_engine(ops_url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE alembic_version"))  # that release had no migrations
-        for drop in DROP_LATER_TABLES:  # nor the tables of later revisions
-            await conn.execute(text(drop))
-        for column in ("device", "site_wide"):
-            await conn.execute(text(f"ALTER TABLE audit DROP COLUMN {column}"))
-        await conn.execute(
-            text(
-                "INSERT INTO audit (ts, actor, source, action, target, detail, outcome) "
-                "VALUES (1, 'ana', '', 'POST /alarms/{alarm_id}/ack', '/api/v1/alarms/1/ack', '{}', 'ok')"
-            )
-        )
-    await engine.dispose()
+    await previous_release_made(
+        ops_url,
+        *(f"ALTER TABLE audit DROP COLUMN {column}" for column in ("device", "site_wide")),  # older still
+        "INSERT INTO audit (ts, actor, source, action, target, detail, outcome) "
+        "VALUES (1, 'ana', '', 'POST /alarms/{alarm_id}/ack', '/api/v1/alarms/1/ack', '{}', 'ok')",
+    )
 
-    upgraded = OpsStore(ops_url)
+    upgraded = OpsStore(ops_url, site="t")
     await upgraded.start()
     try:
         assert [e.target for e in await upgraded.audit.entries()] == ["/api/v1/alarms/1/ack"]

@@ -50,7 +50,7 @@ async def test_engineers_page_filter_and_see_only_their_buildings_letters(
 ) -> None:
     site, data = write_site(tmp_path, mosquitto.url, free_port()), tmp_path / "data"
     now = now_ns()
-    await seed(data, seeded(now))
+    await seed(data, site, seeded(now))
     tokens = await accounts.add_many(
         [
             ("vic", Role.VIEWER, ()),

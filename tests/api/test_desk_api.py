@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from facility.netutil import free_port
-from facility.store.ops import OpsStore
+from testsupport.ops_db import folder_ops
 from testsupport.servers import Mosquitto
 from testsupport.system import TOKEN, EventStream, alarm, eventually, running_system, write_site
 
@@ -290,7 +290,7 @@ async def test_changes_are_rate_limited_per_user(tmp_path: Path, mosquitto: Mosq
             assert {a.status_code for a in answers} == {404, 429}  # the others went through to the route
             assert (await http.get("/api/v1/tasks")).status_code == 200  # reading is never limited
 
-    store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+    store = folder_ops(data, site_path)
     try:
         entries = await store.audit.entries(200)
     finally:

@@ -28,7 +28,7 @@ async def test_a_photo_is_added_to_a_plan_step_from_a_phone_and_the_alarm_list_e
     tmp_path: Path, browser: Browser
 ) -> None:
     site = estate_in(tmp_path)
-    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await ops.start()
     try:
         seed = Seed(ops)

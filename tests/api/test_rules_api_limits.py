@@ -40,7 +40,7 @@ async def http(tmp_path: Path, accounts: Accounts) -> AsyncIterator[Client]:
     tokens = await accounts.add_many(
         [("all", Role.ENGINEER, ()), ("b1", Role.ENGINEER, ("B1",)), ("b2g", Role.ENGINEER, ("B2", "G"))]
     )
-    store = OpsStore(f"sqlite+aiosqlite:///{accounts.data / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{accounts.data / 'ops.db'}", site="t")
     await store.start()
     app = create_app(without_plant(site, store, tmp_path / "journal"), TokenAuth({}, UserStore(store)))
     try:

@@ -38,7 +38,7 @@ async def http(tmp_path: Path, accounts: Accounts) -> AsyncIterator[Client]:
     whole site and of one limited to building B2 (both devices are in B1)."""
     site = load_site(chiller_site(tmp_path))
     tokens = await accounts.add_many([("duty", Role.VIEWER, ()), ("b2", Role.VIEWER, ("B2",))])
-    store = OpsStore(f"sqlite+aiosqlite:///{accounts.data / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{accounts.data / 'ops.db'}", site="t")
     await store.start()
     ctx = without_plant(site, store, tmp_path / "journal")
     ctx.live.update([Reading(device, point, value, Quality.GOOD, now_ns()) for device, point, value in READINGS])

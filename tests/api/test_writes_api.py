@@ -11,6 +11,7 @@ import httpx
 
 from facility.netutil import free_port
 from facility.records import AuditEntry
+from facility.site import Site
 from facility.store.ops import OpsStore
 from tests.simulators.conftest import read_modbus
 from testsupport.servers import Mosquitto
@@ -39,9 +40,9 @@ writes:
     return write_site(tmp_path, broker_url, port, extra=extra)
 
 
-async def audit_log(data_dir: Path, action: str = "write", limit: int = 100) -> list[AuditEntry]:
+async def audit_log(data_dir: Path, site: Site, action: str = "write", limit: int = 100) -> list[AuditEntry]:
     """The running system's audit entries of one action, oldest first, read from its ops store."""
-    store = OpsStore(f"sqlite+aiosqlite:///{data_dir / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{data_dir / 'ops.db'}", site=site.site.id)
     try:
         return [e for e in reversed(await store.audit.entries(limit)) if e.action == action]
     finally:
@@ -77,7 +78,7 @@ async def test_writes_reach_the_devices_and_are_audited(tmp_path: Path, mosquitt
                 assert panel["circuit_1_command"] is on and panel["circuit_1_on"] is on  # the contactor follows
                 assert (panel["circuit_1_current"] > 4.0) is on
 
-        log = await audit_log(data)
+        log = await audit_log(data, site)
         assert [(e.target, e.detail, e.outcome) for e in log] == [
             ("pump-1/pressure_setpoint", {"value": 0.35, "confirmed": 0.35}, "ok"),
             ("lights-1/circuit_1_command", {"value": False, "confirmed": False}, "ok"),
@@ -85,7 +86,7 @@ async def test_writes_reach_the_devices_and_are_audited(tmp_path: Path, mosquitt
         ]
         assert all((e.actor, e.source, e.action) == ("duty", "127.0.0.1", "write") for e in log)
         # The API's own record of each request, beside the device write's.
-        requests = await audit_log(data, "POST /devices/{device}/points/{point}/write")
+        requests = await audit_log(data, site, "POST /devices/{device}/points/{point}/write")
         assert [(e.target, e.detail, e.outcome) for e in requests] == [
             ("/api/v1/devices/pump-1/points/pressure_setpoint/write", {"status": 200}, "ok"),
             ("/api/v1/devices/lights-1/points/circuit_1_command/write", {"status": 200}, "ok"),
@@ -95,7 +96,7 @@ async def test_writes_reach_the_devices_and_are_audited(tmp_path: Path, mosquitt
 
 async def test_refused_writes_say_why_and_are_audited(tmp_path: Path, mosquitto: Mosquitto) -> None:
     data = tmp_path / "data"
-    async with running_system(site_with_writes(tmp_path, mosquitto.url), data) as (url, _site):
+    async with running_system(site_with_writes(tmp_path, mosquitto.url), data) as (url, site):
         async with httpx.AsyncClient(base_url=url) as anonymous:
             missing = await anonymous.post(path("pump-1", "pressure_setpoint"), json={"value": 0.4})
             assert missing.status_code == 401
@@ -142,7 +143,7 @@ async def test_refused_writes_say_why_and_are_audited(tmp_path: Path, mosquitto:
             assert (await sim_values(http, "pump-1"))["pressure_setpoint"] == 0.45  # nothing was written
             assert (await sim_values(http, "pump-2"))["pressure_setpoint"] == 0.45
 
-        log = await audit_log(data)
+        log = await audit_log(data, site)
         assert [(e.target, e.detail["value"], e.outcome, e.detail["reason"]) for e in log] == [
             ("pump-1/frequency", 40, "refused", "NotAllowed"),
             ("pump-1/pressure_setpoint", 0.7, "refused", "BadValue"),

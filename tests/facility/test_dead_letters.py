@@ -22,6 +22,7 @@ from facility.records import DeadLetter
 from facility.site import Stores
 from facility.store.dead_letters import DeadLetterLimits
 from facility.store.ops import OpsStore
+from testsupport.ops_db import folder_ops
 from testsupport.servers import Mosquitto
 from testsupport.system import eventually, running_system, write_site
 
@@ -35,7 +36,7 @@ def letter(ts: int, payload: str = "{}", key: str = "site/pump-1") -> DeadLetter
 
 @contextlib.asynccontextmanager
 async def opened(url: str, limits: DeadLetterLimits) -> AsyncIterator[OpsStore]:
-    store = OpsStore(url, dead_letters=limits)
+    store = OpsStore(url, site="t", dead_letters=limits)
     await store.start()
     try:
         yield store
@@ -114,13 +115,13 @@ async def test_letters_past_the_retention_are_deleted_counted_and_logged(
 
 async def test_a_store_deletes_the_letters_past_the_retention_once_it_has_started(ops_url: str) -> None:
     """Without new letters too: a quiet estate's old ones go by the watcher, at start and hourly."""
-    first = OpsStore(ops_url)
+    first = OpsStore(ops_url, site="t")
     await first.start()
     now = now_ns()
     await first.letters.add([letter(now - 40 * DAY, key="old"), letter(now, key="new")])
     await first.close()
 
-    again = OpsStore(ops_url)
+    again = OpsStore(ops_url, site="t")
     await again.start()
     try:
 
@@ -141,7 +142,7 @@ async def test_the_running_service_keeps_what_its_site_file_says(tmp_path: Path,
     data = tmp_path / "data"
     async with running_system(site, data):
         publisher = MqttClient("127.0.0.1", mosquitto.port)
-        store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+        store = folder_ops(data, site)
         await publisher.start()
         await store.start()
         try:

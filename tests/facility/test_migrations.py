@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, inspect, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from typer.testing import CliRunner
 
@@ -30,6 +30,7 @@ from facility.store.dead_letters import DeadLetterLimits
 from facility.store.ops import OpsStore
 from facility.store.plans import PlanStore
 from facility.store.schedules import ScheduleStore
+from facility.store.site_scope import SiteColumn
 from facility.store.tables import Base
 from facility.store.tasks import TaskStore
 from facility.store.users import Role, UserStore
@@ -136,7 +137,7 @@ async def test_the_previous_release_is_adopted_at_start_with_all_its_rows(
 ) -> None:
     await previous_release(ops_url)
     caplog.set_level("INFO", logger="facility.store.migrations")
-    store = OpsStore(ops_url, dead_letters=KEEP_LETTERS)
+    store = OpsStore(ops_url, site="t", dead_letters=KEEP_LETTERS)
     await store.start()
     try:
         await assert_previous_rows_readable(store)
@@ -149,7 +150,7 @@ async def test_the_previous_release_is_adopted_at_start_with_all_its_rows(
     assert "made by the release before migrations; adopted at revision 0001, adding column audit.device" in said
     assert f"upgraded from the release before migrations (adopted) to revision {migrations.head()}" in said
 
-    again = OpsStore(ops_url)  # a second start finds nothing to do
+    again = OpsStore(ops_url, site="t")  # a second start finds nothing to do
     await again.start()
     await again.close()
     assert "nothing to upgrade" in caplog.text
@@ -169,13 +170,41 @@ async def test_the_previous_release_is_upgraded_by_facility_db_upgrade(ops_url: 
     code, said = await asyncio.to_thread(facility, "db", "upgrade", *options)
     assert code == 0 and "nothing to upgrade" in said
 
-    store = OpsStore(ops_url, dead_letters=KEEP_LETTERS)
+    store = OpsStore(ops_url, site="t", dead_letters=KEEP_LETTERS)
     await store.start()
     try:
         await assert_previous_rows_readable(store)
         await assert_new_rows_written(store)
     finally:
         await store.close()
+
+
+async def test_a_database_of_one_estate_gives_every_record_that_estates_site(ops_url: str) -> None:
+    """Revision 0004 on a database full of one estate's rows: each row, in every table that has
+    the column, carries the site id of the estate that upgraded it, and another estate upgrading
+    nothing sees none of them."""
+    await previous_release(ops_url)
+    store = OpsStore(ops_url, site="t", dead_letters=KEEP_LETTERS)
+    await store.start()
+    other = OpsStore(ops_url, site="elsewhere", dead_letters=KEEP_LETTERS)
+    await other.start()
+    try:
+        async with store.sessions() as session:
+            tables = [m.local_table for m in Base.registry.mappers if issubclass(m.class_, SiteColumn)]
+            sites = {t.name: set((await session.execute(select(t.c.site).distinct())).scalars()) for t in tables}
+        filled = {name for name, found in sites.items() if found}
+        assert filled >= {"alarms", "alarm_history", "tasks", "out_of_service", "audit", "schedule_marks"}
+        assert all(found == {"t"} for found in sites.values() if found), sites
+        assert await other.alarms.list_alarms(include_closed=True) == []
+        assert await other.alarms.out_of_service() == {}
+        assert await other.audit.entries() == [] and await other.letters.recent() == []
+        assert await ScheduleStore(other.sessions).marks() == {}
+        with pytest.raises(NotFound):
+            await TaskStore(other).get(1, TS)
+        await assert_previous_rows_readable(store)
+    finally:
+        await store.close()
+        await other.close()
 
 
 async def test_facility_db_current_on_an_empty_database_then_after_the_upgrade(ops_url: str, tmp_path: Path) -> None:
@@ -199,7 +228,7 @@ async def test_two_instances_upgrading_at_once_end_with_one_schema_and_no_error(
         await previous_release(ops_url)
     caplog.set_level("INFO", logger="facility.store.migrations")
     # Two instances of the service: a store each, and so an engine and connections each.
-    stores = [OpsStore(ops_url, dead_letters=KEEP_LETTERS) for _ in range(2)]
+    stores = [OpsStore(ops_url, site="t", dead_letters=KEEP_LETTERS) for _ in range(2)]
     try:
         await asyncio.gather(*(s.start() for s in stores))
         assert [(await s.schema()).newest for s in stores] == [True, True]
@@ -223,7 +252,7 @@ async def test_two_processes_upgrading_at_once_end_with_one_schema_and_no_error(
     adopted = f"upgraded from the release before migrations (adopted) to revision {migrations.head()}"
     assert sorted("nothing to upgrade" in s for s in said) == [False, True] and any(adopted in s for s in said)
     assert await stored_revisions(ops_url) == [migrations.head()]
-    store = OpsStore(ops_url, dead_letters=KEEP_LETTERS)
+    store = OpsStore(ops_url, site="t", dead_letters=KEEP_LETTERS)
     await store.start()
     try:
         await assert_previous_rows_readable(store)
@@ -232,7 +261,7 @@ async def test_two_processes_upgrading_at_once_end_with_one_schema_and_no_error(
 
 
 async def test_the_newest_revision_makes_the_schema_the_models_declare(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     await store.close()
     engine = create_async_engine(ops_url)
@@ -259,7 +288,7 @@ async def test_an_adopted_database_takes_the_tables_its_release_did_not_make(ops
         for table in ("task_checklist", "task_history", "tasks", "schedule_marks"):
             await conn.execute(text(f"DROP TABLE {table}"))
     await engine.dispose()
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     try:
         with pytest.raises(NotFound, match="no task 1"):
@@ -324,7 +353,7 @@ async def test_an_upgrade_waits_for_the_lock_another_holds_and_says_so(
     """A second instance starting while the first upgrades: it logs that it waits, does nothing
     until the lock is let go, then finds its own work to do (here: the whole schema)."""
     caplog.set_level("INFO", logger="facility.store.migrations")
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     try:
         async with HeldLock(ops_url) as lock:
             upgrading = asyncio.create_task(store.upgrade())

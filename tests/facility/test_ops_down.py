@@ -43,7 +43,7 @@ async def answers(store: OpsStore) -> bool:
 
 async def test_a_store_started_without_waiting_prepares_itself_when_its_database_answers(db: Outage) -> None:
     await db.cut()
-    store = OpsStore(db.url)
+    store = OpsStore(db.url, site="t")
     try:
         await store.start(wait=False)  # returns at once, the database being down
         assert not store.available
@@ -75,7 +75,7 @@ async def test_a_store_whose_database_goes_away_raises_ops_unavailable_and_works
     tmp_path: Path,
 ) -> None:
     async with outage("postgresql", tmp_path) as db:  # cut while connections are open: PostgreSQL only
-        store = OpsStore(db.url)
+        store = OpsStore(db.url, site="t")
         await store.start()
         try:
             await store.alarms.raise_alarm(new_alarm(1))
@@ -96,7 +96,7 @@ async def test_a_store_whose_database_goes_away_raises_ops_unavailable_and_works
 async def test_the_api_answers_503_naming_the_ops_store_and_the_admin_token_still_works(
     db: Outage, tmp_path: Path
 ) -> None:
-    first = OpsStore(db.url)
+    first = OpsStore(db.url, site="t")
     await first.start()
     duty = await UserStore(first).add("dora", Role.DUTY)
     await first.close()
@@ -104,7 +104,7 @@ async def test_the_api_answers_503_naming_the_ops_store_and_the_admin_token_stil
 
     (tmp_path / "site").mkdir()
     site = write_site(tmp_path / "site", RULES)
-    ops = OpsStore(db.url)
+    ops = OpsStore(db.url, site="t")
     await ops.start(wait=False)
     app = create_app(without_plant(site, ops, tmp_path / "journal"), TokenAuth({ADMIN: "admin"}, UserStore(ops)))
     transport = httpx.ASGITransport(app=app)

@@ -12,12 +12,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from facility.store.ops import OpsStore, SchemaRefused
 from facility.store.users import Role, UserStore, digest
-from testsupport.pg import DROP_LATER_TABLES
+from testsupport.ops_db import previous_release_made
 
 
 async def made_then_changed(url: str, *statements: str) -> None:
     """A database this version made, then changed by `statements` (as an older one, or a person)."""
-    store = OpsStore(url)
+    store = OpsStore(url, site="t")
     await store.start()
     await store.close()
     engine = create_async_engine(url)
@@ -43,16 +43,14 @@ async def inspected(url: str, table: str) -> tuple[set[str], set[str], set[str]]
 
 
 async def test_an_older_release_gets_its_columns_and_indexes_and_old_rows_keep_working(ops_url: str) -> None:
-    await made_then_changed(
+    await previous_release_made(
         ops_url,
-        "DROP TABLE alembic_version",  # as a release before migrations made it
-        *DROP_LATER_TABLES,  # the tables of later revisions
-        "ALTER TABLE users DROP COLUMN buildings",
+        "ALTER TABLE users DROP COLUMN buildings",  # as a release older still made it
         "DROP INDEX alarm_history_by_action_and_time",
         f"INSERT INTO users (name, role, token_digest, created_at) VALUES ('kim', 'duty', '{digest('kim-token')}', 0)",
     )
 
-    upgraded = OpsStore(ops_url)
+    upgraded = OpsStore(ops_url, site="t")
     await upgraded.start()
     try:
         users = UserStore(upgraded)
@@ -70,21 +68,18 @@ async def test_an_older_release_gets_its_columns_and_indexes_and_old_rows_keep_w
 async def test_a_column_no_migration_adds_is_named_and_the_start_refused(ops_url: str) -> None:
     await made_then_changed(ops_url, "ALTER TABLE audit DROP COLUMN outcome")
 
-    again = OpsStore(ops_url)
+    again = OpsStore(ops_url, site="t")
     with pytest.raises(SchemaRefused, match=r"lacks audit\.outcome, which no migration adds"):
         await again.start()
     await again.close()
 
 
 async def test_a_refused_adoption_leaves_the_database_as_it_was(ops_url: str) -> None:
-    await made_then_changed(
-        ops_url,
-        "DROP TABLE alembic_version",
-        *DROP_LATER_TABLES,
-        *(f"ALTER TABLE audit DROP COLUMN {column}" for column in ("device", "site_wide", "outcome")),
+    await previous_release_made(
+        ops_url, *(f"ALTER TABLE audit DROP COLUMN {column}" for column in ("device", "site_wide", "outcome"))
     )
 
-    again = OpsStore(ops_url)
+    again = OpsStore(ops_url, site="t")
     with pytest.raises(SchemaRefused, match=r"lacks audit\.outcome"):
         await again.start()
     await again.close()
@@ -96,7 +91,7 @@ async def test_a_refused_adoption_leaves_the_database_as_it_was(ops_url: str) ->
 async def test_a_revision_this_version_does_not_know_is_refused(ops_url: str) -> None:
     await made_then_changed(ops_url, "UPDATE alembic_version SET version_num = '9999_from_a_newer_version'")
 
-    again = OpsStore(ops_url)
+    again = OpsStore(ops_url, site="t")
     with pytest.raises(SchemaRefused, match=r"revision 9999_from_a_newer_version, which this version does not know"):
         await again.start()
     await again.close()

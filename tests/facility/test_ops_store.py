@@ -30,7 +30,7 @@ def actions(alarm: AlarmRecord) -> list[tuple[str, str, str]]:
 
 
 async def test_recurrence_updates_the_open_alarm_never_duplicates(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     first, action = await store.alarms.raise_alarm(new(1))
     assert action == "raised" and first.state == "unacknowledged"
@@ -45,7 +45,7 @@ async def test_recurrence_updates_the_open_alarm_never_duplicates(ops_url: str) 
 
 
 async def test_acknowledged_then_cleared_alarm_closes_and_a_new_one_follows(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     first, _ = await store.alarms.raise_alarm(new(1))
     acked = await store.alarms.acknowledge(first.id, "duty", "10.0.0.5", 2)
@@ -71,14 +71,14 @@ async def test_acknowledged_then_cleared_alarm_closes_and_a_new_one_follows(ops_
 
 async def test_alarms_survive_a_restart(ops_url: str) -> None:
     url = ops_url
-    store = OpsStore(url)
+    store = OpsStore(url, site="t")
     await store.start()
     raised, _ = await store.alarms.raise_alarm(new(1, device="pump-1"))
     await store.alarms.shelve(raised.id, "duty", "10.0.0.5", "pump under repair", 2 * HOUR, 1 * HOUR)
     await store.alarms.set_out_of_service("pump-1", True, "eng", "10.0.0.9", "seal replacement", 1 * HOUR)
     await store.close()
 
-    reopened = OpsStore(url)
+    reopened = OpsStore(url, site="t")
     await reopened.start()
     (alarm,) = await reopened.alarms.list_alarms()
     assert alarm.id == raised.id and alarm.state == "out_of_service"
@@ -89,7 +89,7 @@ async def test_alarms_survive_a_restart(ops_url: str) -> None:
 
 
 async def test_shelved_alarm_stays_shelved_through_recurrence_until_unshelved(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, _ = await store.alarms.raise_alarm(new(1 * HOUR))
     await store.alarms.acknowledge(raised.id, "duty", "10.0.0.5", 1 * HOUR + 1)
@@ -126,7 +126,7 @@ async def test_shelved_alarm_stays_shelved_through_recurrence_until_unshelved(op
 
 
 async def test_a_shelved_alarm_that_cleared_and_was_acknowledged_closes_when_its_shelf_expires(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, _ = await store.alarms.raise_alarm(new(1 * HOUR))
     await store.alarms.shelve(raised.id, "duty", "", "known fault", 2 * HOUR, 1 * HOUR)
@@ -141,7 +141,7 @@ async def test_a_shelved_alarm_that_cleared_and_was_acknowledged_closes_when_its
 
 
 async def test_bad_actions_are_refused_and_leave_no_trace(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, _ = await store.alarms.raise_alarm(new(1 * HOUR))
     alarm_id = raised.id
@@ -174,7 +174,7 @@ async def test_bad_actions_are_refused_and_leave_no_trace(ops_url: str) -> None:
 
 
 async def test_comments_are_kept_with_who_when_and_where_even_on_closed_alarms(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, _ = await store.alarms.raise_alarm(new(1))
     await store.alarms.acknowledge(raised.id, "duty", "10.0.0.5", 2)
@@ -194,7 +194,7 @@ async def test_comments_are_kept_with_who_when_and_where_even_on_closed_alarms(o
 
 
 async def test_suppressed_by_design_alarm_is_kept_and_flagged_until_suppression_ends(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, action = await store.alarms.raise_alarm(new(1, suppressed=True))
     assert action == "raised" and raised.state == "suppressed" and raised.suppressed
@@ -213,7 +213,7 @@ async def test_suppressed_by_design_alarm_is_kept_and_flagged_until_suppression_
 
 
 async def test_alarms_of_a_device_out_of_service_are_recorded_with_the_flag(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     before, _ = await store.alarms.raise_alarm(new(1, "r1", "pump-1"))
     other, _ = await store.alarms.raise_alarm(new(1, "r1", "pump-2"))
@@ -249,7 +249,7 @@ async def test_alarms_of_a_device_out_of_service_are_recorded_with_the_flag(ops_
 
 
 async def test_more_than_five_activations_in_ten_minutes_is_chattering_until_quiet_for_ten(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     spread = [k * 3 * MIN for k in range(6)]  # six activations over 15 min: never six within 10
     for ts in spread:
@@ -277,7 +277,7 @@ async def test_more_than_five_activations_in_ten_minutes_is_chattering_until_qui
 
 
 async def test_unacknowledged_alarms_escalate_once_after_their_priority_limit(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     limits = {"emergency": 2 * MIN, "high": 10 * MIN}
     t = 1 * HOUR
@@ -309,7 +309,7 @@ async def test_a_database_from_before_the_lifecycle_columns_is_refused_by_name(o
     async with old.begin() as conn:
         await conn.execute(text("CREATE TABLE alarms (id INTEGER PRIMARY KEY, rule_id VARCHAR(200))"))
     await old.dispose()
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     with pytest.raises(RuntimeError, match=r"alarms\.device_id, .*alarms\.shelved, .*alarms\.escalated"):
         await store.start()
     await store.close()
@@ -322,7 +322,7 @@ async def test_a_token_looked_up_at_debug_leaves_no_trace_of_it_in_the_log(
     parameters of queries, among them the digest of every token presented (a digest looks a user
     up as well as the token does)."""
     caplog.set_level(logging.DEBUG)
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     try:
         users = UserStore(store)

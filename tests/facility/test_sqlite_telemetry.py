@@ -80,11 +80,11 @@ def test_prune_deletes_what_is_older_than_the_retention_and_keeps_the_rest(tmp_p
 
 
 def test_the_factory_opens_the_store_the_site_file_names(tmp_path: Path) -> None:
-    store = open_telemetry(Stores(telemetry="var/t.db", retention=7200), tmp_path)
+    store = open_telemetry(Stores(telemetry="var/t.db", retention=7200), tmp_path, "t")
     assert isinstance(store, SqliteTelemetry)  # a relative path is under the site's folder
     assert store.retention_s == 7200
     store.close()
     assert (tmp_path / "var" / "t.db").exists()
-    influx = open_telemetry(Stores(telemetry=InfluxStore(url="http://127.0.0.1:8086", token_env=None)), tmp_path)
+    influx = open_telemetry(Stores(telemetry=InfluxStore(url="http://127.0.0.1:8086", token_env=None)), tmp_path, "t")
     assert isinstance(influx, InfluxTelemetry)
     influx.close()

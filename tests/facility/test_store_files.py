@@ -48,7 +48,7 @@ def readings(n: int) -> list[Reading]:
 
 async def test_a_new_ops_store_database_is_its_owners_alone(tmp_path: Path) -> None:
     db = tmp_path / "var" / "ops.db"
-    store = OpsStore(f"sqlite+aiosqlite:///{db}")
+    store = OpsStore(f"sqlite+aiosqlite:///{db}", site="t")
     await store.start()
     try:
         await UserStore(store).add("ana", Role.DUTY)
@@ -85,11 +85,11 @@ def test_store_files_readable_by_others_are_narrowed_when_opened(tmp_path: Path)
 
 async def test_an_ops_store_database_readable_by_others_is_narrowed_when_opened(tmp_path: Path) -> None:
     db = tmp_path / "ops.db"
-    store = OpsStore(f"sqlite+aiosqlite:///{db}")
+    store = OpsStore(f"sqlite+aiosqlite:///{db}", site="t")
     await store.start()
     await store.close()
     db.chmod(0o644)
-    again = OpsStore(f"sqlite+aiosqlite:///{db}")
+    again = OpsStore(f"sqlite+aiosqlite:///{db}", site="t")
     await again.start()
     try:
         assert mode(db) == OWNER_ONLY

@@ -160,12 +160,12 @@ async def test_a_recurrence_counts_on_the_open_task_and_verify_waits_for_the_con
 
 
 async def test_open_rule_tasks_survive_a_restart(ops_url: str) -> None:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="t")
     await store.start()
     raised, _ = await TaskStore(store).raise_from_rule(from_rule(1))
     await store.close()
 
-    reopened = OpsStore(ops_url)
+    reopened = OpsStore(ops_url, site="t")
     await reopened.start()
     tasks = TaskStore(reopened)
     assert await tasks.active_conditions() == [("low-pressure", "pump-1")]

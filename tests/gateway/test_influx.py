@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 import pytest
 
 from facility.model import Quality, Reading
@@ -27,7 +28,7 @@ MS = 1_000_000
 
 def v1_store(influx: Influx1, db: str, duration: str = "INF") -> InfluxTelemetry:
     influx.execute(f'CREATE DATABASE "{db}" WITH DURATION {duration}')
-    return InfluxTelemetry(InfluxStore(url=influx.url, bucket=db, write_api="v1", token_env=None))
+    return InfluxTelemetry(InfluxStore(url=influx.url, bucket=db, write_api="v1", token_env=None), site="t")
 
 
 def now_ms() -> int:
@@ -45,7 +46,7 @@ def by_name_and_point(series: list[dict[str, Any]]) -> dict[tuple[str, str], lis
 
 def test_v2_writes_land_in_victoria_metrics_one_field_per_value_type(vm: VictoriaMetrics) -> None:
     t = now_ms()
-    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None), site="t")
     store.write(
         [
             Reading("pump-v2", "pressure", 3.25, Quality.GOOD, t),
@@ -80,7 +81,7 @@ def test_v2_writes_land_in_victoria_metrics_one_field_per_value_type(vm: Victori
 
 def test_a_reading_written_twice_is_there_once(vm: VictoriaMetrics) -> None:
     t = now_ms()
-    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None), site="t")
     batch = [Reading("pump-twice", "pressure", 1.0 + i, Quality.GOOD, t + i * MS) for i in range(50)]
     store.write(batch)
     # The replay of the same batch, with one new reading that shows when the request is visible.
@@ -144,12 +145,32 @@ def test_history_raw_and_downsampled_with_influxql(influx: Influx1) -> None:
     store.close()
 
 
+def test_estates_sharing_a_database_read_their_own_history(influx: Influx1) -> None:
+    """Two estates, one InfluxDB database, the same device id: each estate's history holds its own
+    readings, and the readings written before they carried a site (no `site` tag), which belonged
+    to the database's one estate then."""
+    influx.execute('CREATE DATABASE "shared"')
+    config = InfluxStore(url=influx.url, bucket="shared", write_api="v1", token_env=None)
+    east, west = InfluxTelemetry(config, site="east"), InfluxTelemetry(config, site="west")
+    start = (time.time_ns() // S - 600) * S
+    east.write([Reading("pump-1", "pressure", 0.4, Quality.GOOD, start + k * S) for k in range(3)])
+    west.write([Reading("pump-1", "pressure", 0.9, Quality.GOOD, start + k * S) for k in range(5)])
+    before_tags = f'telemetry,device=pump-1,point=pressure num=0.1,quality="good" {start - S}'  # no site
+    written = httpx.post(f"{influx.url}/write", params={"db": "shared", "precision": "ns"}, content=before_tags)
+    assert written.status_code == 204, written.text
+
+    assert [s.mean for s in east.history("pump-1", "pressure", start - S, start + 10 * S)] == [0.1, 0.4, 0.4, 0.4]
+    assert [s.mean for s in west.history("pump-1", "pressure", start, start + 10 * S)] == [0.9] * 5
+    east.close()
+    west.close()
+
+
 def test_victoria_metrics_cannot_give_history_and_the_store_says_so(vm: VictoriaMetrics) -> None:
     """VictoriaMetrics keeps the numbers of what it is sent, and nothing else: a good and a bad
     reading arrive with the same quality (0). History from it would show bad values as good, so
     it is refused, naming VictoriaMetrics and why, raw and bucketed alike."""
     t = now_ms()
-    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=vm.url, bucket="estate", token_env=None), site="t")
     store.write(
         [
             Reading("tank-vm", "level", 1.0, Quality.GOOD, t),
@@ -167,7 +188,7 @@ def test_victoria_metrics_cannot_give_history_and_the_store_says_so(vm: Victoria
 
 
 def test_history_from_a_database_that_is_not_there_names_the_store_and_the_reason(influx: Influx1) -> None:
-    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="never-made", write_api="v1", token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="never-made", write_api="v1", token_env=None), site="t")
     with pytest.raises(HistoryUnavailable) as caught:
         store.history("tank-1", "level", 0, time.time_ns())
     store.close()
@@ -223,7 +244,7 @@ def test_an_answer_of_another_shape_is_history_unavailable_naming_the_store(
     body: bytes, bucket_s: float | None, words: str
 ) -> None:
     with Unreadable(body) as server:
-        store = InfluxTelemetry(InfluxStore(url=server.url, bucket="estate", write_api="v1", token_env=None))
+        store = InfluxTelemetry(InfluxStore(url=server.url, bucket="estate", write_api="v1", token_env=None), site="t")
         with pytest.raises(HistoryUnavailable) as caught:
             store.history("tank-1", "level", 0, 10 * S, bucket_s)
         store.close()
@@ -266,7 +287,7 @@ def test_a_line_no_server_can_parse_is_rejected_before_sending(influx: Influx1) 
 @pytest.mark.parametrize("write_api", ["v2", "v1"])
 def test_nothing_listening_is_store_unavailable(write_api: Literal["v2", "v1"]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    store = InfluxTelemetry(InfluxStore(url=url, write_api=write_api, token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=url, write_api=write_api, token_env=None), site="t")
     with pytest.raises(StoreUnavailable, match="cannot reach InfluxDB"):
         store.write([Reading("pump-1", "pressure", 1.0, Quality.GOOD, time.time_ns())])
     with pytest.raises(StoreUnavailable):
@@ -288,7 +309,7 @@ def test_refused_credentials_are_store_unavailable_and_the_token_is_never_shown(
             InfluxStore(url=vm.url, bucket="db", write_api="v2", token_env="TEST_INFLUX_TOKEN"),
         ]
         for config in configs:
-            store = InfluxTelemetry(config)
+            store = InfluxTelemetry(config, site="t")
             with pytest.raises(StoreUnavailable, match="refused the credentials") as caught:
                 store.write([Reading("pump-1", "pressure", 1.0, Quality.GOOD, time.time_ns())])
             assert "TEST_INFLUX_TOKEN" in str(caught.value)  # where to look
@@ -301,7 +322,9 @@ def test_refused_credentials_are_store_unavailable_and_the_token_is_never_shown(
 
 
 def test_a_missing_database_is_store_unavailable_not_a_rejection(influx: Influx1) -> None:
-    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="never-created", write_api="v1", token_env=None))
+    store = InfluxTelemetry(
+        InfluxStore(url=influx.url, bucket="never-created", write_api="v1", token_env=None), site="t"
+    )
     with pytest.raises(StoreUnavailable, match="database not found"):
         store.write([Reading("pump-1", "pressure", 1.0, Quality.GOOD, time.time_ns())])
     store.close()

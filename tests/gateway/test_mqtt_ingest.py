@@ -127,7 +127,7 @@ class Rig:
 @asynccontextmanager
 async def running_gateway(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Rig]:
     site = write_site(tmp_path, broker)
-    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await store.start()
     bus = LocalBus()
     received = Received(bus)

@@ -76,7 +76,7 @@ class Rig:
 async def running(tmp_path: Path, broker: Mosquitto) -> AsyncIterator[Rig]:
     """Gateway and rules of the site on one bus, on a fresh ops store."""
     site = write_site(tmp_path, broker)
-    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await store.start()
     bus = LocalBus()
     rules = RulesService(site, bus, store, tmp_path / "journal")

@@ -43,7 +43,7 @@ def now_ms() -> int:
 
 
 def store_at(url: str) -> InfluxTelemetry:
-    return InfluxTelemetry(InfluxStore(url=url, bucket="estate", token_env=None, timeout=2.0))
+    return InfluxTelemetry(InfluxStore(url=url, bucket="estate", token_env=None, timeout=2.0), site="t")
 
 
 def nothing_listening() -> InfluxTelemetry:
@@ -246,7 +246,7 @@ async def test_readings_the_store_refuses_are_dead_lettered_and_the_rest_written
     influx: Influx1, tmp_path: Path
 ) -> None:
     influx.execute('CREATE DATABASE "rp1h" WITH DURATION 1h')
-    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="rp1h", write_api="v1", token_env=None))
+    store = InfluxTelemetry(InfluxStore(url=influx.url, bucket="rp1h", write_api="v1", token_env=None), site="t")
     letters: list[tuple[str, str, str, str]] = []
     spool = Spool(tmp_path / "spool")
     writer = TelemetryWriter(store, spool, dead_letter=lambda *letter: letters.append(letter))

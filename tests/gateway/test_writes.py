@@ -200,7 +200,7 @@ class Rig:
 @asynccontextmanager
 async def running(tmp_path: Path, poll: float | str = POLL, writes: str = ALLOW) -> AsyncIterator[Rig]:
     async with simulated(tmp_path, plant(free_port(), poll, writes)) as (site, host):
-        store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+        store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
         await store.start()
         bus = LocalBus()
         gateway = Gateway(site, bus, DeadLetters(store))
@@ -412,7 +412,7 @@ async def test_every_attempt_is_audited_with_its_outcome(tmp_path: Path) -> None
 async def test_no_audit_log_no_write(tmp_path: Path) -> None:
     async with running(tmp_path) as rig:
         (tmp_path / "not-a-db").mkdir()  # SQLite cannot open a folder: every statement fails
-        broken = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'not-a-db'}")
+        broken = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'not-a-db'}", site="t")
         try:
             with pytest.raises(AuditUnavailable):
                 await AuditedWrites(rig.gateway, broken)("pump-1", "pressure_setpoint", 0.4, actor="duty", source="")
@@ -422,7 +422,7 @@ async def test_no_audit_log_no_write(tmp_path: Path) -> None:
 
 
 async def test_the_audit_log_keeps_newest_first(tmp_path: Path) -> None:
-    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    store = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await store.start()
     try:
         first = await store.audit.add(

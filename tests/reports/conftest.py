@@ -95,7 +95,7 @@ def site(tmp_path: Path) -> Site:
 
 @pytest.fixture
 async def store(ops_url: str) -> AsyncIterator[OpsStore]:
-    store = OpsStore(ops_url)
+    store = OpsStore(ops_url, site="estate")
     await store.start()
     yield store
     await store.close()
@@ -179,7 +179,7 @@ def seeded_folder(data: Path) -> Path:
     the commands that read it with `--data`."""
 
     async def fill() -> None:
-        store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}")
+        store = OpsStore(f"sqlite+aiosqlite:///{data / 'ops.db'}", site="estate")  # SITE's id
         await store.start()
         try:
             await seed_october(Seed(store))

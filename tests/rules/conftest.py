@@ -59,7 +59,7 @@ def make_site(tmp_path: Path) -> MakeSite:
 async def rules_running(site: Site, url: str) -> AsyncIterator[tuple[RulesService, Bus, OpsStore]]:
     """The rules service of `site` started on a fresh ops store, stopped (and the store closed) after.
     Its outcome journal is `journal` in the site's folder, so a second service of the site finds it."""
-    store = OpsStore(url)
+    store = OpsStore(url, site="t")
     await store.start()
     bus = LocalBus()
     service = RulesService(site, bus, store, site.path("journal"))

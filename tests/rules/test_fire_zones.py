@@ -164,7 +164,7 @@ def panel(bus: Bus, ts: int, fire: set[int]) -> None:
 async def fire_rules(site: Site, url: str) -> AsyncIterator[tuple[Bus, OpsStore]]:
     """The rules service of `site` and its notifier, started as the runtime starts them: without
     waiting for the ops store."""
-    store = OpsStore(url)
+    store = OpsStore(url, site="t")
     await store.start(wait=False)
     bus = LocalBus()
     service = RulesService(site, bus, store, site.path("journal"))

@@ -125,7 +125,7 @@ def make_site(tmp_path: Path, webhooks: list[dict[str, Any]], mqtt: bool = True)
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[OpsStore]:
-    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await ops.start()
     yield ops
     await ops.close()

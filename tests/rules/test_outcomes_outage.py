@@ -64,7 +64,7 @@ async def running(
     site: Site, url: str, journal: Path, setup: Setup | None = None
 ) -> AsyncIterator[tuple[RulesService, Bus, OpsStore]]:
     """The rules service started as the runtime starts it: without waiting for the ops store."""
-    store = OpsStore(url)
+    store = OpsStore(url, site="t")
     await store.start(wait=False)
     bus = LocalBus()
     service = RulesService(site, bus, store, journal)

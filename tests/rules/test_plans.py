@@ -167,7 +167,7 @@ async def test_ticks_record_who_did_what_when_and_the_last_one_closes(store: Ops
     assert done.state == "closed" and done.closed_by == "li" and done.closed_from == "plan"
     assert await service.active() == []
 
-    reopened = OpsStore(ops_url)  # the record outlives the process
+    reopened = OpsStore(ops_url, site="t")  # the record outlives the process
     kept = await PlanService(PlanStore(reopened), LocalBus(), {}).get(opened.id)
     await reopened.close()
     assert kept is not None and [(s.id, s.done_by) for s in kept.steps] == [

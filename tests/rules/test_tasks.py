@@ -96,7 +96,7 @@ async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
     (tmp_path / "rules.yaml").write_text(RULES)
     (tmp_path / "site.yaml").write_text(SITE)
     site = load_site(tmp_path / "site.yaml")
-    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}")
+    ops = OpsStore(f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}", site="t")
     await ops.start()
     bus = LocalBus()
     with bus.subscribe() as events:
@@ -326,7 +326,7 @@ async def test_a_task_read_while_it_recurs_shows_its_count_and_its_history_toget
     (tmp_path / "rules.yaml").write_text(RULES)
     (tmp_path / "site.yaml").write_text(SITE)
     site = load_site(tmp_path / "site.yaml")
-    ops = OpsStore(ops_url)
+    ops = OpsStore(ops_url, site="t")
     await ops.start()
     try:
         service = TaskService(site, TaskStore(ops), LocalBus())
@@ -368,7 +368,7 @@ async def test_changes_to_a_task_at_once_are_each_announced_with_all_the_changes
     (tmp_path / "rules.yaml").write_text(RULES)
     (tmp_path / "site.yaml").write_text(SITE)
     site = load_site(tmp_path / "site.yaml")
-    ops = OpsStore(ops_url)
+    ops = OpsStore(ops_url, site="t")
     await ops.start()
     try:
         bus = LocalBus()

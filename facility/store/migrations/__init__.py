@@ -185,9 +185,11 @@ def schema(conn: Connection) -> Schema:
     return Schema(revision, newest, tables, known)
 
 
-async def upgrade(engine: AsyncEngine, name: str, check: Callable[[Connection], None]) -> Upgraded:
+async def upgrade(engine: AsyncEngine, name: str, check: Callable[[Connection], None], site: str) -> Upgraded:
     """Bring the database of `engine` to this version's newest revision under the upgrade lock, then
-    run `check` (which raises to refuse the result) before committing; logs what it did."""
+    run `check` (which raises to refuse the result) before committing; logs what it did. `site` is
+    the estate upgrading it: a database of one estate, made before records carried their site,
+    gives its records that site (revision 0004)."""
     # Alembic says at INFO, three times a start, which dialect it found: this module's lines say
     # what was upgraded; Alembic's warnings still show.
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -196,7 +198,7 @@ async def upgrade(engine: AsyncEngine, name: str, check: Callable[[Connection], 
         progress = Progress(name)
         watcher = asyncio.create_task(progress.watch(), name="ops store upgrade progress")
         try:
-            done = await conn.run_sync(_upgrade, progress)
+            done = await conn.run_sync(_upgrade, progress, site)
             await conn.run_sync(check)
             await conn.commit()
         except BaseException:
@@ -239,16 +241,17 @@ async def _lock(conn: AsyncConnection, name: str) -> str | None:
     return f"PRAGMA busy_timeout = {int(busy or 0)}"
 
 
-def _config(conn: Connection | None = None, progress: Progress | None = None) -> Config:
+def _config(conn: Connection | None = None, progress: Progress | None = None, site: str = "") -> Config:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     config.set_main_option("version_table", VERSION_TABLE)
     config.attributes["connection"] = conn
     config.attributes["progress"] = progress
+    config.attributes["site"] = site
     return config
 
 
-def _upgrade(conn: Connection, progress: Progress) -> Upgraded:
+def _upgrade(conn: Connection, progress: Progress, site: str) -> Upgraded:
     """Adopt a database of the release before migrations, then apply every revision it lacks."""
     found = schema(conn)
     if not found.known:
@@ -256,7 +259,7 @@ def _upgrade(conn: Connection, progress: Progress) -> Upgraded:
             f"the ops database {progress.name} is at revision {found.revision}, which this version does not know"
             f" (its newest is {found.head}): it was upgraded by a newer version; run that version"
         )
-    config = _config(conn, progress)
+    config = _config(conn, progress, site)
     adopted = found.revision is None and found.tables
     if adopted:
         _adopt(conn, progress.name)

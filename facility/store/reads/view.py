@@ -31,7 +31,9 @@ class View:
 
 
 @asynccontextmanager
-async def open_view(ops: OpsStore, devices: Collection[str] | None) -> AsyncIterator[View]:
-    """A view of `ops` limited to `devices` (None: the whole site), for the queries of one report."""
-    async with ops.sessions() as session:
+async def open_view(ops: OpsStore, devices: Collection[str] | None, site: str | None = None) -> AsyncIterator[View]:
+    """A view of `ops` limited to `devices` (None: the whole site), for the queries of one report;
+    of the store's own estate, or of the estate `site` (the company view reads each estate's
+    records with the same queries its own reports use)."""
+    async with ops.sessions(**({} if site is None else {"info": {"site": site}})) as session:
         yield View(session, None if devices is None else frozenset(devices))
