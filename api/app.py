@@ -24,6 +24,7 @@ from api.routes import (
     dead_letters,
     devices,
     equipment,
+    estates,
     plans,
     reports,
     rules,
@@ -39,7 +40,21 @@ from facility.site import Site
 DESK_DIR = Path(__file__).parent / "desk"
 DOCS_DIR = Path(__file__).parent / "apidocs"
 SWAGGER_UI_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))  # swagger-ui-bundle.js, swagger-ui.css
-ROUTES = (access, alarms, devices, equipment, tasks, plans, rules, reports, stream, writes, dead_letters, words)
+ROUTES = (
+    access,
+    alarms,
+    devices,
+    equipment,
+    estates,
+    tasks,
+    plans,
+    rules,
+    reports,
+    stream,
+    writes,
+    dead_letters,
+    words,
+)
 
 
 def create_probes(site: Site, readiness: Readiness, auth: TokenAuth) -> FastAPI:

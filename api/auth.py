@@ -120,9 +120,9 @@ class TokenAuth:
         return found
 
     async def authenticate(self, authorization: str, address: str) -> User:
-        """The user of an `Authorization` header, or 401; 429 for an address that has failed too
-        often lately (its guesses are not even looked up). Asked by the edge before the body is
-        read, and by the routes of an app without the edge."""
+        """The user of an `Authorization` header, or 401; 403 for a user limited to other estates;
+        429 for an address that has failed too often lately (its guesses are not even looked up).
+        Asked by the edge before the body is read, and by the routes of an app without the edge."""
         if wait := self._failures.wait(address):
             self._log_throttled(address, wait)
             raise too_many("too many requests with a wrong token from this address", wait)
@@ -132,6 +132,8 @@ class TokenAuth:
             self._failures.take(address)
             detail = "invalid token" if token.strip() else "missing bearer token"
             raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+        if self._users is not None and not user.may_enter(self._users.site):
+            raise HTTPException(403, f"{user.name} may not reach the estate {self._users.site}")
         return user
 
     def _log_throttled(self, address: str, wait: float) -> None:

@@ -274,6 +274,7 @@ class Me(Answer):
     name: str
     role: Literal["viewer", "duty", "engineer", "manager", "admin"]
     buildings: list[str] | None = Field(description="null: every building")
+    estates: list[str] | None = Field(description="the estates (site ids) the user may reach; null: every estate")
 
 
 class RuleInfo(Answer):
@@ -302,3 +303,26 @@ ERRORS: dict[int | str, dict[str, object]] = {
     429: {"model": Error, "description": "too many changes; `Retry-After` says when to try again"},
     503: {"model": Error, "description": "the ops store does not answer; `Retry-After` says when to try again"},
 }
+
+
+class Estate(Answer):
+    """One estate in the company view: facility.store.reads.estates.EstateFigures."""
+
+    site: str
+    name: str = Field(description="the estate's name, as its site file says it")
+    desk_url: str = Field(description="where its duty desk is reached (the site file's site.desk_url); empty: not said")
+    here: bool = Field(description="the estate this process serves (its desk is this one)")
+    open_alarms: int
+    open_emergencies: int
+    unacknowledged: int
+    overdue_tasks: int
+    offline_devices: int
+    out_of_service: int
+    month_alarms: int = Field(description="activations since the start of this local month")
+    month_mtta_ns: int | None = Field(description="mean time to acknowledge them, ns; none acknowledged: null")
+    month_on_time: float | None = Field(description="share of the month's team tasks finished by their due time")
+
+
+class Estates(Answer):
+    month: str = Field(description="YYYY-MM, the local month of the month_ figures")
+    items: list[Estate]

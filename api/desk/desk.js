@@ -10,6 +10,7 @@ import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
 import { lang, pick, setLang, t, useWords } from "./i18n.js";
+import { loadEstates, renderEstates } from "./estates.js";
 import { loadLetters, renderLetters } from "./letters.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
@@ -20,7 +21,7 @@ import { $, ago, keepFocus, setZone } from "./util.js";
 
 const SLOW_LOGIN_MS = 5000;  // a first answer slower than this is said to be slow, not failed
 const DEVICE_POLL_MS = 2000;  // device values are read, not streamed: only while the board is shown
-const TABS = ["alarms", "tasks", "devices", "reports", "letters"];
+const TABS = ["alarms", "tasks", "devices", "reports", "letters", "estates"];
 
 const alert = new EmergencyAlert();
 const loadErrors = new Map();
@@ -119,6 +120,8 @@ function renderTabs() {
     button.setAttribute("aria-selected", String(active));
   }
   $('#tabs button[data-tab="letters"]').hidden = !can("engineer");  // the API gives dead letters to engineers
+  // The company view is for users of whole estates: the API refuses it to those limited to buildings.
+  $('#tabs button[data-tab="estates"]').hidden = !state.me || state.me.buildings !== null;
   for (const tab of TABS) $(`#tab-${tab}`).hidden = tab !== state.tab;
   const banner = $("#load-banner");
   banner.hidden = loadErrors.size === 0;
@@ -140,6 +143,7 @@ function render() {
     if (state.tab === "devices" || $("#trend").open) renderDevices();
     renderReports();
     renderLetters();
+    renderEstates();
     renderDetail();
   });
 }
@@ -159,6 +163,7 @@ function showTab(tab) {
   }
   if (state.tab === "reports") prepareReports();
   if (state.tab === "letters") loadLetters();
+  if (state.tab === "estates") loadEstates();
   changed();
 }
 
@@ -297,6 +302,7 @@ $("#report-print").addEventListener("click", printReport);
 $("#report-xlsx").addEventListener("click", () => downloadReport("xlsx"));
 $("#letters-refresh").addEventListener("click", () => loadLetters());
 $("#letters-more").addEventListener("click", () => loadLetters(true));
+$("#estates-refresh").addEventListener("click", () => loadEstates());
 $("#report-csv").addEventListener("click", () => downloadReport("csv"));
 $("#report-md").addEventListener("click", () => downloadReport("md"));
 

@@ -20,6 +20,7 @@ async def me(user: Viewer) -> dict[str, Any]:
         "name": user.name,
         "role": user.role.name.lower(),
         "buildings": sorted(user.buildings) if user.buildings is not None else None,
+        "estates": sorted(user.sites) if user.sites is not None else None,
     }
 
 

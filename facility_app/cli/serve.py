@@ -90,12 +90,20 @@ def run(
     instance: Annotated[
         str, typer.Option(help="this process's name among those running the same parts: keep it across restarts")
     ] = "1",
+    simulate: Annotated[
+        bool,
+        typer.Option(
+            "--simulate",
+            help="run the site's simulators in this process, on the site file's ports, with /sim behind the users",
+        ),
+    ] = False,
     scale: ScaleOption = 1,
     verbose: VerboseOption = False,
 ) -> None:
     """Run gateway, writer, rules and API for a site against its broker and devices, or the parts
     of them named by --parts. An admin token may be given (FACILITY_TOKEN, or --token-file); the
-    desk's users are those of `facility users add`."""
+    desk's users are those of `facility users add`. With --simulate the plant is the site's
+    simulators, as in `facility demo`, but on the site file's broker and stores."""
     from facility_app.runtime import Options  # see the note at the imports
 
     chosen = parsed_parts(parts)
@@ -109,7 +117,12 @@ def run(
             "no admin token given (FACILITY_TOKEN or --token-file): the users of `facility users add` sign in"
         )
     tokens = {token: "operator"} if token else {}
-    _serve(loaded, Options(host=host, port=port, tokens=tokens, parts=chosen, instance=instance), banner=False)
+    if simulate and "api" not in chosen:
+        raise typer.BadParameter(
+            "the simulators' /sim is served by the api: add it to --parts", param_hint="--simulate"
+        )
+    options = Options(host=host, port=port, tokens=tokens, parts=chosen, instance=instance, simulate=simulate)
+    _serve(loaded, options, banner=False)
 
 
 def parsed_parts(given: str) -> frozenset[str]:

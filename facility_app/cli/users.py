@@ -34,18 +34,29 @@ def users_add(
         list[str] | None,
         typer.Option(metavar="BUILDING", help="limit the user to this building (repeat for more); default: all"),
     ] = None,
+    estate: Annotated[
+        list[str] | None,
+        typer.Option(metavar="SITE_ID", help="an estate the user may reach (repeat for more); default: the --site's"),
+    ] = None,
+    every_estate: Annotated[
+        bool, typer.Option("--every-estate", help="the user may reach every estate (the command centre)")
+    ] = False,
     site: UsersSite = DEMO_SITE,
     data: DataOption = None,
 ) -> None:
-    """Add a user and print their token, once: only its digest is kept."""
+    """Add a user and print their token, once: only its digest is kept. The user is limited to the
+    estate of `--site` unless `--estate` names others or `--every-estate` says all."""
     loaded = load(site)
     try:
         level = Role.named(role)
+        if every_estate and estate:
+            raise ValueError("estate: give --estate or --every-estate, not both")
+        sites = None if every_estate else (estate or [loaded.site.id])
         known = {d.location.building for d in loaded.devices if d.location.building}
         for b in building or ():
             if b not in known:
                 raise ValueError(f"building: no building {b!r} in this site (known: {', '.join(sorted(known))})")
-        token = asyncio.run(_with_users(loaded, data, lambda users: users.add(name, level, building or ())))
+        token = asyncio.run(_with_users(loaded, data, lambda users: users.add(name, level, building or (), sites)))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -61,7 +72,8 @@ def users_list(site: UsersSite = DEMO_SITE, data: DataOption = None) -> None:
     for user, created in asyncio.run(_with_users(loaded, data, lambda users: users.all())):
         added = datetime.fromtimestamp(created / 1e9, zone).strftime("%Y-%m-%d %H:%M")
         where = ", ".join(sorted(user.buildings)) if user.buildings else "all buildings"
-        typer.echo(f"{user.name}\t{user.role.name.lower()}\t{where}\tadded {added}")
+        estates = ", ".join(sorted(user.sites)) if user.sites else "every estate"
+        typer.echo(f"{user.name}\t{user.role.name.lower()}\t{estates}\t{where}\tadded {added}")
 
 
 @app.command("revoke")

@@ -36,6 +36,7 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", "/metrics"): VIEWER,
     ("GET", f"{V1}/me"): VIEWER,
     ("GET", f"{V1}/site"): VIEWER,
+    ("GET", f"{V1}/estates"): VIEWER,
     ("GET", f"{V1}/words"): VIEWER,
     ("GET", f"{V1}/audit"): MANAGER,
     ("GET", f"{V1}/dead-letters"): ENGINEER,
