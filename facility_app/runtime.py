@@ -134,7 +134,7 @@ async def _run(
     dead_letter_task = asyncio.create_task(dead_letters.run(), name="dead letters")
     stack.push_async_callback(cancel_all, [dead_letter_task])
 
-    pipeline = Pipeline(writer=_writer(site, options, stack, dead_letters, readiness))
+    pipeline = Pipeline(writer=_writer(site, options, stack, bus, dead_letters, readiness))
     stack.push_async_callback(pipeline.drain)  # runs before the stores above close
     if pipeline.writer is not None:
         bus.on_readings(pipeline.writer.add)
@@ -238,14 +238,16 @@ async def _judge_when_owned(
 
 
 def _writer(
-    site: Site, options: Options, stack: AsyncExitStack, dead_letters: DeadLetters, readiness: Readiness
+    site: Site, options: Options, stack: AsyncExitStack, bus: Bus, dead_letters: DeadLetters, readiness: Readiness
 ) -> TelemetryWriter | None:
     """The telemetry writer of this process: into the site's store where the writers run here; up
-    to the centre where only the gateway does; none where neither does (a rule worker)."""
+    to the centre where only the gateway does (the devices' status with it); none where neither
+    does (a rule worker)."""
     if "writer" in options.parts:
         writer, _ = telemetry_writer(site, options.data_dir, stack, dead_letters)
     elif "gateway" in options.parts:
         writer, uplink = uplink_writer(site, options.data_dir, stack, dead_letters, _client_id("uplink", site, options))
+        bus.on_status(uplink.send_status)
         readiness.add(uplink)
     else:
         return None

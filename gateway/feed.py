@@ -8,9 +8,10 @@ the spool and the rule outcomes they caused are journaled, as the gateway's own 
 Writers that run on their own join a shared subscription (`$share/<group>/...`): the broker hands
 each message to one of them, so that adding a writer adds throughput. A process that runs the
 rules takes every reading of its estate (a condition must see every change of its device), so it
-subscribes on its own. The client id names the part and the instance (`--instance`): a writer
-restarted under the same name gets back the session the broker kept for it, with what it had not
-acknowledged.
+subscribes on its own, and to the devices' status as well (`facility/v1/status/<site>/+`,
+retained): the rules' `offline()` and the desk's device board hear a device that says it is gone.
+The client id names the part and the instance (`--instance`): a writer restarted under the same
+name gets back the session the broker kept for it, with what it had not acknowledged.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from facility.model import Reading
 from facility.mqtt import MqttClient
 from facility.mqtt_delivery import AckAfter, Message
 from facility.readiness import Figure, PartState
-from facility.readings_wire import WireError, decode, device_of, readings_filter
+from facility.readings_wire import (
+    READINGS_TOPIC,
+    STATUS_TOPIC,
+    WireError,
+    decode,
+    decode_status,
+    device_of,
+    readings_filter,
+    status_filter,
+)
 from facility.site import Site
 from gateway.deadletter import DeadLetters
 
@@ -51,10 +61,11 @@ class ReadingsFeed:
         self._dead_letters = dead_letters
         topic = readings_filter(self._site_id)
         self.subscription = f"$share/{shared_group}/{topic}" if shared_group else topic
+        statuses = [] if shared_group else [(status_filter(self._site_id), 1)]  # the writers store no status
         self._mqtt = MqttClient.of(
             site.uplink or site.broker,
             client_id=client_id,
-            subscriptions=[(self.subscription, 1)],
+            subscriptions=[(self.subscription, 1), *statuses],
             on_messages=self.handle,
             manual_ack=True,
             ack_after=ack_after,
@@ -66,15 +77,24 @@ class ReadingsFeed:
         await self._mqtt.start(required=False)  # a broker not up yet delays the readings, nothing else
 
     def handle(self, batch: list[Message]) -> None:
-        """One bus batch of the readings a batch of messages carried; what cannot be read is a
-        dead letter, and never holds up the rest."""
+        """One bus batch of the readings a batch of messages carried, and the statuses between
+        them in the order they came; what cannot be read is a dead letter, and never holds up the
+        rest."""
         readings: list[Reading] = []
         for topic, payload in batch:
             try:
-                device = device_of(topic, self._site_id)
+                status = topic.startswith(STATUS_TOPIC)
+                device = device_of(topic, self._site_id, STATUS_TOPIC if status else READINGS_TOPIC)
                 if device not in self._devices:
                     raise WireError(f"no device {device!r} in site {self._site_id!r}")
-                readings += decode(device, payload)
+                if not status:
+                    readings += decode(device, payload)
+                    continue
+                said = decode_status(device, payload)
+                if readings:  # what came before the status reaches the bus before it
+                    self._bus.publish_readings(readings)
+                    readings = []
+                self._bus.publish_status(said)
             except WireError as exc:
                 self.refused += 1
                 self._dead_letters.put("uplink", topic, str(exc), payload)

@@ -15,6 +15,10 @@ the in-process ingest avoids (docs/architecture.md): an estate publishes hundred
 second, not the centre's tens of thousands, and the loop stays free for polling and local rules.
 A batch the broker did not acknowledge in time is spooled and sent again: the centre's stores key
 on (device, point, time), so a message that arrives twice is stored once.
+
+Device status goes up too (`send_status`), retained on `facility/v1/status/<site>/<device>`, and
+not through the spool: only the latest status of a device matters, so the uplink keeps each
+device's latest and publishes them all again whenever it connects.
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ from collections.abc import Iterable, Sequence
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from facility.model import Reading
+from facility.model import DeviceStatus, Reading
 from facility.mqtt_settings import Broker
 from facility.readiness import Figure, PartState, State
-from facility.readings_wire import by_device, encode, readings_topic
+from facility.readings_wire import by_device, encode, encode_status, readings_topic, status_topic
 from facility.store.telemetry import HistoryUnavailable, Sample, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,8 @@ class Uplink:
         c.on_disconnect = self._disconnected
         self._host, self._port = broker.host, broker.port
         self._up = threading.Event()
+        self._statuses: dict[str, DeviceStatus] = {}  # each device's latest, sent again at each connect
+        self._statuses_lock = threading.Lock()  # the loop adds to it; paho's thread reads it on connect
         self._last_success_ns: int | None = None
         self.sent = 0  # readings the broker acknowledged
         self.messages = 0  # ... in this many messages
@@ -74,7 +80,23 @@ class Uplink:
             log.error("uplink %s refused the connection: %s", self.where, reason)
             return
         log.info("uplink %s connected", self.where)
+        with self._statuses_lock:
+            latest = list(self._statuses.values())
+        for status in latest:
+            self._publish_status(status)
         self._up.set()
+
+    def send_status(self, status: DeviceStatus) -> None:
+        """Send a device's status to the centre now, or when the uplink is next connected (the bus's
+        status handler: it never blocks)."""
+        with self._statuses_lock:
+            self._statuses[status.device] = status
+        if self._up.is_set():
+            self._publish_status(status)
+
+    def _publish_status(self, status: DeviceStatus) -> None:
+        topic = status_topic(self._site, status.device)
+        self._client.publish(topic, encode_status(status), qos=1, retain=True)
 
     def _disconnected(self, _c: object, _u: object, _f: object, reason: paho.ReasonCode, _p: object) -> None:
         if self._up.is_set():

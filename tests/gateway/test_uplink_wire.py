@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from facility.bus import LocalBus
-from facility.model import Quality, Reading
+from facility.model import DeviceStatus, Quality, Reading
 from facility.mqtt import MqttClient
 from facility.mqtt_settings import Broker
 from facility.readings_wire import WireError, by_device, decode, device_of, encode, readings_topic
@@ -95,6 +95,41 @@ async def test_the_feed_hands_an_estates_readings_to_the_bus_and_keeps_the_rest(
         uplink.close()
         await other.stop()
         await feed.stop()
+
+
+async def test_a_devices_status_reaches_the_centre_whenever_it_listens(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """The estate's gateway says a device went offline while the centre's rules are away; the
+    rules, subscribing later, hear it (retained), then hear it come back, in order with its readings.
+    The writers' shared group takes no status."""
+    site = load_site(write_site(tmp_path, mosquitto.url, 1502))
+    device = site.devices[0].id
+    uplink = Uplink(Broker(url=mosquitto.url), site.site.id, "test-uplink")
+    uplink.send_status(DeviceStatus(device, False, 1000))  # before it is connected: sent once it is
+    uplink.start()
+    bus, writers_bus = LocalBus(), LocalBus()
+    heard: list[object] = []
+    bus.on_status(heard.append)
+    bus.on_readings(heard.extend)
+    writers_heard: list[object] = []
+    writers_bus.on_status(writers_heard.append)
+    letters = _Letters()
+    rules = ReadingsFeed(site, bus, letters, client_id="test-rules", shared_group=None, ack_after=None)  # type: ignore[arg-type]
+    writers = ReadingsFeed(site, writers_bus, letters, client_id="test-w", shared_group="w", ack_after=None)  # type: ignore[arg-type]
+    try:
+        await _until(lambda: _written(uplink, []))  # connected: the status that waited is sent
+        await rules.start()
+        await writers.start()
+        await _until(lambda: heard == [DeviceStatus(device, False, 1000)])
+        back = Reading(device, "p", 1.0, Quality.GOOD, 2001)
+        uplink.send_status(DeviceStatus(device, True, 2000))
+        await _until(lambda: _written(uplink, [back]))
+        await _until(lambda: len(heard) == 3)
+        assert heard == [DeviceStatus(device, False, 1000), DeviceStatus(device, True, 2000), back]
+        assert writers_heard == [] and letters.kept == []
+    finally:
+        uplink.close()
+        await rules.stop()
+        await writers.stop()
 
 
 def _written(uplink: Uplink, readings: list[Reading]) -> bool:
