@@ -9,6 +9,7 @@ for the command centre) and, within them, to some buildings.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from enum import IntEnum
 from sqlalchemy import select
 
 from facility.model import now_ns
+from facility.site import ID_PATTERN
 from facility.store.ops import OpsStore
 from facility.store.tables import UserRow
 
@@ -91,6 +93,8 @@ class UserStore:
         estates = "" if sites is None else _joined(sites, "estate")
         if sites is not None and not estates:
             raise ValueError("estate: name at least one estate, or none for every estate")
+        if odd := [s for s in estates.split(",") if estates and not re.fullmatch(ID_PATTERN, s)]:
+            raise ValueError(f"estate: {odd[0]!r} is not a site id (lower-case letters, digits, '.', '_', '-')")
         token = secrets.token_urlsafe(32)
         async with self._sessions.begin() as s:
             if (await s.scalars(select(UserRow).where(UserRow.name == name))).first() is not None:
