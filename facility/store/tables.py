@@ -77,8 +77,9 @@ class AlarmRow(SiteColumn, Base):
     history: Mapped[list[AlarmHistoryRow]] = relationship(order_by="AlarmHistoryRow.id", cascade="all, delete-orphan")
 
     __table_args__ = (
-        Index("alarms_open_by_change", "is_open", "changed_at"),
-        Index("alarms_by_raised", "raised_at"),
+        # The desk's lists and the reports ask one estate's alarms: the site leads (migration 0004).
+        Index("alarms_open_by_change", "site", "is_open", "changed_at"),
+        Index("alarms_by_raised", "site", "raised_at"),
         Index("alarms_by_rule_and_device", "rule_id", "device_id"),  # chattering counts every occurrence
         Index(
             "one_open_alarm_per_rule_and_device",
@@ -115,7 +116,7 @@ class AlarmHistoryRow(HistoryColumns, SiteColumn, Base):
     alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id"), index=True)
 
     # Reports and the handover read a period's actions (acknowledged, raised...) across all alarms.
-    __table_args__ = (Index("alarm_history_by_action_and_time", "action", "ts"),)
+    __table_args__ = (Index("alarm_history_by_action_and_time", "site", "action", "ts"),)
 
 
 class OutOfServiceRow(SiteColumn, Base):
