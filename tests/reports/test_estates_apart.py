@@ -85,6 +85,7 @@ async def test_an_estate_sees_nothing_of_another_in_the_same_database(ops_url: s
         month = (at("2026-12-01 00:00"), at("2027-01-01 00:00"))
         here = await estates.figures(a, Estate("estate", "Garden"), comm, month, at("2026-12-02 09:00"))
         there = await estates.figures(a, Estate("other", ""), comm, month, at("2026-12-02 09:00"))
+        assert (here.offline_devices, here.out_of_service) == (1, 1)  # lift-1 cut off since 30 Nov; pump-2
         assert there == replace(
             here,
             site="other",
