@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from facility.site import Site
+from facility.store.ops import OpsStore
+from facility.store.reads.estates import estates
 from facility.store.users import Role, UserStore
 from facility_app.cli.options import DEMO_SITE, DataOption, load, with_ops
 
@@ -56,12 +58,23 @@ def users_add(
         for b in building or ():
             if b not in known:
                 raise ValueError(f"building: no building {b!r} in this site (known: {', '.join(sorted(known))})")
-        token = asyncio.run(_with_users(loaded, data, lambda users: users.add(name, level, building or (), sites)))
+
+        async def add(ops: OpsStore) -> tuple[str, list[str]]:
+            token = await UserStore(ops).add(name, level, building or (), sites)
+            registered = {e.site for e in await estates(ops, None)}
+            return token, sorted(set(sites or ()) - registered)
+
+        token, unheard = asyncio.run(with_ops(loaded, data, add))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"{name} ({level.name.lower()}): {token}")
     typer.echo("The token is shown this once; keep it like a password.", err=True)
+    if unheard:  # a typo, or an estate not started yet: the user can reach it once it runs
+        typer.echo(
+            f"warning: no process of the estate {', '.join(unheard)} has used this database yet; check the site id",
+            err=True,
+        )
 
 
 @app.command("list")
