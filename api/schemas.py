@@ -323,6 +323,15 @@ class Estate(Answer):
     month_on_time: float | None = Field(description="share of the month's team tasks finished by their due time")
 
 
+class EstateDesk(Answer):
+    """An estate the user may reach and where its desk is: the desk's estate switch."""
+
+    site: str
+    name: str
+    desk_url: str = Field(description="its desk's address (the site file's site.desk_url); empty: not said")
+    here: bool
+
+
 class Estates(Answer):
     month: str = Field(description="YYYY-MM, the local month of the month_ figures")
     items: list[Estate]

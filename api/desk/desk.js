@@ -10,7 +10,7 @@ import { closeDetail, detailTouched, loadDetail, openDetail, renderDetail } from
 import { closeTrend, deviceStatus, loadDevices, renderDevices } from "./devices.js";
 import { checkHealth, renderHealth, startHealth, stopHealth } from "./health.js";
 import { lang, pick, setLang, t, useWords } from "./i18n.js";
-import { loadEstates, renderEstates } from "./estates.js";
+import { loadDesks, loadEstates, renderEstates, renderSwitch } from "./estates.js";
 import { loadLetters, renderLetters } from "./letters.js";
 import { downloadReport, languageChanged, prepareReports, printReport, renderReports, showReport } from "./reports.js";
 import { EmergencyAlert } from "./sound.js";
@@ -134,6 +134,7 @@ function render() {
   alert.setTitle(t("pageTitle"), t("emergencyTitle", { n: count }));
   keepFocus(() => {
     renderWho();
+    renderSwitch();
     renderTabs();
     renderLink();
     renderBanners(alert);
@@ -193,6 +194,7 @@ async function start() {
   } catch (err) {
     loadErrors.set("site", err.message);
   }
+  loadDesks();  // the header's estate switch, when the user may reach other estates
   state.link.state = "connecting";
   showTab(sessionStorage.getItem("desk.tab") || "alarms");
   stream.start();

@@ -9,6 +9,38 @@ import { changed } from "./state.js";
 import { $, duration, el, fill } from "./util.js";
 
 const estates = { items: [], month: "", loading: false, error: "" };
+let desks = [];  // the estates the user may reach, for the header's switch
+
+/** The estates the user may reach and their desks (GET /estates/desks), once at login. */
+export async function loadDesks() {
+  try {
+    desks = await api("/estates/desks");
+  } catch {
+    desks = [];  // the switch stays hidden: this desk works on without it
+  }
+  changed();
+}
+
+/** The header's estate switch: shown when the user may reach another estate whose desk is known;
+ * choosing one opens that estate's desk. */
+export function renderSwitch() {
+  const select = $("#estate-switch");
+  const others = desks.filter((d) => !d.here && d.desk_url);
+  select.hidden = others.length === 0;
+  $("#site").hidden = !select.hidden;  // the switch names this estate first: the name once, not twice
+  select.setAttribute("aria-label", t("estateSwitch"));
+  const here = desks.find((d) => d.here);
+  const key = JSON.stringify([t("estateSwitch"), here, others]);
+  if (select.hidden || select.dataset.key === key) return;  // an open list is not rebuilt under the hand
+  select.dataset.key = key;
+  fill(select,
+    el("option", { value: "" }, here ? here.name || here.site : t("estateSwitch")),
+    ...others.map((d) => el("option", { value: d.desk_url }, d.name || d.site)));
+  if (!select.dataset.wired) {
+    select.dataset.wired = "1";
+    select.addEventListener("change", () => { if (select.value) window.location.assign(select.value); });
+  }
+}
 
 export async function loadEstates() {
   estates.loading = true;

@@ -1,6 +1,7 @@
 """The company view (指挥中心): every estate the user may reach, side by side, from the ops database
 the estates share (facility.store.reads.estates). A user limited to buildings is refused: the
-centre knows the buildings of its own estate only, so it could not limit the others'."""
+centre knows the buildings of its own estate only, so it could not limit the others'. Their
+estates' desks (for the desk's estate switch) any user may list."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ from reports.communication import communication_rules
 from reports.periods import local_date, month_bounds
 
 router = APIRouter(tags=["estates"])
+
+
+@router.get("/estates/desks", response_model=list[schemas.EstateDesk])
+async def desks(ctx: Ctx, user: Viewer) -> list[schemas.EstateDesk]:
+    """The estates the user may reach and their desks, for the desk's estate switch: the registry
+    alone, no figures, so that every desk may ask it at login."""
+    return [
+        schemas.EstateDesk(site=e.site, name=e.name, desk_url=e.desk_url, here=e.site == ctx.ops.site)
+        for e in await estates.estates(ctx.ops, user.sites)
+    ]
 
 
 @router.get("/estates", response_model=schemas.Estates)

@@ -37,6 +37,7 @@ NEEDS: dict[tuple[str, str], Role | None] = {
     ("GET", f"{V1}/me"): VIEWER,
     ("GET", f"{V1}/site"): VIEWER,
     ("GET", f"{V1}/estates"): VIEWER,
+    ("GET", f"{V1}/estates/desks"): VIEWER,
     ("GET", f"{V1}/words"): VIEWER,
     ("GET", f"{V1}/audit"): MANAGER,
     ("GET", f"{V1}/dead-letters"): ENGINEER,

@@ -1,6 +1,7 @@
 """The company view on the desk (各项目), in Chromium: a manager of every estate reads each estate of
 the shared ops database side by side, in Chinese with no English word, on a desk screen and on a
-phone, with a link to the other estate's desk; a user limited to buildings has no such tab."""
+phone, with a link to the other estate's desk and a switch to it in the header; a user of one
+estate, limited to buildings, has neither."""
 
 from __future__ import annotations
 
@@ -63,6 +64,9 @@ async def test_a_manager_compares_the_estates_in_chinese(
         await expect(east.locator("a")).to_have_attribute("href", EAST_DESK)
         await expect(east.locator("a")).to_have_text("进入该项目值班台")
         await expect(rows.filter(has_text="示范花园小区")).to_contain_text("当前值班台")
+        switch = page.locator("#estate-switch")  # in the header, on every tab: this estate, then the other
+        await expect(switch.locator("option")).to_have_text(["示范花园小区", "东区花园"])
+        await expect(switch.locator("option").nth(1)).to_have_attribute("value", EAST_DESK)
         english = _foreign(await _visible_text(page), allowed)
         assert not english, f"English on the Chinese company view: {english}"
         await _shot(page, "zh-estates")
@@ -86,4 +90,5 @@ async def test_a_manager_compares_the_estates_in_chinese(
         page = await browser.new_page(viewport=DESK)
         await _log_in(page, url, in_b1)
         await expect(page.locator('#tabs button[data-tab="estates"]')).to_be_hidden()
+        await expect(page.locator("#estate-switch")).to_be_hidden()  # their one estate: nowhere to switch
         await page.close()
