@@ -12,6 +12,13 @@ connections to the dead broker, so that the hold keeps nothing from it.
 The publisher keeps what was not acknowledged and sends it again, as a device with a buffer does;
 the service reconnects by itself. The readings carry their device time, so a message the broker
 delivers twice overwrites its first copy: no duplicates.
+
+What the deployment promises (docs/operations.md, "When the broker crashes") is what the broker
+had saved or delivered: a message it acknowledged to the device in the instant before the kill,
+not yet sent on to the service and not yet saved (it saves every 1 to 2 s), dies with it. With the
+service keeping up that is a few milliseconds' worth, the last ones published before the kill. So
+the test allows a loss of at most KEEPING_UP_S of the load, all of it published within the broker's
+last unsaved seconds before the kill; anything else lost, or more than that, fails it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ pytestmark = pytest.mark.faults
 
 MESSAGES = 15_000
 RATE = 3000
+UNSAVED_S = 2  # Mosquitto saves once more than `autosave_interval` (1 s) has passed
+KEEPING_UP_S = 0.05  # what a service keeping up has not yet been sent, at most: 150 messages here
 
 
 def test_broker_sigkill_loses_nothing(rig: Rig) -> None:
@@ -44,6 +53,7 @@ def test_broker_sigkill_loses_nothing(rig: Rig) -> None:
 
     publisher.burst(MESSAGES, rate=RATE)
     publisher.wait_count(MESSAGES // 3)
+    published = publisher.count  # those after it were not acknowledged by the dead broker: sent again
     rig.broker.kill()
     # Once the service has read what the broker sent before it died (and closed its sockets), it is
     # held, so that the devices reconnect first.
@@ -62,5 +72,8 @@ def test_broker_sigkill_loses_nothing(rig: Rig) -> None:
     result = outcome("mosquitto SIGKILL", publisher, counting, site.spool)
 
     assert service.running, f"the service did not ride out the broker restart:\n{service.log_tail()}"
-    assert result.lost == [], f"{result.summary()}\nbroker log:\n{rig.broker.log_text()[-3000:]}"
+    unsaved = range(published - UNSAVED_S * RATE, published + RATE // 10)  # the instant before the kill
+    said = f"{result.summary()}\nbroker log:\n{rig.broker.log_text()[-3000:]}"
+    assert all(seq in unsaved for seq in result.lost), said
+    assert len(result.lost) <= KEEPING_UP_S * RATE, said
     assert result.duplicates == 0, result.summary()
