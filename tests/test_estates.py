@@ -14,6 +14,7 @@ import asyncio
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,15 @@ ESTATES = ("estate-a", "estate-b")
 ENTRAPMENT = "elevator-entrapment"  # the library's emergency on an elevator: lift-1 is in B1 in both
 
 
-def estate_site(folder: Path, name: str, broker: Mosquitto, database: str) -> Path:
-    """The test estate as `name`, on the shared ops database, its lift on a topic of its own."""
+def estate_site(folder: Path, name: str, broker: Mosquitto, database: str, run: str) -> Path:
+    """The test estate as `name`, on the shared ops database, its lift on a topic of its own and
+    of this run (`run`): the broker outlives a test, and a lift left trapped by the last one must
+    not reach this one."""
     folder.mkdir()
     path = write_site(folder, broker.url, free_port())
     text = re.sub(r"site: \{id: [^,]+,", f"site: {{id: {name},", path.read_text())
     text = text.replace('ops: "sqlite+aiosqlite:///var/ops.db"', f'ops: "{database}"')
-    path.write_text(text.replace("test/lifts/", f"{name}/lifts/"))
+    path.write_text(text.replace("test/lifts/", f"{name}-{run}/lifts/"))
     return path
 
 
@@ -76,13 +79,16 @@ class Desk:
 @pytest.fixture
 def estates(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[dict[str, tuple[Path, int]]]:
     """Both estates running, on one fresh PostgreSQL database: name -> (site file, HTTP port)."""
+    # A run of its own: the same estates' processes of an earlier test left sessions in the broker,
+    # with readings queued in them (a trapped lift's); new client ids and topics start clean.
+    run = uuid.uuid4().hex[:8]
     with fresh_database_url() as database:
-        sites = {name: estate_site(tmp_path / name, name, mosquitto, database) for name in ESTATES}
+        sites = {name: estate_site(tmp_path / name, name, mosquitto, database, run) for name in ESTATES}
         ports = {name: free_port() for name in ESTATES}
         procs: dict[str, subprocess.Popen[str]] = {}
         try:
             for name, site in sites.items():
-                args = ["run", "-c", "site.yaml", "--port", str(ports[name]), "--simulate"]
+                args = ["run", "-c", "site.yaml", "--port", str(ports[name]), "--simulate", "--instance", run]
                 procs[name] = start_facility(args, site.parent, {"FACILITY_TOKEN": TOKEN})
             for name, proc in procs.items():
                 wait_listening(ports[name], timeout=60, proc=proc)
