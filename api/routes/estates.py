@@ -36,9 +36,9 @@ async def company(ctx: Ctx, user: Viewer) -> schemas.Estates:
     and this month's alarms, mean time to acknowledge and deadlines kept, per estate."""
     if user.buildings is not None:
         raise HTTPException(403, f"the company view is for users of whole estates; {user.name} is limited to buildings")
-    now = now_ns()
-    today = local_date(now, ZoneInfo(ctx.site.site.timezone))
-    month = month_bounds(today.year, today.month, ZoneInfo(ctx.site.site.timezone))
+    now, zone = now_ns(), ZoneInfo(ctx.site.site.timezone)
+    today = local_date(now, zone)
+    month = month_bounds(today.year, today.month, zone)
     communication = communication_rules(ctx.rules.running.rules)
     items = []
     for estate in await estates.estates(ctx.ops, user.sites):
